@@ -1,0 +1,1 @@
+"""The `cxrsal` command line (installed as the cxrsal.cli package)."""

@@ -1,0 +1,55 @@
+"""Click group of the `cxrsal` command; heavy modules are imported inside the commands."""
+
+import sys
+
+import click
+
+from cxrsal.errors import CxrsalError
+
+
+class Group(click.Group):
+    """Turns a user mistake (CxrsalError) into one line on stderr instead of a traceback."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except CxrsalError as e:
+            click.echo(f"error: {e}", err=True)
+            sys.exit(2)
+        except KeyboardInterrupt:
+            click.echo("interrupted: finished work is kept; run the same command again to resume", err=True)
+            sys.exit(130)
+
+
+@click.group(cls=Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="cxrsal")
+def cli():
+    """cxrsal: can this chest X-ray heat map be trusted?
+
+    \b
+    Typical session:
+      cxrsal synth --dataset rsna --n 200 --out data/rsna     (or your Kaggle download)
+      cxrsal prepare --dataset rsna --root data/rsna --size 320 --out runs/rsna
+    """
+
+
+def config_options(f):
+    """--config FILE and repeatable --set section.key=value, shared by every command."""
+    f = click.option("--set", "overrides", multiple=True, metavar="SECTION.KEY=VALUE",
+                     help="Override one config value (repeatable), e.g. --set data.seed=1.")(f)
+    f = click.option("--config", "config_path", type=click.Path(dir_okay=False), default=None,
+                     help="YAML config file (see configs/).")(f)
+    return f
+
+
+def _register():
+    from . import data_cmds
+
+    data_cmds.register(cli)
+
+
+_register()
+
+
+def main():
+    cli(prog_name="cxrsal")

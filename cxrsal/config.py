@@ -1,0 +1,165 @@
+"""YAML configuration into frozen dataclasses; unknown keys are errors; `--set a.b=v` overrides."""
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .errors import ConfigError
+from .io import atomic_write_text
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    dataset: str = "rsna"              # rsna | siim
+    root: str = ""                     # the Kaggle download (or `cxrsal synth` output)
+    size: int = 320                    # cached image side, pixels ([A]: 320 for InceptionV3)
+    seed: int = 0                      # split seed
+    split: typing.Optional[tuple[float, float, float]] = None   # None: 80:10:10 RSNA, 81:9:10 SIIM
+    cache: str = ""                    # decoded-image cache; "" = RUN/cache
+    workers: int = 0                   # decoding processes; 0 = one per core
+    strict: bool = False               # stop at the first bad item instead of skipping it
+
+
+@dataclass(frozen=True)
+class PipelineConfig:
+    batch_size: int = 32
+    image_size: int = 0                # model input side; 0 = the prepared size
+    balanced: bool = False             # class-balanced sampling (with replacement)
+    flip: bool = False                 # random horizontal flip (training only)
+    shuffle: bool = True
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class Config:
+    data: DataConfig = field(default_factory=DataConfig)
+    pipeline: PipelineConfig = field(default_factory=PipelineConfig)
+
+
+def _type_name(tp):
+    return getattr(tp, "__name__", str(tp).replace("typing.", ""))
+
+
+def _coerce(value, tp, key, source):
+    """Check/convert one YAML value to the annotated type `tp`."""
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(tp) if a is not type(None)]
+        if value is None:
+            return None
+        return _coerce(value, args[0], key, source)
+    if origin is tuple:
+        args = typing.get_args(tp)
+        if not isinstance(value, (list, tuple)) or (Ellipsis not in args and len(value) != len(args)):
+            raise ConfigError(f"{source}: {key} must be a list of {len(args)} values, got {value!r}")
+        item_types = [args[0]] * len(value) if Ellipsis in args else args
+        return tuple(_coerce(v, t, key, source) for v, t in zip(value, item_types))
+    if dataclasses.is_dataclass(tp):
+        return from_mapping(tp, value, source, prefix=key + ".")
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+    elif tp is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+    elif tp is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+    elif tp is str:
+        if isinstance(value, (str, int, float)) and not isinstance(value, bool):
+            return str(value)
+    else:
+        return value
+    raise ConfigError(f"{source}: {key} must be {_type_name(tp)}, got {value!r}")
+
+
+def from_mapping(cls, mapping, source="config", prefix=""):
+    """Build dataclass `cls` from a nested mapping, refusing keys it does not have."""
+    if mapping is None:
+        mapping = {}
+    if not isinstance(mapping, dict):
+        raise ConfigError(f"{source}: {prefix.rstrip('.') or 'the top level'} must be a mapping, got {mapping!r}")
+    hints = typing.get_type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls)]
+    unknown = [k for k in mapping if k not in names]
+    if unknown:
+        where = f"section '{prefix.rstrip('.')}'" if prefix else "the top level"
+        raise ConfigError(f"{source}: unknown key '{prefix}{unknown[0]}'; valid keys in {where}: {', '.join(names)}")
+    kwargs = {k: _coerce(v, hints[k], prefix + k, source) for k, v in mapping.items()}
+    return cls(**kwargs)
+
+
+def to_dict(cfg):
+    """Plain nested dict/list form of a config (what is written into run directories)."""
+    def plain(v):
+        if isinstance(v, tuple):
+            return [plain(x) for x in v]
+        if isinstance(v, dict):
+            return {k: plain(x) for k, x in v.items()}
+        return v
+    return plain(dataclasses.asdict(cfg))
+
+
+def parse_override(text):
+    """`section.key=value` -> (["section", "key"], value parsed as YAML)."""
+    import yaml
+
+    if "=" not in text:
+        raise ConfigError(f"--set {text!r}: expected section.key=value")
+    key, raw = text.split("=", 1)
+    parts = key.strip().split(".")
+    if not all(parts):
+        raise ConfigError(f"--set {text!r}: expected section.key=value")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError as e:
+        raise ConfigError(f"--set {text!r}: value is not valid YAML ({e.problem})") from None
+    return parts, value
+
+
+def _merge(base, parts, value):
+    node = base
+    for p in parts[:-1]:
+        nxt = node.setdefault(p, {})
+        if not isinstance(nxt, dict):
+            raise ConfigError(f"--set {'.'.join(parts)}: '{p}' is not a section")
+        node = nxt
+    node[parts[-1]] = value
+
+
+def load_config(path=None, overrides=(), options=None, cls=Config):
+    """Defaults < YAML file `path` < command-line `options` {"section.key": value} < `--set` overrides."""
+    import yaml
+
+    data, source = {}, "defaults"
+    if path:
+        source = str(path)
+        try:
+            text = Path(path).read_text()
+        except OSError as e:
+            raise ConfigError(f"--config {path}: cannot be read ({e.strerror})") from None
+        try:
+            data = yaml.safe_load(text) or {}
+        except yaml.YAMLError as e:
+            raise ConfigError(f"--config {path}: not valid YAML ({e})") from None
+        if not isinstance(data, dict):
+            raise ConfigError(f"--config {path}: the top level must be a mapping of sections")
+    for key, value in (options or {}).items():
+        if value is not None:
+            _merge(data, key.split("."), value)
+    for text in overrides:
+        parts, value = parse_override(text)
+        _merge(data, parts, value)
+    sources = source + (" with command-line options" if options or overrides else "")
+    return from_mapping(cls, data, sources)
+
+
+def write_config(cfg, run_dir, name="config.yaml"):
+    """Write the resolved config into a run directory (atomically) and return its path."""
+    import yaml
+
+    path = Path(run_dir) / name
+    atomic_write_text(path, yaml.safe_dump(to_dict(cfg), sort_keys=False))
+    return path

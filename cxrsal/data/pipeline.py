@@ -1,0 +1,116 @@
+"""tf.data pipeline over a prepared run: cached uint16 arrays -> float batches at the model's size."""
+
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import DataError
+from .manifest import SPLITS
+from .prepare import ARRAYS_DIR, SCALE, check_prepared
+
+
+class PreparedSplit:
+    """Memory-mapped images (uint16), masks (uint8) and labels of one split of a prepared run."""
+
+    def __init__(self, run_dir, split):
+        if split not in SPLITS:
+            raise DataError(f"unknown split {split!r}; valid choices: {', '.join(SPLITS)}")
+        check_prepared(run_dir)
+        base = Path(run_dir) / ARRAYS_DIR
+        self.images = np.load(base / f"{split}_images.npy", mmap_mode="r")
+        self.masks = np.load(base / f"{split}_masks.npy", mmap_mode="r")
+        self.labels = np.load(base / f"{split}_labels.npy")
+        self.split = split
+
+    def __len__(self):
+        return len(self.labels)
+
+    @property
+    def size(self):
+        return self.images.shape[1]
+
+    def arrays(self, indices=None):
+        """(images float32 [N,H,W,1] in [0,1], labels float32 [N], masks float32 [N,H,W,1])."""
+        idx = np.arange(len(self)) if indices is None else np.asarray(indices)
+        images = (self.images[idx].astype(np.float32) / SCALE)[..., None]
+        masks = self.masks[idx].astype(np.float32)[..., None]
+        return images, self.labels[idx].astype(np.float32), masks
+
+
+def epoch_order(labels, *, epoch, seed, shuffle, balanced):
+    """Indices of one epoch: shuffled (seed, epoch) or in order; balanced = half positives,
+    drawn with replacement, as many samples as the split has."""
+    n = len(labels)
+    rng = np.random.default_rng([seed, epoch])
+    if balanced:
+        pos, neg = np.flatnonzero(labels == 1), np.flatnonzero(labels == 0)
+        if not len(pos) or not len(neg):
+            raise DataError("balanced sampling needs both classes in the split")
+        order = np.concatenate([rng.choice(pos, n // 2), rng.choice(neg, n - n // 2)])
+        return rng.permutation(order)
+    return rng.permutation(n) if shuffle else np.arange(n)
+
+
+def make_dataset(run_dir, split, *, batch_size=32, image_size=0, balanced=False, flip=False,
+                 shuffle=None, seed=0, start_epoch=0, repeat=False, with_masks=True, drop_remainder=False):
+    """A `tf.data.Dataset` of `(images, labels, masks)` batches (or `(images, labels)`).
+
+    Images are float32 [B, S, S, 1] in [0, 1], labels float32 [B], masks float32 [B, S, S, 1]
+    where S is `image_size` (0: the prepared size). Each pass over the dataset is one epoch,
+    shuffled by (seed, epoch); `start_epoch` continues an interrupted training run's sequence.
+    Horizontal flips (training) are drawn from the same seeded generator, so a run is repeatable.
+    """
+    import tensorflow as tf
+
+    data = PreparedSplit(run_dir, split)
+    if len(data) == 0:
+        raise DataError(f"{run_dir}: split {split!r} is empty")
+    shuffle = (split == "train") if shuffle is None else shuffle
+    src = data.size
+    epoch = [start_epoch]
+
+    def batches():
+        order = epoch_order(data.labels, epoch=epoch[0], seed=seed, shuffle=shuffle, balanced=balanced)
+        rng = np.random.default_rng([seed, epoch[0], 1])
+        epoch[0] += 1
+        stop = len(order) - (len(order) % batch_size if drop_remainder else 0)
+        for start in range(0, stop, batch_size):
+            idx = order[start:start + batch_size]
+            # memmaps read fastest in file order; gather sorted, then restore the epoch's order
+            uniq, inverse = np.unique(idx, return_inverse=True)
+            images = data.images[uniq][inverse]
+            masks = data.masks[uniq][inverse]
+            if flip:
+                flipped = rng.random(len(idx)) < 0.5
+                images[flipped] = images[flipped, :, ::-1]
+                masks[flipped] = masks[flipped, :, ::-1]
+            yield images, data.labels[idx], masks
+
+    signature = (tf.TensorSpec((None, src, src), tf.uint16), tf.TensorSpec((None,), tf.uint8),
+                 tf.TensorSpec((None, src, src), tf.uint8))
+    ds = tf.data.Dataset.from_generator(batches, output_signature=signature)
+    size = image_size or src
+
+    def convert(images, labels, masks):
+        images = tf.cast(images, tf.float32)[..., None] / SCALE
+        masks = tf.cast(masks, tf.float32)[..., None]
+        if size != src:
+            method = "area" if size < src else "bilinear"
+            images = tf.image.resize(images, (size, size), method=method)
+            masks = tf.cast(tf.image.resize(masks, (size, size), method="area") > 1e-6, tf.float32)
+        labels = tf.cast(labels, tf.float32)
+        return (images, labels, masks) if with_masks else (images, labels)
+
+    ds = ds.map(convert, num_parallel_calls=tf.data.AUTOTUNE)
+    if repeat:
+        ds = ds.repeat()
+    return ds.prefetch(tf.data.AUTOTUNE)
+
+
+def dataset_from_config(run_dir, split, pipeline_cfg, **overrides):
+    """`make_dataset` with the settings of a `PipelineConfig` (keyword overrides win)."""
+    kw = dict(batch_size=pipeline_cfg.batch_size, image_size=pipeline_cfg.image_size,
+              balanced=pipeline_cfg.balanced and split == "train", flip=pipeline_cfg.flip and split == "train",
+              shuffle=pipeline_cfg.shuffle and split == "train", seed=pipeline_cfg.seed)
+    kw.update(overrides)
+    return make_dataset(run_dir, split, **kw)

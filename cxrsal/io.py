@@ -1,0 +1,45 @@
+"""Atomic file writes: a file appears whole under its final name or not at all."""
+
+import contextlib
+import os
+import tempfile
+from pathlib import Path
+
+
+@contextlib.contextmanager
+def atomic_path(path):
+    """Yield a temporary path beside `path`; on success it is renamed onto `path`.
+
+    On any exception (or a kill) the final name is untouched and the temporary file is removed
+    when possible; a leftover `.tmp-*` file from a kill is never mistaken for a result.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".tmp-{path.name}.", dir=path.parent)
+    os.close(fd)
+    try:
+        yield Path(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+def atomic_write_text(path, text):
+    with atomic_path(path) as tmp:
+        tmp.write_text(text)
+
+
+def atomic_write_bytes(path, data):
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(data)
+
+
+def remove_stale_tmp(directory):
+    """Delete temporary files left by a killed run in `directory` (not recursive)."""
+    directory = Path(directory)
+    if directory.is_dir():
+        for p in directory.glob(".tmp-*"):
+            with contextlib.suppress(FileNotFoundError):
+                p.unlink()

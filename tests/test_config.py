@@ -1,0 +1,60 @@
+"""Config: YAML into frozen dataclasses, unknown keys listed, overrides, written into runs."""
+
+import dataclasses
+import re
+
+import pytest
+import yaml
+
+from cxrsal.config import Config, load_config, to_dict, write_config
+from cxrsal.errors import ConfigError
+
+
+def test_defaults_and_frozen():
+    cfg = load_config()
+    assert cfg == Config()
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        cfg.data.size = 3
+
+
+def test_file_options_and_set_precedence(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("data:\n  dataset: siim\n  size: 128\n  seed: 4\npipeline:\n  batch_size: 8\n")
+    cfg = load_config(path, ["data.seed=9", "pipeline.flip=true", "data.split=[0.5, 0.25, 0.25]"],
+                      options={"data.size": 64, "data.root": None})
+    assert cfg.data.dataset == "siim" and cfg.data.size == 64 and cfg.data.seed == 9
+    assert cfg.pipeline.batch_size == 8 and cfg.pipeline.flip is True
+    assert cfg.data.split == (0.5, 0.25, 0.25)
+
+
+@pytest.mark.parametrize("override, message", [
+    ("data.sise=3", "unknown key 'data.sise'; valid keys in section 'data': dataset, root, size"),
+    ("nothing.x=1", "unknown key 'nothing'; valid keys in the top level: data, pipeline"),
+    ("data.size=abc", "data.size must be int, got 'abc'"),
+    ("data.size=true", "data.size must be int"),
+    ("data.split=[1, 2]", "data.split must be a list of 3 values"),
+    ("data.size", "expected section.key=value"),
+    ("data.size.x=1", "data.size must be int, got {'x': 1}"),
+])
+def test_bad_overrides(override, message):
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        load_config(overrides=[override])
+
+
+def test_unknown_key_in_file(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("data:\n  datset: rsna\n")
+    with pytest.raises(ConfigError, match=f"{path}: unknown key 'data.datset'"):
+        load_config(path)
+    path.write_text("- a\n- b\n")
+    with pytest.raises(ConfigError, match="top level must be a mapping"):
+        load_config(path)
+    with pytest.raises(ConfigError, match="cannot be read"):
+        load_config(tmp_path / "missing.yaml")
+
+
+def test_round_trip_through_run_dir(tmp_path):
+    cfg = load_config(overrides=["data.split=[0.7, 0.2, 0.1]", "pipeline.balanced=true"])
+    path = write_config(cfg, tmp_path)
+    assert yaml.safe_load(path.read_text()) == to_dict(cfg)
+    assert load_config(path) == cfg
