@@ -70,30 +70,29 @@ def make_dataset(run_dir, split, *, batch_size=32, image_size=0, balanced=False,
     epoch = [start_epoch]
 
     def batches():
+        """Indices and flip decisions of one epoch's batches (cheap; the gathering is parallel)."""
         order = epoch_order(data.labels, epoch=epoch[0], seed=seed, shuffle=shuffle, balanced=balanced)
         rng = np.random.default_rng([seed, epoch[0], 1])
         epoch[0] += 1
         stop = len(order) - (len(order) % batch_size if drop_remainder else 0)
         for start in range(0, stop, batch_size):
             idx = order[start:start + batch_size]
-            # memmaps read fastest in file order; gather sorted, then restore the epoch's order
-            uniq, inverse = np.unique(idx, return_inverse=True)
-            images = data.images[uniq][inverse]
-            masks = data.masks[uniq][inverse]
-            if flip:
-                flipped = rng.random(len(idx)) < 0.5
-                images[flipped] = images[flipped, :, ::-1]
-                masks[flipped] = masks[flipped, :, ::-1]
-            yield images, data.labels[idx], masks
+            yield idx, (rng.random(len(idx)) < 0.5) if flip else np.zeros(len(idx), bool)
 
-    signature = (tf.TensorSpec((None, src, src), tf.uint16), tf.TensorSpec((None,), tf.uint8),
-                 tf.TensorSpec((None, src, src), tf.uint8))
-    ds = tf.data.Dataset.from_generator(batches, output_signature=signature)
-    size = image_size or src
+    def gather(idx):
+        return data.images[idx], data.labels[idx], data.masks[idx]
 
-    def convert(images, labels, masks):
+    def load(idx, flips):
+        images, labels, masks = tf.numpy_function(gather, [idx], [tf.uint16, tf.uint8, tf.uint8])
+        images.set_shape((None, src, src))
+        masks.set_shape((None, src, src))
+        labels.set_shape((None,))
         images = tf.cast(images, tf.float32)[..., None] / SCALE
         masks = tf.cast(masks, tf.float32)[..., None]
+        if flip:
+            f = flips[:, None, None, None]
+            images = tf.where(f, tf.reverse(images, axis=[2]), images)
+            masks = tf.where(f, tf.reverse(masks, axis=[2]), masks)
         if size != src:
             method = "area" if size < src else "bilinear"
             images = tf.image.resize(images, (size, size), method=method)
@@ -101,7 +100,11 @@ def make_dataset(run_dir, split, *, batch_size=32, image_size=0, balanced=False,
         labels = tf.cast(labels, tf.float32)
         return (images, labels, masks) if with_masks else (images, labels)
 
-    ds = ds.map(convert, num_parallel_calls=tf.data.AUTOTUNE)
+    signature = (tf.TensorSpec((None,), tf.int64), tf.TensorSpec((None,), tf.bool))
+    ds = tf.data.Dataset.from_generator(batches, output_signature=signature)
+    size = image_size or src
+    # numpy gathers run on several threads; deterministic keeps the epoch's order
+    ds = ds.map(load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     if repeat:
         ds = ds.repeat()
     return ds.prefetch(tf.data.AUTOTUNE)

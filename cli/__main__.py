@@ -1,0 +1,5 @@
+"""`python -m cxrsal.cli`: the same as the `cxrsal` console script."""
+
+from .main import main
+
+main()
