@@ -30,6 +30,7 @@ def cli():
     Typical session:
       cxrsal synth --dataset rsna --n 200 --out data/rsna     (or your Kaggle download)
       cxrsal prepare --dataset rsna --root data/rsna --size 320 --out runs/rsna
+      cxrsal train --arch inceptionv3 --data runs/rsna --config configs/a_rsna_inceptionv3.yaml
     """
 
 
@@ -43,9 +44,10 @@ def config_options(f):
 
 
 def _register():
-    from . import data_cmds
+    from . import data_cmds, train_cmds
 
     data_cmds.register(cli)
+    train_cmds.register(cli)
 
 
 _register()

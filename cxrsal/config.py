@@ -33,9 +33,40 @@ class PipelineConfig:
 
 
 @dataclass(frozen=True)
+class ModelConfig:
+    arch: str = "resnet18"             # see `cxrsal.models.BACKBONES`
+    head: str = "classification"       # classification | wildcat
+    weights: str = "none"              # imagenet | none | a backbone weights file
+    input_size: int = 0                # model input side; 0 = the prepared size
+    output: str = "sigmoid"            # classification head: sigmoid, or softmax (two-way, as [A])
+    num_maps: int = 4                  # WILDCAT M ([B]: 4)
+    kmax: float = 1                    # WILDCAT k: <1 a fraction of the cells, else a count ([B]: 1)
+    kmin: typing.Optional[float] = None   # None: = kmax
+    alpha: float = 0.0                 # WILDCAT min-region weight ([B]: 0)
+
+    def head_options(self):
+        if self.head == "wildcat":
+            return dict(num_maps=self.num_maps, kmax=self.kmax, kmin=self.kmin, alpha=self.alpha)
+        return dict(output=self.output)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    epochs: int = 20                   # at most
+    lr: float = 1e-4                   # Adam learning rate
+    patience: int = 4                  # epochs without a better validation AUC before stopping
+    seed: int = 0                      # weights initialisation (data order: pipeline.seed)
+    deterministic: bool = True         # TensorFlow op determinism: a resumed run equals an uninterrupted one
+    mixed_precision: bool = False      # float16 compute on GPUs (ignored on the CPU)
+    steps_per_epoch: int = 0           # 0: one pass over the training split
+
+
+@dataclass(frozen=True)
 class Config:
     data: DataConfig = field(default_factory=DataConfig)
     pipeline: PipelineConfig = field(default_factory=PipelineConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
 
 
 def _type_name(tp):
@@ -67,6 +98,12 @@ def _coerce(value, tp, key, source):
     elif tp is float:
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             return float(value)
+        if isinstance(value, str):
+            # PyYAML (YAML 1.1) reads 1e-4 without a dot as a string
+            try:
+                return float(value)
+            except ValueError:
+                pass
     elif tp is str:
         if isinstance(value, (str, int, float)) and not isinstance(value, bool):
             return str(value)

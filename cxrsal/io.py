@@ -15,7 +15,9 @@ def atomic_path(path):
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".tmp-{path.name}.", dir=path.parent)
+    # same suffix as the target: some writers (Keras' .keras, .weights.h5) insist on it
+    fd, tmp = tempfile.mkstemp(prefix=f".tmp-{path.name}.", suffix="".join(path.suffixes[-2:]),
+                               dir=path.parent)
     os.close(fd)
     try:
         yield Path(tmp)

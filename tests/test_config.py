@@ -29,7 +29,7 @@ def test_file_options_and_set_precedence(tmp_path):
 
 @pytest.mark.parametrize("override, message", [
     ("data.sise=3", "unknown key 'data.sise'; valid keys in section 'data': dataset, root, size"),
-    ("nothing.x=1", "unknown key 'nothing'; valid keys in the top level: data, pipeline"),
+    ("nothing.x=1", "unknown key 'nothing'; valid keys in the top level: data, pipeline, model, train"),
     ("data.size=abc", "data.size must be int, got 'abc'"),
     ("data.size=true", "data.size must be int"),
     ("data.split=[1, 2]", "data.split must be a list of 3 values"),
@@ -58,3 +58,16 @@ def test_round_trip_through_run_dir(tmp_path):
     path = write_config(cfg, tmp_path)
     assert yaml.safe_load(path.read_text()) == to_dict(cfg)
     assert load_config(path) == cfg
+
+
+def test_every_shipped_config_loads():
+    from pathlib import Path
+
+    from cxrsal.data.items import DATASETS
+    from cxrsal.models import BACKBONES, HEADS
+
+    configs = sorted((Path(__file__).parents[1] / "configs").glob("*.yaml"))
+    assert len(configs) >= 20
+    for path in configs:
+        cfg = load_config(path)
+        assert cfg.data.dataset in DATASETS and cfg.model.arch in BACKBONES and cfg.model.head in HEADS, path

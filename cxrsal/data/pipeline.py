@@ -52,12 +52,14 @@ def epoch_order(labels, *, epoch, seed, shuffle, balanced):
 
 
 def make_dataset(run_dir, split, *, batch_size=32, image_size=0, balanced=False, flip=False,
-                 shuffle=None, seed=0, start_epoch=0, repeat=False, with_masks=True, drop_remainder=False):
+                 shuffle=None, seed=0, start_epoch=0, advance=True, repeat=False, with_masks=True,
+                 drop_remainder=False):
     """A `tf.data.Dataset` of `(images, labels, masks)` batches (or `(images, labels)`).
 
     Images are float32 [B, S, S, 1] in [0, 1], labels float32 [B], masks float32 [B, S, S, 1]
     where S is `image_size` (0: the prepared size). Each pass over the dataset is one epoch,
-    shuffled by (seed, epoch); `start_epoch` continues an interrupted training run's sequence.
+    shuffled by (seed, epoch); `start_epoch` continues an interrupted training run's sequence;
+    `advance=False` makes every pass epoch `start_epoch` (however often a trainer iterates it).
     Horizontal flips (training) are drawn from the same seeded generator, so a run is repeatable.
     """
     import tensorflow as tf
@@ -73,7 +75,7 @@ def make_dataset(run_dir, split, *, batch_size=32, image_size=0, balanced=False,
         """Indices and flip decisions of one epoch's batches (cheap; the gathering is parallel)."""
         order = epoch_order(data.labels, epoch=epoch[0], seed=seed, shuffle=shuffle, balanced=balanced)
         rng = np.random.default_rng([seed, epoch[0], 1])
-        epoch[0] += 1
+        epoch[0] += int(advance)
         stop = len(order) - (len(order) % batch_size if drop_remainder else 0)
         for start in range(0, stop, batch_size):
             idx = order[start:start + batch_size]
@@ -107,6 +109,10 @@ def make_dataset(run_dir, split, *, batch_size=32, image_size=0, balanced=False,
     ds = ds.map(load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     if repeat:
         ds = ds.repeat()
+    else:
+        # a known number of batches lets Keras show progress and not warn at the end of each epoch
+        n = len(data) // batch_size if drop_remainder else -(-len(data) // batch_size)
+        ds = ds.apply(tf.data.experimental.assert_cardinality(n))
     return ds.prefetch(tf.data.AUTOTUNE)
 
 

@@ -1,0 +1,53 @@
+"""`cxrsal train` and `cxrsal evaluate`."""
+
+import click
+
+
+def register(cli):
+    from .main import config_options
+
+    @cli.command()
+    @click.option("--arch", default=None, help="Backbone [default: resnet18]: inceptionv3, densenet121, densenet169, "
+                                               "resnet18/34/50/101/152, vgg19.")
+    @click.option("--head", type=click.Choice(("classification", "wildcat")), default=None,
+                  help="[default: classification]")
+    @click.option("--data", "data_dir", type=click.Path(file_okay=False), required=True,
+                  help="Run directory of `cxrsal prepare`.")
+    @click.option("--out", type=click.Path(file_okay=False), default=None,
+                  help="Run directory to write [default: DATA/models/ARCH-HEAD-seedS].")
+    @click.option("--weights", default=None, help="imagenet, none or a backbone weights file [default: none].")
+    @click.option("--epochs", type=int, default=None)
+    @click.option("--lr", type=float, default=None)
+    @click.option("--batch-size", type=int, default=None)
+    @click.option("--seed", type=int, default=None, help="Initialisation seed (train.seed).")
+    @click.option("--quiet", is_flag=True, help="No per-step progress.")
+    @config_options
+    def train(arch, head, data_dir, out, weights, epochs, lr, batch_size, seed, quiet, config_path, overrides):
+        """Train a classifier (or WILDCAT) on a prepared data set; resumes when run again."""
+        from pathlib import Path
+
+        from cxrsal.config import load_config
+        from cxrsal.training.fit import train as run
+
+        cfg = load_config(config_path, overrides, options={
+            "model.arch": arch, "model.head": head, "model.weights": weights, "train.epochs": epochs,
+            "train.lr": lr, "pipeline.batch_size": batch_size, "train.seed": seed})
+        from cxrsal.models import BACKBONES, HEADS
+        BACKBONES.get(cfg.model.arch), HEADS.get(cfg.model.head)   # unknown names: one line with the choices
+        out = out or str(Path(data_dir) / "models" / f"{cfg.model.arch}-{cfg.model.head}-seed{cfg.train.seed}")
+        click.echo(f"run directory: {out}")
+        card = run(cfg, data_dir, out, log=click.echo, verbose=0 if quiet else 1)
+        click.echo(f"run card: {Path(out) / 'run.json'}  (test AUC {card['metrics']['test_auc']:.4f})")
+
+    @cli.command()
+    @click.option("--model", "run_dir", type=click.Path(file_okay=False), required=True,
+                  help="Run directory of `cxrsal train`.")
+    @click.option("--split", type=click.Choice(("train", "val", "test")), default="test", show_default=True)
+    @click.option("--checkpoint", type=click.Choice(("best", "last")), default="best", show_default=True)
+    @click.option("--data", "data_dir", type=click.Path(file_okay=False), default=None,
+                  help="Another prepared data set [default: the one it was trained on].")
+    def evaluate(run_dir, split, checkpoint, data_dir):
+        """Re-compute the classification AUC of a trained model on a split."""
+        from cxrsal.training.fit import evaluate as run
+
+        run(run_dir, split, checkpoint, data_dir, log=click.echo)

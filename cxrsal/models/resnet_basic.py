@@ -1,0 +1,47 @@
+"""Basic-block ResNet-18/34 in Keras (keras.applications has only the bottleneck ResNets).
+
+Layer names follow the Keras applications' ResNet style (conv1_conv, conv2_block1_1_conv,
+conv2_block1_0_conv for the projection shortcut, conv2_block1_out, ...), so block grouping,
+GradCAM and weight files work the same way as for ResNet-50.
+"""
+
+from keras import layers
+
+STAGES = {"resnet18": (2, 2, 2, 2), "resnet34": (3, 4, 6, 3)}
+FILTERS = (64, 128, 256, 512)
+BN_EPS = 1.001e-5
+# PyTorch's BatchNorm momentum (0.1 there = 0.9 here), whose ResNet-18/34 weights users bring;
+# also lets the moving statistics settle within the few hundred steps of small experiments
+BN_MOMENTUM = 0.9
+
+
+def _basic_block(x, filters, stride, name):
+    shortcut = x
+    if stride != 1 or x.shape[-1] != filters:
+        shortcut = layers.Conv2D(filters, 1, strides=stride, use_bias=False, name=f"{name}_0_conv")(x)
+        shortcut = layers.BatchNormalization(epsilon=BN_EPS, momentum=BN_MOMENTUM, name=f"{name}_0_bn")(shortcut)
+    x = layers.ZeroPadding2D(1, name=f"{name}_1_pad")(x)
+    x = layers.Conv2D(filters, 3, strides=stride, use_bias=False, name=f"{name}_1_conv")(x)
+    x = layers.BatchNormalization(epsilon=BN_EPS, momentum=BN_MOMENTUM, name=f"{name}_1_bn")(x)
+    x = layers.Activation("relu", name=f"{name}_1_relu")(x)
+    x = layers.ZeroPadding2D(1, name=f"{name}_2_pad")(x)
+    x = layers.Conv2D(filters, 3, use_bias=False, name=f"{name}_2_conv")(x)
+    x = layers.BatchNormalization(epsilon=BN_EPS, momentum=BN_MOMENTUM, name=f"{name}_2_bn")(x)
+    x = layers.Add(name=f"{name}_add")([shortcut, x])
+    return layers.Activation("relu", name=f"{name}_out")(x)
+
+
+def resnet_basic(x, depth_name):
+    """Apply the ResNet-18/34 feature extractor to tensor `x` (3 channels); returns the
+    conv5 output (stride 32) as a tensor of the same functional graph."""
+    x = layers.ZeroPadding2D(3, name="conv1_pad")(x)
+    x = layers.Conv2D(64, 7, strides=2, use_bias=False, name="conv1_conv")(x)
+    x = layers.BatchNormalization(epsilon=BN_EPS, momentum=BN_MOMENTUM, name="conv1_bn")(x)
+    x = layers.Activation("relu", name="conv1_relu")(x)
+    x = layers.ZeroPadding2D(1, name="pool1_pad")(x)
+    x = layers.MaxPooling2D(3, strides=2, name="pool1_pool")(x)
+    for stage, (blocks, filters) in enumerate(zip(STAGES[depth_name], FILTERS), start=2):
+        for b in range(1, blocks + 1):
+            stride = 2 if (b == 1 and stage > 2) else 1
+            x = _basic_block(x, filters, stride, f"conv{stage}_block{b}")
+    return x

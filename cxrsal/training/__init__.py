@@ -1,0 +1,1 @@
+"""Training with tf.distribute: strategy choice, the resumable fit loop, evaluation."""

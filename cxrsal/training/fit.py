@@ -1,0 +1,252 @@
+"""`cxrsal train`: BCE + Adam, early stopping on validation AUC, best/last checkpoints, resume.
+
+A run directory holds config.yaml, checkpoints/ (epoch-NNN.keras = last, best.keras),
+state.json (what the next epoch needs; written after its checkpoint, so a kill between the
+two only loses that epoch), history.csv, logs/ (TensorBoard) and run.json (the run card).
+"""
+
+import csv
+import io
+import json
+import platform
+import time
+from pathlib import Path
+
+import numpy as np
+
+from ..config import Config, from_mapping, to_dict, write_config
+from ..errors import CxrsalError
+from ..io import atomic_path, atomic_write_text, remove_stale_tmp
+
+STATE_FILE = "state.json"
+CARD_FILE = "run.json"
+HISTORY_FILE = "history.csv"
+CKPT_DIR = "checkpoints"
+BEST = "best.keras"
+
+
+def auc_score(labels, scores):
+    """ROC AUC (scikit-learn); NaN when the split holds a single class."""
+    from sklearn.metrics import roc_auc_score
+
+    labels = np.asarray(labels).ravel()
+    if len(np.unique(labels)) < 2:
+        return float("nan")
+    return float(roc_auc_score(labels, np.asarray(scores).ravel()))
+
+
+def predict_split(model, data_dir, split, *, batch_size=32, image_size=0):
+    """(labels, scores) of every image of `split`, in manifest order."""
+    from ..data.pipeline import make_dataset
+
+    ds = make_dataset(data_dir, split, batch_size=batch_size, image_size=image_size, shuffle=False,
+                      with_masks=False)
+    labels, scores = [], []
+    for x, y in ds:
+        scores.append(np.asarray(model(x, training=False)).ravel())
+        labels.append(y.numpy())
+    return np.concatenate(labels), np.concatenate(scores)
+
+
+def versions():
+    import keras
+    import tensorflow as tf
+
+    import cxrsal
+
+    return {"cxrsal": cxrsal.__version__, "python": platform.python_version(), "tensorflow": tf.__version__,
+            "keras": keras.__version__, "numpy": np.__version__, "platform": platform.platform()}
+
+
+def _check_resumable(out, cfg, data_dir):
+    """A run directory continues only the same experiment."""
+    import yaml
+
+    path = out / "config.yaml"
+    if not path.exists():
+        return
+    old = yaml.safe_load(path.read_text()) or {}
+    new = to_dict(cfg)
+    for section in ("model", "train", "pipeline"):
+        if old.get(section) != new[section]:
+            raise CxrsalError(f"{out} holds a run with other {section} settings; use a new --out directory "
+                              f"(or the same config to resume it)")
+    meta = out / "data.json"
+    if meta.exists() and json.loads(meta.read_text())["dir"] != str(Path(data_dir).resolve()):
+        raise CxrsalError(f"{out} was trained on {json.loads(meta.read_text())['dir']}, not {data_dir}")
+
+
+def _write_history(out, rows):
+    if not rows:
+        return
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, list(rows[0]), lineterminator="\n")
+    w.writeheader()
+    w.writerows(rows)
+    atomic_write_text(out / HISTORY_FILE, buf.getvalue())
+
+
+def _save(model, path):
+    with atomic_path(path) as tmp:
+        model.save(tmp)
+
+
+def load_run_model(run_dir, which="best"):
+    """The trained model of a `cxrsal train` run (`best` or `last` checkpoint)."""
+    import keras
+
+    from .. import models  # noqa: F401  (registers the custom layers)
+
+    run_dir = Path(run_dir)
+    state_path = run_dir / STATE_FILE
+    if not state_path.exists():
+        raise CxrsalError(f"--model {run_dir}: not a `cxrsal train` run (no {STATE_FILE})")
+    state = json.loads(state_path.read_text())
+    name = BEST if which == "best" else state["last"]
+    if which == "best" and not (run_dir / CKPT_DIR / BEST).exists():
+        raise CxrsalError(f"--model {run_dir}: no best checkpoint yet (no epoch finished with a validation AUC)")
+    return keras.models.load_model(run_dir / CKPT_DIR / name, compile=False)
+
+
+def load_run_config(run_dir):
+    import yaml
+
+    if not (Path(run_dir) / STATE_FILE).exists() or not (Path(run_dir) / "config.yaml").exists():
+        raise CxrsalError(f"--model {run_dir}: not a `cxrsal train` run (no {STATE_FILE} / config.yaml)")
+    return from_mapping(Config, yaml.safe_load((Path(run_dir) / "config.yaml").read_text()),
+                        str(Path(run_dir) / "config.yaml"))
+
+
+def train(cfg: Config, data_dir, out, *, log=print, verbose=1, on_epoch_end=None):
+    """Train `cfg.model` on the prepared run `data_dir` into run directory `out`; returns the run card.
+
+    Started again on the same `out`, it resumes after the last finished epoch and ends with the
+    same weights as an uninterrupted run (same seed, `train.deterministic`).
+    """
+    import keras
+    import tensorflow as tf
+
+    from ..data.manifest import manifest_hash
+    from ..data.pipeline import make_dataset
+    from ..data.prepare import check_prepared
+    from ..models import build_model
+    from .strategy import choose_strategy
+
+    t_start = time.time()
+    data_summary = check_prepared(data_dir)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    _check_resumable(out, cfg, data_dir)
+    write_config(cfg, out)
+    atomic_write_text(out / "data.json", json.dumps(
+        {"dir": str(Path(data_dir).resolve()), "manifest_sha256": manifest_hash(data_dir),
+         "dataset": data_summary["dataset"], "size": data_summary["size"]}, indent=2) + "\n")
+    ckpt_dir = out / CKPT_DIR
+    ckpt_dir.mkdir(exist_ok=True)
+    remove_stale_tmp(ckpt_dir)
+    remove_stale_tmp(out)
+
+    m, t, p = cfg.model, cfg.train, cfg.pipeline
+    keras.utils.set_random_seed(t.seed)
+    if t.deterministic:
+        tf.config.experimental.enable_op_determinism()
+    strategy, described = choose_strategy()
+    log(f"strategy: {described}")
+    gpus = tf.config.list_physical_devices("GPU")
+    if t.mixed_precision:
+        if gpus:
+            keras.mixed_precision.set_global_policy("mixed_float16")
+        else:
+            log("note: train.mixed_precision ignored on the CPU")
+
+    size = m.input_size or data_summary["size"]
+    state_path = out / STATE_FILE
+    state = json.loads(state_path.read_text()) if state_path.exists() else None
+    with strategy.scope():
+        if state:
+            from .. import models  # noqa: F401
+
+            model = keras.models.load_model(ckpt_dir / state["last"])
+            log(f"resuming after epoch {state['epoch']} (best validation AUC {state['best_auc']:.4f} "
+                f"at epoch {state['best_epoch']})")
+        else:
+            model = build_model(m.arch, m.head, (size, size, 1), m.weights, **m.head_options())
+            model.compile(optimizer=keras.optimizers.Adam(t.lr), loss=keras.losses.BinaryCrossentropy(),
+                          metrics=[keras.metrics.AUC(name="auc")])
+            state = {"epoch": 0, "best_auc": -1.0, "best_epoch": 0, "wait": 0, "last": None, "history": [],
+                     "stopped_early": False}
+    global_batch = p.batch_size
+    tensorboard = keras.callbacks.TensorBoard(log_dir=str(out / "logs"), write_graph=False)
+    val_writer = tf.summary.create_file_writer(str(out / "logs" / "validation_auc"))
+
+    first_epoch_s = None
+    while state["epoch"] < t.epochs and not state["stopped_early"]:
+        epoch = state["epoch"]
+        train_ds = make_dataset(data_dir, "train", batch_size=global_batch, image_size=size,
+                                balanced=p.balanced, flip=p.flip, shuffle=p.shuffle, seed=p.seed,
+                                start_epoch=epoch, advance=False, with_masks=False,
+                                repeat=bool(t.steps_per_epoch))
+        t0 = time.time()
+        hist = model.fit(train_ds, epochs=epoch + 1, initial_epoch=epoch, verbose=verbose, shuffle=False,
+                         steps_per_epoch=t.steps_per_epoch or None, callbacks=[tensorboard])
+        fit_s = time.time() - t0
+        first_epoch_s = fit_s if first_epoch_s is None else first_epoch_s
+        labels, scores = predict_split(model, data_dir, "val", batch_size=global_batch, image_size=size)
+        val_auc = auc_score(labels, scores)
+        with val_writer.as_default():
+            tf.summary.scalar("val_auc", val_auc, step=epoch + 1)
+        improved = bool(val_auc > state["best_auc"])   # NaN never improves
+        if improved:
+            _save(model, ckpt_dir / BEST)
+        last = f"epoch-{epoch + 1:03d}.keras"
+        _save(model, ckpt_dir / last)
+        row = {"epoch": epoch + 1, "loss": float(hist.history["loss"][-1]), "auc": float(hist.history["auc"][-1]),
+               "val_auc": val_auc, "lr": float(keras.ops.convert_to_numpy(model.optimizer.learning_rate)),
+               "seconds": round(fit_s, 2)}
+        previous = state["last"]
+        state.update(epoch=epoch + 1, last=last, history=state["history"] + [row])
+        if improved:
+            state.update(best_auc=val_auc, best_epoch=epoch + 1, wait=0)
+        else:
+            state["wait"] += 1
+            state["stopped_early"] = state["wait"] >= t.patience
+        atomic_write_text(state_path, json.dumps(state, indent=2) + "\n")
+        if previous and previous != last:
+            (ckpt_dir / previous).unlink(missing_ok=True)
+        _write_history(out, state["history"])
+        log(f"epoch {epoch + 1}/{t.epochs}: loss {row['loss']:.4f}  val AUC {val_auc:.4f}"
+            + ("  (best)" if improved else f"  (no gain for {state['wait']})"))
+        if on_epoch_end:
+            on_epoch_end(epoch + 1)
+    if state["stopped_early"]:
+        log(f"early stop: no better validation AUC for {t.patience} epochs")
+
+    best = load_run_model(out, "best")
+    labels, scores = predict_split(best, data_dir, "test", batch_size=global_batch, image_size=size)
+    test_auc = auc_score(labels, scores)
+    card = {
+        "arch": m.arch, "head": m.head, "options": to_dict(cfg)["model"], "train": to_dict(cfg)["train"],
+        "pipeline": to_dict(cfg)["pipeline"],
+        "data": json.loads((out / "data.json").read_text()),
+        "strategy": described, "replicas": strategy.num_replicas_in_sync,
+        "versions": versions(),
+        "metrics": {"best_val_auc": state["best_auc"], "best_epoch": state["best_epoch"],
+                    "epochs_run": state["epoch"], "stopped_early": state["stopped_early"], "test_auc": test_auc},
+        "seconds_this_session": round(time.time() - t_start, 1),
+        "first_epoch_seconds": first_epoch_s,
+    }
+    atomic_write_text(out / CARD_FILE, json.dumps(card, indent=2) + "\n")
+    log(f"test AUC {test_auc:.4f} (best epoch {state['best_epoch']}, validation AUC {state['best_auc']:.4f})")
+    return card
+
+
+def evaluate(run_dir, split="test", which="best", data_dir=None, log=print):
+    """Re-compute the AUC of a trained run on a split of its (or another prepared) data set."""
+    cfg = load_run_config(run_dir)
+    data_dir = data_dir or json.loads((Path(run_dir) / "data.json").read_text())["dir"]
+    model = load_run_model(run_dir, which)
+    labels, scores = predict_split(model, data_dir, split, batch_size=cfg.pipeline.batch_size,
+                                   image_size=model.input_shape[1])
+    auc = auc_score(labels, scores)
+    log(f"{split} AUC {auc:.4f} ({len(labels)} images, {int(labels.sum())} positive; {which} checkpoint)")
+    return {"split": split, "auc": auc, "n": int(len(labels)), "positives": int(labels.sum()), "checkpoint": which}

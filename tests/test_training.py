@@ -1,0 +1,123 @@
+"""Training: learnable synthetic data (both heads), resume-after-kill equality, evaluate, CLI."""
+
+import json
+
+import keras
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from cxrsal.cli.main import cli
+from cxrsal.config import load_config
+from cxrsal.data.prepare import prepare
+from cxrsal.data.synth import synth
+from cxrsal.errors import CxrsalError
+from cxrsal.training.fit import auc_score, evaluate, load_run_model, train
+from cxrsal.training.strategy import choose_strategy
+
+
+def quiet(*_):
+    pass
+
+
+@pytest.fixture(scope="module")
+def learn_run(tmp_path_factory):
+    """400 synthetic RSNA images prepared at 96 px, split 60:20:20 for a steadier validation AUC."""
+    base = tmp_path_factory.mktemp("learn")
+    synth("rsna", base / "data", 400, seed=5, image_size=256)
+    cfg = load_config(options={"data.root": str(base / "data"), "data.size": 96, "data.split": [0.6, 0.2, 0.2]})
+    prepare(cfg, base / "run", progress=False, log=quiet)
+    return base / "run"
+
+
+@pytest.fixture(scope="module")
+def tiny_run(rsna_root, tmp_path_factory):
+    base = tmp_path_factory.mktemp("tiny")
+    cfg = load_config(options={"data.root": str(rsna_root), "data.size": 32, "data.workers": 1,
+                               "data.split": [0.5, 0.25, 0.25]})
+    prepare(cfg, base / "run", progress=False, log=quiet)
+    return base / "run"
+
+
+def test_auc_score_matches_sklearn_and_single_class():
+    from sklearn.metrics import roc_auc_score
+
+    y, s = np.array([0, 1, 1, 0, 1]), np.array([0.1, 0.8, 0.3, 0.35, 0.9])
+    assert auc_score(y, s) == roc_auc_score(y, s)
+    assert np.isnan(auc_score([1, 1], [0.2, 0.3]))
+
+
+def test_default_strategy_on_cpu(monkeypatch):
+    monkeypatch.delenv("TF_CONFIG", raising=False)
+    strategy, text = choose_strategy()
+    assert strategy.num_replicas_in_sync == 1 and text.startswith("default strategy")
+    monkeypatch.setenv("TF_CONFIG", "{not json")
+    with pytest.raises(CxrsalError, match="TF_CONFIG is set but is not valid JSON"):
+        choose_strategy()
+
+
+@pytest.mark.parametrize("head", ["classification", "wildcat"])
+def test_resnet18_learns_synthetic_data(learn_run, tmp_path, head):
+    cfg = load_config(overrides=["model.arch=resnet18", f"model.head={head}", "train.epochs=12", "train.lr=1e-3",
+                                 "train.patience=12", "pipeline.batch_size=32", "pipeline.flip=true"])
+    card = train(cfg, learn_run, tmp_path / head, log=quiet, verbose=0)
+    assert card["metrics"]["best_val_auc"] >= 0.9, card["metrics"]
+    assert card["metrics"]["test_auc"] >= 0.85, card["metrics"]
+    history = (tmp_path / head / "history.csv").read_text().splitlines()
+    assert history[0] == "epoch,loss,auc,val_auc,lr,seconds" and len(history) == 13
+    assert list((tmp_path / head / "logs").rglob("events.out.tfevents.*"))
+    # evaluate re-computes the same test AUC from the best checkpoint
+    assert evaluate(tmp_path / head, "test", log=quiet)["auc"] == pytest.approx(card["metrics"]["test_auc"], abs=1e-9)
+
+
+def weights_of(run, which):
+    return [w.copy() for w in load_run_model(run, which).get_weights()]
+
+
+def test_resume_after_kill_equals_uninterrupted(tiny_run, tmp_path):
+    overrides = ["model.arch=resnet18", "model.head=wildcat", "model.kmin=1", "model.alpha=0.7", "train.epochs=3", "train.lr=1e-3",
+                 "train.patience=3", "pipeline.batch_size=8", "pipeline.flip=true", "pipeline.balanced=true"]
+    cfg = load_config(overrides=overrides)
+    full = train(cfg, tiny_run, tmp_path / "full", log=quiet, verbose=0)
+
+    def killed_after_two(epoch):
+        if epoch == 2:
+            raise KeyboardInterrupt   # as a kill anywhere in epoch 3: nothing of it was written
+
+    with pytest.raises(KeyboardInterrupt):
+        train(cfg, tiny_run, tmp_path / "resumed", log=quiet, verbose=0, on_epoch_end=killed_after_two)
+    state = json.loads((tmp_path / "resumed" / "state.json").read_text())
+    assert state["epoch"] == 2 and not (tmp_path / "resumed" / "run.json").exists()
+    lines = []
+    resumed = train(cfg, tiny_run, tmp_path / "resumed", log=lines.append, verbose=0)
+    assert any(l.startswith("resuming after epoch 2") for l in lines)
+    assert resumed["metrics"] == full["metrics"]
+    for which in ("last", "best"):
+        for a, b in zip(weights_of(tmp_path / "full", which), weights_of(tmp_path / "resumed", which)):
+            np.testing.assert_array_equal(a, b)
+    assert ((tmp_path / "full" / "history.csv").read_text().split("seconds")[0]
+            == (tmp_path / "resumed" / "history.csv").read_text().split("seconds")[0])
+    hist = lambda run: [{k: v for k, v in r.items() if k != "seconds"}
+                        for r in json.loads((run / "state.json").read_text())["history"]]
+    assert hist(tmp_path / "full") == hist(tmp_path / "resumed")
+    card = json.loads((tmp_path / "resumed" / "run.json").read_text())
+    assert card["arch"] == "resnet18" and card["head"] == "wildcat" and card["options"]["alpha"] == 0.7
+    assert len(card["data"]["manifest_sha256"]) == 64 and card["versions"]["tensorflow"]
+    # a different experiment may not continue this run directory
+    other = load_config(overrides=overrides + ["train.lr=1e-2"])
+    with pytest.raises(CxrsalError, match="other train settings"):
+        train(other, tiny_run, tmp_path / "resumed", log=quiet, verbose=0)
+
+
+def test_cli_train_and_evaluate(tiny_run, tmp_path):
+    runner = CliRunner()
+    r = runner.invoke(cli, ["train", "--arch", "resnet18", "--data", str(tiny_run), "--out", str(tmp_path / "m"),
+                            "--epochs", "1", "--batch-size", "8", "--quiet", "--set", "train.lr=1e-3"])
+    assert r.exit_code == 0, r.output
+    assert "strategy: default strategy (CPU)" in r.output and "run card:" in r.output
+    r = runner.invoke(cli, ["evaluate", "--model", str(tmp_path / "m"), "--split", "val"])
+    assert r.exit_code == 0 and "val AUC" in r.output, r.output
+    r = runner.invoke(cli, ["train", "--arch", "resnet19", "--data", str(tiny_run), "--out", str(tmp_path / "x")])
+    assert r.exit_code == 2 and "unknown architecture 'resnet19'; valid choices" in r.output
+    r = runner.invoke(cli, ["evaluate", "--model", str(tmp_path / "nothing")])
+    assert r.exit_code == 2 and "not a `cxrsal train` run" in r.output
