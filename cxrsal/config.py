@@ -62,11 +62,38 @@ class TrainConfig:
 
 
 @dataclass(frozen=True)
+class SaliencyConfig:
+    split: str = "test"
+    positives_only: bool = False
+    limit: int = 0                     # 0: every selected image
+    checkpoint: str = "best"           # best | last
+    target: str = "positive"           # positive | predicted ([A] explained the predicted class)
+    seed: int = 0                      # SmoothGrad noise (per image: seed and its index in the split)
+    batch_size: int = 32               # model evaluations per forward + gradient call
+    group_size: int = 8                # images computed together; the unit of sharding and resumption
+    samples: int = 25                  # sg / sig: noisy samples
+    noise: float = 0.15                # sg / sig: sigma as a fraction of (max - min) of the image
+    magnitude: bool = True             # sg / sig: average squared gradients
+    ig_steps: int = 25                 # ig / sig ([A]'s text: 25; its code: 10)
+    ig_baseline: str = "black"         # black (0 = -1 in [-1, 1] scaling) | white | a number
+    xrai_steps: int = 100              # PAIR XRAI default
+    xrai_algorithm: str = "full"       # full | fast
+
+    def method_params(self, method):
+        """The parameters of one method, from this section (what the run records)."""
+        smooth = dict(samples=self.samples, noise=self.noise, magnitude=self.magnitude)
+        ig = dict(steps=self.ig_steps, baseline=self.ig_baseline)
+        return {"sg": smooth, "ig": ig, "sig": {**smooth, **ig},
+                "xrai": dict(steps=self.xrai_steps, algorithm=self.xrai_algorithm)}.get(method, {})
+
+
+@dataclass(frozen=True)
 class Config:
     data: DataConfig = field(default_factory=DataConfig)
     pipeline: PipelineConfig = field(default_factory=PipelineConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    saliency: SaliencyConfig = field(default_factory=SaliencyConfig)
 
 
 def _type_name(tp):
