@@ -31,6 +31,7 @@ def cli():
       cxrsal synth --dataset rsna --n 200 --out data/rsna     (or your Kaggle download)
       cxrsal prepare --dataset rsna --root data/rsna --size 320 --out runs/rsna
       cxrsal train --arch inceptionv3 --data runs/rsna --config configs/a_rsna_inceptionv3.yaml
+      cxrsal saliency --model runs/rsna/models/inceptionv3-classification-seed0 --methods all --out maps/
     """
 
 
@@ -44,10 +45,11 @@ def config_options(f):
 
 
 def _register():
-    from . import data_cmds, train_cmds
+    from . import data_cmds, saliency_cmds, train_cmds
 
     data_cmds.register(cli)
     train_cmds.register(cli)
+    saliency_cmds.register(cli)
 
 
 _register()

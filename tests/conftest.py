@@ -4,6 +4,8 @@ import shutil
 
 import pytest
 
+from cxrsal.config import load_config
+from cxrsal.data.prepare import prepare
 from cxrsal.data.synth import synth
 
 
@@ -27,3 +29,36 @@ def rsna_copy(rsna_root, tmp_path):
     dst = tmp_path / "rsna_copy"
     shutil.copytree(rsna_root, dst)
     return dst
+
+
+@pytest.fixture(scope="session")
+def tiny_run(rsna_root, tmp_path_factory):
+    """The RSNA fixture prepared at 32 px, split 50:25:25."""
+    base = tmp_path_factory.mktemp("tiny")
+    cfg = load_config(options={"data.root": str(rsna_root), "data.size": 32, "data.workers": 1,
+                               "data.split": [0.5, 0.25, 0.25]})
+    prepare(cfg, base / "run", progress=False, log=lambda *_: None)
+    return base / "run"
+
+
+def _trained(tiny_run, tmp_path_factory, name, overrides):
+    from cxrsal.training.fit import train
+
+    out = tmp_path_factory.mktemp(name) / "model"
+    train(load_config(overrides=overrides), tiny_run, out, log=lambda *_: None, verbose=0)
+    return out
+
+
+@pytest.fixture(scope="session")
+def trained_classifier(tiny_run, tmp_path_factory):
+    """resnet18 trained one epoch at 32 px: a real `cxrsal train` run directory."""
+    return _trained(tiny_run, tmp_path_factory, "clf", ["model.arch=resnet18", "train.epochs=1",
+                                                        "pipeline.batch_size=8"])
+
+
+@pytest.fixture(scope="session")
+def trained_wildcat(tiny_run, tmp_path_factory):
+    """resnet18 + WILDCAT at 64 px (2x2 class maps), one epoch."""
+    return _trained(tiny_run, tmp_path_factory, "wc", ["model.arch=resnet18", "model.head=wildcat",
+                                                       "model.input_size=64", "train.epochs=1",
+                                                       "pipeline.batch_size=8"])

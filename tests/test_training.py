@@ -30,15 +30,6 @@ def learn_run(tmp_path_factory):
     return base / "run"
 
 
-@pytest.fixture(scope="module")
-def tiny_run(rsna_root, tmp_path_factory):
-    base = tmp_path_factory.mktemp("tiny")
-    cfg = load_config(options={"data.root": str(rsna_root), "data.size": 32, "data.workers": 1,
-                               "data.split": [0.5, 0.25, 0.25]})
-    prepare(cfg, base / "run", progress=False, log=quiet)
-    return base / "run"
-
-
 def test_auc_score_matches_sklearn_and_single_class():
     from sklearn.metrics import roc_auc_score
 

@@ -1,0 +1,230 @@
+"""The one bridge from a cxrsal Keras model to PAIR's `call_model_function`.
+
+Every gradient the saliency methods need is computed here, in chunks of `batch_size` through
+`tf.function`s traced once (batch dimension left open), optionally split across the replicas
+of a tf.distribute strategy. PAIR's methods see a single `call_model_function`; inputs may
+carry extra leading "stack" dimensions ([steps, images, H, W, C]), so PAIR's per-image loops
+run once over a whole stack of images and their steps.
+"""
+
+import numpy as np
+
+from ..errors import CxrsalError
+
+TARGETS = ("positive", "predicted")
+
+
+def guided_relu_fn():
+    """ReLU whose gradient passes only where the input and the incoming gradient are positive."""
+    import tensorflow as tf
+
+    @tf.custom_gradient
+    def guided_relu(x):
+        def grad(dy):
+            return dy * tf.cast(x > 0, dy.dtype) * tf.cast(dy > 0, dy.dtype)
+        return tf.nn.relu(x), grad
+
+    return guided_relu
+
+
+def guided_clone(model):
+    """A copy of `model` (same weights) whose every ReLU is a guided ReLU; `model` is untouched."""
+    import keras
+
+    clone = keras.models.clone_model(model)
+    clone.set_weights(model.get_weights())
+    guided = guided_relu_fn()
+    relu = keras.activations.relu
+    replaced = 0
+    for layer in clone.layers:
+        if isinstance(layer, keras.layers.ReLU):
+            raise CxrsalError(f"layer {layer.name}: ReLU layers are not supported by gbp; use Activation('relu')")
+        act = getattr(layer, "activation", None)
+        if act is relu or getattr(act, "__name__", None) == "relu":
+            layer.activation = guided
+            replaced += 1
+    return clone, replaced
+
+
+class ModelAdapter:
+    """Gradients of the explained logit of a cxrsal model, batched.
+
+    The explained output is the positive-class logit (`cls` = 1); with `target: predicted` a
+    negative prediction is explained through the negative-class logit (column 0 of a two-way
+    head, minus the logit of a sigmoid head).
+    """
+
+    def __init__(self, model, *, batch_size=32, strategy=None):
+        import keras
+        import tensorflow as tf
+
+        from ..models.factory import logit_tensor
+
+        self.model = model
+        self.batch_size = int(batch_size)
+        self.strategy = strategy
+        self.input_shape = tuple(model.input_shape[1:])
+        names = {l.name for l in model.layers}
+        two_way = "logit" not in names and "logits" in names
+        logits = model.get_layer("logits").output if two_way else logit_tensor(model)
+        self._net = keras.Model(model.input, [model.get_layer("features").output, logits])
+        self.has_class_maps = "class_maps" in names
+        if self.has_class_maps:
+            self._maps = keras.Model(model.input, model.get_layer("class_maps").output)
+        self._two_way = two_way
+        self._guided = None
+        spec = (tf.TensorSpec((None, *self.input_shape), tf.float32), tf.TensorSpec((None,), tf.int32))
+        self._input_grads = tf.function(self._input_grads_impl, input_signature=spec)
+        self._conv_grads = tf.function(self._conv_grads_impl, input_signature=spec)
+        self._guided_grads = tf.function(self._guided_grads_impl, input_signature=spec)
+        self._replicated = {}
+
+    # ------------------------------------------------------------ graph functions
+    def _explained(self, logits, cls):
+        import tensorflow as tf
+
+        if self._two_way:
+            return tf.gather(logits, cls, axis=1, batch_dims=1)
+        z = logits[:, 0]
+        return tf.where(cls == 1, z, -z)
+
+    def _input_grads_impl(self, x, cls):
+        import tensorflow as tf
+
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            _, logits = self._net(x, training=False)
+            y = self._explained(logits, cls)
+        return y, tape.gradient(y, x)
+
+    def _conv_grads_impl(self, x, cls):
+        import tensorflow as tf
+
+        with tf.GradientTape() as tape:
+            feats, logits = self._net(x, training=False)
+            y = self._explained(logits, cls)
+        return y, feats, tape.gradient(y, feats)
+
+    def _guided_grads_impl(self, x, cls):
+        import tensorflow as tf
+
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            _, logits = self._guided_net(x, training=False)
+            y = self._explained(logits, cls)
+        return y, tape.gradient(y, x)
+
+    # ------------------------------------------------------------ batching
+    def _run(self, fn, x, cls):
+        """Apply `fn` chunk by chunk (and replica by replica); outputs concatenated on axis 0."""
+        import tensorflow as tf
+
+        x = np.ascontiguousarray(x, dtype=np.float32)
+        cls = np.ascontiguousarray(cls, dtype=np.int32)
+        replicas = self.strategy.num_replicas_in_sync if self.strategy is not None else 1
+        step = self.batch_size * replicas
+        parts = []
+        for start in range(0, len(x), step):
+            xb, cb = x[start:start + step], cls[start:start + step]
+            if replicas == 1:
+                out = fn(tf.constant(xb), tf.constant(cb))
+                parts.append([np.asarray(o) for o in out])
+                continue
+            xs, cs = np.array_split(xb, replicas), np.array_split(cb, replicas)
+            xv = self.strategy.experimental_distribute_values_from_function(
+                lambda ctx: tf.constant(xs[ctx.replica_id_in_sync_group]))
+            cv = self.strategy.experimental_distribute_values_from_function(
+                lambda ctx: tf.constant(cs[ctx.replica_id_in_sync_group]))
+            per_replica = self.strategy.experimental_local_results(self._replica_fn(fn)(xv, cv))
+            parts.append([np.concatenate([np.asarray(r[i]) for r in per_replica]) for i in range(len(per_replica[0]))])
+        return [np.concatenate([p[i] for p in parts]) for i in range(len(parts[0]))]
+
+    def _replica_fn(self, fn):
+        """One tf.function running the plain Python body of `fn` on every replica."""
+        import tensorflow as tf
+
+        if fn not in self._replicated:
+            body, strategy = fn.python_function, self.strategy
+            self._replicated[fn] = tf.function(lambda x, c: strategy.run(body, args=(x, c)))
+        return self._replicated[fn]
+
+    def _flat(self, x, cls):
+        x = np.asarray(x, np.float32)
+        lead = x.shape[: x.ndim - len(self.input_shape)]
+        cls = np.broadcast_to(np.asarray(cls, np.int32), lead).reshape(-1)
+        return x.reshape(-1, *self.input_shape), cls, lead
+
+    # ------------------------------------------------------------ public
+    def input_gradients(self, x, cls):
+        """(explained logits [...], d logit / d input [..., H, W, C]) for any leading dims."""
+        flat, c, lead = self._flat(x, cls)
+        y, g = self._run(self._input_grads, flat, c)
+        return y.reshape(lead), g.reshape(*lead, *self.input_shape)
+
+    def conv_gradients(self, x, cls):
+        """(logits [N], last conv map [N, h, w, K], its gradient [N, h, w, K])."""
+        flat, c, _ = self._flat(x, cls)
+        return self._run(self._conv_grads, flat, c)
+
+    def guided_gradients(self, x, cls):
+        """Guided Backprop gradients through a guided-ReLU copy of the model."""
+        import keras
+
+        if self._guided is None:
+            import contextlib
+
+            scope = self.strategy.scope() if self.strategy is not None else contextlib.nullcontext()
+            with scope:   # the copy's variables live where the model's replicas run
+                clone, replaced = guided_clone(self._net)
+                if replaced == 0:
+                    raise CxrsalError(f"model {self.model.name} has no ReLU: Guided Backprop is the plain gradient")
+                self._guided = clone
+                self._guided_net = keras.Model(clone.input, clone.outputs)
+        flat, c, lead = self._flat(x, cls)
+        _, g = self._run(self._guided_grads, flat, c)
+        return g.reshape(*lead, *self.input_shape)
+
+    def class_maps(self, x):
+        """WILDCAT class maps [N, h, w, C]."""
+        if not self.has_class_maps:
+            raise CxrsalError(f"model {self.model.name} has no WILDCAT head: the `wildcat` method needs one")
+        out = []
+        for start in range(0, len(x), self.batch_size):
+            out.append(np.asarray(self._maps(np.asarray(x[start:start + self.batch_size], np.float32),
+                                             training=False)))
+        return np.concatenate(out)
+
+    def positive_logits(self, x):
+        """Logit of the positive class (and the predicted class 1/0) for a batch."""
+        flat, _, _ = self._flat(x, 1)
+        logits = []
+        for start in range(0, len(flat), self.batch_size):
+            _, z = self._net(flat[start:start + self.batch_size], training=False)
+            z = np.asarray(z)
+            logits.append(z[:, 1] - z[:, 0] if self._two_way else z[:, 0])
+        # two-way: z1 - z0 > 0 exactly when softmax gives the positive class more than 0.5
+        margin = np.concatenate(logits)
+        return margin, (margin > 0).astype(np.int32)
+
+    def classes(self, x, target):
+        """Class index explained for each image: 1 (positive) or the predicted class."""
+        if target not in TARGETS:
+            raise CxrsalError(f"saliency.target {target!r}: valid choices: {', '.join(TARGETS)}")
+        if target == "positive":
+            return np.ones(len(x), np.int32)
+        return self.positive_logits(x)[1]
+
+    def call_model_function(self, x_value_batch, call_model_args=None, expected_keys=None):
+        """PAIR's callback. `call_model_args["cls"]`: class per image of the stack (last leading dim)."""
+        from saliency.core import base
+
+        cls = (call_model_args or {}).get("cls", 1)
+        out = {}
+        if base.INPUT_OUTPUT_GRADIENTS in expected_keys:
+            _, out[base.INPUT_OUTPUT_GRADIENTS] = self.input_gradients(x_value_batch, cls)
+        if base.CONVOLUTION_LAYER_VALUES in expected_keys or base.CONVOLUTION_OUTPUT_GRADIENTS in expected_keys:
+            flat, c, lead = self._flat(x_value_batch, cls)
+            _, feats, grads = self.conv_gradients(flat, c)
+            out[base.CONVOLUTION_LAYER_VALUES] = feats.reshape(*lead, *feats.shape[1:])
+            out[base.CONVOLUTION_OUTPUT_GRADIENTS] = grads.reshape(*lead, *grads.shape[1:])
+        return out

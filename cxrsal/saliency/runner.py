@@ -1,0 +1,120 @@
+"""`cxrsal saliency`: every requested method over a split, batched, resumable and shardable.
+
+Images are taken in groups of `group_size` consecutive selected images; a group is the unit
+of computation, of resumption (its maps are skipped when all exist) and of sharding (group g
+belongs to shard g mod K), so a sharded or resumed run computes every map in exactly the same
+batch as an uninterrupted one and the stores agree bit for bit.
+"""
+
+import json
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+
+from ..config import Config, to_dict
+from ..errors import CxrsalError
+from .base import METHODS, ORDER, noise_rng
+from .postprocess import postprocess
+from .store import DTYPES, MapStore
+
+
+def parse_methods(text, has_wildcat):
+    """`all` or a comma list -> method names in the canonical order."""
+    if text in ("all", "", None):
+        return [m for m in ORDER if m != "wildcat" or has_wildcat]
+    names = [t.strip() for t in str(text).split(",") if t.strip()]
+    for n in names:
+        METHODS.get(n)   # unknown: one line listing the valid ones
+    if "wildcat" in names and not has_wildcat:
+        raise CxrsalError("--methods wildcat: the model has no WILDCAT head")
+    return [m for m in ORDER if m in names]
+
+
+def select(rows, split, positives_only, limit):
+    rows = sorted((r for r in rows if r["split"] == split), key=lambda r: r["index"])
+    if positives_only:
+        rows = [r for r in rows if r["label"] == 1]
+    if limit:
+        rows = rows[:limit]
+    if not rows:
+        raise CxrsalError(f"no images selected from split {split!r}"
+                          + (" (--positives-only)" if positives_only else ""))
+    return rows
+
+
+def run_saliency(model_dir, out, cfg: Config, methods="all", *, num_shards=1, shard_index=0,
+                 progress=True, log=print):
+    """Compute the maps into store `out`; returns {method: maps written this session}."""
+    from tqdm import tqdm
+
+    from ..data.manifest import read_manifest
+    from ..data.pipeline import PreparedSplit, load_batch
+    from ..training.fit import load_run_model, versions
+    from ..training.strategy import choose_strategy
+    from .adapter import ModelAdapter
+
+    s = cfg.saliency
+    if not (0 <= shard_index < num_shards):
+        raise CxrsalError(f"--shard-index {shard_index}: must be in 0..{num_shards - 1} for --num-shards {num_shards}")
+    model_dir = Path(model_dir)
+    data_json = model_dir / "data.json"
+    if not data_json.exists():
+        raise CxrsalError(f"--model {model_dir}: not a `cxrsal train` run (no data.json)")
+    data_dir = json.loads(data_json.read_text())["dir"]
+    strategy, described = choose_strategy()
+    with strategy.scope():
+        model = load_run_model(model_dir, s.checkpoint)
+    adapter = ModelAdapter(model, batch_size=s.batch_size, strategy=strategy)
+    names = parse_methods(methods, adapter.has_class_maps)
+    rows = select(read_manifest(data_dir), s.split, s.positives_only, s.limit)
+    data = PreparedSplit(data_dir, s.split)
+    size = model.input_shape[1]
+    store = MapStore(out)
+    store.init({"model": str(model_dir.resolve()), "checkpoint": s.checkpoint, "data": data_dir, "split": s.split,
+                "image_ids": [r["image_id"] for r in rows], "model_name": model.name,
+                "input_size": size, "config": to_dict(cfg)["saliency"], "versions": versions()})
+    groups = [rows[i:i + s.group_size] for i in range(0, len(rows), s.group_size)]
+    mine = groups[shard_index::num_shards]
+    log(f"{described}; {len(rows)} images in {len(groups)} groups"
+        + (f", shard {shard_index + 1}/{num_shards}: {len(mine)} groups" if num_shards > 1 else ""))
+
+    written = {}
+    with ThreadPoolExecutor(max_workers=1) as executor:
+        for name in names:
+            method = METHODS.get(name)
+            params = method.resolve(s.method_params(name))
+            store.init_method(name, {"method": name, "params": params, "target": s.target, "seed": s.seed,
+                                     "dtypes": DTYPES, "channels": method.channels, "versions": versions()})
+            todo = [g for g in mine if not all(store.has(name, r["image_id"]) for r in g)]
+            written[name] = 0
+            t0 = time.time()
+            pending = None
+            for group in tqdm(todo, desc=name, unit="group", disable=not progress):
+                idx = [r["index"] for r in group]
+                images, _, _ = load_batch(data, idx, size)
+                cls = adapter.classes(images, s.target)
+                logits, _ = adapter.positive_logits(images)
+                finish = method.start(adapter, images, cls, [noise_rng(s.seed, i) for i in idx], executor, **params)
+                if pending:
+                    written[name] += _write(store, name, method, *pending)
+                pending = (group, logits, finish)
+            if pending:
+                written[name] += _write(store, name, method, *pending)
+            if todo:
+                log(f"{name}: {written[name]} maps in {time.time() - t0:.1f} s")
+    return written
+
+
+def _write(store, name, method, group, logits, finish):
+    raw = finish()
+    n = 0
+    for r, m, z in zip(group, raw, logits):
+        if store.has(name, r["image_id"]):
+            continue
+        processed, constant = postprocess(m, channels=method.channels)
+        store.write(name, r["image_id"], raw=m, processed=processed, constant=constant, logit=z,
+                    label=r["label"], index=r["index"])
+        n += 1
+    return n

@@ -1,0 +1,19 @@
+"""`wildcat`: the WILDCAT positive-class map, bilinear-upsampled to the input size."""
+
+import numpy as np
+
+from .base import Method, register
+
+
+@register
+class WildcatMap(Method):
+    name = "wildcat"
+    channels = False
+    defaults = {}
+
+    def compute(self, adapter, images, cls, rngs):
+        import tensorflow as tf
+
+        maps = adapter.class_maps(images)[..., -1:]          # the positive class (last map)
+        h, w = images.shape[1:3]
+        return np.asarray(tf.image.resize(maps, (h, w), method="bilinear"))[..., 0].astype(np.float32)
