@@ -261,3 +261,15 @@ def test_postprocess_hand_made():
     sparse[0, 0] = 5.0       # p99 equals the minimum: plain min-max
     out, flag = normalize(sparse)
     assert not flag and out[0, 0] == 1.0 and out.sum() == 1.0
+
+
+def test_fast_segments_equal_pairs():
+    from saliency.core.xrai import _get_segments_felzenszwalb
+
+    from cxrsal.saliency.xrai import _segments
+
+    image = images(1, 48, seed=9)[0]
+    ours, theirs = _segments(image), _get_segments_felzenszwalb(image)
+    assert len(ours) == len(theirs) > 1
+    for a, b in zip(ours, theirs):
+        np.testing.assert_array_equal(a, b)

@@ -21,7 +21,8 @@ METHODS = "grad,sg,gcam,gbp,ggcam"
 
 
 def cfg(**s):
-    base = {"saliency.samples": 3, "saliency.group_size": 2, "saliency.limit": 7, "saliency.split": "val"}
+    base = {"saliency.samples": 3, "saliency.group_size": 2, "saliency.batch_size": 2, "saliency.limit": 7,
+            "saliency.split": "val"}
     base.update({f"saliency.{k}": v for k, v in s.items()})
     return load_config(options=base)
 

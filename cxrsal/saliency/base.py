@@ -32,6 +32,10 @@ class Method:
     def compute(self, adapter, images, cls, rngs, **params):
         raise NotImplementedError
 
+    def evaluations(self, params):
+        """Model evaluations (forward + gradient) per map."""
+        return 1
+
     def start(self, adapter, images, cls, rngs, executor=None, **params):
         """Begin computing; returns a zero-argument callable giving the raw maps. Methods with
         CPU-side work (XRAI's segmentation) run it on `executor` while the next batch's

@@ -22,6 +22,9 @@ class GuidedGradCAM(Method):
     channels = False
     defaults = {}
 
+    def evaluations(self, params):
+        return 2
+
     def compute(self, adapter, images, cls, rngs):
         gbp = np.stack([reduce_2d(g, channels=True) for g in adapter.guided_gradients(images, cls)])
         return (gbp * gradcam_maps(adapter, images, cls)).astype(np.float32)

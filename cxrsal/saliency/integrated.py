@@ -34,5 +34,8 @@ class IG(Method):
     name = "ig"
     defaults = {"steps": 25, "baseline": "black"}   # [A]'s text: 25 steps (its code used 10)
 
+    def evaluations(self, params):
+        return int(params["steps"])
+
     def compute(self, adapter, images, cls, rngs, steps=25, baseline="black"):
         return integrated_gradients(adapter, images, cls, baseline_for(images, baseline), steps)

@@ -1,6 +1,7 @@
 """`cxrsal saliency`: every requested method over a split, batched, resumable and shardable.
 
-Images are taken in groups of `group_size` consecutive selected images; a group is the unit
+Images are taken in groups of consecutive selected images (`group_size`, or more for cheap
+methods: enough maps to fill one `batch_size` of model evaluations); a group is the unit
 of computation, of resumption (its maps are skipped when all exist) and of sharding (group g
 belongs to shard g mod K), so a sharded or resumed run computes every map in exactly the same
 batch as an uninterrupted one and the stores agree bit for bit.
@@ -75,16 +76,16 @@ def run_saliency(model_dir, out, cfg: Config, methods="all", *, num_shards=1, sh
     store.init({"model": str(model_dir.resolve()), "checkpoint": s.checkpoint, "data": data_dir, "split": s.split,
                 "image_ids": [r["image_id"] for r in rows], "model_name": model.name,
                 "input_size": size, "config": to_dict(cfg)["saliency"], "versions": versions()})
-    groups = [rows[i:i + s.group_size] for i in range(0, len(rows), s.group_size)]
-    mine = groups[shard_index::num_shards]
-    log(f"{described}; {len(rows)} images in {len(groups)} groups"
-        + (f", shard {shard_index + 1}/{num_shards}: {len(mine)} groups" if num_shards > 1 else ""))
+    log(f"{described}; {len(rows)} images" + (f", shard {shard_index + 1}/{num_shards}" if num_shards > 1 else ""))
 
     written = {}
     with ThreadPoolExecutor(max_workers=1) as executor:
         for name in names:
             method = METHODS.get(name)
             params = method.resolve(s.method_params(name))
+            per_group = max(s.group_size, -(-s.batch_size // method.evaluations(params)))
+            groups = [rows[i:i + per_group] for i in range(0, len(rows), per_group)]
+            mine = groups[shard_index::num_shards]
             store.init_method(name, {"method": name, "params": params, "target": s.target, "seed": s.seed,
                                      "dtypes": DTYPES, "channels": method.channels, "versions": versions()})
             todo = [g for g in mine if not all(store.has(name, r["image_id"]) for r in g)]

@@ -16,7 +16,9 @@ EVALS_PER_PIECE = 1024
 
 class Smooth(Method):
     base = None
-    evals_per_input = 1
+
+    def evaluations(self, params):
+        return int(params["samples"]) * self.evals_per_input(params)
 
     def compute(self, adapter, images, cls, rngs, samples=25, noise=0.15, magnitude=True, **base_params):
         n = len(images)
