@@ -36,6 +36,10 @@ class Method:
         """Model evaluations (forward + gradient) per map."""
         return 1
 
+    def extras(self, adapter, images):
+        """Arrays stored beside each map ({name: [N, ...]}), e.g. WILDCAT's native class map."""
+        return {}
+
     def start(self, adapter, images, cls, rngs, executor=None, **params):
         """Begin computing; returns a zero-argument callable giving the raw maps. Methods with
         CPU-side work (XRAI's segmentation) run it on `executor` while the next batch's

@@ -48,10 +48,8 @@ def select(rows, split, positives_only, limit):
 def run_saliency(model_dir, out, cfg: Config, methods="all", *, num_shards=1, shard_index=0,
                  progress=True, log=print):
     """Compute the maps into store `out`; returns {method: maps written this session}."""
-    from tqdm import tqdm
-
     from ..data.manifest import read_manifest
-    from ..data.pipeline import PreparedSplit, load_batch
+    from ..data.pipeline import PreparedSplit
     from ..training.fit import load_run_model, versions
     from ..training.strategy import choose_strategy
     from .adapter import ModelAdapter
@@ -77,7 +75,19 @@ def run_saliency(model_dir, out, cfg: Config, methods="all", *, num_shards=1, sh
                 "image_ids": [r["image_id"] for r in rows], "model_name": model.name,
                 "input_size": size, "config": to_dict(cfg)["saliency"], "versions": versions()})
     log(f"{described}; {len(rows)} images" + (f", shard {shard_index + 1}/{num_shards}" if num_shards > 1 else ""))
+    return fill_store(adapter, store, rows, data, names, s, num_shards=num_shards, shard_index=shard_index,
+                      progress=progress, log=log)
 
+
+def fill_store(adapter, store, rows, data, names, s, *, num_shards=1, shard_index=0, progress=True, log=print,
+               label=""):
+    """Compute the maps of `names` for `rows` that `store` lacks; returns {method: maps written}."""
+    from tqdm import tqdm
+
+    from ..data.pipeline import load_batch
+    from ..training.fit import versions
+
+    size = adapter.input_shape[0]
     written = {}
     with ThreadPoolExecutor(max_workers=1) as executor:
         for name in names:
@@ -92,7 +102,7 @@ def run_saliency(model_dir, out, cfg: Config, methods="all", *, num_shards=1, sh
             written[name] = 0
             t0 = time.time()
             pending = None
-            for group in tqdm(todo, desc=name, unit="group", disable=not progress):
+            for group in tqdm(todo, desc=f"{label}{name}", unit="group", disable=not progress):
                 idx = [r["index"] for r in group]
                 images, _, _ = load_batch(data, idx, size)
                 cls = adapter.classes(images, s.target)
@@ -100,22 +110,22 @@ def run_saliency(model_dir, out, cfg: Config, methods="all", *, num_shards=1, sh
                 finish = method.start(adapter, images, cls, [noise_rng(s.seed, i) for i in idx], executor, **params)
                 if pending:
                     written[name] += _write(store, name, method, *pending)
-                pending = (group, logits, finish)
+                pending = (group, logits, finish, method.extras(adapter, images))
             if pending:
                 written[name] += _write(store, name, method, *pending)
             if todo:
-                log(f"{name}: {written[name]} maps in {time.time() - t0:.1f} s")
+                log(f"{label}{name}: {written[name]} maps in {time.time() - t0:.1f} s")
     return written
 
 
-def _write(store, name, method, group, logits, finish):
+def _write(store, name, method, group, logits, finish, extras):
     raw = finish()
     n = 0
-    for r, m, z in zip(group, raw, logits):
+    for k, (r, m, z) in enumerate(zip(group, raw, logits)):
         if store.has(name, r["image_id"]):
             continue
         processed, constant = postprocess(m, channels=method.channels)
         store.write(name, r["image_id"], raw=m, processed=processed, constant=constant, logit=z,
-                    label=r["label"], index=r["index"])
+                    label=r["label"], index=r["index"], **{key: v[k] for key, v in extras.items()})
         n += 1
     return n

@@ -61,12 +61,13 @@ class MapStore:
     def has(self, method, image_id):
         return self.file(method, image_id).exists()
 
-    def write(self, method, image_id, *, raw, processed, constant, logit, label, index):
+    def write(self, method, image_id, *, raw, processed, constant, logit, label, index, **extras):
         with atomic_path(self.file(method, image_id)) as tmp:
             with open(tmp, "wb") as f:
                 np.savez_compressed(f, raw=np.asarray(raw, np.float32),
                                     processed=np.round(np.asarray(processed) * SCALE).astype(np.uint16),
-                                    constant=bool(constant), logit=float(logit), label=int(label), index=int(index))
+                                    constant=bool(constant), logit=float(logit), label=int(label), index=int(index),
+                                    **{k: np.asarray(v, np.float32) for k, v in extras.items()})
 
     def methods(self):
         return sorted(p.parent.name for p in self.path.glob("*/params.json"))
@@ -77,11 +78,14 @@ class MapStore:
     def ids(self, method):
         return sorted(p.stem for p in (self.path / method).glob("*.npz"))
 
-    def load(self, method, image_id):
+    def load(self, method, image_id, *, quantized=False):
+        """The stored map; `quantized`: processed as the stored uint16 (exact ranks, fast scoring)."""
         f = self.file(method, image_id)
         if not f.exists():
             raise CxrsalError(f"{f}: no such map (method {method}, image {image_id})")
         with np.load(f) as z:
-            return {"raw": z["raw"], "processed": z["processed"].astype(np.float32) / SCALE,
-                    "constant": bool(z["constant"]), "logit": float(z["logit"]), "label": int(z["label"]),
-                    "index": int(z["index"])}
+            out = {k: z[k] for k in z.files}
+        out["processed"] = out["processed"] if quantized else out["processed"].astype(np.float32) / SCALE
+        for k, t in (("constant", bool), ("logit", float), ("label", int), ("index", int)):
+            out[k] = t(out[k])
+        return out

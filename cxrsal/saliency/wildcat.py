@@ -11,6 +11,10 @@ class WildcatMap(Method):
     channels = False
     defaults = {}
 
+    def extras(self, adapter, images):
+        # the class map at its own resolution: pointwise detection takes its arg-max cell
+        return {"native": adapter.class_maps(images)[..., -1]}
+
     def compute(self, adapter, images, cls, rngs):
         import tensorflow as tf
 

@@ -1,0 +1,1 @@
+"""Experiments over stored maps: scoring (utility, pointwise detection), randomization, repeatability."""

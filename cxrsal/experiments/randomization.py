@@ -1,0 +1,223 @@
+"""Cascading randomization [Adebayo et al. 2018] as in [A]: re-initialise blocks from the top
+(logits) down, recompute every map, compare with the trained model's maps.
+
+The trained model on disk is never touched: weights are copied in memory, each step's weights
+are a pure function of (trained weights, seed, blocks randomized), and every step's maps go to
+their own resumable map store, so a killed run continues at the step (and map) it reached.
+"""
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import CxrsalError
+from ..io import atomic_path, atomic_write_text
+
+INITS = ("truncated-normal", "layer")
+
+
+def comparable(raw, channels):
+    """The map SSIM and rank correlation compare: raw values, channels summed without abs,
+    min-max scaled to [0, 1] (so data_range 1 is the map's range; constant -> zeros)."""
+    m = np.asarray(raw, np.float64)
+    if channels and m.ndim == 3:
+        m = m.sum(axis=-1)
+    lo, hi = m.min(), m.max()
+    return (m - lo) / (hi - lo) if hi > lo else np.zeros_like(m)
+
+
+def _variable_seed(seed, block, layer, k):
+    return np.random.SeedSequence([int(seed), *map(ord, f"{block}/{layer}/{k}")])
+
+
+def _truncated_normal(rng, shape, sigma):
+    x = rng.normal(0.0, sigma, size=shape)
+    bad = np.abs(x) > 2 * sigma
+    while bad.any():   # redraw outside two standard deviations, as Keras' TruncatedNormal
+        x[bad] = rng.normal(0.0, sigma, size=int(bad.sum()))
+        bad = np.abs(x) > 2 * sigma
+    return x
+
+
+def new_value(layer, variable, k, *, block, init, sigma, seed):
+    """A fresh value for one variable; BatchNorm moving variance is reset to ones (stays > 0)."""
+    import keras
+
+    name = variable.path.split("/")[-1]
+    shape, dtype = tuple(variable.shape), keras.backend.standardize_dtype(variable.dtype)
+    if name == "moving_variance":
+        return np.ones(shape, dtype)
+    ss = _variable_seed(seed, block, layer.name, k)
+    if init == "truncated-normal":
+        return _truncated_normal(np.random.default_rng(ss), shape, sigma).astype(dtype)
+    initializer = getattr(layer, f"{name}_initializer", None)
+    if initializer is None:
+        raise CxrsalError(f"layer {layer.name}: variable {name} has no initializer; use --init truncated-normal")
+    config = initializer.get_config()
+    if "seed" in config:
+        config["seed"] = int(ss.generate_state(1)[0] % (2**31))
+    return np.asarray(initializer.__class__.from_config(config)(shape, dtype=dtype))
+
+
+def step_weights(model, blocks, randomized, *, init, sigma, seed):
+    """{variable path: value} of the trained model with the layers of `randomized` blocks re-initialised."""
+    if init not in INITS:
+        raise CxrsalError(f"--init {init}: valid choices: {', '.join(INITS)}")
+    members = dict(blocks)
+    values = {}
+    for block in randomized:
+        for lname in members[block]:
+            layer = model.get_layer(lname)
+            for k, v in enumerate(layer.weights):
+                values[v.path] = new_value(layer, v, k, block=block, init=init, sigma=sigma, seed=seed)
+    return values
+
+
+def apply_weights(work, trained, values):
+    """Set `work`'s variables: the trained values, replaced by `values` where given."""
+    for v, t in zip(work.weights, trained):
+        v.assign(values.get(v.path, t))
+
+
+def steps_of(blocks, *, independent, all_blocks, arch):
+    """[(step name, blocks randomized)] after the trained step 0."""
+    names = [b for b, _ in blocks]
+    if not all_blocks:   # [A]: stem (and InceptionV3's mixed0) only as optional extra steps
+        names = [b for b in names if b != "stem" and not (arch == "inceptionv3" and b == "mixed0")]
+    if independent:
+        return [(b, [b]) for b in names]
+    return [(b, names[: i + 1]) for i, b in enumerate(names)]
+
+
+def run_randomization(model_dirs, out, cfg, methods="all", *, n_images=100, init="truncated-normal", sigma=0.01,
+                      independent=False, all_blocks=False, seed=0, data_range=1.0, pairs_per_image=50,
+                      progress=True, log=print):
+    """Maps of every step for every model, then the tables, thresholds, verdicts and figure."""
+    import keras
+
+    from ..data.manifest import read_manifest
+    from ..data.pipeline import PreparedSplit
+    from ..models import backbone_blocks
+    from ..saliency.adapter import ModelAdapter
+    from ..saliency.runner import fill_store, parse_methods, select
+    from ..saliency.store import MapStore
+    from ..training.fit import load_run_config, load_run_model, versions
+
+    out = Path(out)
+    s = cfg.saliency
+    plan = []
+    for k, model_dir in enumerate(model_dirs):
+        model_dir = Path(model_dir)
+        run_cfg = load_run_config(model_dir)
+        data_dir = json.loads((model_dir / "data.json").read_text())["dir"]
+        model = load_run_model(model_dir, s.checkpoint)
+        arch = run_cfg.model.arch
+        blocks = backbone_blocks(model, arch)
+        steps = steps_of(blocks, independent=independent, all_blocks=all_blocks, arch=arch)
+        rows = select(read_manifest(data_dir), s.split, s.positives_only, n_images)
+        data = PreparedSplit(data_dir, s.split)
+        trained = [np.array(w) for w in model.get_weights()]
+        work = keras.models.clone_model(model)
+        work.set_weights(trained)
+        adapter = ModelAdapter(work, batch_size=s.batch_size)
+        names = parse_methods(methods, adapter.has_class_maps)
+        tag = f"{k:02d}-{model_dir.name}"
+        log(f"{model_dir}: {arch}, {len(steps)} steps ({'independent' if independent else 'cascading'}), "
+            f"{len(rows)} images, methods {', '.join(names)}")
+        all_steps = [("trained", [])] + steps
+        for i, (step_name, randomized) in enumerate(all_steps):
+            store = MapStore(out / "maps" / tag / f"step-{i:02d}-{step_name}")
+            store.init({"model": str(model_dir.resolve()), "checkpoint": s.checkpoint, "data": data_dir,
+                        "split": s.split, "image_ids": [r["image_id"] for r in rows], "model_name": model.name,
+                        "input_size": adapter.input_shape[0], "step": i, "step_name": step_name,
+                        "randomized": randomized, "init": init, "sigma": sigma, "seed": seed, "versions": versions()})
+            if all((store.path / m).exists() and len(store.ids(m)) == len(rows) for m in names):
+                continue   # finished before a kill
+            apply_weights(work, trained, step_weights(model, blocks, randomized, init=init, sigma=sigma, seed=seed))
+            fill_store(adapter, store, rows, data, names, s, progress=progress, log=log,
+                       label=f"step {i} ({step_name}) ")
+        plan.append((tag, model_dir, all_steps, names, rows))
+    return analyse(out, plan, data_range=data_range, pairs_per_image=pairs_per_image, seed=seed, log=log)
+
+
+def analyse(out, plan, *, data_range, pairs_per_image, seed, log=print):
+    """Tidy per-image table, curves, thresholds and PASS/FAIL from the step stores."""
+    import pandas as pd
+    from scipy.stats import spearmanr
+
+    from ..metrics import degradation_threshold, ssim_score
+    from ..saliency.store import MapStore
+
+    records, thresholds = [], []
+    for tag, model_dir, all_steps, names, rows in plan:
+        stores = [MapStore(out / "maps" / tag / f"step-{i:02d}-{name}") for i, (name, _) in enumerate(all_steps)]
+        for method in names:
+            channels = stores[0].params(method)["channels"]
+            ids = [r["image_id"] for r in rows]
+            base = {i: comparable(stores[0].load(method, i)["raw"], channels) for i in ids}
+            thr = degradation_threshold(np.stack([base[i] for i in ids]), pairs_per_image=pairs_per_image,
+                                        seed=seed, data_range=data_range) if len(ids) > 1 else float("nan")
+            thresholds.append(dict(model=tag, method=method, threshold=thr))
+            for k, store in enumerate(stores):
+                for i in ids:
+                    m = comparable(store.load(method, i)["raw"], channels)
+                    a, b = np.abs(base[i]).ravel(), np.abs(m).ravel()
+                    rho = spearmanr(a, b).statistic if a.std() > 0 and b.std() > 0 else float("nan")
+                    for metric, value in (("ssim", ssim_score(base[i], m, data_range=data_range)), ("spearman", rho)):
+                        records.append(dict(image_id=i, model=tag, method=method, step=k, step_name=all_steps[k][0],
+                                            metric=metric, value=float(value)))
+    table = pd.DataFrame.from_records(records)
+    per_model = (table.groupby(["model", "method", "step", "step_name", "metric"])["value"].mean()
+                 .reset_index(name="mean"))
+    curves = (per_model.groupby(["method", "step", "step_name", "metric"])["mean"]
+              .agg(mean="mean", sd="std", replicates="count").reset_index())
+    thr = pd.DataFrame(thresholds)
+    last = curves[(curves.metric == "ssim") & (curves.step == curves.step.max())][["method", "mean"]]
+    verdict = last.merge(thr.groupby("method")["threshold"].mean().reset_index(), on="method")
+    verdict["result"] = np.where(verdict["mean"] < verdict["threshold"], "PASS", "FAIL")
+    verdict = verdict.rename(columns={"mean": "randomized_ssim"})
+    out.mkdir(parents=True, exist_ok=True)
+    for name, frame in (("randomization.csv", table), ("curves.csv", curves), ("thresholds.csv", thr),
+                        ("verdicts.csv", verdict)):
+        with atomic_path(out / name) as tmp:
+            frame.to_csv(tmp, index=False)
+    with atomic_path(out / "randomization.parquet") as tmp:
+        table.to_parquet(tmp, index=False)
+    plot_curves(curves, thr, out / "fig3a.png")
+    atomic_write_text(out / "randomization.json", json.dumps(
+        {"models": [str(p[1]) for p in plan], "data_range": data_range, "pairs_per_image": pairs_per_image,
+         "seed": seed}, indent=2) + "\n")
+    for r in verdict.itertuples():
+        log(f"{r.method:<8} randomized SSIM {r.randomized_ssim:.3f} vs threshold {r.threshold:.3f}: {r.result}")
+    return table, curves, thr, verdict
+
+
+def plot_curves(curves, thresholds, path):
+    """[A] Fig 3a: mean SSIM per step per method, sd band across replicates, dotted thresholds."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    ssim = curves[curves.metric == "ssim"]
+    fig, ax = plt.subplots(figsize=(8, 4.5))
+    for k, (method, c) in enumerate(ssim.groupby("method", sort=False)):
+        c = c.sort_values("step")
+        color = f"C{k}"
+        ax.plot(c.step, c["mean"], marker="o", color=color, label=method)
+        if (c.replicates > 1).any():
+            sd = c.sd.fillna(0)
+            ax.fill_between(c.step, c["mean"] - sd, c["mean"] + sd, color=color, alpha=0.2)
+        t = thresholds[thresholds.method == method].threshold.mean()
+        ax.axhline(t, color=color, linestyle=":", linewidth=1)
+    names = ssim.drop_duplicates("step").sort_values("step")
+    ax.set_xticks(names.step, names.step_name, rotation=45, ha="right")
+    ax.set_ylabel("SSIM with the trained model's map")
+    ax.set_xlabel("randomized down to")
+    ax.set_ylim(-0.05, 1.05)
+    ax.legend(fontsize=8, ncol=2)
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=120, format="png")
+    plt.close(fig)

@@ -1,0 +1,105 @@
+"""Repeatability (two replicates of one architecture) and reproducibility (two architectures):
+per-image SSIM between the two models' maps of the same images, against the low baseline 0.5
+and, when given, the high baseline of two localization networks' heatmaps."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import CxrsalError
+from ..io import atomic_path, atomic_write_text
+from .randomization import comparable
+
+LOW_BASELINE = 0.5
+
+
+def _resize(m, size):
+    import cv2
+
+    return m if m.shape == (size, size) else cv2.resize(m.astype(np.float32), (size, size),
+                                                       interpolation=cv2.INTER_AREA).astype(np.float64)
+
+
+def run_compare(model_dirs, out, cfg, methods="all", *, n_images=100, data_range=1.0, baseline_maps=None,
+                progress=True, log=print):
+    import pandas as pd
+
+    from ..data.manifest import read_manifest
+    from ..data.pipeline import PreparedSplit
+    from ..metrics import ssim_score
+    from ..saliency.adapter import ModelAdapter
+    from ..saliency.runner import fill_store, parse_methods, select
+    from ..saliency.store import MapStore
+    from ..training.fit import load_run_model, versions
+    from .scoring import read_probability_map
+
+    if len(model_dirs) != 2:
+        raise CxrsalError(f"--models: give exactly two trained runs, got {len(model_dirs)}")
+    s = cfg.saliency
+    out = Path(out)
+    stores, sizes, method_sets, channels = [], [], [], {}
+    chosen = None
+    for k, model_dir in enumerate(model_dirs):
+        model_dir = Path(model_dir)
+        if not (model_dir / "data.json").exists():
+            raise CxrsalError(f"--models {model_dir}: not a `cxrsal train` run (no data.json)")
+        data_dir = json.loads((model_dir / "data.json").read_text())["dir"]
+        model = load_run_model(model_dir, s.checkpoint)
+        adapter = ModelAdapter(model, batch_size=s.batch_size)
+        manifest = read_manifest(data_dir)
+        if chosen is None:
+            chosen = [r["image_id"] for r in select(manifest, s.split, s.positives_only, n_images)]
+        by_id = {r["image_id"]: r for r in manifest if r["split"] == s.split}
+        missing = [i for i in chosen if i not in by_id]
+        if missing:
+            raise CxrsalError(f"--models {model_dir}: image {missing[0]} is not in its data's {s.split} split; "
+                              "the two models must be trained on the same split")
+        rows = [by_id[i] for i in chosen]
+        names = parse_methods(methods, adapter.has_class_maps)
+        store = MapStore(out / "maps" / f"{k}-{model_dir.name}")
+        store.init({"model": str(model_dir.resolve()), "checkpoint": s.checkpoint, "data": data_dir,
+                    "split": s.split, "image_ids": chosen, "model_name": model.name,
+                    "input_size": adapter.input_shape[0], "versions": versions()})
+        fill_store(adapter, store, rows, PreparedSplit(data_dir, s.split), names, s, progress=progress, log=log,
+                   label=f"model {k + 1} ")
+        stores.append(store)
+        sizes.append(adapter.input_shape[0])
+        method_sets.append(names)
+    size = min(sizes)
+    names = [m for m in method_sets[0] if m in method_sets[1]]
+    records = []
+    for method in names:
+        ch = stores[0].params(method)["channels"]
+        for i in chosen:
+            a = _resize(comparable(stores[0].load(method, i)["raw"], ch), size)
+            b = _resize(comparable(stores[1].load(method, i)["raw"], ch), size)
+            records.append(dict(image_id=i, model_a=Path(model_dirs[0]).name, model_b=Path(model_dirs[1]).name,
+                                method=method, metric="ssim", value=ssim_score(a, b, data_range=data_range)))
+    if baseline_maps:
+        da, db = baseline_maps
+        for i in chosen:
+            a, b = read_probability_map(da, i, size), read_probability_map(db, i, size)
+            records.append(dict(image_id=i, model_a=Path(da).name, model_b=Path(db).name,
+                                method="baseline:localization", metric="ssim",
+                                value=ssim_score(a, b, data_range=data_range)))
+    table = pd.DataFrame.from_records(records)
+    summary = table.groupby("method")["value"].agg(["mean", "std", "count"]).reset_index()
+    summary["vs_low_baseline"] = np.where(summary["mean"] > LOW_BASELINE, "PASS", "FAIL")
+    high = summary.loc[summary.method == "baseline:localization", "mean"]
+    if len(high):
+        summary["vs_high_baseline"] = np.where(summary["mean"] >= float(high.iloc[0]), "PASS", "FAIL")
+    out.mkdir(parents=True, exist_ok=True)
+    with atomic_path(out / "compare.csv") as tmp:
+        table.to_csv(tmp, index=False)
+    with atomic_path(out / "compare.parquet") as tmp:
+        table.to_parquet(tmp, index=False)
+    with atomic_path(out / "compare_summary.csv") as tmp:
+        summary.to_csv(tmp, index=False)
+    atomic_write_text(out / "compare.json", json.dumps({"models": [str(m) for m in model_dirs], "size": size,
+                                                        "data_range": data_range, "low_baseline": LOW_BASELINE},
+                                                       indent=2) + "\n")
+    for r in summary.itertuples():
+        log(f"{r.method:<22} SSIM {r.mean:.3f} +/- {0 if np.isnan(r.std) else r.std:.3f} (n={r.count}) "
+            f"vs {LOW_BASELINE}: {r.vs_low_baseline}")
+    return table, summary

@@ -1,0 +1,162 @@
+"""Cascading randomization: exactly the right weights change, seeds, BatchNorm validity, the
+GradCAM finding of [A] on a trained synthetic model, resumption, and repeatability."""
+
+import hashlib
+
+import keras
+import numpy as np
+import pandas as pd
+import pytest
+
+import cxrsal.experiments.randomization as rnd
+from cxrsal.config import load_config
+from cxrsal.data.prepare import prepare
+from cxrsal.data.synth import synth
+from cxrsal.experiments.randomization import apply_weights, run_randomization, step_weights, steps_of
+from cxrsal.experiments.repeatability import run_compare
+from cxrsal.models import backbone_blocks, build_model
+from cxrsal.training.fit import train
+
+
+def quiet(*_):
+    pass
+
+
+@pytest.fixture(scope="module")
+def model_and_blocks():
+    keras.utils.set_random_seed(0)
+    model = build_model("resnet18", "classification", (32, 32, 1))
+    # make every variable distinct from its initial value (BN moving variance included)
+    rng = np.random.default_rng(0)
+    model.set_weights([w + rng.uniform(0.1, 0.2, w.shape).astype(w.dtype) for w in model.get_weights()])
+    return model, backbone_blocks(model, "resnet18")
+
+
+def layer_values(model):
+    return {l.name: [np.array(w) for w in l.get_weights()] for l in model.layers}
+
+
+@pytest.mark.parametrize("init", ["truncated-normal", "layer"])
+def test_cascade_changes_exactly_the_top_blocks(model_and_blocks, init):
+    model, blocks = model_and_blocks
+    trained = [np.array(w) for w in model.get_weights()]
+    before = layer_values(model)
+    work = keras.models.clone_model(model)
+    steps = steps_of(blocks, independent=False, all_blocks=True, arch="resnet18")
+    assert [s for s, _ in steps] == ["logits", "conv5", "conv4", "conv3", "conv2", "stem"]
+    x = np.random.default_rng(1).random((2, 32, 32, 1)).astype(np.float32)
+    for k, (name, randomized) in enumerate(steps, start=1):
+        assert randomized == [b for b, _ in blocks][:k]
+        apply_weights(work, trained, step_weights(model, blocks, randomized, init=init, sigma=0.01, seed=3))
+        after = layer_values(work)
+        changed = {n for b, layers in blocks if b in randomized for n in layers}
+        for lname, values in before.items():
+            for v0, v1 in zip(values, after[lname]):
+                if lname in changed:
+                    assert not np.array_equal(v0, v1), (name, lname)
+                else:
+                    assert np.array_equal(v0, v1), (name, lname)      # bit-identical
+        bn = [l for l in work.layers if isinstance(l, keras.layers.BatchNormalization) and l.name in changed]
+        assert all((np.array(l.moving_variance) > 0).all() for l in bn)
+        assert np.isfinite(np.asarray(work(x))).all()
+    assert layer_values(model).keys() == before.keys()
+    for lname, values in layer_values(model).items():      # the trained model is untouched
+        assert all(np.array_equal(a, b) for a, b in zip(values, before[lname]))
+
+
+def test_independent_randomizes_one_block_at_a_time(model_and_blocks):
+    model, blocks = model_and_blocks
+    steps = steps_of(blocks, independent=True, all_blocks=False, arch="resnet18")
+    assert steps == [("logits", ["logits"]), ("conv5", ["conv5"]), ("conv4", ["conv4"]), ("conv3", ["conv3"]),
+                     ("conv2", ["conv2"])]
+    values = step_weights(model, blocks, ["conv4"], init="truncated-normal", sigma=0.01, seed=0)
+    conv4 = {n for b, layers in blocks if b == "conv4" for n in layers}
+    assert {p.split("/")[0] for p in values} == {n for n in conv4 if model.get_layer(n).weights}
+
+
+def test_inception_default_steps_stop_at_mixed1():
+    model = build_model("inceptionv3", "classification", (75, 75, 1))
+    names = [s for s, _ in steps_of(backbone_blocks(model, "inceptionv3"), independent=False, all_blocks=False,
+                                     arch="inceptionv3")]
+    assert names == ["logits"] + [f"mixed{i}" for i in range(10, 0, -1)]
+
+
+def test_reproducible_by_seed(model_and_blocks):
+    model, blocks = model_and_blocks
+    a = step_weights(model, blocks, ["logits", "conv5"], init="truncated-normal", sigma=0.02, seed=5)
+    b = step_weights(model, blocks, ["logits", "conv5"], init="truncated-normal", sigma=0.02, seed=5)
+    c = step_weights(model, blocks, ["logits", "conv5"], init="truncated-normal", sigma=0.02, seed=6)
+    assert a.keys() == b.keys() and all(np.array_equal(a[k], b[k]) for k in a)
+    assert any(not np.array_equal(a[k], c[k]) for k in a if not k.endswith("moving_variance"))
+    kernel = a["conv5_block1_1_conv/kernel"]
+    assert np.abs(kernel).max() <= 0.04 and 0.005 < kernel.std() < 0.02     # truncated at 2 sigma
+
+
+@pytest.fixture(scope="module")
+def learned(tmp_path_factory):
+    """resnet18 trained on synthetic RSNA at 64 px until it localizes (validation AUC checked)."""
+    base = tmp_path_factory.mktemp("learned")
+    synth("rsna", base / "data", 240, seed=11, image_size=128)
+    prepare(load_config(options={"data.root": str(base / "data"), "data.size": 64,
+                                 "data.split": [0.6, 0.2, 0.2]}), base / "run", progress=False, log=quiet)
+    cfg = load_config(overrides=["model.arch=resnet18", "train.epochs=8", "train.lr=1e-3", "train.patience=8",
+                                 "pipeline.batch_size=16", "pipeline.flip=true"])
+    card = train(cfg, base / "run", base / "model", log=quiet, verbose=0)
+    assert card["metrics"]["best_val_auc"] >= 0.8, card["metrics"]
+    return base / "model"
+
+
+def sha(path):
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_gradcam_fails_to_survive_randomization(learned, tmp_path):
+    best = learned / "checkpoints" / "best.keras"
+    digest = sha(best)
+    cfg = load_config(overrides=["saliency.positives_only=true", "saliency.split=test"])
+    table, curves, thr, verdict = run_randomization([learned], tmp_path / "r", cfg, "gcam", n_images=16,
+                                                    progress=False, log=quiet)
+    v = verdict.set_index("method").loc["gcam"]
+    # [A]'s finding, here on data whose answer is known: fully randomized GradCAM maps fall
+    # below the similarity of two different images' maps
+    assert v.randomized_ssim < v.threshold and v.result == "PASS"
+    ssim = curves[(curves.metric == "ssim") & (curves.method == "gcam")].sort_values("step")
+    assert ssim["mean"].iloc[0] == pytest.approx(1.0)          # the trained step against itself
+    assert list(ssim.step_name) == ["trained", "logits", "conv5", "conv4", "conv3", "conv2"]
+    assert (tmp_path / "r" / "fig3a.png").stat().st_size > 1000
+    assert sha(best) == digest                                  # never modified on disk
+    again = run_randomization([learned], tmp_path / "r2", cfg, "gcam", n_images=16, progress=False, log=quiet)
+    pd.testing.assert_frame_equal(again[1], curves)             # reproducible
+
+
+def test_killed_run_resumes_at_its_step(trained_classifier, tmp_path, monkeypatch):
+    cfg = load_config(overrides=["saliency.split=val", "saliency.samples=2"])
+    ref = run_randomization([trained_classifier], tmp_path / "ref", cfg, "grad,sg", n_images=4,
+                            progress=False, log=quiet)
+    real = rnd.apply_weights
+    calls = []
+
+    def dies_at_step_three(*a):
+        calls.append(1)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return real(*a)
+
+    monkeypatch.setattr(rnd, "apply_weights", dies_at_step_three)
+    with pytest.raises(KeyboardInterrupt):
+        run_randomization([trained_classifier], tmp_path / "run", cfg, "grad,sg", n_images=4, progress=False,
+                          log=quiet)
+    monkeypatch.setattr(rnd, "apply_weights", real)
+    done = sorted(p.name for p in (tmp_path / "run" / "maps").glob("*/*"))
+    assert done[:2] == ["step-00-trained", "step-01-logits"]
+    res = run_randomization([trained_classifier], tmp_path / "run", cfg, "grad,sg", n_images=4, progress=False,
+                            log=quiet)
+    pd.testing.assert_frame_equal(res[0], ref[0])
+
+
+def test_compare_model_with_itself_is_one(trained_classifier, tmp_path):
+    cfg = load_config(overrides=["saliency.split=val", "saliency.samples=2"])
+    table, summary = run_compare([trained_classifier, trained_classifier], tmp_path / "c", cfg, "grad,gcam",
+                                 n_images=4, progress=False, log=quiet)
+    assert np.allclose(table.value, 1.0)
+    assert (summary.vs_low_baseline == "PASS").all()

@@ -1,0 +1,89 @@
+"""`cxrsal score` end to end: table values against the metrics, baselines, pointwise AP, CLI."""
+
+import numpy as np
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+from sklearn.metrics import average_precision_score
+
+from cxrsal.cli.main import cli
+from cxrsal.config import load_config
+from cxrsal.data.pipeline import PreparedSplit
+from cxrsal.errors import CxrsalError
+from cxrsal.experiments.scoring import parse_baselines, read_detections, score_store
+from cxrsal.saliency.runner import run_saliency
+from cxrsal.saliency.store import MapStore
+
+
+@pytest.fixture(scope="module")
+def store(trained_wildcat, tmp_path_factory):
+    out = tmp_path_factory.mktemp("store") / "maps"
+    cfg = load_config(options={"saliency.split": "test", "saliency.batch_size": 4})
+    run_saliency(trained_wildcat, out, cfg, "grad,gcam,wildcat", progress=False, log=lambda *_: None)
+    return out
+
+
+def test_table_against_sklearn_and_baselines(store, tmp_path):
+    meta = MapStore(store).meta
+    data = PreparedSplit(meta["data"], "test")
+    table = score_store(store, tmp_path / "s", baselines="avg", log=lambda *_: None)
+    assert set(table.columns) >= {"image_id", "model", "method", "step", "metric", "value"}
+    assert (tmp_path / "s" / "scores.parquet").exists()
+    pq = pd.read_parquet(tmp_path / "s" / "scores.parquet")
+    assert len(pq) == len(table)
+    st = MapStore(store)
+    row = table[(table.method == "gcam") & (table.metric == "auprc")].iloc[0]
+    d = st.load("gcam", row.image_id)
+    from cxrsal.data import boxes_to_mask
+    from cxrsal.data.manifest import parse_boxes, read_manifest
+    r = next(r for r in read_manifest(meta["data"]) if r["image_id"] == row.image_id)
+    # the truth at the maps' 64 px, drawn from the original box coordinates
+    mask = boxes_to_mask(parse_boxes(r["boxes"]), meta["input_size"], (r["height"], r["width"]))
+    assert row.value == pytest.approx(average_precision_score(mask.ravel(), d["processed"].ravel()), abs=1e-12)
+    # utility only for positives; pointwise hits for every stored image
+    assert (table[table.metric == "auprc"].label == 1).all()
+    n_pos = int(sum(data.labels))
+    assert (table[(table.metric == "auprc")].groupby("method").size() == n_pos).all()
+    assert len(table[(table.method == "grad") & (table.metric == "pointwise_hit")]) == len(data.labels)
+    summary = pd.read_csv(tmp_path / "s" / "summary.csv")
+    assert {"baseline:avg", "grad", "gcam", "wildcat"} <= set(summary.method)
+    pw = pd.read_csv(tmp_path / "s" / "pointwise.csv")
+    assert set(pw.method) == {"grad", "gcam", "wildcat"} and pw.pointwise_ap.between(0, 1).all()
+
+
+def test_detector_and_segmentation_baselines(store, tmp_path):
+    meta = MapStore(store).meta
+    from cxrsal.data.manifest import parse_boxes, read_manifest
+    rows = [r for r in read_manifest(meta["data"]) if r["split"] == "test"]
+    lines = ["patientId,x,y,width,height,score"]
+    seg = tmp_path / "seg"
+    seg.mkdir()
+    for r in rows:
+        for b in parse_boxes(r["boxes"]):        # a perfect detector: the true boxes, score 0.9
+            lines.append(f"{r['image_id']},{b[0]},{b[1]},{b[2]},{b[3]},0.9")
+        np.save(seg / f"{r['image_id']}.npy", np.full((8, 8), 0.5, np.float32))
+    (tmp_path / "det.csv").write_text("\n".join(lines) + "\n")
+    table = score_store(store, tmp_path / "s", baselines=f"boxes:{tmp_path / 'det.csv'},seg:{seg}",
+                        log=lambda *_: None)
+    det = table[(table.method == "baseline:detector") & (table.metric == "auprc")]
+    assert len(det) and (det.value == 1.0).all()        # heatmap = the mask itself
+    flat = table[(table.method == "baseline:segmentation") & (table.metric == "auroc")]
+    assert (flat.value == 0.5).all()                     # a constant map ranks nothing
+
+
+def test_bad_baselines_and_detections(tmp_path):
+    with pytest.raises(CxrsalError, match="use avg, boxes:FILE"):
+        parse_baselines("avg,unet")
+    with pytest.raises(CxrsalError, match="does not exist"):
+        parse_baselines(f"boxes:{tmp_path / 'none.csv'}")
+    (tmp_path / "bad.csv").write_text("patientId,x,y,width,height,score\np1,1,2,x,4,0.5\n")
+    with pytest.raises(CxrsalError, match="bad.csv line 2"):
+        read_detections(tmp_path / "bad.csv")
+
+
+def test_cli(store, tmp_path):
+    r = CliRunner().invoke(cli, ["score", "--maps", str(store), "--baselines", "avg", "--out", str(tmp_path / "s")])
+    assert r.exit_code == 0, r.output
+    assert "pointwise AP" in r.output and "baseline:avg" in r.output
+    r = CliRunner().invoke(cli, ["score", "--maps", str(tmp_path), "--out", str(tmp_path / "x")])
+    assert r.exit_code == 2 and "not a map store" in r.output
