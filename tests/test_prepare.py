@@ -228,3 +228,22 @@ def test_sigkill_then_rerun_matches_uninterrupted(rsna_root, tmp_path):
     for split in ("train", "val", "test"):
         for a, b in zip(arrays(run, split), arrays(reference, split)):
             np.testing.assert_array_equal(a, b)
+
+
+def test_siim_malformed_rle_goes_to_skipped(siim_root, tmp_path):
+    import shutil
+
+    root = tmp_path / "siim"
+    shutil.copytree(siim_root, root)
+    lines = (root / "train-rle.csv").read_text().splitlines()
+    victim = next(l.split(",")[0] for l in lines[1:] if l.split(",")[1].strip() != "-1")
+    lines = [f"{victim}, 5 7 9" if l.startswith(victim + ",") else l for l in lines]   # odd count
+    (root / "train-rle.csv").write_text("\n".join(lines) + "\n")
+    summary = prepare(cfg_for("siim", root), tmp_path / "run", progress=False, log=quiet)
+    with open(tmp_path / "run" / "skipped.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert [r["image_id"] for r in rows] == [victim] and "odd number of values" in rows[0]["reason"]
+    assert rows[0]["source"].startswith("train-rle.csv line")
+    assert summary["skipped"] == 1 and summary["images"] == 29
+    with pytest.raises(DataError, match=f"train-rle.csv line .*{victim}.*odd number"):
+        prepare(cfg_for("siim", root, strict=True), tmp_path / "strict", progress=False, log=quiet)

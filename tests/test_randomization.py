@@ -160,3 +160,27 @@ def test_compare_model_with_itself_is_one(trained_classifier, tmp_path):
                                  n_images=4, progress=False, log=quiet)
     assert np.allclose(table.value, 1.0)
     assert (summary.vs_low_baseline == "PASS").all()
+
+
+def test_compare_high_baseline_from_two_localization_networks(trained_classifier, tmp_path):
+    import json
+
+    from cxrsal.saliency.store import MapStore
+
+    cfg = load_config(overrides=["saliency.split=val"])
+    run_compare([trained_classifier, trained_classifier], tmp_path / "c0", cfg, "grad", n_images=3,
+                progress=False, log=quiet)
+    ids = MapStore(tmp_path / "c0" / "maps" / f"0-{trained_classifier.name}").meta["image_ids"]
+    a, b = tmp_path / "unet_a", tmp_path / "unet_b"
+    a.mkdir(), b.mkdir()
+    rng = np.random.default_rng(0)
+    for i in ids:
+        m = rng.random((16, 16)).astype(np.float32)
+        np.save(a / f"{i}.npy", m)
+        np.save(b / f"{i}.npy", m)          # two identical networks: high baseline SSIM 1
+    table, summary = run_compare([trained_classifier, trained_classifier], tmp_path / "c", cfg, "grad",
+                                 n_images=3, baseline_maps=(a, b), progress=False, log=quiet)
+    high = summary.set_index("method").loc["baseline:localization"]
+    assert high["mean"] == pytest.approx(1.0) and high["count"] == 3
+    assert summary.set_index("method").loc["grad", "vs_high_baseline"] == "PASS"    # 1.0 >= 1.0
+    assert json.loads((tmp_path / "c" / "compare.json").read_text())["low_baseline"] == 0.5
