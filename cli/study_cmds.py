@@ -1,0 +1,38 @@
+"""`cxrsal stats`, `cxrsal report` and `cxrsal demo`."""
+
+import click
+
+
+def register(cli):
+    @cli.command()
+    @click.option("--results", multiple=True, required=True, type=click.Path(file_okay=False),
+                  help="Folders holding score / randomize / compare / train outputs (repeatable).")
+    @click.option("--out", type=click.Path(file_okay=False), required=True)
+    def stats(results, out):
+        """Mixed models + Tukey per question of [A]; Table 2 and Table 1."""
+        from cxrsal.stats.study import run_stats
+
+        res = run_stats(results, out, log=click.echo)
+        click.echo(res["table2"].to_string(index=False) if len(res["table2"]) else "Table 2: no data")
+        click.echo(f"tables: {out}/table2.csv, table1.csv, tests.csv, tukey.csv, tables.md")
+
+    @cli.command()
+    @click.option("--results", multiple=True, required=True, type=click.Path(file_okay=False))
+    @click.option("--out", type=click.Path(file_okay=False), required=True)
+    def report(results, out):
+        """One self-contained HTML page plus Markdown: tables, figures, configs and versions."""
+        from cxrsal.report import build_report
+
+        build_report(results, out, log=click.echo)
+
+    @cli.command()
+    @click.option("--out", type=click.Path(file_okay=False), default="cxrsal-demo", show_default=True)
+    @click.option("--size", type=click.Choice(("tiny", "full")), default="full", show_default=True,
+                  help="tiny: every stage at its smallest (a test); full: the demo (about 15 min on 2 cores).")
+    @click.option("--seed", type=int, default=0, show_default=True)
+    @click.option("--quiet", is_flag=True, help="No progress bars.")
+    def demo(out, size, seed, quiet):
+        """The whole study on synthetic data, from DICOM files to the report."""
+        from cxrsal.experiments.demo import run_demo
+
+        run_demo(out, size=size, seed=seed, log=click.echo, progress=not quiet)

@@ -1,0 +1,82 @@
+"""`cxrsal demo`: synthetic data -> two replicates of one backbone, another backbone and a WILDCAT
+model -> all nine map types -> scoring with the average-mask baseline -> cascading randomization
+-> repeatability / reproducibility -> statistics -> report. Every stage resumes."""
+
+import time
+from pathlib import Path
+
+from ..config import load_config
+
+CONFIG = Path(__file__).resolve().parents[2] / "configs" / "demo.yaml"
+
+SIZES = {
+    # smallest: every stage runs, in about two minutes (the CLI test)
+    "tiny": dict(n=60, image_size=128, size=32, epochs=1, n_images=3, wildcat_input=64,
+                 overrides=["saliency.samples=2", "saliency.ig_steps=3", "saliency.xrai_steps=3",
+                            "pipeline.batch_size=8"]),
+    "full": dict(n=300, image_size=256, size=64, epochs=8, n_images=12, wildcat_input=96, overrides=[]),
+}
+
+
+def _demo_config(extra):
+    path = CONFIG if CONFIG.exists() else None
+    return load_config(path, extra)
+
+
+def run_demo(out, *, size="full", seed=0, log=print, progress=True):
+    from ..data.prepare import prepare
+    from ..data.synth import synth
+    from ..report import build_report
+    from ..saliency.runner import run_saliency
+    from ..training.fit import train
+    from .randomization import run_randomization
+    from .repeatability import run_compare
+    from .scoring import score_store
+
+    t0 = time.time()
+    p = SIZES[size]
+    out = Path(out)
+    stage = lambda text: log(f"[demo {time.time() - t0:6.0f} s] {text}")
+
+    data = out / "data"
+    if not (data / "stage_2_train_labels.csv").exists():
+        stage(f"synthetic RSNA data: {p['n']} images")
+        synth("rsna", data, p["n"], seed=seed, image_size=p["image_size"])
+    stage("prepare")
+    cfg = _demo_config([f"data.root={data}", f"data.size={p['size']}", f"data.seed={seed}"])
+    prepare(cfg, out / "prepared", progress=progress, log=lambda *_: None)
+
+    models = {
+        "resnet18-a": ["model.arch=resnet18", f"train.seed={seed}"],
+        "resnet18-b": ["model.arch=resnet18", f"train.seed={seed + 1}"],
+        "resnet34": ["model.arch=resnet34", f"train.seed={seed}"],
+        "resnet18-wildcat": ["model.arch=resnet18", "model.head=wildcat", f"model.input_size={p['wildcat_input']}",
+                             f"train.seed={seed}"],
+    }
+    for name, extra in models.items():
+        stage(f"train {name}")
+        mcfg = _demo_config(extra + [f"train.epochs={p['epochs']}", *p["overrides"]])
+        card = train(mcfg, out / "prepared", out / "models" / name, log=lambda *_: None, verbose=0)
+        stage(f"  {name}: test AUC {card['metrics']['test_auc']:.3f}")
+
+    scfg = _demo_config([f"saliency.limit={p['n_images']}", *p["overrides"]])
+    results = out / "results"
+    for name in ("resnet18-a", "resnet18-wildcat"):
+        stage(f"saliency maps of {name} (all methods)")
+        run_saliency(out / "models" / name, out / "maps" / name, scfg, "all", progress=progress, log=lambda *_: None)
+        stage(f"score {name}")
+        score_store(out / "maps" / name, results / f"score-{name}", baselines="avg", log=lambda *_: None)
+    stage("cascading randomization of resnet18-a")
+    run_randomization([out / "models" / "resnet18-a"], results / "randomization", scfg, "all",
+                      n_images=p["n_images"], seed=seed, progress=progress, log=lambda *_: None)
+    stage("repeatability (resnet18-a vs resnet18-b) and reproducibility (resnet18-a vs resnet34)")
+    run_compare([out / "models" / "resnet18-a", out / "models" / "resnet18-b"], results / "repeatability", scfg,
+                "all", n_images=p["n_images"], progress=progress, log=lambda *_: None)
+    run_compare([out / "models" / "resnet18-a", out / "models" / "resnet34"], results / "reproducibility", scfg,
+                "all", n_images=p["n_images"], progress=progress, log=lambda *_: None)
+    stage("statistics and report")
+    report = build_report([results, out / "models"], out / "report", log=lambda *_: None)
+    minutes = (time.time() - t0) / 60
+    log(f"demo finished in {minutes:.1f} min")
+    log(f"report: {report}")
+    return report

@@ -1,0 +1,188 @@
+"""`cxrsal report`: one self-contained HTML page (figures embedded) plus Markdown."""
+
+import base64
+import html
+import io
+import json
+from pathlib import Path
+
+import numpy as np
+
+from ..io import atomic_path, atomic_write_text
+
+FIGURES = ("fig2_utility", "fig3a_randomization", "overlays", "pr_curve")
+
+
+def _plt():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _png(fig):
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110)
+    _plt().close(fig)
+    return buf.getvalue()
+
+
+def fig_utility(scores):
+    """[A] Fig 2: AUPRC per method (positives) with the average-mask and localization baselines."""
+    plt = _plt()
+    auprc = scores[scores.metric == "auprc"]
+    methods = [m for m in auprc.method.unique() if not m.startswith("baseline:")]
+    fig, ax = plt.subplots(figsize=(max(6, 0.8 * len(methods) + 2), 4))
+    ax.boxplot([auprc[auprc.method == m].value for m in methods], tick_labels=methods)
+    for name, style in (("baseline:avg", "--"), ("baseline:detector", "-"), ("baseline:segmentation", "-")):
+        d = auprc[auprc.method == name]
+        if len(d):
+            ax.axhline(d.value.mean(), linestyle=style, color="k" if style == "-" else "gray",
+                       label=f"{name.split(':')[1]} ({d.value.mean():.3f})")
+    ax.set_ylabel("AUPRC (positives)")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return _png(fig)
+
+
+def fig_randomization(rand_dir):
+    import pandas as pd
+
+    from ..experiments.randomization import plot_curves
+
+    path = Path(rand_dir) / "fig3a_report.png"
+    plot_curves(pd.read_csv(Path(rand_dir) / "curves.csv"), pd.read_csv(Path(rand_dir) / "thresholds.csv"), path)
+    data = path.read_bytes()
+    path.unlink()
+    return data
+
+
+def fig_overlays(store_path, n_images=3):
+    """Each method's map over a few positive images, with the box/mask outline."""
+    from ..data.manifest import read_manifest
+    from ..data.pipeline import PreparedSplit, load_batch
+    from ..saliency.overlay import overlay
+    from ..saliency.store import MapStore
+
+    plt = _plt()
+    store = MapStore(store_path)
+    meta = store.meta
+    methods = store.methods()
+    rows = {r["image_id"]: r for r in read_manifest(meta["data"]) if r["split"] == meta["split"]}
+    ids = [i for i in store.ids(methods[0]) if rows[i]["label"] == 1][:n_images]
+    data = PreparedSplit(meta["data"], meta["split"])
+    fig, axes = plt.subplots(len(ids), len(methods), figsize=(1.6 * len(methods), 1.7 * len(ids)), squeeze=False)
+    for r, image_id in enumerate(ids):
+        images, _, masks = load_batch(data, [rows[image_id]["index"]], meta["input_size"])
+        for c, method in enumerate(methods):
+            m = store.load(method, image_id)["processed"]
+            axes[r, c].imshow(overlay(images[0, ..., 0], m, masks[0, ..., 0] > 0))
+            axes[r, c].axis("off")
+            if r == 0:
+                axes[r, c].set_title(method, fontsize=8)
+    fig.tight_layout()
+    return _png(fig)
+
+
+def fig_pr_curve(store_path, method=None):
+    """The precision-recall curve of one stored map against its mask (what AUPRC integrates)."""
+    from ..data.manifest import read_manifest
+    from ..data.pipeline import PreparedSplit
+    from ..experiments.scoring import truth_masks
+    from ..metrics import auprc_score, precision_recall_points
+    from ..saliency.store import MapStore
+
+    plt = _plt()
+    store = MapStore(store_path)
+    meta = store.meta
+    method = method or ("gcam" if "gcam" in store.methods() else store.methods()[0])
+    rows = [r for r in read_manifest(meta["data"]) if r["split"] == meta["split"] and r["label"] == 1]
+    row = next(r for r in rows if store.has(method, r["image_id"]))
+    mask = truth_masks(meta["data"], PreparedSplit(meta["data"], meta["split"]), [row], meta["input_size"])[row["image_id"]]
+    smap = store.load(method, row["image_id"])["processed"]
+    p, r = precision_recall_points(mask, smap)
+    fig, ax = plt.subplots(figsize=(4, 3.5))
+    ax.step(np.r_[0, r], np.r_[1, p], where="post")
+    ax.set_xlabel("recall")
+    ax.set_ylabel("precision")
+    ax.set_title(f"{method}, image {row['image_id'][:8]}: AP {auprc_score(mask, smap):.3f}", fontsize=9)
+    fig.tight_layout()
+    return _png(fig)
+
+
+def _provenance(found):
+    """Resolved configs and versions behind every number."""
+    items = []
+    for kind in ("runs", "score", "randomization", "compare"):
+        for d in found[kind]:
+            for name in ("config.yaml", "run.json", "score.json", "randomization.json", "compare.json"):
+                if (d / name).exists():
+                    items.append((f"{d}/{name}", (d / name).read_text()))
+    for d in found["score"]:
+        store = json.loads((d / "score.json").read_text())["maps"]
+        if (Path(store) / "store.json").exists():
+            items.append((f"{store}/store.json", (Path(store) / "store.json").read_text()))
+    return items
+
+
+def build_report(dirs, out, *, log=print):
+    """Stats, tables, figures and provenance into OUT/report.html and OUT/report.md."""
+    from ..stats.study import markdown, run_stats
+
+    out = Path(out)
+    res = run_stats(dirs, out / "stats", log=log)
+    found = res["found"]
+    figures = {}
+    import pandas as pd
+
+    if found["score"]:
+        scores = pd.concat([pd.read_csv(d / "scores.csv") for d in found["score"]], ignore_index=True)
+        if (scores.metric == "auprc").any():
+            figures["fig2_utility"] = ("Utility per method with the average-mask and localization baselines "
+                                       "([A] Fig 2)", fig_utility(scores))
+        store = json.loads((found["score"][0] / "score.json").read_text())["maps"]
+        figures["overlays"] = ("Each method's map with the ground-truth outline", fig_overlays(store))
+        figures["pr_curve"] = ("Precision-recall curve of one map", fig_pr_curve(store))
+    if found["randomization"]:
+        figures["fig3a_randomization"] = ("Cascading randomization: SSIM with the trained maps per step, "
+                                          "dotted: degradation thresholds ([A] Fig 3a)",
+                                          fig_randomization(found["randomization"][0]))
+    (out / "figures").mkdir(parents=True, exist_ok=True)
+    for key, (_, png) in figures.items():
+        with atomic_path(out / "figures" / f"{key}.png") as tmp:
+            tmp.write_bytes(png)
+    prov = _provenance(found)
+    t2, t1, tests = res["table2"], res["table1"], res["tests"]
+
+    md = ["# cxrsal report", "", "## Table 2 ([A]): PASS/FAIL per method and criterion", "", markdown(t2), "",
+          "## Table 1 ([B])", "", markdown(t1), "", "## Statistical tests", "",
+          markdown(tests.round(4)) if len(tests) else "no tests (no results with baselines)", ""]
+    for key, (caption, _) in figures.items():
+        md += [f"## {caption}", "", f"![{key}](figures/{key}.png)", ""]
+    md += ["## Configs and versions", ""]
+    for name, text in prov:
+        md += [f"### {name}", "", "```", text.strip(), "```", ""]
+    atomic_write_text(out / "report.md", "\n".join(md))
+
+    def table_html(df):
+        return df.to_html(index=False, border=0, classes="t", na_rep="", float_format=lambda v: f"{v:.3f}")
+
+    parts = ["<!DOCTYPE html><html><head><meta charset='utf-8'><title>cxrsal report</title><style>"
+             "body{font-family:sans-serif;max-width:1100px;margin:2em auto}table.t{border-collapse:collapse}"
+             "table.t td,table.t th{border:1px solid #ccc;padding:3px 6px;font-size:12px}"
+             "pre{background:#f6f6f6;padding:6px;font-size:11px;overflow:auto}</style></head><body>",
+             "<h1>cxrsal report</h1>", "<h2>Table 2 ([A]): PASS/FAIL per method and criterion</h2>", table_html(t2),
+             "<h2>Table 1 ([B])</h2>", table_html(t1), "<h2>Statistical tests</h2>",
+             table_html(tests) if len(tests) else "<p>no tests</p>"]
+    for key, (caption, png) in figures.items():
+        parts.append(f"<h2>{html.escape(caption)}</h2><figure id='{key}'><img alt='{key}' "
+                     f"src='data:image/png;base64,{base64.b64encode(png).decode()}'/></figure>")
+    parts.append("<h2>Configs and versions</h2>")
+    for name, text in prov:
+        parts.append(f"<h3>{html.escape(name)}</h3><pre>{html.escape(text)}</pre>")
+    parts.append("</body></html>")
+    atomic_write_text(out / "report.html", "\n".join(parts))
+    log(f"report: {out / 'report.html'} ({len(figures)} figures)")
+    return out / "report.html"

@@ -1,0 +1,49 @@
+"""`cxrsal demo` at its smallest size, end to end, and the report it ends with."""
+
+from html.parser import HTMLParser
+
+import pandas as pd
+from click.testing import CliRunner
+
+from cxrsal.cli.main import cli
+
+
+class Collect(HTMLParser):
+    def __init__(self):
+        super().__init__()
+        self.figures, self.images, self.tables, self.h2 = [], 0, 0, []
+        self._in_h2 = False
+
+    def handle_starttag(self, tag, attrs):
+        a = dict(attrs)
+        if tag == "figure":
+            self.figures.append(a.get("id"))
+        if tag == "img" and a.get("src", "").startswith("data:image/png;base64,") and len(a["src"]) > 2000:
+            self.images += 1
+        if tag == "table":
+            self.tables += 1
+        self._in_h2 = tag == "h2"
+
+    def handle_data(self, data):
+        if self._in_h2:
+            self.h2.append(data)
+            self._in_h2 = False
+
+
+def test_demo_tiny_end_to_end(tmp_path):
+    r = CliRunner().invoke(cli, ["demo", "--size", "tiny", "--out", str(tmp_path / "demo"), "--quiet"])
+    assert r.exit_code == 0, r.output
+    lines = r.output.strip().splitlines()
+    assert lines[-1] == f"report: {tmp_path / 'demo' / 'report' / 'report.html'}"
+    assert any(l.startswith("demo finished in") for l in lines)
+    page = Collect()
+    page.feed((tmp_path / "demo" / "report" / "report.html").read_text())
+    assert set(page.figures) == {"fig2_utility", "fig3a_randomization", "overlays", "pr_curve"}
+    assert page.images == 4 and page.tables >= 3
+    assert "Configs and versions" in page.h2
+    t2 = pd.read_csv(tmp_path / "demo" / "report" / "stats" / "table2.csv")
+    assert set(t2.method) == {"grad", "sg", "ig", "sig", "gcam", "xrai", "gbp", "ggcam", "wildcat"}
+    assert set(t2.loc[t2.method == "gcam", "trained vs randomized"]) <= {"PASS", "FAIL"}
+    t1 = pd.read_csv(tmp_path / "demo" / "report" / "stats" / "table1.csv")
+    assert set(t1.backbone) == {"resnet18", "resnet34"}
+    assert (tmp_path / "demo" / "report" / "report.md").read_text().count("![") == 4
