@@ -66,7 +66,7 @@ def test_every_shipped_config_loads():
     from cxrsal.data.items import DATASETS
     from cxrsal.models import BACKBONES, HEADS
 
-    configs = sorted((Path(__file__).parents[1] / "configs").glob("*.yaml"))
+    configs = sorted((Path(__file__).parents[1] / "configs").rglob("*.yaml"))
     assert len(configs) >= 20
     for path in configs:
         cfg = load_config(path)

@@ -47,3 +47,11 @@ def test_demo_tiny_end_to_end(tmp_path):
     t1 = pd.read_csv(tmp_path / "demo" / "report" / "stats" / "table1.csv")
     assert set(t1.backbone) == {"resnet18", "resnet34"}
     assert (tmp_path / "demo" / "report" / "report.md").read_text().count("![") == 4
+
+    # a second run with the same seed, from scratch elsewhere, gives the same tables
+    r2 = CliRunner().invoke(cli, ["demo", "--size", "tiny", "--out", str(tmp_path / "again"), "--quiet"])
+    assert r2.exit_code == 0, r2.output
+    for name in ("tests.csv", "table2.csv", "table1.csv", "tukey.csv"):
+        a = pd.read_csv(tmp_path / "demo" / "report" / "stats" / name)
+        b = pd.read_csv(tmp_path / "again" / "report" / "stats" / name)
+        pd.testing.assert_frame_equal(a, b, check_exact=False, rtol=1e-9, obj=name)

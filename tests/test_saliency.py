@@ -273,3 +273,17 @@ def test_fast_segments_equal_pairs():
     assert len(ours) == len(theirs) > 1
     for a, b in zip(ours, theirs):
         np.testing.assert_array_equal(a, b)
+
+
+def test_guided_copy_follows_weight_changes():
+    # randomization changes a model's weights in place between calls of one adapter
+    model = small_cnn(activation="relu")
+    x = images(2)
+    adapter = ModelAdapter(model)
+    before, _ = compute_maps(adapter, x, "gbp")
+    rng = np.random.default_rng(0)
+    model.set_weights([w + rng.normal(0, 0.3, w.shape).astype(w.dtype) for w in model.get_weights()])
+    after, _ = compute_maps(adapter, x, "gbp")
+    fresh, _ = compute_maps(ModelAdapter(model), x, "gbp")
+    assert not np.allclose(before, after)
+    np.testing.assert_allclose(after, fresh, rtol=1e-6, atol=1e-9)

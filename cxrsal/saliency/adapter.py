@@ -180,6 +180,9 @@ class ModelAdapter:
                     raise CxrsalError(f"model {self.model.name} has no ReLU: Guided Backprop is the plain gradient")
                 self._guided = clone
                 self._guided_net = keras.Model(clone.input, clone.outputs)
+        # the copy follows the model's current weights (randomization changes them between calls)
+        for guided, own in zip(self._guided.weights, self._net.weights):
+            guided.assign(own)
         flat, c, lead = self._flat(x, cls)
         _, g = self._run(self._guided_grads, flat, c)
         return g.reshape(*lead, *self.input_shape)

@@ -179,13 +179,21 @@ def run_stats(dirs, out, *, alpha=ALPHA, log=print):
         rows += compare_tests(pd.read_csv(path / "compare.csv"), _compare_kind(path), alpha)
     tests = pd.DataFrame(rows, columns=["question", "model", "method", "comparison", "estimate", "ci_low",
                                         "ci_high", "p_value", "test", "decision"])
-    tukeys = []
+    # post-hoc: Tukey HSD across methods for every question
+    groups = []
     if not scores.empty:
-        for model, d in scores[scores.metric == "auprc"].groupby("model"):
-            t = tukey(d, alpha=alpha)
-            t.insert(0, "question", "utility")
-            t.insert(1, "model", model)
-            tukeys.append(t)
+        groups += [("utility", model, d) for model, d in scores[scores.metric == "auprc"].groupby("model")]
+    if not rand.empty:
+        ssim = rand[rand.metric == "ssim"]
+        groups.append(("trained vs randomized", "all", ssim[ssim.step == ssim.step.max()]))
+    for path in found["compare"]:
+        groups.append((_compare_kind(path), path.name, pd.read_csv(path / "compare.csv")))
+    tukeys = []
+    for question, model, d in groups:
+        t = tukey(d, alpha=alpha)
+        t.insert(0, "question", question)
+        t.insert(1, "model", model)
+        tukeys.append(t)
     tk = pd.concat(tukeys, ignore_index=True) if tukeys else pd.DataFrame()
     t2 = table2(tests)
     t1 = table1(found["runs"], scores, pointwise)
