@@ -32,7 +32,6 @@ def pair_readme(model, images, method):
     import saliency.core as saliency
     import tensorflow as tf
 
-    import keras
     from cxrsal.models import feature_model
 
     net = feature_model(model)

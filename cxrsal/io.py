@@ -45,3 +45,12 @@ def remove_stale_tmp(directory):
         for p in directory.glob(".tmp-*"):
             with contextlib.suppress(FileNotFoundError):
                 p.unlink()
+
+
+def write_frame(path, frame):
+    """Write a pandas table atomically, as CSV or Parquet by the file's suffix."""
+    with atomic_path(path) as tmp:
+        if str(path).endswith(".parquet"):
+            frame.to_parquet(tmp, index=False)
+        else:
+            frame.to_csv(tmp, index=False)

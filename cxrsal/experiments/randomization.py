@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import CxrsalError
-from ..io import atomic_path, atomic_write_text
+from ..io import atomic_path, atomic_write_text, write_frame
 
 INITS = ("truncated-normal", "layer")
 
@@ -180,10 +180,8 @@ def analyse(out, plan, *, data_range, pairs_per_image, seed, log=print):
     out.mkdir(parents=True, exist_ok=True)
     for name, frame in (("randomization.csv", table), ("curves.csv", curves), ("thresholds.csv", thr),
                         ("verdicts.csv", verdict)):
-        with atomic_path(out / name) as tmp:
-            frame.to_csv(tmp, index=False)
-    with atomic_path(out / "randomization.parquet") as tmp:
-        table.to_parquet(tmp, index=False)
+        write_frame(out / name, frame)
+    write_frame(out / "randomization.parquet", table)
     plot_curves(curves, thr, out / "fig3a.png")
     atomic_write_text(out / "randomization.json", json.dumps(
         {"models": [str(p[1]) for p in plan], "data_range": data_range, "pairs_per_image": pairs_per_image,

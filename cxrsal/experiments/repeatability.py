@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import CxrsalError
-from ..io import atomic_path, atomic_write_text
+from ..io import atomic_write_text, write_frame
 from .randomization import comparable
 
 LOW_BASELINE = 0.5
@@ -38,7 +38,7 @@ def run_compare(model_dirs, out, cfg, methods="all", *, n_images=100, data_range
         raise CxrsalError(f"--models: give exactly two trained runs, got {len(model_dirs)}")
     s = cfg.saliency
     out = Path(out)
-    stores, sizes, method_sets, channels = [], [], [], {}
+    stores, sizes, method_sets = [], [], []
     chosen = None
     for k, model_dir in enumerate(model_dirs):
         model_dir = Path(model_dir)
@@ -90,12 +90,9 @@ def run_compare(model_dirs, out, cfg, methods="all", *, n_images=100, data_range
     if len(high):
         summary["vs_high_baseline"] = np.where(summary["mean"] >= float(high.iloc[0]), "PASS", "FAIL")
     out.mkdir(parents=True, exist_ok=True)
-    with atomic_path(out / "compare.csv") as tmp:
-        table.to_csv(tmp, index=False)
-    with atomic_path(out / "compare.parquet") as tmp:
-        table.to_parquet(tmp, index=False)
-    with atomic_path(out / "compare_summary.csv") as tmp:
-        summary.to_csv(tmp, index=False)
+    write_frame(out / "compare.csv", table)
+    write_frame(out / "compare.parquet", table)
+    write_frame(out / "compare_summary.csv", summary)
     atomic_write_text(out / "compare.json", json.dumps({"models": [str(m) for m in model_dirs], "size": size,
                                                         "data_range": data_range, "low_baseline": LOW_BASELINE},
                                                        indent=2) + "\n")

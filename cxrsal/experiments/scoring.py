@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import CxrsalError
-from ..io import atomic_path, atomic_write_text
+from ..io import atomic_write_text, write_frame
 
 UTILITY = ("auprc", "auprc_trapezoid", "auroc")
 
@@ -179,14 +179,10 @@ def score_store(store_path, out, *, data_dir=None, baselines="", model_name=None
                .agg(["mean", "std", "count"]).reset_index())
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    with atomic_path(out / "scores.csv") as tmp:
-        table.to_csv(tmp, index=False)
-    with atomic_path(out / "scores.parquet") as tmp:
-        table.to_parquet(tmp, index=False)
-    with atomic_path(out / "summary.csv") as tmp:
-        summary.to_csv(tmp, index=False)
-    with atomic_path(out / "pointwise.csv") as tmp:
-        pd.DataFrame(pointwise).to_csv(tmp, index=False)
+    write_frame(out / "scores.csv", table)
+    write_frame(out / "scores.parquet", table)
+    write_frame(out / "summary.csv", summary)
+    write_frame(out / "pointwise.csv", pd.DataFrame(pointwise))
     atomic_write_text(out / "score.json", json.dumps({"maps": str(Path(store_path).resolve()), "data": data_dir,
                                                       "baselines": baselines, "model": model_name}, indent=2) + "\n")
     for r in summary[summary.metric == "auprc"].itertuples():

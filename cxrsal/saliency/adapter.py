@@ -88,14 +88,17 @@ class ModelAdapter:
         z = logits[:, 0]
         return tf.where(cls == 1, z, -z)
 
-    def _input_grads_impl(self, x, cls):
+    def _gradient_wrt_input(self, net, x, cls):
         import tensorflow as tf
 
         with tf.GradientTape() as tape:
             tape.watch(x)
-            _, logits = self._net(x, training=False)
+            _, logits = net(x, training=False)
             y = self._explained(logits, cls)
         return y, tape.gradient(y, x)
+
+    def _input_grads_impl(self, x, cls):
+        return self._gradient_wrt_input(self._net, x, cls)
 
     def _conv_grads_impl(self, x, cls):
         import tensorflow as tf
@@ -106,13 +109,7 @@ class ModelAdapter:
         return y, feats, tape.gradient(y, feats)
 
     def _guided_grads_impl(self, x, cls):
-        import tensorflow as tf
-
-        with tf.GradientTape() as tape:
-            tape.watch(x)
-            _, logits = self._guided_net(x, training=False)
-            y = self._explained(logits, cls)
-        return y, tape.gradient(y, x)
+        return self._gradient_wrt_input(self._guided_net, x, cls)
 
     # ------------------------------------------------------------ batching
     def _run(self, fn, x, cls):

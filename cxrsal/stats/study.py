@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import CxrsalError
-from ..io import atomic_path
+from ..io import atomic_path, write_frame
 from . import ALPHA, better_than, mixed_model, not_worse_than, one_sample, tukey
 
 LOW_BASELINE = 0.5
@@ -200,8 +200,7 @@ def run_stats(dirs, out, *, alpha=ALPHA, log=print):
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     for name, df in (("tests.csv", tests), ("tukey.csv", tk), ("table2.csv", t2), ("table1.csv", t1)):
-        with atomic_path(out / name) as tmp:
-            df.to_csv(tmp, index=False)
+        write_frame(out / name, df)
     with atomic_path(out / "tables.md") as tmp:
         tmp.write_text("## Table 2 ([A]): PASS/FAIL per method and criterion\n\n" + markdown(t2)
                        + "\n\n## Table 1 ([B])\n\n" + markdown(t1) + "\n")
