@@ -55,3 +55,11 @@ def test_demo_tiny_end_to_end(tmp_path):
         a = pd.read_csv(tmp_path / "demo" / "report" / "stats" / name)
         b = pd.read_csv(tmp_path / "again" / "report" / "stats" / name)
         pd.testing.assert_frame_equal(a, b, check_exact=False, rtol=1e-9, obj=name)
+
+
+def test_demo_without_its_config_says_so(tmp_path, monkeypatch):
+    import cxrsal.experiments.demo as demo
+
+    monkeypatch.setattr(demo, "CONFIG", tmp_path / "missing.yaml")
+    r = CliRunner().invoke(cli, ["demo", "--size", "tiny", "--out", str(tmp_path / "d"), "--quiet"])
+    assert r.exit_code == 2 and "missing.yaml not found" in r.output and "pip install -e ." in r.output

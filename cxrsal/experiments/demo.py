@@ -19,8 +19,12 @@ SIZES = {
 
 
 def _demo_config(extra):
-    path = CONFIG if CONFIG.exists() else None
-    return load_config(path, extra)
+    if not CONFIG.exists():
+        from ..errors import CxrsalError
+
+        raise CxrsalError(f"{CONFIG} not found: the demo reads configs/demo.yaml from the source checkout; "
+                          "install as the README says (pip install -e .)")
+    return load_config(CONFIG, extra)
 
 
 def run_demo(out, *, size="full", seed=0, log=print, progress=True):
