@@ -12,23 +12,6 @@ def _stored_range(ds):
     return 0, 2**bits - 1
 
 
-def read_header(path):
-    """The dataset without pixel data (fast); raises DicomReadError for a non-DICOM file."""
-    import pydicom
-    from pydicom.errors import InvalidDicomError
-
-    try:
-        return pydicom.dcmread(path, stop_before_pixels=True)
-    except FileNotFoundError:
-        raise DicomReadError(path, "file not found") from None
-    except IsADirectoryError:
-        raise DicomReadError(path, "is a directory, not a DICOM file") from None
-    except InvalidDicomError as e:
-        raise DicomReadError(path, f"not a DICOM file ({e})") from None
-    except Exception as e:  # pydicom raises many types on truncated headers
-        raise DicomReadError(path, f"unreadable DICOM header ({type(e).__name__}: {e})") from None
-
-
 def read_image(path):
     """Decode `path` to a 2-D float32 array in [0, 1].
 

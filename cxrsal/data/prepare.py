@@ -55,18 +55,18 @@ def to_uint16(image):
 
 
 def decode_to_cache(path, size, cache_dir):
-    """(key, original (h, w)) of `path`'s cached image at `size`, decoding it only when absent."""
+    """(key, original (h, w), decoded now) of `path`'s cached image at `size`; decodes only when absent."""
     key = cache_key(path, size)
     target = cache_file(cache_dir, key)
     if target.exists():
         with np.load(target) as z:
-            return key, tuple(int(v) for v in z["shape"])
+            return key, tuple(int(v) for v in z["shape"]), False
     image = read_image(path)
     small = to_uint16(resize_image(image, size))
     with atomic_path(target) as tmp:
         with open(tmp, "wb") as f:
             np.savez(f, image=small, shape=np.array(image.shape, np.int64))
-    return key, image.shape
+    return key, image.shape, True
 
 
 def load_cached(cache_dir, key):
@@ -78,16 +78,16 @@ def _process(job):
     """Worker: decode/cache one item and check its labels against the image. Never raises for data."""
     item, dataset, size, cache_dir = job
     try:
-        key, shape = decode_to_cache(item.path, size, cache_dir)
+        key, shape, decoded = decode_to_cache(item.path, size, cache_dir)
     except FileNotFoundError:
-        return item, None, None, f"image file missing: {item.path}"
+        return item, None, None, f"image file missing: {item.path}", False
     except DicomReadError as e:
-        return item, None, None, e.reason
+        return item, None, None, e.reason, False
     try:
         DATASETS.get(dataset).mask(item, shape, size)
     except ValueError as e:
-        return item, None, None, str(e)
-    return item, key, shape, None
+        return item, None, None, str(e), decoded
+    return item, key, shape, None, decoded
 
 
 # ---------------------------------------------------------------- the command
@@ -187,15 +187,13 @@ def prepare(cfg: Config, out, *, progress=True, log=print):
     log(f"{'reusing' if reused else 'wrote'} split {out / 'splits.csv'}")
 
     jobs = [(it, d.dataset, d.size, str(cache_dir)) for it in items]
-    cached_before = sum(cache_file(cache_dir, cache_key(it.path, d.size)).exists()
-                        for it in items if os.path.exists(it.path))
     workers = d.workers or os.cpu_count() or 1
-    results = []
+    results, decoded_now = [], 0
     bar = tqdm(total=len(jobs), desc="decode+cache", unit="img", disable=not progress)
     pool = ProcessPoolExecutor(workers) if workers > 1 else None
     try:
         stream = pool.map(_process, jobs, chunksize=8) if pool else map(_process, jobs)
-        for item, key, shape, reason in stream:
+        for item, key, shape, reason, decoded in stream:
             bar.update()
             if reason is not None:
                 s = Skipped(item.image_id, item.source, reason)
@@ -204,6 +202,7 @@ def prepare(cfg: Config, out, *, progress=True, log=print):
                 skipped.append(s)
             else:
                 results.append((item, key, shape))
+                decoded_now += decoded
     finally:
         bar.close()
         if pool:
@@ -234,8 +233,8 @@ def prepare(cfg: Config, out, *, progress=True, log=print):
     summary = dict(
         dataset=d.dataset, root=str(root), size=d.size, seed=d.seed, split_fractions=list(fractions),
         images=len(results), counts=counts, skipped=len(skipped), skipped_reasons=reasons,
-        excluded=labels.excluded, notes=labels.notes, decoded=len(results) - cached_before,
-        from_cache=cached_before, seconds=round(time.time() - t0, 2),
+        excluded=labels.excluded, notes=labels.notes, decoded=decoded_now,
+        from_cache=len(results) - decoded_now, seconds=round(time.time() - t0, 2),
         manifest=str(out / MANIFEST_FILE), arrays=str(out / ARRAYS_DIR), cache=str(cache_dir))
     atomic_write_text(out / SUMMARY_FILE, json.dumps(summary, indent=2) + "\n")
     return summary

@@ -77,6 +77,8 @@ class ModelAdapter:
         self._input_grads = tf.function(self._input_grads_impl, input_signature=spec)
         self._conv_grads = tf.function(self._conv_grads_impl, input_signature=spec)
         self._guided_grads = tf.function(self._guided_grads_impl, input_signature=spec)
+        self._margins = tf.function(self._margins_impl, input_signature=spec)
+        self._class_maps = tf.function(self._class_maps_impl, input_signature=spec)
         self._replicated = {}
 
     # ------------------------------------------------------------ graph functions
@@ -87,6 +89,14 @@ class ModelAdapter:
             return tf.gather(logits, cls, axis=1, batch_dims=1)
         z = logits[:, 0]
         return tf.where(cls == 1, z, -z)
+
+    def _margins_impl(self, x, cls):
+        _, logits = self._net(x, training=False)
+        # two-way: z1 - z0 > 0 exactly when softmax gives the positive class more than 0.5
+        return (logits[:, 1] - logits[:, 0] if self._two_way else logits[:, 0]),
+
+    def _class_maps_impl(self, x, cls):
+        return self._maps(x, training=False),
 
     def _gradient_wrt_input(self, net, x, cls):
         import tensorflow as tf
@@ -188,31 +198,23 @@ class ModelAdapter:
         """WILDCAT class maps [N, h, w, C]."""
         if not self.has_class_maps:
             raise CxrsalError(f"model {self.model.name} has no WILDCAT head: the `wildcat` method needs one")
-        out = []
-        for start in range(0, len(x), self.batch_size):
-            out.append(np.asarray(self._maps(np.asarray(x[start:start + self.batch_size], np.float32),
-                                             training=False)))
-        return np.concatenate(out)
+        flat, c, _ = self._flat(x, 1)
+        return self._run(self._class_maps, flat, c)[0]
 
     def positive_logits(self, x):
         """Logit of the positive class (and the predicted class 1/0) for a batch."""
-        flat, _, _ = self._flat(x, 1)
-        logits = []
-        for start in range(0, len(flat), self.batch_size):
-            _, z = self._net(flat[start:start + self.batch_size], training=False)
-            z = np.asarray(z)
-            logits.append(z[:, 1] - z[:, 0] if self._two_way else z[:, 0])
-        # two-way: z1 - z0 > 0 exactly when softmax gives the positive class more than 0.5
-        margin = np.concatenate(logits)
+        flat, c, _ = self._flat(x, 1)
+        margin = self._run(self._margins, flat, c)[0]
         return margin, (margin > 0).astype(np.int32)
 
-    def classes(self, x, target):
-        """Class index explained for each image: 1 (positive) or the predicted class."""
+    def classes(self, x, target, predicted=None):
+        """Class index explained for each image: 1 (positive) or the predicted class
+        (`predicted`, when the caller already has it from `positive_logits`)."""
         if target not in TARGETS:
             raise CxrsalError(f"saliency.target {target!r}: valid choices: {', '.join(TARGETS)}")
         if target == "positive":
             return np.ones(len(x), np.int32)
-        return self.positive_logits(x)[1]
+        return self.positive_logits(x)[1] if predicted is None else predicted
 
     def call_model_function(self, x_value_batch, call_model_args=None, expected_keys=None):
         """PAIR's callback. `call_model_args["cls"]`: class per image of the stack (last leading dim)."""

@@ -104,8 +104,8 @@ def fill_store(adapter, store, rows, data, names, s, *, num_shards=1, shard_inde
             for group in tqdm(todo, desc=f"{label}{name}", unit="group", disable=not progress):
                 idx = [r["index"] for r in group]
                 images, _, _ = load_batch(data, idx, size)
-                cls = adapter.classes(images, s.target)
-                logits, _ = adapter.positive_logits(images)
+                logits, predicted = adapter.positive_logits(images)
+                cls = adapter.classes(images, s.target, predicted)
                 finish = method.start(adapter, images, cls, [noise_rng(s.seed, i) for i in idx], executor, **params)
                 if pending:
                     written[name] += _write(store, name, method, *pending)
