@@ -45,10 +45,11 @@ def config_options(f):
 
 
 def _register():
-    from . import data_cmds, experiment_cmds, saliency_cmds, score_cmds, study_cmds, train_cmds
+    from . import baseline_cmds, data_cmds, experiment_cmds, saliency_cmds, score_cmds, study_cmds, train_cmds
 
     data_cmds.register(cli)
     train_cmds.register(cli)
+    baseline_cmds.register(cli)
     saliency_cmds.register(cli)
     score_cmds.register(cli)
     experiment_cmds.register(cli)

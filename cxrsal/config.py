@@ -54,11 +54,37 @@ class ModelConfig:
 class TrainConfig:
     epochs: int = 20                   # at most
     lr: float = 1e-4                   # Adam learning rate
-    patience: int = 4                  # epochs without a better validation AUC before stopping
+    patience: int = 4                  # epochs without a better validation score (AUC; baselines: loss) before stopping
+    plateau_patience: int = 0          # epochs without a better validation score before the lr is cut; 0 = never
+    plateau_factor: float = 0.1        # reduce-on-plateau: lr multiplied by this
+    min_lr: float = 0.0                # reduce-on-plateau floor
     seed: int = 0                      # weights initialisation (data order: pipeline.seed)
     deterministic: bool = True         # TensorFlow op determinism: a resumed run equals an uninterrupted one
     mixed_precision: bool = False      # float16 compute on GPUs (ignored on the CPU)
     steps_per_epoch: int = 0           # 0: one pass over the training split
+
+
+@dataclass(frozen=True)
+class BaselineConfig:
+    """[A]'s localization networks (`cxrsal train-baseline`); `train` and `pipeline` apply too."""
+    kind: str = "unet"                 # unet (segmentation, SIIM) | retinanet (detection, RSNA)
+    filters: int = 16                  # U-Net: filters of the first stage (doubling per stage)
+    depth: int = 4                     # U-Net: pooling stages (input side divisible by 2^depth)
+    focal_gamma: float = 2.0           # focal loss (U-Net's focal + Dice; RetinaNet's classification)
+    focal_alpha: float = 0.25
+    dice_weight: float = 1.0           # U-Net loss = focal + dice_weight * Dice
+    backbone: str = "resnet50"         # RetinaNet: resnet10/18/34/50/101/152
+    weights: str = "none"              # RetinaNet backbone: none | imagenet (keras-hub preset) | a preset folder
+    min_level: int = 3                 # RetinaNet feature pyramid levels (stride 2^level)
+    max_level: int = 7
+    head_convs: int = 4                # RetinaNet: 3x3 convolutions before each head's output
+    anchor_size: float = 4.0           # RetinaNet: anchor side at each level, in strides
+    positive_iou: float = 0.5          # RetinaNet: anchors matching a box by IoU >= this learn it
+    negative_iou: float = 0.4          # RetinaNet: anchors below this are background (between: ignored)
+    score_threshold: float = 0.01      # boxes kept as detections and in heatmaps (SPEC §5: > 0.01)
+    iou_threshold: float = 0.5         # RetinaNet non-maximum suppression
+    max_detections: int = 100          # RetinaNet: per image
+    predict_split: str = "test"        # split written after training (probability maps / boxes)
 
 
 @dataclass(frozen=True)
@@ -93,6 +119,7 @@ class Config:
     pipeline: PipelineConfig = field(default_factory=PipelineConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    baseline: BaselineConfig = field(default_factory=BaselineConfig)
     saliency: SaliencyConfig = field(default_factory=SaliencyConfig)
 
 

@@ -29,7 +29,7 @@ def test_file_options_and_set_precedence(tmp_path):
 
 @pytest.mark.parametrize("override, message", [
     ("data.sise=3", "unknown key 'data.sise'; valid keys in section 'data': dataset, root, size"),
-    ("nothing.x=1", "unknown key 'nothing'; valid keys in the top level: data, pipeline, model, train, saliency"),
+    ("nothing.x=1", "unknown key 'nothing'; valid keys in the top level: data, pipeline, model, train, baseline, saliency"),
     ("data.size=abc", "data.size must be int, got 'abc'"),
     ("data.size=true", "data.size must be int"),
     ("data.split=[1, 2]", "data.split must be a list of 3 values"),

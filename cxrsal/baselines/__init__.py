@@ -1,1 +1,4 @@
-"""High baselines of [A]: a U-Net segmentation network (and, to come, RetinaNet detection)."""
+"""High baselines of [A]: a U-Net segmentation network and a RetinaNet detector, trained with
+the classifiers' loop (`cxrsal train-baseline`) and written as maps/boxes `cxrsal score` reads."""
+
+from . import losses  # noqa: F401  (registers FocalDiceLoss for loading checkpoints)

@@ -46,3 +46,61 @@ def classification_score(probability, threshold=0.5):
     sums = np.where(marked, p, 0.0).sum(axis=1)
     counts = marked.sum(axis=1)
     return np.divide(sums, counts, out=np.zeros_like(sums), where=counts > 0)
+
+
+def mask_dataset(data_dir, split, size, pipeline, *, epoch=0, training=True, steps=0):
+    """(images, masks) batches of a prepared split for the U-Net (flips apply to both)."""
+    from ..data.pipeline import make_dataset
+
+    p = pipeline
+    ds = make_dataset(data_dir, split, batch_size=p.batch_size, image_size=size,
+                      balanced=p.balanced and training, flip=p.flip and training,
+                      shuffle=p.shuffle and training, seed=p.seed, start_epoch=epoch, advance=False,
+                      repeat=bool(steps) and training)
+    return ds.map(lambda images, labels, masks: (images, masks))
+
+
+def dice_score(mask, probability, threshold=0.5):
+    """Dice of the thresholded map with a non-empty mask (hard, for the run card)."""
+    m, p = np.asarray(mask) > 0, np.asarray(probability) > threshold
+    return 2.0 * (m & p).sum() / (m.sum() + p.sum())
+
+
+class UNetTask:
+    """`cxrsal train-baseline unet`: masks (SIIM; RSNA boxes drawn as masks work too), focal +
+    Dice loss, early stopping and reduce-on-plateau on the validation loss."""
+
+    name = "unet"
+    monitor, mode = "val_loss", "min"
+
+    def __init__(self, cfg, data_dir):
+        self.cfg, self.data_dir = cfg, data_dir
+
+    def describe(self):
+        from ..config import to_dict
+
+        return {"arch": "unet", "head": "segmentation", "options": to_dict(self.cfg)["baseline"]}
+
+    def build(self, size):
+        import keras
+
+        from .losses import FocalDiceLoss
+
+        b = self.cfg.baseline
+        model = build_unet((size, size, 1), filters=b.filters, depth=b.depth)
+        model.compile(optimizer=keras.optimizers.Adam(self.cfg.train.lr),
+                      loss=FocalDiceLoss(gamma=b.focal_gamma, alpha=b.focal_alpha, dice_weight=b.dice_weight))
+        return model
+
+    def train_data(self, size, epoch):
+        return mask_dataset(self.data_dir, "train", size, self.cfg.pipeline, epoch=epoch,
+                            steps=self.cfg.train.steps_per_epoch)
+
+    def validate(self, model, size):
+        ds = mask_dataset(self.data_dir, "val", size, self.cfg.pipeline, training=False)
+        return {"val_loss": float(model.evaluate(ds, verbose=0, return_dict=True)["loss"])}
+
+    def test(self, model, size, out):
+        from .predict import predict_baseline
+
+        return predict_baseline(out, split=self.cfg.baseline.predict_split, model=model, log=lambda *_: None)

@@ -66,8 +66,11 @@ def epoch_order(labels, *, epoch, seed, shuffle, balanced):
 
 def make_dataset(run_dir, split, *, batch_size=32, image_size=0, balanced=False, flip=False,
                  shuffle=None, seed=0, start_epoch=0, advance=True, repeat=False, with_masks=True,
-                 drop_remainder=False):
+                 drop_remainder=False, with_index=False):
     """A `tf.data.Dataset` of `(images, labels, masks)` batches (or `(images, labels)`).
+
+    `with_index` appends each image's index in the split (int64 [B]) and whether it was flipped
+    (bool [B]), for targets kept outside the arrays (a detector's boxes).
 
     Images are float32 [B, S, S, 1] in [0, 1], labels float32 [B], masks float32 [B, S, S, 1]
     where S is `image_size` (0: the prepared size). Each pass over the dataset is one epoch,
@@ -113,7 +116,8 @@ def make_dataset(run_dir, split, *, batch_size=32, image_size=0, balanced=False,
             images = tf.image.resize(images, (size, size), method=method)
             masks = tf.cast(tf.image.resize(masks, (size, size), method="area") > 1e-6, tf.float32)
         labels = tf.cast(labels, tf.float32)
-        return (images, labels, masks) if with_masks else (images, labels)
+        out = (images, labels, masks) if with_masks else (images, labels)
+        return out + (idx, flips) if with_index else out
 
     signature = (tf.TensorSpec((None,), tf.int64), tf.TensorSpec((None,), tf.bool))
     ds = tf.data.Dataset.from_generator(batches, output_signature=signature)

@@ -1,6 +1,8 @@
 """`cxrsal demo`: synthetic data -> two replicates of one backbone, another backbone and a WILDCAT
-model -> all nine map types -> scoring with the average-mask baseline -> cascading randomization
--> repeatability / reproducibility -> statistics -> report. Every stage resumes."""
+model -> two RetinaNets (the localization network, two seeds) -> all nine map types -> scoring
+with the average-mask and detector baselines -> cascading randomization -> repeatability /
+reproducibility (with the RetinaNets' heatmaps as the high baseline) -> statistics -> report.
+Every stage resumes."""
 
 import time
 from pathlib import Path
@@ -13,8 +15,9 @@ SIZES = {
     # smallest: every stage runs, in about two minutes (the CLI test)
     "tiny": dict(n=60, image_size=128, size=32, epochs=1, n_images=3, wildcat_input=64,
                  overrides=["saliency.samples=2", "saliency.ig_steps=3", "saliency.xrai_steps=3",
-                            "pipeline.batch_size=8"]),
-    "full": dict(n=300, image_size=256, size=64, epochs=8, n_images=12, wildcat_input=96, overrides=[]),
+                            "pipeline.batch_size=8"], retinanet_epochs=1),
+    "full": dict(n=300, image_size=256, size=64, epochs=8, n_images=12, wildcat_input=96, overrides=[],
+                 retinanet_epochs=20),
 }
 
 
@@ -28,6 +31,7 @@ def _demo_config(extra):
 
 
 def run_demo(out, *, size="full", seed=0, log=print, progress=True):
+    from ..baselines.predict import train_baseline
     from ..data.prepare import prepare
     from ..data.synth import synth
     from ..report import build_report
@@ -63,21 +67,33 @@ def run_demo(out, *, size="full", seed=0, log=print, progress=True):
         card = train(mcfg, out / "prepared", out / "models" / name, log=lambda *_: None, verbose=0)
         stage(f"  {name}: test AUC {card['metrics']['test_auc']:.3f}")
 
+    detectors = []
+    for k in (0, 1):
+        name = f"retinanet-seed{seed + k}"
+        stage(f"train {name} (localization network)")
+        dcfg = _demo_config(["baseline.kind=retinanet", f"train.seed={seed + k}",
+                             f"train.epochs={p['retinanet_epochs']}", *p["overrides"]])
+        card = train_baseline(dcfg, out / "prepared", out / "baselines" / name, log=lambda *_: None, verbose=0)
+        stage(f"  {name}: test AUC {card['metrics']['test_auc']:.3f}, {card['metrics']['test_boxes']} boxes")
+        detectors.append(out / "baselines" / name / "predictions" / "test")
+
     scfg = _demo_config([f"saliency.limit={p['n_images']}", *p["overrides"]])
     results = out / "results"
     for name in ("resnet18-a", "resnet18-wildcat"):
         stage(f"saliency maps of {name} (all methods)")
         run_saliency(out / "models" / name, out / "maps" / name, scfg, "all", progress=progress, log=lambda *_: None)
         stage(f"score {name}")
-        score_store(out / "maps" / name, results / f"score-{name}", baselines="avg", log=lambda *_: None)
+        score_store(out / "maps" / name, results / f"score-{name}",
+                    baselines=f"avg,boxes:{detectors[0] / 'detections.csv'}", log=lambda *_: None)
     stage("cascading randomization of resnet18-a")
     run_randomization([out / "models" / "resnet18-a"], results / "randomization", scfg, "all",
                       n_images=p["n_images"], seed=seed, progress=progress, log=lambda *_: None)
     stage("repeatability (resnet18-a vs resnet18-b) and reproducibility (resnet18-a vs resnet34)")
+    heatmaps = [d / "maps" for d in detectors]
     run_compare([out / "models" / "resnet18-a", out / "models" / "resnet18-b"], results / "repeatability", scfg,
-                "all", n_images=p["n_images"], progress=progress, log=lambda *_: None)
+                "all", n_images=p["n_images"], baseline_maps=heatmaps, progress=progress, log=lambda *_: None)
     run_compare([out / "models" / "resnet18-a", out / "models" / "resnet34"], results / "reproducibility", scfg,
-                "all", n_images=p["n_images"], progress=progress, log=lambda *_: None)
+                "all", n_images=p["n_images"], baseline_maps=heatmaps, progress=progress, log=lambda *_: None)
     stage("statistics and report")
     report = build_report([results, out / "models"], out / "report", log=lambda *_: None)
     minutes = (time.time() - t0) / 60

@@ -10,6 +10,7 @@ import io
 import json
 import platform
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -58,16 +59,18 @@ def versions():
             "keras": keras.__version__, "numpy": np.__version__, "platform": platform.platform()}
 
 
-def _check_resumable(out, cfg, data_dir):
+def _check_resumable(out, cfg, data_dir, task):
     """A run directory continues only the same experiment."""
     import yaml
 
     path = out / "config.yaml"
     if not path.exists():
         return
+    if (out / STATE_FILE).exists() and run_task(out) != task:
+        raise CxrsalError(f"{out} holds a {run_task(out)} run, not {task}; use a new --out directory")
     old = yaml.safe_load(path.read_text()) or {}
     new = to_dict(cfg)
-    for section in ("model", "train", "pipeline"):
+    for section in ("model", "train", "pipeline", "baseline"):
         if old.get(section) != new[section]:
             raise CxrsalError(f"{out} holds a run with other {section} settings; use a new --out directory "
                               f"(or the same config to resume it)")
@@ -91,21 +94,42 @@ def _save(model, path):
         model.save(tmp)
 
 
-def load_run_model(run_dir, which="best"):
-    """The trained model of a `cxrsal train` run (`best` or `last` checkpoint)."""
+def run_task(run_dir):
+    """The task a run directory was trained for (classification, unet, retinanet)."""
+    state_path = Path(run_dir) / STATE_FILE
+    if not state_path.exists():
+        raise CxrsalError(f"--model {run_dir}: not a `cxrsal train` run (no {STATE_FILE})")
+    return json.loads(state_path.read_text()).get("task", "classification")
+
+
+def load_run_model(run_dir, which="best", task="classification", compile=False):
+    """The trained model of a run directory (`best` or `last` checkpoint).
+
+    `task`: the kind of run expected (a classifier by default, for the saliency commands);
+    None accepts any.
+    """
     import keras
 
     from .. import models  # noqa: F401  (registers the custom layers)
 
     run_dir = Path(run_dir)
-    state_path = run_dir / STATE_FILE
-    if not state_path.exists():
-        raise CxrsalError(f"--model {run_dir}: not a `cxrsal train` run (no {STATE_FILE})")
-    state = json.loads(state_path.read_text())
+    found = run_task(run_dir)
+    if task is not None and found != task:
+        what = {"classification": "a classifier (`cxrsal train`)"}.get(task, f"a {task} baseline")
+        raise CxrsalError(f"--model {run_dir}: a {found} run, not {what}")
+    if found != "classification":
+        from .. import baselines  # noqa: F401  (registers the losses, and keras-hub's layers when needed)
+
+        if found == "retinanet":
+            import keras_hub  # noqa: F401
+    state = json.loads((run_dir / STATE_FILE).read_text())
     name = BEST if which == "best" else state["last"]
     if which == "best" and not (run_dir / CKPT_DIR / BEST).exists():
-        raise CxrsalError(f"--model {run_dir}: no best checkpoint yet (no epoch finished with a validation AUC)")
-    return keras.models.load_model(run_dir / CKPT_DIR / name, compile=False)
+        raise CxrsalError(f"--model {run_dir}: no best checkpoint yet (no epoch finished with a validation score)")
+    with warnings.catch_warnings():
+        # without compiling, Keras says it skips the saved optimizer's variables: that is the point
+        warnings.filterwarnings("ignore", message="Skipping variable loading for optimizer")
+        return keras.models.load_model(run_dir / CKPT_DIR / name, compile=compile)
 
 
 def load_run_config(run_dir):
@@ -117,9 +141,67 @@ def load_run_config(run_dir):
                         str(Path(run_dir) / "config.yaml"))
 
 
-def train(cfg: Config, data_dir, out, *, log=print, verbose=1, on_epoch_end=None):
-    """Train `cfg.model` on the prepared run `data_dir` into run directory `out`; returns the run card.
+class ClassificationTask:
+    """What `train` needs to know of one kind of model: how to build, feed, validate and test it.
 
+    This one is `cxrsal train`'s classifier (BCE, early stopping on validation AUC); the
+    baselines (`cxrsal.baselines`) bring their own and share the loop, checkpoints, resume
+    and run card.
+    """
+
+    name = "classification"
+    monitor, mode = "val_auc", "max"
+
+    def __init__(self, cfg, data_dir):
+        self.cfg, self.data_dir = cfg, data_dir
+
+    def describe(self):
+        return {"arch": self.cfg.model.arch, "head": self.cfg.model.head, "options": to_dict(self.cfg)["model"]}
+
+    def build(self, size):
+        import keras
+
+        from ..models import build_model
+
+        m = self.cfg.model
+        model = build_model(m.arch, m.head, (size, size, 1), m.weights, **m.head_options())
+        model.compile(optimizer=keras.optimizers.Adam(self.cfg.train.lr), loss=keras.losses.BinaryCrossentropy(),
+                      metrics=[keras.metrics.AUC(name="auc")])
+        return model
+
+    def train_data(self, size, epoch):
+        p, t = self.cfg.pipeline, self.cfg.train
+        from ..data.pipeline import make_dataset
+
+        return make_dataset(self.data_dir, "train", batch_size=p.batch_size, image_size=size, balanced=p.balanced,
+                            flip=p.flip, shuffle=p.shuffle, seed=p.seed, start_epoch=epoch, advance=False,
+                            with_masks=False, repeat=bool(t.steps_per_epoch))
+
+    def validate(self, model, size):
+        labels, scores = predict_split(model, self.data_dir, "val", batch_size=self.cfg.pipeline.batch_size,
+                                       image_size=size)
+        return {"val_auc": auc_score(labels, scores)}
+
+    def test(self, model, size, out):
+        labels, scores = predict_split(model, self.data_dir, "test", batch_size=self.cfg.pipeline.batch_size,
+                                       image_size=size)
+        return {"test_auc": auc_score(labels, scores)}
+
+
+def _better(value, best, mode):
+    """Whether `value` improves on `best` (None: nothing yet); NaN never improves."""
+    if value != value:
+        return False
+    return best is None or (value > best if mode == "max" else value < best)
+
+
+def train(cfg: Config, data_dir, out, *, log=print, verbose=1, on_epoch_end=None, task=None):
+    """Train `cfg.model` (or `task`'s model) on the prepared run `data_dir` into run directory
+    `out`; returns the run card.
+
+    Each epoch is validated on the `val` split; the best epoch (task's monitor) is kept,
+    training stops after `train.patience` epochs without a better one, and the learning rate is
+    multiplied by `train.plateau_factor` after `train.plateau_patience` such epochs (0: never).
     Started again on the same `out`, it resumes after the last finished epoch and ends with the
     same weights as an uninterrupted run (same seed, `train.deterministic`).
     """
@@ -127,16 +209,15 @@ def train(cfg: Config, data_dir, out, *, log=print, verbose=1, on_epoch_end=None
     import tensorflow as tf
 
     from ..data.manifest import manifest_hash
-    from ..data.pipeline import make_dataset
     from ..data.prepare import check_prepared
-    from ..models import build_model
     from .strategy import choose_strategy
 
     t_start = time.time()
+    task = task or ClassificationTask(cfg, data_dir)
     data_summary = check_prepared(data_dir)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    _check_resumable(out, cfg, data_dir)
+    _check_resumable(out, cfg, data_dir, task.name)
     write_config(cfg, out)
     atomic_write_text(out / "data.json", json.dumps(
         {"dir": str(Path(data_dir).resolve()), "manifest_sha256": manifest_hash(data_dir),
@@ -146,7 +227,7 @@ def train(cfg: Config, data_dir, out, *, log=print, verbose=1, on_epoch_end=None
     remove_stale_tmp(ckpt_dir)
     remove_stale_tmp(out)
 
-    m, t, p = cfg.model, cfg.train, cfg.pipeline
+    m, t = cfg.model, cfg.train
     keras.utils.set_random_seed(t.seed)
     if t.deterministic:
         tf.config.experimental.enable_op_determinism()
@@ -162,20 +243,17 @@ def train(cfg: Config, data_dir, out, *, log=print, verbose=1, on_epoch_end=None
     size = m.input_size or data_summary["size"]
     state_path = out / STATE_FILE
     state = json.loads(state_path.read_text()) if state_path.exists() else None
+    monitor = task.monitor
     with strategy.scope():
         if state:
-            from .. import models  # noqa: F401
-
-            model = keras.models.load_model(ckpt_dir / state["last"])
-            log(f"resuming after epoch {state['epoch']} (best validation AUC {state['best_auc']:.4f} "
+            model = load_run_model(out, "last", task=task.name, compile=True)
+            model.optimizer.learning_rate.assign(state["lr"])
+            log(f"resuming after epoch {state['epoch']} (best {monitor} {state['best']:.4f} "
                 f"at epoch {state['best_epoch']})")
         else:
-            model = build_model(m.arch, m.head, (size, size, 1), m.weights, **m.head_options())
-            model.compile(optimizer=keras.optimizers.Adam(t.lr), loss=keras.losses.BinaryCrossentropy(),
-                          metrics=[keras.metrics.AUC(name="auc")])
-            state = {"epoch": 0, "best_auc": -1.0, "best_epoch": 0, "wait": 0, "last": None, "history": [],
-                     "stopped_early": False}
-    global_batch = p.batch_size
+            model = task.build(size)
+            state = {"task": task.name, "monitor": monitor, "epoch": 0, "best": None, "best_epoch": 0, "wait": 0,
+                     "plateau_wait": 0, "lr": float(t.lr), "last": None, "history": [], "stopped_early": False}
     # TensorBoard scalars written once per epoch here: Keras' TensorBoard callback cost ~10 %
     # of a small model's training time on a 2-core CPU (measured)
     tb_writer = tf.summary.create_file_writer(str(out / "logs"))
@@ -183,64 +261,70 @@ def train(cfg: Config, data_dir, out, *, log=print, verbose=1, on_epoch_end=None
     first_epoch_s = None
     while state["epoch"] < t.epochs and not state["stopped_early"]:
         epoch = state["epoch"]
-        train_ds = make_dataset(data_dir, "train", batch_size=global_batch, image_size=size,
-                                balanced=p.balanced, flip=p.flip, shuffle=p.shuffle, seed=p.seed,
-                                start_epoch=epoch, advance=False, with_masks=False,
-                                repeat=bool(t.steps_per_epoch))
+        train_ds = task.train_data(size, epoch)
         t0 = time.time()
         hist = model.fit(train_ds, epochs=epoch + 1, initial_epoch=epoch, verbose=verbose, shuffle=False,
                          steps_per_epoch=t.steps_per_epoch or None)
         fit_s = time.time() - t0
         first_epoch_s = fit_s if first_epoch_s is None else first_epoch_s
-        labels, scores = predict_split(model, data_dir, "val", batch_size=global_batch, image_size=size)
-        val_auc = auc_score(labels, scores)
+        val = task.validate(model, size)
+        score = val[monitor]
+        train_metrics = {"loss": float(hist.history["loss"][-1])}
+        train_metrics.update({k: float(v[-1]) for k, v in hist.history.items() if k != "loss"})
         with tb_writer.as_default():
-            for key in ("loss", "auc"):
-                tf.summary.scalar(f"train/{key}", hist.history[key][-1], step=epoch + 1)
-            tf.summary.scalar("val/auc", val_auc, step=epoch + 1)
+            for key, value in train_metrics.items():
+                tf.summary.scalar(f"train/{key}", value, step=epoch + 1)
+            for key, value in val.items():
+                tf.summary.scalar(f"val/{key.removeprefix('val_')}", value, step=epoch + 1)
+            tf.summary.scalar("train/lr", state["lr"], step=epoch + 1)
         tb_writer.flush()
-        improved = bool(val_auc > state["best_auc"])   # NaN never improves
+        improved = _better(score, state["best"], task.mode)
         if improved:
             _save(model, ckpt_dir / BEST)
         last = f"epoch-{epoch + 1:03d}.keras"
         _save(model, ckpt_dir / last)
-        row = {"epoch": epoch + 1, "loss": float(hist.history["loss"][-1]), "auc": float(hist.history["auc"][-1]),
-               "val_auc": val_auc, "lr": float(keras.ops.convert_to_numpy(model.optimizer.learning_rate)),
+        row = {"epoch": epoch + 1, **train_metrics, **{k: float(v) for k, v in val.items()}, "lr": state["lr"],
                "seconds": round(fit_s, 2)}
         previous = state["last"]
         state.update(epoch=epoch + 1, last=last, history=state["history"] + [row])
+        note = ""
         if improved:
-            state.update(best_auc=val_auc, best_epoch=epoch + 1, wait=0)
+            state.update(best=float(score), best_epoch=epoch + 1, wait=0, plateau_wait=0)
         else:
             state["wait"] += 1
+            state["plateau_wait"] += 1
             state["stopped_early"] = state["wait"] >= t.patience
+            if t.plateau_patience and state["plateau_wait"] >= t.plateau_patience and state["lr"] > t.min_lr:
+                state.update(lr=max(t.min_lr, state["lr"] * t.plateau_factor), plateau_wait=0)
+                model.optimizer.learning_rate.assign(state["lr"])
+                note = f"; learning rate now {state['lr']:.3g}"
         atomic_write_text(state_path, json.dumps(state, indent=2) + "\n")
         if previous and previous != last:
             (ckpt_dir / previous).unlink(missing_ok=True)
         _write_history(out, state["history"])
-        log(f"epoch {epoch + 1}/{t.epochs}: loss {row['loss']:.4f}  val AUC {val_auc:.4f}"
-            + ("  (best)" if improved else f"  (no gain for {state['wait']})"))
+        log(f"epoch {epoch + 1}/{t.epochs}: loss {train_metrics['loss']:.4f}  {monitor} {score:.4f}"
+            + ("  (best)" if improved else f"  (no gain for {state['wait']}{note})"))
         if on_epoch_end:
             on_epoch_end(epoch + 1)
     if state["stopped_early"]:
-        log(f"early stop: no better validation AUC for {t.patience} epochs")
+        log(f"early stop: no better {monitor} for {t.patience} epochs")
 
-    best = load_run_model(out, "best")
-    labels, scores = predict_split(best, data_dir, "test", batch_size=global_batch, image_size=size)
-    test_auc = auc_score(labels, scores)
+    best = load_run_model(out, "best", task=task.name)
+    tested = task.test(best, size, out)
     card = {
-        "arch": m.arch, "head": m.head, "options": to_dict(cfg)["model"], "train": to_dict(cfg)["train"],
+        "task": task.name, **task.describe(), "train": to_dict(cfg)["train"],
         "pipeline": to_dict(cfg)["pipeline"],
         "data": json.loads((out / "data.json").read_text()),
         "strategy": described, "replicas": strategy.num_replicas_in_sync,
         "versions": versions(),
-        "metrics": {"best_val_auc": state["best_auc"], "best_epoch": state["best_epoch"],
-                    "epochs_run": state["epoch"], "stopped_early": state["stopped_early"], "test_auc": test_auc},
+        "metrics": {f"best_{monitor}": state["best"], "best_epoch": state["best_epoch"],
+                    "epochs_run": state["epoch"], "stopped_early": state["stopped_early"], **tested},
         "seconds_this_session": round(time.time() - t_start, 1),
         "first_epoch_seconds": first_epoch_s,
     }
     atomic_write_text(out / CARD_FILE, json.dumps(card, indent=2) + "\n")
-    log(f"test AUC {test_auc:.4f} (best epoch {state['best_epoch']}, validation AUC {state['best_auc']:.4f})")
+    shown = "  ".join(f"{k.replace('_', ' ')} {v:.4f}" for k, v in tested.items() if isinstance(v, float))
+    log(f"{shown} (best epoch {state['best_epoch']}, {monitor} {state['best']:.4f})")
     return card
 
 

@@ -1,0 +1,57 @@
+"""`cxrsal train-baseline` and `cxrsal predict-baseline`."""
+
+import click
+
+
+def register(cli):
+    from .main import config_options
+
+    @cli.command("train-baseline")
+    @click.argument("kind", type=click.Choice(("unet", "retinanet")))
+    @click.option("--data", "data_dir", type=click.Path(file_okay=False), required=True,
+                  help="Run directory of `cxrsal prepare` (unet: SIIM masks; retinanet: RSNA boxes).")
+    @click.option("--out", type=click.Path(file_okay=False), default=None,
+                  help="Run directory to write [default: DATA/baselines/KIND-seedS].")
+    @click.option("--backbone", default=None, help="RetinaNet ResNet: resnet10/18/34/50/101/152 [default: resnet50].")
+    @click.option("--epochs", type=int, default=None)
+    @click.option("--lr", type=float, default=None, help="Adam learning rate [default: 1e-4].")
+    @click.option("--batch-size", type=int, default=None)
+    @click.option("--seed", type=int, default=None, help="Initialisation seed (train.seed); train two for the "
+                                                         "repeatability baseline.")
+    @click.option("--quiet", is_flag=True, help="No per-step progress.")
+    @config_options
+    def train_baseline(kind, data_dir, out, backbone, epochs, lr, batch_size, seed, quiet, config_path, overrides):
+        """Train [A]'s localization network (U-Net or RetinaNet), then write its maps / boxes for
+        `cxrsal score --baselines` and `cxrsal compare --baseline-maps`; resumes when run again."""
+        from pathlib import Path
+
+        from cxrsal.baselines.predict import train_baseline as run
+        from cxrsal.baselines.predict import usage
+        from cxrsal.config import load_config
+
+        cfg = load_config(config_path, overrides, options={
+            "baseline.kind": kind, "baseline.backbone": backbone, "train.epochs": epochs, "train.lr": lr,
+            "pipeline.batch_size": batch_size, "train.seed": seed})
+        out = out or str(Path(data_dir) / "baselines" / f"{kind}-seed{cfg.train.seed}")
+        click.echo(f"run directory: {out}")
+        card = run(cfg, data_dir, out, log=click.echo, verbose=0 if quiet else 1)
+        split = cfg.baseline.predict_split
+        click.echo(f"run card: {Path(out) / 'run.json'}  ({split} AUC {card['metrics'][f'{split}_auc']:.4f}); "
+                   f"predictions: {Path(out) / 'predictions' / split}")
+        click.echo(usage(kind, Path(out) / "predictions" / split))
+
+    @cli.command("predict-baseline")
+    @click.option("--model", "run_dir", type=click.Path(file_okay=False), required=True,
+                  help="Run directory of `cxrsal train-baseline`.")
+    @click.option("--split", type=click.Choice(("train", "val", "test")), default=None,
+                  help="[default: the run's baseline.predict_split, test]")
+    @click.option("--data", "data_dir", type=click.Path(file_okay=False), default=None,
+                  help="Another prepared data set [default: the one it was trained on].")
+    @click.option("--checkpoint", type=click.Choice(("best", "last")), default="best", show_default=True)
+    @click.option("--out", type=click.Path(file_okay=False), default=None,
+                  help="Prediction folder [default: MODEL/predictions/SPLIT].")
+    def predict_baseline(run_dir, split, data_dir, checkpoint, out):
+        """Write a trained baseline's probability maps / box heatmaps, detections and image scores."""
+        from cxrsal.baselines.predict import predict_baseline as run
+
+        run(run_dir, split=split, data_dir=data_dir, out=out, which=checkpoint, log=click.echo)

@@ -1,0 +1,128 @@
+"""`cxrsal train-baseline` and `cxrsal predict-baseline`: train a localization network, then
+write what `cxrsal score` and `cxrsal compare` read.
+
+A prediction folder (default RUN/predictions/<split>) holds
+  maps/<image_id>.npy  float32 [S, S] at the model's input size: the U-Net's probability map, or
+                       RetinaNet's box heatmap (each pixel: the best score > 0.01 of the boxes
+                       covering it, SPEC §5) -> `score --baselines seg:DIR`, `compare --baseline-maps`
+  detections.csv       RetinaNet: patientId,x,y,width,height,score in original-image pixels
+                       -> `score --baselines boxes:FILE`
+  scores.csv           image_id,label,score: the image-level score (U-Net: mean of the cells above
+                       0.5, [A]; RetinaNet: the best box score)
+  predictions.json     what produced them; written last.
+Every file is written atomically; a killed prediction pass is simply run again.
+"""
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import CxrsalError
+from ..io import atomic_path, atomic_write_text, remove_stale_tmp, write_frame
+
+KINDS = ("unet", "retinanet")
+
+
+def make_task(cfg, data_dir):
+    from .retinanet import RetinaNetTask
+    from .unet import UNetTask
+
+    kind = cfg.baseline.kind
+    if kind not in KINDS:
+        raise CxrsalError(f"baseline.kind={kind!r}: valid choices: {', '.join(KINDS)}")
+    return (UNetTask if kind == "unet" else RetinaNetTask)(cfg, data_dir)
+
+
+def train_baseline(cfg, data_dir, out, *, log=print, verbose=1, on_epoch_end=None):
+    """Train the baseline `cfg.baseline.kind` with the shared loop, then predict its split."""
+    from ..training.fit import train
+
+    return train(cfg, data_dir, out, log=log, verbose=verbose, on_epoch_end=on_epoch_end,
+                 task=make_task(cfg, data_dir))
+
+
+def _save_map(path, array):
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as f:
+            np.save(f, np.asarray(array, np.float32))
+
+
+def predict_baseline(run_dir, *, split=None, data_dir=None, out=None, which="best", model=None, log=print):
+    """Write the prediction folder of a trained baseline run for `split` of `data_dir`
+    (default: the run's own data); returns the split's image-level metrics."""
+    import pandas as pd
+
+    from ..data.pipeline import PreparedSplit, load_batch
+    from ..metrics import box_heatmap
+    from ..training.fit import auc_score, load_run_config, load_run_model, run_task
+    from .retinanet import detect, split_rows
+    from .unet import classification_score, dice_score
+
+    run_dir = Path(run_dir)
+    kind = run_task(run_dir)
+    if kind not in KINDS:
+        raise CxrsalError(f"--model {run_dir}: a {kind} run, not a baseline (unet or retinanet)")
+    cfg = load_run_config(run_dir)
+    split = split or cfg.baseline.predict_split
+    data_dir = data_dir or json.loads((run_dir / "data.json").read_text())["dir"]
+    model = model or load_run_model(run_dir, which, task=kind)
+    size = model.input_shape[1]
+    out = Path(out) if out else run_dir / "predictions" / split
+    maps_dir = out / "maps"
+    maps_dir.mkdir(parents=True, exist_ok=True)
+    remove_stale_tmp(maps_dir)
+    remove_stale_tmp(out)
+    (out / "predictions.json").unlink(missing_ok=True)
+
+    rows = split_rows(data_dir, split)
+    data = PreparedSplit(data_dir, split)
+    batch = cfg.pipeline.batch_size
+    scores, detections, dice = [], [], []
+    for start in range(0, len(rows), batch):
+        chunk = rows[start:start + batch]
+        images, _, masks = load_batch(data, [r["index"] for r in chunk], size)
+        if kind == "unet":
+            prob = np.asarray(model.predict_on_batch(images), np.float32)[..., 0]
+            image_scores = classification_score(prob)
+            maps = prob
+            for r, p, m in zip(chunk, prob, masks):
+                if r["label"] == 1 and m.any():
+                    dice.append(dice_score(m[..., 0], p))
+        else:
+            found = detect(model, images, cfg.baseline.score_threshold)
+            maps = [box_heatmap(b, s, (size, size), min_score=cfg.baseline.score_threshold) for b, s in found]
+            image_scores = [float(s.max()) if len(s) else 0.0 for _, s in found]
+            for r, (b, s) in zip(chunk, found):
+                sx, sy = r["width"] / size, r["height"] / size
+                detections += [dict(patientId=r["image_id"], x=x * sx, y=y * sy, width=w * sx, height=h * sy,
+                                    score=v) for (x, y, w, h), v in zip(b, s)]
+        for r, m, s in zip(chunk, maps, image_scores):
+            _save_map(maps_dir / f"{r['image_id']}.npy", m)
+            scores.append(dict(image_id=r["image_id"], label=r["label"], score=float(s)))
+        log(f"  {min(start + batch, len(rows))}/{len(rows)} images")
+    table = pd.DataFrame(scores, columns=["image_id", "label", "score"])
+    write_frame(out / "scores.csv", table)
+    metrics = {f"{split}_auc": auc_score(table.label, table.score), f"{split}_images": len(rows)}
+    if kind == "unet":
+        metrics[f"{split}_dice"] = float(np.mean(dice)) if dice else float("nan")
+    else:
+        write_frame(out / "detections.csv",
+                    pd.DataFrame(detections, columns=["patientId", "x", "y", "width", "height", "score"]))
+        metrics[f"{split}_boxes"] = len(detections)
+    atomic_write_text(out / "predictions.json", json.dumps(
+        {"model": str(run_dir.resolve()), "kind": kind, "checkpoint": which, "data": str(data_dir), "split": split,
+         "input_size": size, "metrics": metrics}, indent=2) + "\n")
+    log(f"{kind} on {split}: AUC {metrics[f'{split}_auc']:.4f}"
+        + (f", Dice {metrics[f'{split}_dice']:.4f} (positives)" if kind == "unet" else
+           f", {len(detections)} boxes with score > {cfg.baseline.score_threshold}"))
+    log(usage(kind, out))
+    return metrics
+
+
+def usage(kind, folder):
+    """How `score` and `compare` take a prediction folder (printed after writing one)."""
+    folder = Path(folder)
+    use = f"seg:{folder / 'maps'}" if kind == "unet" else f"boxes:{folder / 'detections.csv'}"
+    return (f"score with: cxrsal score --maps MAPS --baselines avg,{use}\n"
+            f"high baseline of compare: --baseline-maps {folder / 'maps'} <the other seed's maps>")

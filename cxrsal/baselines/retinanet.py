@@ -1,0 +1,193 @@
+"""RetinaNet detection baseline ([A]): keras-hub's `RetinaNetObjectDetector` on a ResNet backbone,
+trained on the RSNA boxes with the focal loss, through `cxrsal.training.fit.train`.
+
+Images go in grey [H, W, 1] in [0, 1]; `detector_inputs` repeats them to three channels with
+ImageNet's normalisation (what a pretrained preset expects; harmless from scratch). Boxes are
+(x, y, width, height) in pixels of the model's input ("xywh").
+"""
+
+import numpy as np
+
+from ..errors import CxrsalError
+
+# keras-hub ResNetBackbone settings (ResNet v1, torchvision's layouts); resnet10 is the small one
+# the tests and the demo train
+RESNETS = {
+    "resnet10": ("basic_block", [1, 1, 1, 1]),
+    "resnet18": ("basic_block", [2, 2, 2, 2]),
+    "resnet34": ("basic_block", [3, 4, 6, 3]),
+    "resnet50": ("bottleneck_block", [3, 4, 6, 3]),
+    "resnet101": ("bottleneck_block", [3, 4, 23, 3]),
+    "resnet152": ("bottleneck_block", [3, 8, 36, 3]),
+}
+PRESETS = {"resnet18": "resnet_18_imagenet", "resnet50": "resnet_50_imagenet", "resnet101": "resnet_101_imagenet",
+           "resnet152": "resnet_152_imagenet"}
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+BOX_FORMAT = "xywh"
+
+
+def detector_inputs(images):
+    """Grey [B, H, W, 1] in [0, 1] -> [B, H, W, 3], ImageNet-normalised (TensorFlow or NumPy in)."""
+    import tensorflow as tf
+
+    x = tf.repeat(tf.convert_to_tensor(images, tf.float32), 3, axis=-1)
+    return (x - tf.constant(IMAGENET_MEAN)) / tf.constant(IMAGENET_STD)
+
+
+def _backbone(name, weights, size):
+    import keras_hub
+
+    if name not in RESNETS:
+        raise CxrsalError(f"baseline.backbone={name!r}: valid choices: {', '.join(RESNETS)}")
+    if weights in ("", "none", "None", None):
+        block, blocks = RESNETS[name]
+        return keras_hub.models.ResNetBackbone(
+            input_conv_filters=[64], input_conv_kernel_sizes=[7], stackwise_num_filters=[64, 128, 256, 512],
+            stackwise_num_blocks=blocks, stackwise_num_strides=[1, 2, 2, 2], block_type=block,
+            use_pre_activation=False, image_shape=(size, size, 3))
+    preset = PRESETS.get(name) if weights == "imagenet" else weights
+    if preset is None:
+        raise CxrsalError(f"baseline.weights=imagenet: keras-hub has no ImageNet preset for {name}; "
+                          f"choose one of {', '.join(PRESETS)} or baseline.weights=none")
+    try:
+        return keras_hub.models.ResNetBackbone.from_preset(preset, image_shape=(size, size, 3))
+    except Exception as e:   # offline: requests' ConnectionError; a bad folder: FileNotFoundError/ValueError
+        raise CxrsalError(f"baseline.weights={weights}: cannot load keras-hub preset {preset!r} "
+                          f"({type(e).__name__}: {str(e).splitlines()[0][:160]}); download it where Kaggle "
+                          "is reachable and pass its folder (--set baseline.weights=DIR), or use none") from None
+
+
+def build_retinanet(size, b, lr=1e-4):
+    """A compiled RetinaNet for `size` x `size` inputs with the settings `b` (a BaselineConfig)."""
+    import keras
+    import keras_hub
+    from keras_hub.layers import AnchorGenerator, NonMaxSuppression
+    from keras_hub.src.models.retinanet.retinanet_label_encoder import RetinaNetLabelEncoder
+
+    if size % (2 ** b.max_level):
+        raise CxrsalError(f"RetinaNet input {size} px must be divisible by 2^max_level = {2 ** b.max_level} "
+                          f"(set model.input_size, or baseline.max_level lower)")
+    encoder = _backbone(b.backbone, b.weights, size)
+    backbone = keras_hub.models.RetinaNetBackbone(image_encoder=encoder, min_level=b.min_level,
+                                                  max_level=b.max_level, use_p5=False,
+                                                  image_shape=(size, size, 3))
+    anchors = AnchorGenerator(BOX_FORMAT, min_level=b.min_level, max_level=b.max_level, num_scales=3,
+                              aspect_ratios=[0.5, 1.0, 2.0], anchor_size=b.anchor_size)
+    # anchors with IoU >= positive_iou with a box learn it, < negative_iou are background, the rest
+    # are ignored (keras-hub's force-match switch fails on padded batches, so a box that no anchor
+    # overlaps enough teaches nothing: size the anchors to the boxes, see anchor_size)
+    encoder_ = RetinaNetLabelEncoder(anchors, bounding_box_format=BOX_FORMAT, encoding_format="center_xywh",
+                                     positive_threshold=b.positive_iou, negative_threshold=b.negative_iou)
+    decoder = NonMaxSuppression(bounding_box_format=BOX_FORMAT, from_logits=True, iou_threshold=b.iou_threshold,
+                                confidence_threshold=b.score_threshold, max_detections=b.max_detections)
+    model = keras_hub.models.RetinaNetObjectDetector(
+        backbone=backbone, num_classes=1, bounding_box_format=BOX_FORMAT, anchor_generator=anchors,
+        label_encoder=encoder_, pre_logits_num_conv_layers=b.head_convs, prediction_decoder=decoder, name="retinanet")
+    # the focal loss of Lin et al. (alpha-balanced), summed and normalised by the positive anchors
+    # in keras-hub's compute_loss; smooth-L1 (Huber) on the box offsets
+    model.compile(optimizer=keras.optimizers.Adam(lr), box_loss=keras.losses.Huber(reduction="sum"),
+                  classification_loss=keras.losses.BinaryFocalCrossentropy(
+                      apply_class_balancing=True, alpha=b.focal_alpha, gamma=b.focal_gamma, from_logits=True,
+                      reduction="sum"))
+    return model
+
+
+def split_boxes(rows, size):
+    """Ground-truth boxes of a split's manifest rows (index order) at the model's input size:
+    (boxes float32 [N, K, 4] xywh, classes float32 [N, K]: 0 for a box, -1 for padding)."""
+    from ..data.manifest import parse_boxes
+
+    parsed = [parse_boxes(r["boxes"]) for r in rows]
+    k = max([len(p) for p in parsed] + [1])
+    boxes = np.full((len(rows), k, 4), -1.0, np.float32)
+    classes = np.full((len(rows), k), -1.0, np.float32)
+    for i, (r, bs) in enumerate(zip(rows, parsed)):
+        for j, (x, y, w, h) in enumerate(bs):
+            sx, sy = size / r["width"], size / r["height"]
+            boxes[i, j] = (x * sx, y * sy, w * sx, h * sy)
+            classes[i, j] = 0.0
+    return boxes, classes
+
+
+def split_rows(data_dir, split):
+    """The manifest rows of `split`, in the order of its arrays."""
+    from ..data.manifest import read_manifest
+
+    return sorted((r for r in read_manifest(data_dir) if r["split"] == split), key=lambda r: r["index"])
+
+
+def box_dataset(data_dir, split, size, pipeline, *, epoch=0, training=True, steps=0):
+    """(detector inputs, {"boxes", "labels"}) batches; flipped images get flipped boxes."""
+    import tensorflow as tf
+
+    from ..data.pipeline import make_dataset
+
+    boxes, classes = split_boxes(split_rows(data_dir, split), size)
+    all_boxes, all_classes = tf.constant(boxes), tf.constant(classes)
+
+    def targets(images, labels, idx, flips):
+        b, c = tf.gather(all_boxes, idx), tf.gather(all_classes, idx)
+        flipped = float(size) - b[..., 0] - b[..., 2]
+        x = tf.where(flips[:, None] & (c >= 0), flipped, b[..., 0])
+        return detector_inputs(images), {"boxes": tf.concat([x[..., None], b[..., 1:]], -1), "labels": c}
+
+    p = pipeline
+    ds = make_dataset(data_dir, split, batch_size=p.batch_size, image_size=size,
+                      balanced=p.balanced and training, flip=p.flip and training,
+                      shuffle=p.shuffle and training, seed=p.seed, start_epoch=epoch, advance=False,
+                      with_masks=False, with_index=True, repeat=bool(steps) and training)
+    return ds.map(targets)
+
+
+def detect(model, images, score_threshold=0.01):
+    """Per image of `images` (grey [B, S, S, 1] in [0, 1]): (boxes [n, 4] xywh at S, scores [n]),
+    the detections with score > `score_threshold`, clipped to the image, best first."""
+    size = np.shape(images)[1]
+    x = detector_inputs(images)
+    pred = model.predict(x, batch_size=len(images), verbose=0)   # (predict_on_batch wraps x in a tuple that keras-hub's decoder mis-reads)
+    out = []
+    for b, s in zip(np.asarray(pred["boxes"], np.float64), np.asarray(pred["confidence"], np.float64)):
+        x0, y0 = np.clip(b[:, 0], 0, size), np.clip(b[:, 1], 0, size)
+        x1, y1 = np.clip(b[:, 0] + b[:, 2], 0, size), np.clip(b[:, 1] + b[:, 3], 0, size)
+        b = np.stack([x0, y0, x1 - x0, y1 - y0], axis=1)
+        keep = (s > score_threshold) & (b[:, 2] > 0) & (b[:, 3] > 0)
+        order = np.argsort(-s[keep], kind="stable")
+        out.append((b[keep][order], s[keep][order]))
+    return out
+
+
+class RetinaNetTask:
+    """`cxrsal train-baseline retinanet`: RSNA boxes, early stopping on the validation loss."""
+
+    name = "retinanet"
+    monitor, mode = "val_loss", "min"
+
+    def __init__(self, cfg, data_dir):
+        from ..data.prepare import check_prepared
+
+        self.cfg, self.data_dir = cfg, data_dir
+        if check_prepared(data_dir)["dataset"] != "rsna":
+            raise CxrsalError(f"--data {data_dir}: RetinaNet trains on boxes, which only RSNA runs have "
+                              "(use the unet baseline for SIIM masks)")
+
+    def describe(self):
+        from ..config import to_dict
+
+        return {"arch": self.cfg.baseline.backbone, "head": "retinanet", "options": to_dict(self.cfg)["baseline"]}
+
+    def build(self, size):
+        return build_retinanet(size, self.cfg.baseline, self.cfg.train.lr)
+
+    def train_data(self, size, epoch):
+        return box_dataset(self.data_dir, "train", size, self.cfg.pipeline, epoch=epoch,
+                           steps=self.cfg.train.steps_per_epoch)
+
+    def validate(self, model, size):
+        ds = box_dataset(self.data_dir, "val", size, self.cfg.pipeline, training=False)
+        return {"val_loss": float(model.evaluate(ds, verbose=0, return_dict=True)["loss"])}
+
+    def test(self, model, size, out):
+        from .predict import predict_baseline
+
+        return predict_baseline(out, split=self.cfg.baseline.predict_split, model=model, log=lambda *_: None)

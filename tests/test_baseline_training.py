@@ -1,0 +1,189 @@
+"""`cxrsal train-baseline` / `predict-baseline`: the shared training loop (plateau, early stop,
+resume), a tiny U-Net and a tiny RetinaNet trained end to end, and their outputs read back by
+`cxrsal score`."""
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+from sklearn.metrics import average_precision_score
+
+from cxrsal.baselines.predict import predict_baseline, train_baseline
+from cxrsal.baselines.unet import classification_score
+from cxrsal.cli.main import cli
+from cxrsal.config import load_config
+from cxrsal.data.prepare import prepare
+from cxrsal.errors import CxrsalError
+from cxrsal.experiments.scoring import read_detections, read_probability_map, score_store
+from cxrsal.metrics import box_heatmap
+from cxrsal.saliency.store import MapStore
+from cxrsal.training.fit import ClassificationTask, load_run_model, train
+
+
+def quiet(*_):
+    pass
+
+
+UNET = ["baseline.kind=unet", "baseline.filters=4", "baseline.depth=2", "train.lr=1e-3", "pipeline.batch_size=8",
+        "pipeline.balanced=true", "pipeline.flip=true"]
+RETINANET = ["baseline.kind=retinanet", "baseline.backbone=resnet10", "baseline.max_level=5", "baseline.head_convs=1",
+             "baseline.anchor_size=1.5", "model.input_size=64", "train.lr=1e-3", "pipeline.batch_size=8",
+             "pipeline.balanced=true", "pipeline.flip=true"]
+
+
+@pytest.fixture(scope="module")
+def siim_run(siim_root, tmp_path_factory):
+    """The SIIM fixture prepared at 32 px, split 50:25:25."""
+    out = tmp_path_factory.mktemp("siim") / "run"
+    cfg = load_config(options={"data.dataset": "siim", "data.root": str(siim_root), "data.size": 32,
+                               "data.workers": 1, "data.split": [0.5, 0.25, 0.25]})
+    prepare(cfg, out, progress=False, log=quiet)
+    return out
+
+
+@pytest.fixture(scope="module")
+def store(trained_classifier, tmp_path_factory):
+    """GradCAM maps of the tiny classifier on the RSNA test split (what `score` scores)."""
+    from cxrsal.saliency.runner import run_saliency
+
+    out = tmp_path_factory.mktemp("store") / "maps"
+    run_saliency(trained_classifier, out, load_config(options={"saliency.batch_size": 8}), "gcam", progress=False,
+                 log=quiet)
+    return out
+
+
+class ScriptedTask(ClassificationTask):
+    """The classifier, with validation scores read from a script (the loop's rules under test)."""
+
+    monitor, mode = "val_loss", "min"
+
+    def __init__(self, cfg, data_dir, script):
+        super().__init__(cfg, data_dir)
+        self.script = list(script)
+
+    def validate(self, model, size):
+        return {"val_loss": self.script.pop(0)}
+
+
+def test_plateau_and_early_stopping_follow_the_monitor(tiny_run, tmp_path):
+    cfg = load_config(overrides=["train.epochs=8", "train.lr=1e-3", "train.patience=4", "train.plateau_patience=2",
+                                 "train.plateau_factor=0.5", "train.min_lr=2e-4", "pipeline.batch_size=8"])
+    # better, better, worse x2 (lr halves), better (counters reset), worse x3 (halves again after
+    # two); a 4th worse epoch (second run) stops it, and the next cut stops at the floor 2e-4
+    script = [1.0, 0.8, 0.9, 0.85, 0.7, 0.75, 0.71, 0.72, 0.9]
+    card = train(cfg, tiny_run, tmp_path / "m", log=quiet, verbose=0, task=ScriptedTask(cfg, tiny_run, script))
+    hist = pd.read_csv(tmp_path / "m" / "history.csv")
+    assert hist.val_loss.tolist() == script[:8]
+    # the lr an epoch trained with
+    assert hist.lr.tolist() == pytest.approx([1e-3, 1e-3, 1e-3, 1e-3, 5e-4, 5e-4, 5e-4, 2.5e-4])
+    state = json.loads((tmp_path / "m" / "state.json").read_text())
+    assert state["best_epoch"] == 5 and state["best"] == 0.7 and state["lr"] == pytest.approx(2.5e-4)
+    assert card["metrics"]["best_val_loss"] == 0.7 and not card["metrics"]["stopped_early"]
+    longer = load_config(overrides=["train.epochs=12", "train.lr=1e-3", "train.patience=4", "train.plateau_patience=2",
+                                    "train.plateau_factor=0.5", "train.min_lr=2e-4", "pipeline.batch_size=8"])
+    card = train(longer, tiny_run, tmp_path / "m2", log=quiet, verbose=0,
+                 task=ScriptedTask(longer, tiny_run, script + [0.9] * 4))
+    assert card["metrics"]["stopped_early"] and card["metrics"]["epochs_run"] == 9
+    assert json.loads((tmp_path / "m2" / "state.json").read_text())["lr"] == pytest.approx(2e-4)
+
+
+def test_unet_cli_on_siim(siim_run, tmp_path):
+    runner = CliRunner()
+    out = tmp_path / "unet"
+    args = ["train-baseline", "unet", "--data", str(siim_run), "--out", str(out), "--epochs", "2", "--quiet"]
+    r = runner.invoke(cli, args + sum((["--set", o] for o in UNET[1:]), []))
+    assert r.exit_code == 0, r.output
+    assert "run card:" in r.output and "score with: cxrsal score" in r.output
+    card = json.loads((out / "run.json").read_text())
+    assert card["task"] == "unet" and card["arch"] == "unet" and card["options"]["filters"] == 4
+    assert card["metrics"]["epochs_run"] == 2 and "test_dice" in card["metrics"]
+    pred = out / "predictions" / "test"
+    scores = pd.read_csv(pred / "scores.csv")
+    test_ids = [json.loads((pred / "predictions.json").read_text())["split"]]
+    assert test_ids == ["test"] and len(scores) == len(list((pred / "maps").glob("*.npy")))
+    for row in scores.itertuples():
+        m = np.load(pred / "maps" / f"{row.image_id}.npy")
+        assert m.shape == (32, 32) and m.dtype == np.float32 and 0 <= m.min() and m.max() <= 1
+        assert row.score == pytest.approx(classification_score(m[None])[0], abs=1e-6)
+    # a baseline run is not a classifier: the classifier commands say so in one line
+    r = runner.invoke(cli, ["evaluate", "--model", str(out)])
+    assert r.exit_code == 2 and "a unet run, not a classifier" in r.output, r.output
+    # predict-baseline writes another split elsewhere; retinanet refuses SIIM (no boxes)
+    r = runner.invoke(cli, ["predict-baseline", "--model", str(out), "--split", "val", "--out", str(tmp_path / "v")])
+    assert r.exit_code == 0 and (tmp_path / "v" / "scores.csv").exists(), r.output
+    r = runner.invoke(cli, ["train-baseline", "retinanet", "--data", str(siim_run), "--out", str(tmp_path / "r")])
+    assert r.exit_code == 2 and "only RSNA runs have" in r.output, r.output
+
+
+def weights_of(run, which):
+    return [w.copy() for w in load_run_model(run, which, task=None).get_weights()]
+
+
+def test_unet_resume_equals_uninterrupted_and_maps_are_scored(tiny_run, store, tmp_path):
+    cfg = load_config(overrides=UNET + ["train.epochs=3", "train.patience=3", "train.plateau_patience=1"])
+    full = train_baseline(cfg, tiny_run, tmp_path / "full", log=quiet, verbose=0)
+
+    def killed_after_two(epoch):
+        if epoch == 2:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train_baseline(cfg, tiny_run, tmp_path / "resumed", log=quiet, verbose=0, on_epoch_end=killed_after_two)
+    lines = []
+    resumed = train_baseline(cfg, tiny_run, tmp_path / "resumed", log=lines.append, verbose=0)
+    assert any(line.startswith("resuming after epoch 2") for line in lines)
+    assert resumed["metrics"] == full["metrics"]
+    for which in ("last", "best"):
+        for a, b in zip(weights_of(tmp_path / "full", which), weights_of(tmp_path / "resumed", which)):
+            np.testing.assert_array_equal(a, b)
+    # a classifier config may not continue a U-Net run directory
+    with pytest.raises(CxrsalError, match="holds a unet run"):
+        train(load_config(overrides=["train.epochs=1"]), tiny_run, tmp_path / "full", log=quiet, verbose=0)
+
+    # the probability maps as `score --baselines seg:DIR` reads them: utility of the saved map
+    maps = tmp_path / "full" / "predictions" / "test" / "maps"
+    table = score_store(store, tmp_path / "s", baselines=f"seg:{maps}", log=quiet)
+    seg = table[(table.method == "baseline:segmentation") & (table.metric == "auprc")]
+    assert len(seg) == int((pd.read_csv(maps.parent / "scores.csv").label == 1).sum()) > 0
+    from cxrsal.data import boxes_to_mask
+    from cxrsal.data.manifest import parse_boxes, read_manifest
+
+    rows = {r["image_id"]: r for r in read_manifest(tiny_run)}
+    size = MapStore(store).meta["input_size"]
+    for row in seg.itertuples():
+        r = rows[row.image_id]
+        truth = boxes_to_mask(parse_boxes(r["boxes"]), size, (r["height"], r["width"]))
+        expected = average_precision_score(truth.ravel(), read_probability_map(maps, row.image_id, size).ravel())
+        assert row.value == pytest.approx(expected, abs=1e-12)
+
+
+def test_retinanet_trains_and_its_boxes_are_scored(tiny_run, store, tmp_path):
+    cfg = load_config(overrides=RETINANET + ["train.epochs=4", "train.patience=4"])
+    card = train_baseline(cfg, tiny_run, tmp_path / "det", log=quiet, verbose=0)
+    hist = pd.read_csv(tmp_path / "det" / "history.csv")
+    assert {"loss", "bbox_regression_loss", "cls_logits_loss", "val_loss"} <= set(hist.columns)
+    assert hist.loss.iloc[-1] < 0.5 * hist.loss.iloc[0], hist.loss.tolist()
+    assert card["task"] == "retinanet" and card["arch"] == "resnet10"
+
+    pred = tmp_path / "det" / "predictions" / "test"
+    det = read_detections(pred / "detections.csv")
+    scores = pd.read_csv(pred / "scores.csv")
+    from cxrsal.data.manifest import read_manifest
+
+    rows = {r["image_id"]: r for r in read_manifest(tiny_run)}
+    for row in scores.itertuples():
+        boxes, s = det.get(row.image_id, ([], []))
+        assert all(v > 0.01 for v in s) and row.score == (max(s) if s else 0.0)
+        # the saved heatmap (input size, 64 px) is SPEC's heatmap of the CSV's boxes
+        r = rows[row.image_id]
+        heat = box_heatmap(boxes, s, (64, 64), original_size=(r["height"], r["width"]))
+        np.testing.assert_allclose(np.load(pred / "maps" / f"{row.image_id}.npy"), heat, atol=1e-6)
+    table = score_store(store, tmp_path / "s", baselines=f"boxes:{pred / 'detections.csv'}", log=quiet)
+    got = table[(table.method == "baseline:detector") & (table.metric == "auprc")]
+    assert len(got) == int((scores.label == 1).sum())
+    # the checkpoint reloads (keras-hub layers) and predicts the same boxes again
+    again = predict_baseline(tmp_path / "det", out=tmp_path / "again", log=quiet)
+    assert again["test_boxes"] == card["metrics"]["test_boxes"]
+    assert (tmp_path / "again" / "detections.csv").read_text() == (pred / "detections.csv").read_text()
