@@ -73,6 +73,7 @@ class BaselineConfig:
     focal_gamma: float = 2.0           # focal loss (U-Net's focal + Dice; RetinaNet's classification)
     focal_alpha: float = 0.25
     dice_weight: float = 1.0           # U-Net loss = focal + dice_weight * Dice
+    dice: str = "batch"                # soft Dice over the whole batch, or per image ("image")
     backbone: str = "resnet50"         # RetinaNet: resnet10/18/34/50/101/152
     weights: str = "none"              # RetinaNet backbone: none | imagenet (keras-hub preset) | a preset folder
     min_level: int = 3                 # RetinaNet feature pyramid levels (stride 2^level)

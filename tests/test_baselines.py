@@ -7,7 +7,7 @@ import keras
 import numpy as np
 import pytest
 
-from cxrsal.baselines.losses import FocalDiceLoss, dice_loss, focal_loss
+from cxrsal.baselines.losses import FocalDiceLoss, batch_dice_loss, dice_loss, focal_loss
 from cxrsal.baselines.unet import build_unet, classification_score
 from cxrsal.errors import CxrsalError
 
@@ -32,15 +32,29 @@ def test_dice_loss_by_hand():
     assert float(dice_loss(y, y, smooth=0.0)[0]) == pytest.approx(0.0, abs=1e-7)
 
 
-def test_focal_dice_sum_and_config():
+def test_batch_dice_by_hand():
+    # image 1: mask (1, 1), p (0.9, 0.5); image 2: no mask, p (0.2, 0.0)
+    y = np.array([[1.0, 1.0], [0.0, 0.0]], np.float32)
+    p = np.array([[0.9, 0.5], [0.2, 0.0]], np.float32)
+    # over the batch: intersection 1.4, |X| 2, |Y| 1.6 -> the same value for both images
+    np.testing.assert_allclose(batch_dice_loss(y, p), [1 - 3.8 / 4.6] * 2, rtol=1e-6)
+    # per image the empty mask scores 1 - 1 / 1.2 whatever small p it predicts
+    np.testing.assert_allclose(dice_loss(y, p), [1 - 3.8 / 4.4, 1 - 1 / 1.2], rtol=1e-6)
+
+
+@pytest.mark.parametrize("dice", ["batch", "image"])
+def test_focal_dice_sum_and_config(dice):
     y = np.zeros((2, 4, 4, 1), np.float32)
     y[0, 1:3, 1:3] = 1
     p = np.random.default_rng(0).uniform(0.05, 0.95, y.shape).astype(np.float32)
-    loss = FocalDiceLoss(focal_weight=2.0, dice_weight=0.5)
-    expected = np.mean(2.0 * np.asarray(focal_loss(y, p)) + 0.5 * np.asarray(dice_loss(y, p)))
+    loss = FocalDiceLoss(focal_weight=2.0, dice_weight=0.5, dice=dice)
+    d = batch_dice_loss(y, p) if dice == "batch" else dice_loss(y, p)
+    expected = np.mean(2.0 * np.asarray(focal_loss(y, p)) + 0.5 * np.asarray(d))
     assert float(loss(y, p)) == pytest.approx(expected, rel=1e-5)
     clone = FocalDiceLoss.from_config(loss.get_config())
-    assert clone.get_config() == loss.get_config()
+    assert clone.get_config() == loss.get_config() and clone.dice == dice
+    with pytest.raises(ValueError, match="dice must be batch or image"):
+        FocalDiceLoss(dice="pixel")
 
 
 def test_unet_shapes_and_flat_graph():

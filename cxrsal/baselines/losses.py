@@ -22,21 +22,32 @@ def dice_loss(y_true, y_pred, *, smooth=1.0):
     return 1.0 - (2.0 * inter + smooth) / (ops.sum(t, axis=-1) + ops.sum(p, axis=-1) + smooth)
 
 
+def batch_dice_loss(y_true, y_pred, *, smooth=1.0):
+    """Soft Dice over all cells of the batch at once, repeated per image: an image without a mask
+    then counts through its false-positive cells instead of scoring ~1 whatever it predicts."""
+    t, p = ops.reshape(y_true, (1, -1)), ops.reshape(y_pred, (1, -1))
+    loss = dice_loss(t, p, smooth=smooth)[0]
+    return ops.zeros((ops.shape(y_true)[0],), loss.dtype) + loss
+
+
 @keras.saving.register_keras_serializable(package="cxrsal")
 class FocalDiceLoss(keras.losses.Loss):
-    """focal_weight * focal + dice_weight * Dice, per image."""
+    """focal_weight * focal + dice_weight * Dice (`dice`: "batch" or "image")."""
 
-    def __init__(self, gamma=2.0, alpha=0.25, smooth=1.0, focal_weight=1.0, dice_weight=1.0,
+    def __init__(self, gamma=2.0, alpha=0.25, smooth=1.0, focal_weight=1.0, dice_weight=1.0, dice="batch",
                  name="focal_dice", **kwargs):
         super().__init__(name=name, **kwargs)
+        if dice not in ("batch", "image"):
+            raise ValueError(f"dice must be batch or image, got {dice!r}")
         self.gamma, self.alpha, self.smooth = float(gamma), float(alpha), float(smooth)
-        self.focal_weight, self.dice_weight = float(focal_weight), float(dice_weight)
+        self.focal_weight, self.dice_weight, self.dice = float(focal_weight), float(dice_weight), dice
 
     def call(self, y_true, y_pred):
         y_true = ops.cast(y_true, y_pred.dtype)
+        dice = batch_dice_loss if self.dice == "batch" else dice_loss
         return (self.focal_weight * focal_loss(y_true, y_pred, gamma=self.gamma, alpha=self.alpha)
-                + self.dice_weight * dice_loss(y_true, y_pred, smooth=self.smooth))
+                + self.dice_weight * dice(y_true, y_pred, smooth=self.smooth))
 
     def get_config(self):
         return {**super().get_config(), "gamma": self.gamma, "alpha": self.alpha, "smooth": self.smooth,
-                "focal_weight": self.focal_weight, "dice_weight": self.dice_weight}
+                "focal_weight": self.focal_weight, "dice_weight": self.dice_weight, "dice": self.dice}

@@ -18,7 +18,9 @@ def build_unet(input_shape=(256, 256, 1), *, filters=16, depth=4):
     def block(x, f, name):
         for i in (1, 2):
             x = layers.Conv2D(f, 3, padding="same", use_bias=False, name=f"{name}_conv{i}")(x)
-            x = layers.BatchNormalization(name=f"{name}_bn{i}")(x)
+            # PyTorch's momentum (0.1 there, 0.9 here): with Keras' 0.99 the moving statistics lagged
+            # the weights so far on short trainings that inference-mode maps were flat (measured)
+            x = layers.BatchNormalization(momentum=0.9, name=f"{name}_bn{i}")(x)
             x = layers.Activation("relu", name=f"{name}_relu{i}")(x)
         return x
 
@@ -89,7 +91,8 @@ class UNetTask:
         b = self.cfg.baseline
         model = build_unet((size, size, 1), filters=b.filters, depth=b.depth)
         model.compile(optimizer=keras.optimizers.Adam(self.cfg.train.lr),
-                      loss=FocalDiceLoss(gamma=b.focal_gamma, alpha=b.focal_alpha, dice_weight=b.dice_weight))
+                      loss=FocalDiceLoss(gamma=b.focal_gamma, alpha=b.focal_alpha, dice_weight=b.dice_weight,
+                                         dice=b.dice))
         return model
 
     def train_data(self, size, epoch):

@@ -15,9 +15,11 @@ SIZES = {
     # smallest: every stage runs, in about two minutes (the CLI test)
     "tiny": dict(n=60, image_size=128, size=32, epochs=1, n_images=3, wildcat_input=64,
                  overrides=["saliency.samples=2", "saliency.ig_steps=3", "saliency.xrai_steps=3",
-                            "pipeline.batch_size=8"], retinanet_epochs=1),
+                            "pipeline.batch_size=8"], retinanet=["train.epochs=1", "model.input_size=32"]),
     "full": dict(n=300, image_size=256, size=64, epochs=8, n_images=12, wildcat_input=96, overrides=[],
-                 retinanet_epochs=20),
+                 # measured on this data: 96-px input lifts the detector's AUPRC from 0.40 (64 px,
+                 # 20 epochs) to 0.63 against the average mask's 0.38
+                 retinanet=["train.epochs=30", "model.input_size=96", "train.plateau_patience=3"]),
 }
 
 
@@ -71,8 +73,8 @@ def run_demo(out, *, size="full", seed=0, log=print, progress=True):
     for k in (0, 1):
         name = f"retinanet-seed{seed + k}"
         stage(f"train {name} (localization network)")
-        dcfg = _demo_config(["baseline.kind=retinanet", f"train.seed={seed + k}",
-                             f"train.epochs={p['retinanet_epochs']}", *p["overrides"]])
+        dcfg = _demo_config(["baseline.kind=retinanet", f"train.seed={seed + k}", *p["retinanet"],
+                             *p["overrides"]])
         card = train_baseline(dcfg, out / "prepared", out / "baselines" / name, log=lambda *_: None, verbose=0)
         stage(f"  {name}: test AUC {card['metrics']['test_auc']:.3f}, {card['metrics']['test_boxes']} boxes")
         detectors.append(out / "baselines" / name / "predictions" / "test")
