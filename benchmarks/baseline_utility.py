@@ -22,7 +22,7 @@ sys.path = [p for p in sys.path if os.path.abspath(p or ".") != os.path.dirname(
 
 
 def run(dataset, args, work, log):
-    from cxrsal.baselines.predict import train_baseline
+    from cxrsal.baselines.predict import train_baseline, train_defaults
     from cxrsal.config import load_config
     from cxrsal.data.prepare import prepare
     from cxrsal.data.synth import synth
@@ -46,9 +46,8 @@ def run(dataset, args, work, log):
                f"model.input_size={args.size * 3 // 2}"]
     preds, t0 = [], time.time()
     for seed in (0, 1):
-        cfg = load_config(overrides=common + net + [f"train.seed={seed}", f"train.epochs={args.epochs}",
-                                                    "train.patience=8", "train.plateau_patience=3",
-                                                    "pipeline.balanced=true"])
+        cfg = load_config(overrides=common + net + [f"train.seed={seed}", f"train.epochs={args.epochs}"],
+                          base=train_defaults("unet" if dataset == "siim" else "retinanet"))
         card = train_baseline(cfg, base / "run", base / f"net-{seed}", log=quiet, verbose=0)
         preds.append(base / f"net-{seed}" / "predictions" / "test")
         log(f"{dataset} {cfg.baseline.kind} seed {seed}: {card['metrics']['epochs_run']} epochs, "

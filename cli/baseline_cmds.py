@@ -22,14 +22,17 @@ def register(cli):
     @config_options
     def train_baseline(kind, data_dir, out, backbone, epochs, lr, batch_size, seed, quiet, config_path, overrides):
         """Train [A]'s localization network (U-Net or RetinaNet), then write its maps / boxes for
-        `cxrsal score --baselines` and `cxrsal compare --baseline-maps`; resumes when run again."""
+        `cxrsal score --baselines` and `cxrsal compare --baseline-maps`; resumes when run again.
+
+        Unless a config says otherwise: Adam 1e-4, flips, at most 50 epochs, early stopping after 8
+        without a better validation loss, learning rate x 0.1 after 3; balanced batches for the U-Net."""
         from pathlib import Path
 
+        from cxrsal.baselines.predict import train_defaults, usage
         from cxrsal.baselines.predict import train_baseline as run
-        from cxrsal.baselines.predict import usage
         from cxrsal.config import load_config
 
-        cfg = load_config(config_path, overrides, options={
+        cfg = load_config(config_path, overrides, base=train_defaults(kind), options={
             "baseline.kind": kind, "baseline.backbone": backbone, "train.epochs": epochs, "train.lr": lr,
             "pipeline.batch_size": batch_size, "train.seed": seed})
         out = out or str(Path(data_dir) / "baselines" / f"{kind}-seed{cfg.train.seed}")

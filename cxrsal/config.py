@@ -221,8 +221,9 @@ def _merge(base, parts, value):
     node[parts[-1]] = value
 
 
-def load_config(path=None, overrides=(), options=None, cls=Config):
-    """Defaults < YAML file `path` < command-line `options` {"section.key": value} < `--set` overrides."""
+def load_config(path=None, overrides=(), options=None, cls=Config, base=None):
+    """Defaults < a command's own defaults `base` {"section.key": value} < YAML file `path` <
+    command-line `options` {"section.key": value} < `--set` overrides."""
     import yaml
 
     data, source = {}, "defaults"
@@ -238,6 +239,13 @@ def load_config(path=None, overrides=(), options=None, cls=Config):
             raise ConfigError(f"--config {path}: not valid YAML ({e})") from None
         if not isinstance(data, dict):
             raise ConfigError(f"--config {path}: the top level must be a mapping of sections")
+    for key, value in reversed(list((base or {}).items())):
+        node = data
+        for part in key.split(".")[:-1]:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"--config {path}: '{part}' must be a section")
+        node.setdefault(key.split(".")[-1], value)
     for key, value in (options or {}).items():
         if value is not None:
             _merge(data, key.split("."), value)

@@ -99,6 +99,8 @@ def test_unet_cli_on_siim(siim_run, tmp_path):
     card = json.loads((out / "run.json").read_text())
     assert card["task"] == "unet" and card["arch"] == "unet" and card["options"]["filters"] == 4
     assert card["metrics"]["epochs_run"] == 2 and "test_dice" in card["metrics"]
+    # the command's own defaults ([A]'s recipe) apply where nothing else was said
+    assert card["train"]["plateau_patience"] == 3 and card["train"]["patience"] == 8 and card["train"]["lr"] == 1e-3
     pred = out / "predictions" / "test"
     scores = pd.read_csv(pred / "scores.csv")
     test_ids = [json.loads((pred / "predictions.json").read_text())["split"]]

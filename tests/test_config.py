@@ -71,3 +71,13 @@ def test_every_shipped_config_loads():
     for path in configs:
         cfg = load_config(path)
         assert cfg.data.dataset in DATASETS and cfg.model.arch in BACKBONES and cfg.model.head in HEADS, path
+
+
+def test_command_defaults_sit_under_the_file(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("train:\n  epochs: 7\n")
+    base = {"train.epochs": 50, "train.patience": 8, "pipeline.balanced": True}
+    cfg = load_config(path, ["train.patience=2"], base=base)
+    # the file beats the command's default, --set beats both, untouched defaults stay
+    assert (cfg.train.epochs, cfg.train.patience, cfg.pipeline.balanced) == (7, 2, True)
+    assert load_config(base=base).train.epochs == 50 and load_config().train.epochs == 20
