@@ -35,6 +35,11 @@ def register(cli):
         cfg = load_config(config_path, overrides, base=train_defaults(kind), options={
             "baseline.kind": kind, "baseline.backbone": backbone, "train.epochs": epochs, "train.lr": lr,
             "pipeline.batch_size": batch_size, "train.seed": seed})
+        if cfg.baseline.kind != kind:
+            from cxrsal.errors import CxrsalError
+
+            raise CxrsalError(f"train-baseline {kind}: the config or --set says baseline.kind={cfg.baseline.kind}; "
+                              "they must agree")
         out = out or str(Path(data_dir) / "baselines" / f"{kind}-seed{cfg.train.seed}")
         click.echo(f"run directory: {out}")
         card = run(cfg, data_dir, out, log=click.echo, verbose=0 if quiet else 1)

@@ -189,3 +189,41 @@ def test_retinanet_trains_and_its_boxes_are_scored(tiny_run, store, tmp_path):
     again = predict_baseline(tmp_path / "det", out=tmp_path / "again", log=quiet)
     assert again["test_boxes"] == card["metrics"]["test_boxes"]
     assert (tmp_path / "again" / "detections.csv").read_text() == (pred / "detections.csv").read_text()
+
+
+def test_retinanet_resume_equals_uninterrupted(tiny_run, tmp_path):
+    # keras-hub's own compile() would make Keras drop the saved losses and Adam state on loading
+    cfg = load_config(overrides=RETINANET + ["train.epochs=2", "train.patience=2"])
+    full = train_baseline(cfg, tiny_run, tmp_path / "full", log=quiet, verbose=0)
+
+    def killed_after_one(epoch):
+        if epoch == 1:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train_baseline(cfg, tiny_run, tmp_path / "resumed", log=quiet, verbose=0, on_epoch_end=killed_after_one)
+    model = load_run_model(tmp_path / "resumed", "last", task="retinanet", compile=True)
+    assert model.optimizer.iterations.numpy() > 0 and model.loss["cls_logits"].alpha == 0.25
+    resumed = train_baseline(cfg, tiny_run, tmp_path / "resumed", log=quiet, verbose=0)
+    assert resumed["metrics"] == full["metrics"]
+    for a, b in zip(weights_of(tmp_path / "full", "last"), weights_of(tmp_path / "resumed", "last")):
+        np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("args, message", [
+    (["unet", "--set", "baseline.dice=pixel"], "baseline.dice='pixel': valid choices: batch, image"),
+    (["unet", "--set", "baseline.depth=6"], "U-Net input 32 px must be divisible by 2^baseline.depth = 64"),
+    (["unet", "--set", "baseline.kind=retinanet"], "the config or --set says baseline.kind=retinanet"),
+    (["retinanet", "--set", "baseline.min_level=4", "--set", "baseline.max_level=3"], "need 2 <= min_level"),
+    (["retinanet", "--set", "baseline.max_level=6"], "RetinaNet input 32 px must be divisible by 2^max_level = 64"),
+    (["retinanet", "--backbone", "resnet19"], "baseline.backbone='resnet19': valid choices: resnet10"),
+    (["retinanet", "--set", "baseline.max_level=5", "--set", "baseline.score_threshold=0.001"],
+     "keep the threshold at 0.01 or above"),
+    (["unet", "--set", "baseline.predict_split=tset"], "baseline.predict_split='tset': valid choices"),
+])
+def test_bad_baseline_settings_are_one_line(tiny_run, tmp_path, args, message):
+    r = CliRunner().invoke(cli, ["train-baseline", *args, "--data", str(tiny_run), "--out", str(tmp_path / "b")])
+    assert r.exit_code == 2 and message in r.output, r.output
+    assert "Traceback" not in r.output
+    # nothing was trained, so the corrected command may use the same directory
+    assert not (tmp_path / "b" / "state.json").exists()

@@ -72,3 +72,21 @@ def test_table2_from_hand_made_results():
     assert t.loc["grad", "repeatability vs 0.5"] == "FAIL"
     assert t.loc["gcam", "reproducibility vs 0.5"] == "no data"
     assert list(t.columns) == list(TABLE2_COLUMNS)
+
+
+def test_table1_ignores_the_localization_networks(tmp_path):
+    import json
+
+    import pandas as pd
+
+    from cxrsal.stats.study import table1
+
+    runs = []
+    for name, card in {"clf": {"arch": "resnet18", "head": "classification", "metrics": {"test_auc": 0.9}},
+                       "det": {"task": "retinanet", "arch": "resnet10", "head": "retinanet",
+                               "metrics": {"test_auc": 0.8}}}.items():
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "run.json").write_text(json.dumps(card))
+        runs.append(tmp_path / name)
+    t1 = table1(runs, pd.DataFrame(), pd.DataFrame())
+    assert t1.backbone.tolist() == ["resnet18"] and t1["AUC classification"].tolist() == [0.9]

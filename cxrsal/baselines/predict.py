@@ -41,9 +41,13 @@ def make_task(cfg, data_dir):
     from .retinanet import RetinaNetTask
     from .unet import UNetTask
 
+    from ..data.manifest import SPLITS
+
     kind = cfg.baseline.kind
     if kind not in KINDS:
         raise CxrsalError(f"baseline.kind={kind!r}: valid choices: {', '.join(KINDS)}")
+    if cfg.baseline.predict_split not in SPLITS:
+        raise CxrsalError(f"baseline.predict_split={cfg.baseline.predict_split!r}: valid choices: {', '.join(SPLITS)}")
     return (UNetTask if kind == "unet" else RetinaNetTask)(cfg, data_dir)
 
 
@@ -89,6 +93,8 @@ def predict_baseline(run_dir, *, split=None, data_dir=None, out=None, which="bes
     (out / "predictions.json").unlink(missing_ok=True)
 
     rows = split_rows(data_dir, split)
+    if not rows:
+        raise CxrsalError(f"--data {data_dir}: split {split!r} is empty; nothing to predict")
     data = PreparedSplit(data_dir, split)
     batch = cfg.pipeline.batch_size
     scores, detections, dice = [], [], []

@@ -58,6 +58,51 @@ def _backbone(name, weights, size):
                           "is reachable and pass its folder (--set baseline.weights=DIR), or use none") from None
 
 
+_CLASSES = []
+
+
+def detector_class():
+    """keras-hub's RetinaNetObjectDetector, registered under cxrsal with a `compile_from_config`
+    (defined on first use: importing keras-hub costs about a second).
+
+    keras-hub's detector has its own `compile()`, so Keras skips the saved compile settings when
+    loading a checkpoint and keras-hub compiles its defaults instead (Adam 5e-5, an unbalanced
+    focal loss): a resumed run would train with other losses and a fresh Adam. This class
+    compiles with the saved ones, so the optimizer's state loads too.
+    """
+    if not _CLASSES:
+        import keras
+        import keras_hub
+
+        @keras.saving.register_keras_serializable(package="cxrsal", name="RetinaNet")
+        class RetinaNet(keras_hub.models.RetinaNetObjectDetector):
+            def compile_from_config(self, config):
+                config = keras.saving.deserialize_keras_object(config)
+                loss = config.get("loss") or {}
+                self.compile(optimizer=config["optimizer"], box_loss=loss["bbox_regression"],
+                             classification_loss=loss["cls_logits"])
+                if self.built:
+                    self.optimizer.build(self.trainable_variables)
+
+        _CLASSES.append(RetinaNet)
+    return _CLASSES[0]
+
+
+def check_settings(b, size):
+    """One clear line for RetinaNet settings that keras-hub would reject with a traceback."""
+    if b.backbone not in RESNETS:
+        raise CxrsalError(f"baseline.backbone={b.backbone!r}: valid choices: {', '.join(RESNETS)}")
+    if not 2 <= b.min_level <= b.max_level:
+        raise CxrsalError(f"baseline.min_level={b.min_level}, max_level={b.max_level}: need 2 <= min_level <= "
+                          "max_level")
+    if size % (2 ** b.max_level):
+        raise CxrsalError(f"RetinaNet input {size} px must be divisible by 2^max_level = {2 ** b.max_level} "
+                          f"(set model.input_size, or baseline.max_level lower)")
+    if b.score_threshold < 0.01:
+        raise CxrsalError(f"baseline.score_threshold={b.score_threshold}: `cxrsal score` draws the boxes above "
+                          "0.01 (SPEC §5), so keep the threshold at 0.01 or above")
+
+
 def build_retinanet(size, b, lr=1e-4):
     """A compiled RetinaNet for `size` x `size` inputs with the settings `b` (a BaselineConfig)."""
     import keras
@@ -65,9 +110,7 @@ def build_retinanet(size, b, lr=1e-4):
     from keras_hub.layers import AnchorGenerator, NonMaxSuppression
     from keras_hub.src.models.retinanet.retinanet_label_encoder import RetinaNetLabelEncoder
 
-    if size % (2 ** b.max_level):
-        raise CxrsalError(f"RetinaNet input {size} px must be divisible by 2^max_level = {2 ** b.max_level} "
-                          f"(set model.input_size, or baseline.max_level lower)")
+    check_settings(b, size)
     encoder = _backbone(b.backbone, b.weights, size)
     backbone = keras_hub.models.RetinaNetBackbone(image_encoder=encoder, min_level=b.min_level,
                                                   max_level=b.max_level, use_p5=False,
@@ -81,7 +124,7 @@ def build_retinanet(size, b, lr=1e-4):
                                      positive_threshold=b.positive_iou, negative_threshold=b.negative_iou)
     decoder = NonMaxSuppression(bounding_box_format=BOX_FORMAT, from_logits=True, iou_threshold=b.iou_threshold,
                                 confidence_threshold=b.score_threshold, max_detections=b.max_detections)
-    model = keras_hub.models.RetinaNetObjectDetector(
+    model = detector_class()(
         backbone=backbone, num_classes=1, bounding_box_format=BOX_FORMAT, anchor_generator=anchors,
         label_encoder=encoder_, pre_logits_num_conv_layers=b.head_convs, prediction_decoder=decoder, name="retinanet")
     # the focal loss of Lin et al. (alpha-balanced), summed and normalised by the positive anchors
@@ -167,9 +210,11 @@ class RetinaNetTask:
         from ..data.prepare import check_prepared
 
         self.cfg, self.data_dir = cfg, data_dir
-        if check_prepared(data_dir)["dataset"] != "rsna":
+        summary = check_prepared(data_dir)
+        if summary["dataset"] != "rsna":
             raise CxrsalError(f"--data {data_dir}: RetinaNet trains on boxes, which only RSNA runs have "
                               "(use the unet baseline for SIIM masks)")
+        check_settings(cfg.baseline, cfg.model.input_size or summary["size"])
 
     def describe(self):
         from ..config import to_dict

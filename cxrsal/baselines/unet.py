@@ -76,7 +76,16 @@ class UNetTask:
     monitor, mode = "val_loss", "min"
 
     def __init__(self, cfg, data_dir):
+        from ..data.prepare import check_prepared
+
         self.cfg, self.data_dir = cfg, data_dir
+        b = cfg.baseline
+        if b.dice not in ("batch", "image"):
+            raise CxrsalError(f"baseline.dice={b.dice!r}: valid choices: batch, image")
+        size = cfg.model.input_size or check_prepared(data_dir)["size"]
+        if size % (2 ** b.depth):
+            raise CxrsalError(f"U-Net input {size} px must be divisible by 2^baseline.depth = {2 ** b.depth} "
+                              "(set model.input_size, or baseline.depth lower)")
 
     def describe(self):
         from ..config import to_dict

@@ -132,6 +132,8 @@ def table1(runs, scores, pointwise):
     import pandas as pd
 
     cards = [json.loads((r / "run.json").read_text()) | {"dir": r.name} for r in runs]
+    # classifiers only: the localization networks' run cards (train-baseline) are not Table 1 rows
+    cards = [c for c in cards if c.get("task", "classification") == "classification"]
     archs = sorted({c["arch"] for c in cards})
     rows = []
     for arch in archs:

@@ -64,11 +64,12 @@ def _check_resumable(out, cfg, data_dir, task):
     import yaml
 
     path = out / "config.yaml"
-    if not path.exists():
-        return
-    if (out / STATE_FILE).exists() and run_task(out) != task:
+    if not path.exists() or not (out / STATE_FILE).exists():
+        return      # nothing trained yet (a failed start may have left its config): start afresh
+    if run_task(out) != task:
         raise CxrsalError(f"{out} holds a {run_task(out)} run, not {task}; use a new --out directory")
-    old = yaml.safe_load(path.read_text()) or {}
+    # sections an older cxrsal did not write take their defaults
+    old = to_dict(from_mapping(Config, yaml.safe_load(path.read_text()) or {}, str(path)))
     new = to_dict(cfg)
     for section in ("model", "train", "pipeline", "baseline"):
         if old.get(section) != new[section]:
@@ -121,7 +122,9 @@ def load_run_model(run_dir, which="best", task="classification", compile=False):
         from .. import baselines  # noqa: F401  (registers the losses, and keras-hub's layers when needed)
 
         if found == "retinanet":
-            import keras_hub  # noqa: F401
+            from ..baselines.retinanet import detector_class
+
+            detector_class()
     state = json.loads((run_dir / STATE_FILE).read_text())
     name = BEST if which == "best" else state["last"]
     if which == "best" and not (run_dir / CKPT_DIR / BEST).exists():
@@ -246,10 +249,13 @@ def train(cfg: Config, data_dir, out, *, log=print, verbose=1, on_epoch_end=None
     monitor = task.monitor
     with strategy.scope():
         if state:
+            if "best" not in state:   # a classifier run of cxrsal 0.1 (before tasks)
+                state.update(task="classification", monitor="val_auc", lr=float(t.lr), plateau_wait=0,
+                             best=state["best_auc"] if state.get("best_auc", -1.0) >= 0 else None)
             model = load_run_model(out, "last", task=task.name, compile=True)
             model.optimizer.learning_rate.assign(state["lr"])
-            log(f"resuming after epoch {state['epoch']} (best {monitor} {state['best']:.4f} "
-                f"at epoch {state['best_epoch']})")
+            best = "none yet" if state["best"] is None else f"{state['best']:.4f}"
+            log(f"resuming after epoch {state['epoch']} (best {monitor} {best} at epoch {state['best_epoch']})")
         else:
             model = task.build(size)
             state = {"task": task.name, "monitor": monitor, "epoch": 0, "best": None, "best_epoch": 0, "wait": 0,
