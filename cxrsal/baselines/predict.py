@@ -109,7 +109,7 @@ def predict_baseline(run_dir, *, split=None, data_dir=None, out=None, which="bes
                 if r["label"] == 1 and m.any():
                     dice.append(dice_score(m[..., 0], p))
         else:
-            found = detect(model, images, cfg.baseline.score_threshold)
+            found = detect(model, images, cfg.baseline.score_threshold, batch_size=batch)
             maps = [box_heatmap(b, s, (size, size), min_score=cfg.baseline.score_threshold) for b, s in found]
             image_scores = [float(s.max()) if len(s) else 0.0 for _, s in found]
             for r, (b, s) in zip(chunk, found):

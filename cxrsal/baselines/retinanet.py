@@ -183,14 +183,20 @@ def box_dataset(data_dir, split, size, pipeline, *, epoch=0, training=True, step
     return ds.map(targets)
 
 
-def detect(model, images, score_threshold=0.01):
+def detect(model, images, score_threshold=0.01, batch_size=None):
     """Per image of `images` (grey [B, S, S, 1] in [0, 1]): (boxes [n, 4] xywh at S, scores [n]),
-    the detections with score > `score_threshold`, clipped to the image, best first."""
-    size = np.shape(images)[1]
-    x = detector_inputs(images)
-    pred = model.predict(x, batch_size=len(images), verbose=0)   # (predict_on_batch wraps x in a tuple that keras-hub's decoder mis-reads)
+    the detections with score > `score_threshold`, clipped to the image, best first.
+
+    A batch smaller than `batch_size` is padded to it: Keras retraces its predict function with an
+    unknown batch dimension for a second batch size, and keras-hub's NMS then fails.
+    """
+    n, size = len(images), np.shape(images)[1]
+    images = np.asarray(images, np.float32)
+    if batch_size and n < batch_size:
+        images = np.concatenate([images, np.zeros((batch_size - n, *images.shape[1:]), np.float32)])
+    pred = model.predict(detector_inputs(images), batch_size=len(images), verbose=0)
     out = []
-    for b, s in zip(np.asarray(pred["boxes"], np.float64), np.asarray(pred["confidence"], np.float64)):
+    for b, s in zip(np.asarray(pred["boxes"], np.float64)[:n], np.asarray(pred["confidence"], np.float64)[:n]):
         x0, y0 = np.clip(b[:, 0], 0, size), np.clip(b[:, 1], 0, size)
         x1, y1 = np.clip(b[:, 0] + b[:, 2], 0, size), np.clip(b[:, 1] + b[:, 3], 0, size)
         b = np.stack([x0, y0, x1 - x0, y1 - y0], axis=1)
