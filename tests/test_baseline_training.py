@@ -123,23 +123,31 @@ def weights_of(run, which):
     return [w.copy() for w in load_run_model(run, which, task=None).get_weights()]
 
 
-def test_unet_resume_equals_uninterrupted_and_maps_are_scored(tiny_run, store, tmp_path):
-    cfg = load_config(overrides=UNET + ["train.epochs=3", "train.patience=3", "train.plateau_patience=1"])
-    full = train_baseline(cfg, tiny_run, tmp_path / "full", log=quiet, verbose=0)
+def assert_same_weights(run_a, run_b, checkpoints):
+    for which in checkpoints:
+        for a, b in zip(weights_of(run_a, which), weights_of(run_b, which)):
+            np.testing.assert_array_equal(a, b)
 
-    def killed_after_two(epoch):
-        if epoch == 2:
+
+def killed_after(epoch, cfg, data, out):
+    """`train_baseline` killed once `epoch` has finished (as a kill anywhere in the next one)."""
+    def kill(done):
+        if done == epoch:
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        train_baseline(cfg, tiny_run, tmp_path / "resumed", log=quiet, verbose=0, on_epoch_end=killed_after_two)
+        train_baseline(cfg, data, out, log=quiet, verbose=0, on_epoch_end=kill)
+
+
+def test_unet_resume_equals_uninterrupted_and_maps_are_scored(tiny_run, store, tmp_path):
+    cfg = load_config(overrides=UNET + ["train.epochs=3", "train.patience=3", "train.plateau_patience=1"])
+    full = train_baseline(cfg, tiny_run, tmp_path / "full", log=quiet, verbose=0)
+    killed_after(2, cfg, tiny_run, tmp_path / "resumed")
     lines = []
     resumed = train_baseline(cfg, tiny_run, tmp_path / "resumed", log=lines.append, verbose=0)
     assert any(line.startswith("resuming after epoch 2") for line in lines)
     assert resumed["metrics"] == full["metrics"]
-    for which in ("last", "best"):
-        for a, b in zip(weights_of(tmp_path / "full", which), weights_of(tmp_path / "resumed", which)):
-            np.testing.assert_array_equal(a, b)
+    assert_same_weights(tmp_path / "full", tmp_path / "resumed", ("last", "best"))
     # a classifier config may not continue a U-Net run directory
     with pytest.raises(CxrsalError, match="holds a unet run"):
         train(load_config(overrides=["train.epochs=1"]), tiny_run, tmp_path / "full", log=quiet, verbose=0)
@@ -208,19 +216,12 @@ def test_retinanet_resume_equals_uninterrupted(tiny_run, tmp_path):
     # keras-hub's own compile() would make Keras drop the saved losses and Adam state on loading
     cfg = load_config(overrides=RETINANET + ["train.epochs=2", "train.patience=2"])
     full = train_baseline(cfg, tiny_run, tmp_path / "full", log=quiet, verbose=0)
-
-    def killed_after_one(epoch):
-        if epoch == 1:
-            raise KeyboardInterrupt
-
-    with pytest.raises(KeyboardInterrupt):
-        train_baseline(cfg, tiny_run, tmp_path / "resumed", log=quiet, verbose=0, on_epoch_end=killed_after_one)
+    killed_after(1, cfg, tiny_run, tmp_path / "resumed")
     model = load_run_model(tmp_path / "resumed", "last", task="retinanet", compile=True)
     assert model.optimizer.iterations.numpy() > 0 and model.loss["cls_logits"].alpha == 0.25
     resumed = train_baseline(cfg, tiny_run, tmp_path / "resumed", log=quiet, verbose=0)
     assert resumed["metrics"] == full["metrics"]
-    for a, b in zip(weights_of(tmp_path / "full", "last"), weights_of(tmp_path / "resumed", "last")):
-        np.testing.assert_array_equal(a, b)
+    assert_same_weights(tmp_path / "full", tmp_path / "resumed", ("last",))
 
 
 @pytest.mark.parametrize("args, message", [

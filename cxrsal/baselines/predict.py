@@ -37,6 +37,26 @@ def train_defaults(kind):
     return {**TRAIN_DEFAULTS, **KIND_DEFAULTS.get(kind, {})}
 
 
+class BaselineTask:
+    """What the localization networks share in `fit.train`: early stopping on the validation
+    loss, and the prediction folder as the test. Subclasses give `name`, `describe`, `build`
+    and `dataset(split, size, epoch, steps)`."""
+
+    monitor, mode = "val_loss", "min"
+
+    def __init__(self, cfg, data_dir):
+        self.cfg, self.data_dir = cfg, data_dir
+
+    def train_data(self, size, epoch):
+        return self.dataset("train", size, epoch=epoch, steps=self.cfg.train.steps_per_epoch)
+
+    def validate(self, model, size):
+        return {"val_loss": float(model.evaluate(self.dataset("val", size), verbose=0, return_dict=True)["loss"])}
+
+    def test(self, model, size, out):
+        return predict_baseline(out, split=self.cfg.baseline.predict_split, model=model, log=lambda *_: None)
+
+
 def make_task(cfg, data_dir):
     from .retinanet import RetinaNetTask
     from .unet import UNetTask
@@ -73,7 +93,8 @@ def predict_baseline(run_dir, *, split=None, data_dir=None, out=None, which="bes
     from ..data.pipeline import PreparedSplit, load_batch
     from ..metrics import box_heatmap
     from ..training.fit import auc_score, load_run_config, load_run_model, run_task
-    from .retinanet import detect, split_rows
+    from ..data.manifest import read_manifest, split_rows
+    from .retinanet import detect
     from .unet import classification_score, dice_score
 
     run_dir = Path(run_dir)
@@ -92,7 +113,7 @@ def predict_baseline(run_dir, *, split=None, data_dir=None, out=None, which="bes
     remove_stale_tmp(out)
     (out / "predictions.json").unlink(missing_ok=True)
 
-    rows = split_rows(data_dir, split)
+    rows = split_rows(read_manifest(data_dir), split)
     if not rows:
         raise CxrsalError(f"--data {data_dir}: split {split!r} is empty; nothing to predict")
     data = PreparedSplit(data_dir, split)

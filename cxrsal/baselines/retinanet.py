@@ -9,6 +9,7 @@ ImageNet's normalisation (what a pretrained preset expects; harmless from scratc
 import numpy as np
 
 from ..errors import CxrsalError
+from .predict import BaselineTask
 
 # keras-hub ResNetBackbone settings (ResNet v1, torchvision's layouts); resnet10 is the small one
 # the tests and the demo train
@@ -153,20 +154,14 @@ def split_boxes(rows, size):
     return boxes, classes
 
 
-def split_rows(data_dir, split):
-    """The manifest rows of `split`, in the order of its arrays."""
-    from ..data.manifest import read_manifest
-
-    return sorted((r for r in read_manifest(data_dir) if r["split"] == split), key=lambda r: r["index"])
-
-
-def box_dataset(data_dir, split, size, pipeline, *, epoch=0, training=True, steps=0):
+def box_dataset(data_dir, split, size, pipeline, *, epoch=0, steps=0):
     """(detector inputs, {"boxes", "labels"}) batches; flipped images get flipped boxes."""
     import tensorflow as tf
 
-    from ..data.pipeline import make_dataset
+    from ..data.manifest import read_manifest, split_rows
+    from ..data.pipeline import dataset_from_config
 
-    boxes, classes = split_boxes(split_rows(data_dir, split), size)
+    boxes, classes = split_boxes(split_rows(read_manifest(data_dir), split), size)
     all_boxes, all_classes = tf.constant(boxes), tf.constant(classes)
 
     def targets(images, labels, idx, flips):
@@ -175,11 +170,8 @@ def box_dataset(data_dir, split, size, pipeline, *, epoch=0, training=True, step
         x = tf.where(flips[:, None] & (c >= 0), flipped, b[..., 0])
         return detector_inputs(images), {"boxes": tf.concat([x[..., None], b[..., 1:]], -1), "labels": c}
 
-    p = pipeline
-    ds = make_dataset(data_dir, split, batch_size=p.batch_size, image_size=size,
-                      balanced=p.balanced and training, flip=p.flip and training,
-                      shuffle=p.shuffle and training, seed=p.seed, start_epoch=epoch, advance=False,
-                      with_masks=False, with_index=True, repeat=bool(steps) and training)
+    ds = dataset_from_config(data_dir, split, pipeline, image_size=size, start_epoch=epoch, advance=False,
+                             with_masks=False, with_index=True, repeat=bool(steps))
     return ds.map(targets)
 
 
@@ -206,16 +198,15 @@ def detect(model, images, score_threshold=0.01, batch_size=None):
     return out
 
 
-class RetinaNetTask:
+class RetinaNetTask(BaselineTask):
     """`cxrsal train-baseline retinanet`: RSNA boxes, early stopping on the validation loss."""
 
     name = "retinanet"
-    monitor, mode = "val_loss", "min"
 
     def __init__(self, cfg, data_dir):
         from ..data.prepare import check_prepared
 
-        self.cfg, self.data_dir = cfg, data_dir
+        super().__init__(cfg, data_dir)
         summary = check_prepared(data_dir)
         if summary["dataset"] != "rsna":
             raise CxrsalError(f"--data {data_dir}: RetinaNet trains on boxes, which only RSNA runs have "
@@ -230,15 +221,5 @@ class RetinaNetTask:
     def build(self, size):
         return build_retinanet(size, self.cfg.baseline, self.cfg.train.lr)
 
-    def train_data(self, size, epoch):
-        return box_dataset(self.data_dir, "train", size, self.cfg.pipeline, epoch=epoch,
-                           steps=self.cfg.train.steps_per_epoch)
-
-    def validate(self, model, size):
-        ds = box_dataset(self.data_dir, "val", size, self.cfg.pipeline, training=False)
-        return {"val_loss": float(model.evaluate(ds, verbose=0, return_dict=True)["loss"])}
-
-    def test(self, model, size, out):
-        from .predict import predict_baseline
-
-        return predict_baseline(out, split=self.cfg.baseline.predict_split, model=model, log=lambda *_: None)
+    def dataset(self, split, size, epoch=0, steps=0):
+        return box_dataset(self.data_dir, split, size, self.cfg.pipeline, epoch=epoch, steps=steps)

@@ -4,6 +4,7 @@ grey [H, W, 1] in [0, 1] -> per-pixel probability [H, W, 1]."""
 import numpy as np
 
 from ..errors import CxrsalError
+from .predict import BaselineTask
 
 
 def build_unet(input_shape=(256, 256, 1), *, filters=16, depth=4):
@@ -50,15 +51,12 @@ def classification_score(probability, threshold=0.5):
     return np.divide(sums, counts, out=np.zeros_like(sums), where=counts > 0)
 
 
-def mask_dataset(data_dir, split, size, pipeline, *, epoch=0, training=True, steps=0):
+def mask_dataset(data_dir, split, size, pipeline, *, epoch=0, steps=0):
     """(images, masks) batches of a prepared split for the U-Net (flips apply to both)."""
-    from ..data.pipeline import make_dataset
+    from ..data.pipeline import dataset_from_config
 
-    p = pipeline
-    ds = make_dataset(data_dir, split, batch_size=p.batch_size, image_size=size,
-                      balanced=p.balanced and training, flip=p.flip and training,
-                      shuffle=p.shuffle and training, seed=p.seed, start_epoch=epoch, advance=False,
-                      repeat=bool(steps) and training)
+    ds = dataset_from_config(data_dir, split, pipeline, image_size=size, start_epoch=epoch, advance=False,
+                             repeat=bool(steps))
     return ds.map(lambda images, labels, masks: (images, masks))
 
 
@@ -68,17 +66,16 @@ def dice_score(mask, probability, threshold=0.5):
     return 2.0 * (m & p).sum() / (m.sum() + p.sum())
 
 
-class UNetTask:
+class UNetTask(BaselineTask):
     """`cxrsal train-baseline unet`: masks (SIIM; RSNA boxes drawn as masks work too), focal +
     Dice loss, early stopping and reduce-on-plateau on the validation loss."""
 
     name = "unet"
-    monitor, mode = "val_loss", "min"
 
     def __init__(self, cfg, data_dir):
         from ..data.prepare import check_prepared
 
-        self.cfg, self.data_dir = cfg, data_dir
+        super().__init__(cfg, data_dir)
         b = cfg.baseline
         if b.dice not in ("batch", "image"):
             raise CxrsalError(f"baseline.dice={b.dice!r}: valid choices: batch, image")
@@ -104,15 +101,5 @@ class UNetTask:
                                          dice=b.dice))
         return model
 
-    def train_data(self, size, epoch):
-        return mask_dataset(self.data_dir, "train", size, self.cfg.pipeline, epoch=epoch,
-                            steps=self.cfg.train.steps_per_epoch)
-
-    def validate(self, model, size):
-        ds = mask_dataset(self.data_dir, "val", size, self.cfg.pipeline, training=False)
-        return {"val_loss": float(model.evaluate(ds, verbose=0, return_dict=True)["loss"])}
-
-    def test(self, model, size, out):
-        from .predict import predict_baseline
-
-        return predict_baseline(out, split=self.cfg.baseline.predict_split, model=model, log=lambda *_: None)
+    def dataset(self, split, size, epoch=0, steps=0):
+        return mask_dataset(self.data_dir, split, size, self.cfg.pipeline, epoch=epoch, steps=steps)

@@ -114,6 +114,11 @@ def read_manifest(run_dir):
     return rows
 
 
+def split_rows(rows, split):
+    """The manifest rows of `split`, in the order of its packed arrays (their `index`)."""
+    return sorted((r for r in rows if r["split"] == split), key=lambda r: r["index"])
+
+
 def manifest_hash(run_dir):
     """sha256 of the manifest file: names the exact data a model was trained on."""
     return hashlib.sha256((Path(run_dir) / MANIFEST_FILE).read_bytes()).hexdigest()

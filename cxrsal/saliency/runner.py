@@ -33,7 +33,9 @@ def parse_methods(text, has_wildcat):
 
 
 def select(rows, split, positives_only, limit):
-    rows = sorted((r for r in rows if r["split"] == split), key=lambda r: r["index"])
+    from ..data.manifest import split_rows
+
+    rows = split_rows(rows, split)
     if positives_only:
         rows = [r for r in rows if r["label"] == 1]
     if limit:

@@ -95,12 +95,16 @@ def _save(model, path):
         model.save(tmp)
 
 
-def run_task(run_dir):
-    """The task a run directory was trained for (classification, unet, retinanet)."""
+def _read_state(run_dir):
     state_path = Path(run_dir) / STATE_FILE
     if not state_path.exists():
         raise CxrsalError(f"--model {run_dir}: not a `cxrsal train` run (no {STATE_FILE})")
-    return json.loads(state_path.read_text()).get("task", "classification")
+    return json.loads(state_path.read_text())
+
+
+def run_task(run_dir):
+    """The task a run directory was trained for (classification, unet, retinanet)."""
+    return _read_state(run_dir).get("task", "classification")
 
 
 def load_run_model(run_dir, which="best", task="classification", compile=False):
@@ -114,7 +118,8 @@ def load_run_model(run_dir, which="best", task="classification", compile=False):
     from .. import models  # noqa: F401  (registers the custom layers)
 
     run_dir = Path(run_dir)
-    found = run_task(run_dir)
+    state = _read_state(run_dir)
+    found = state.get("task", "classification")
     if task is not None and found != task:
         what = {"classification": "a classifier (`cxrsal train`)"}.get(task, f"a {task} baseline")
         raise CxrsalError(f"--model {run_dir}: a {found} run, not {what}")
@@ -125,7 +130,6 @@ def load_run_model(run_dir, which="best", task="classification", compile=False):
             from ..baselines.retinanet import detector_class
 
             detector_class()
-    state = json.loads((run_dir / STATE_FILE).read_text())
     name = BEST if which == "best" else state["last"]
     if which == "best" and not (run_dir / CKPT_DIR / BEST).exists():
         raise CxrsalError(f"--model {run_dir}: no best checkpoint yet (no epoch finished with a validation score)")
@@ -173,12 +177,10 @@ class ClassificationTask:
         return model
 
     def train_data(self, size, epoch):
-        p, t = self.cfg.pipeline, self.cfg.train
-        from ..data.pipeline import make_dataset
+        from ..data.pipeline import dataset_from_config
 
-        return make_dataset(self.data_dir, "train", batch_size=p.batch_size, image_size=size, balanced=p.balanced,
-                            flip=p.flip, shuffle=p.shuffle, seed=p.seed, start_epoch=epoch, advance=False,
-                            with_masks=False, repeat=bool(t.steps_per_epoch))
+        return dataset_from_config(self.data_dir, "train", self.cfg.pipeline, image_size=size, start_epoch=epoch,
+                                   advance=False, with_masks=False, repeat=bool(self.cfg.train.steps_per_epoch))
 
     def validate(self, model, size):
         labels, scores = predict_split(model, self.data_dir, "val", batch_size=self.cfg.pipeline.batch_size,
