@@ -24,6 +24,7 @@ class Backbone:
     weights_file: Optional[str]  # ImageNet "notop" file in the Keras cache, or None
     group: Callable            # layer name -> block name, or None (inherit the previous layer's)
     block_order: tuple         # blocks from the top (next to the head) down
+    output_strides: tuple = (32,)  # strides of the last map `apply` can build (dilated variants)
 
     @property
     def weights_url(self):
@@ -31,7 +32,7 @@ class Backbone:
 
 
 def _keras_app(constructor, cut=None):
-    def apply(x, weights):
+    def apply(x, weights, output_stride=None):
         import keras
 
         base = getattr(keras.applications, constructor)(include_top=False, weights=weights, input_tensor=x)
@@ -62,12 +63,12 @@ def _resnet_grouper(name):
 
 
 def _resnet_basic_apply(depth):
-    def apply(x, weights):
+    def apply(x, weights, output_stride=32):
         import keras
 
         from .resnet_basic import resnet_basic
 
-        out = resnet_basic(x, depth)
+        out = resnet_basic(x, depth, output_stride)
         if weights is not None:
             # the sub-model shares its layers with the model being built: loading fills both
             keras.Model(keras.utils.get_source_inputs(x), out).load_weights(weights)
@@ -77,7 +78,7 @@ def _resnet_basic_apply(depth):
 
 for _depth in ("resnet18", "resnet34"):
     _register(_depth, apply=_resnet_basic_apply(_depth), preprocess="torch", min_size=32, channels=512,
-              weights_file=None, group=_resnet_grouper, block_order=_RESNET_BLOCKS)
+              weights_file=None, group=_resnet_grouper, block_order=_RESNET_BLOCKS, output_strides=(32, 16, 8))
 
 for _name, _ctor in (("resnet50", "ResNet50"), ("resnet101", "ResNet101"), ("resnet152", "ResNet152")):
     _register(_name, apply=_keras_app(_ctor), preprocess="caffe", min_size=32, channels=2048,

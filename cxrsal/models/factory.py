@@ -62,12 +62,14 @@ def _resolve_weights(arch, weights):
     return str(weights)
 
 
-def build_model(arch, head="classification", input_shape=(320, 320, 1), weights=None, **head_options):
+def build_model(arch, head="classification", input_shape=(320, 320, 1), weights=None, *, output_stride=32,
+                **head_options):
     """The model for `arch` x `head`: input [H, W, 1] grey in [0, 1] -> positive-class probability.
 
     `weights`: None/"none", "imagenet" (Keras cache; fetched when online) or a backbone weights
-    file. `head_options` go to the head (classification: output; wildcat: num_maps, kmax, kmin,
-    alpha); unset options (None) keep the head's defaults.
+    file. `output_stride`: 32, or 16 / 8 for the backbones with a dilated variant (ResNet-18/34)
+    -- a finer last map. `head_options` go to the head (classification: output; wildcat:
+    num_maps, kmax, kmin, alpha); unset options (None) keep the head's defaults.
     """
     import keras
 
@@ -78,10 +80,14 @@ def build_model(arch, head="classification", input_shape=(320, 320, 1), weights=
     h, w = input_shape[:2]
     if min(h, w) < bb.min_size:
         raise CxrsalError(f"input size {h}x{w} is below {arch}'s smallest legal input ({bb.min_size})")
+    if output_stride not in bb.output_strides:
+        raise CxrsalError(f"model.output_stride {output_stride}: {arch} offers "
+                          f"{', '.join(map(str, bb.output_strides))}")
     path = _resolve_weights(arch, weights)
     image = keras.Input(shape=(h, w, 1), name="image")
     x = GrayToBackbone(bb.preprocess, name="preprocess")(image)
-    feats = keras.layers.Identity(name="features")(bb.apply(x, path))
+    stride = {} if output_stride == 32 else {"output_stride": output_stride}
+    feats = keras.layers.Identity(name="features")(bb.apply(x, path, **stride))
     options = {k: v for k, v in head_options.items() if v is not None}
     try:
         _, score = head_fn(feats, **options)

@@ -15,33 +15,49 @@ BN_EPS = 1.001e-5
 BN_MOMENTUM = 0.9
 
 
-def _basic_block(x, filters, stride, name):
+def _basic_block(x, filters, stride, name, dilation=1, first_dilation=1):
     shortcut = x
     if stride != 1 or x.shape[-1] != filters:
         shortcut = layers.Conv2D(filters, 1, strides=stride, use_bias=False, name=f"{name}_0_conv")(x)
         shortcut = layers.BatchNormalization(epsilon=BN_EPS, momentum=BN_MOMENTUM, name=f"{name}_0_bn")(shortcut)
-    x = layers.ZeroPadding2D(1, name=f"{name}_1_pad")(x)
-    x = layers.Conv2D(filters, 3, strides=stride, use_bias=False, name=f"{name}_1_conv")(x)
+    x = layers.ZeroPadding2D(first_dilation, name=f"{name}_1_pad")(x)
+    x = layers.Conv2D(filters, 3, strides=stride, dilation_rate=first_dilation, use_bias=False,
+                      name=f"{name}_1_conv")(x)
     x = layers.BatchNormalization(epsilon=BN_EPS, momentum=BN_MOMENTUM, name=f"{name}_1_bn")(x)
     x = layers.Activation("relu", name=f"{name}_1_relu")(x)
-    x = layers.ZeroPadding2D(1, name=f"{name}_2_pad")(x)
-    x = layers.Conv2D(filters, 3, use_bias=False, name=f"{name}_2_conv")(x)
+    x = layers.ZeroPadding2D(dilation, name=f"{name}_2_pad")(x)
+    x = layers.Conv2D(filters, 3, dilation_rate=dilation, use_bias=False, name=f"{name}_2_conv")(x)
     x = layers.BatchNormalization(epsilon=BN_EPS, momentum=BN_MOMENTUM, name=f"{name}_2_bn")(x)
     x = layers.Add(name=f"{name}_add")([shortcut, x])
     return layers.Activation("relu", name=f"{name}_out")(x)
 
 
-def resnet_basic(x, depth_name):
+OUTPUT_STRIDES = (32, 16, 8)
+
+
+def resnet_basic(x, depth_name, output_stride=32):
     """Apply the ResNet-18/34 feature extractor to tensor `x` (3 channels); returns the
-    conv5 output (stride 32) as a tensor of the same functional graph."""
+    conv5 output as a tensor of the same functional graph.
+
+    `output_stride` 32 is the standard network; 16 or 8 keep conv5 (and conv4) at a finer
+    map by replacing their stride 2 with dilation, as DeepLab's dilated ResNets: the kernels
+    keep their shapes (a standard weights file loads) and their receptive field, and the last
+    map is 4x (16x) larger -- GradCAM and WILDCAT maps of small inputs need the cells."""
+    if output_stride not in OUTPUT_STRIDES:
+        raise ValueError(f"output_stride must be one of {OUTPUT_STRIDES}, got {output_stride}")
     x = layers.ZeroPadding2D(3, name="conv1_pad")(x)
     x = layers.Conv2D(64, 7, strides=2, use_bias=False, name="conv1_conv")(x)
     x = layers.BatchNormalization(epsilon=BN_EPS, momentum=BN_MOMENTUM, name="conv1_bn")(x)
     x = layers.Activation("relu", name="conv1_relu")(x)
     x = layers.ZeroPadding2D(1, name="pool1_pad")(x)
     x = layers.MaxPooling2D(3, strides=2, name="pool1_pool")(x)
+    current, dilation = 4, 1
     for stage, (blocks, filters) in enumerate(zip(STAGES[depth_name], FILTERS), start=2):
+        stride, previous = (2 if stage > 2 else 1), dilation
+        if current * stride > output_stride:   # dilate instead of striding
+            dilation, stride = dilation * stride, 1
+        current *= stride
         for b in range(1, blocks + 1):
-            stride = 2 if (b == 1 and stage > 2) else 1
-            x = _basic_block(x, filters, stride, f"conv{stage}_block{b}")
+            x = _basic_block(x, filters, stride if b == 1 else 1, f"conv{stage}_block{b}", dilation=dilation,
+                             first_dilation=previous if b == 1 else dilation)
     return x

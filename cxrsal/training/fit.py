@@ -171,7 +171,8 @@ class ClassificationTask:
         from ..models import build_model
 
         m = self.cfg.model
-        model = build_model(m.arch, m.head, (size, size, 1), m.weights, **m.head_options())
+        model = build_model(m.arch, m.head, (size, size, 1), m.weights, output_stride=m.output_stride,
+                            **m.head_options())
         model.compile(optimizer=keras.optimizers.Adam(self.cfg.train.lr), loss=keras.losses.BinaryCrossentropy(),
                       metrics=[keras.metrics.AUC(name="auc")])
         return model
