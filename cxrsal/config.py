@@ -10,6 +10,11 @@ from .errors import ConfigError
 from .io import atomic_write_text
 
 
+def _one_of(section, key, value, choices):
+    if value not in choices:
+        raise ConfigError(f"{section}.{key} {value!r}: valid choices: {', '.join(map(str, choices))}")
+
+
 @dataclass(frozen=True)
 class DataConfig:
     dataset: str = "rsna"              # rsna | siim
@@ -38,6 +43,7 @@ class ModelConfig:
     head: str = "classification"       # classification | wildcat
     weights: str = "none"              # imagenet | none | a backbone weights file
     input_size: int = 0                # model input side; 0 = the prepared size
+    output_stride: int = 32            # stride of the last feature map; 16 / 8: dilated ResNet-18/34 (finer maps)
     output: str = "sigmoid"            # classification head: sigmoid, or softmax (two-way, as [A])
     num_maps: int = 4                  # WILDCAT M ([B]: 4)
     kmax: float = 1                    # WILDCAT k: <1 a fraction of the cells, else a count ([B]: 1)
@@ -105,13 +111,75 @@ class SaliencyConfig:
     ig_baseline: str = "black"         # black (0 = -1 in [-1, 1] scaling) | white | a number
     xrai_steps: int = 100              # PAIR XRAI default
     xrai_algorithm: str = "full"       # full | fast
+    # [A] fed the grey image replicated to 3 channels and summed |gradient| over them: 3
+    # differentiates with respect to that [0, 1] 3-channel image (noise drawn per channel);
+    # 1 with respect to the grey input (|sum of the channel gradients|)
+    input_channels: int = 3
 
-    def method_params(self, method):
-        """The parameters of one method, from this section (what the run records)."""
-        smooth = dict(samples=self.samples, noise=self.noise, magnitude=self.magnitude)
-        ig = dict(steps=self.ig_steps, baseline=self.ig_baseline)
-        return {"sg": smooth, "ig": ig, "sig": {**smooth, **ig},
-                "xrai": dict(steps=self.xrai_steps, algorithm=self.xrai_algorithm)}.get(method, {})
+    def __post_init__(self):
+        _one_of("saliency", "input_channels", self.input_channels, (3, 1))
+        _one_of("saliency", "target", self.target, ("positive", "predicted"))
+
+
+@dataclass(frozen=True)
+class GgcamConfig:
+    # processed ([A]): GBP and GradCAM each clipped and scaled first, then multiplied;
+    # raw: product of the 2-D reductions
+    order: str = "processed"
+
+    def __post_init__(self):
+        _one_of("ggcam", "order", self.order, ("processed", "raw"))
+
+
+@dataclass(frozen=True)
+class SimilarityConfig:
+    """What SSIM compares (randomization, thresholds, repeatability, reproducibility)."""
+    # processed ([A]'s code): the post-processed [0, 1] maps; raw ([A]'s text, "raw maps, no
+    # abs"): channels summed with their signs, min-max scaled to [0, 1]
+    maps: str = "processed"
+    data_range: float = 1.0            # [A]'s code: 2 (old scikit-image inferred it for floats)
+
+    def __post_init__(self):
+        _one_of("similarity", "maps", self.maps, ("processed", "raw"))
+        if not self.data_range > 0:
+            raise ConfigError(f"similarity.data_range {self.data_range}: must be positive")
+
+
+@dataclass(frozen=True)
+class RandomizationConfig:
+    """`cxrsal randomize`: cascading randomization and its degradation threshold."""
+    n_images: int = 0                  # positive test images; 0 = all ([A])
+    pairs_per_image: int = 50          # degradation threshold: partners per image ([A]'s code)
+    pairs: int = 0                     # > 0: that many random pairs in all instead ([A]'s text: 50)
+    init: str = "truncated-normal"     # truncated-normal ([A]) | layer (each layer's own initializers)
+    sigma: float = 0.01                # truncated normal sigma
+    independent: bool = False          # one block at a time instead of cumulatively
+    all_blocks: bool = False           # also the stem (and InceptionV3's mixed0)
+    seed: int = 0
+
+    def __post_init__(self):
+        _one_of("randomization", "init", self.init, ("truncated-normal", "layer"))
+        for key in ("n_images", "pairs", "pairs_per_image"):
+            if getattr(self, key) < 0:
+                raise ConfigError(f"randomization.{key} {getattr(self, key)}: must be 0 or more")
+
+
+@dataclass(frozen=True)
+class CompareConfig:
+    """`cxrsal compare`: repeatability / reproducibility."""
+    n_images: int = 0                  # positive test images; 0 = all ([A])
+
+
+@dataclass(frozen=True)
+class PointwiseConfig:
+    """Pointwise detection ([B]): the arg-max cell of a map as a detection."""
+    # receptive-field: each backbone's true cell centres (strides and paddings); grid: [B]'s
+    # text, (i + 1/2) * d
+    centres: str = "receptive-field"
+    tolerance: float = 0.0             # pixels around a ground-truth box still counted a hit
+
+    def __post_init__(self):
+        _one_of("pointwise", "centres", self.centres, ("receptive-field", "grid"))
 
 
 @dataclass(frozen=True)
@@ -122,6 +190,28 @@ class Config:
     train: TrainConfig = field(default_factory=TrainConfig)
     baseline: BaselineConfig = field(default_factory=BaselineConfig)
     saliency: SaliencyConfig = field(default_factory=SaliencyConfig)
+    ggcam: GgcamConfig = field(default_factory=GgcamConfig)
+    similarity: SimilarityConfig = field(default_factory=SimilarityConfig)
+    randomization: RandomizationConfig = field(default_factory=RandomizationConfig)
+    compare: CompareConfig = field(default_factory=CompareConfig)
+    pointwise: PointwiseConfig = field(default_factory=PointwiseConfig)
+
+    def method_params(self, method):
+        """The parameters of one saliency method, from the config (what a map store records)."""
+        s = self.saliency
+        smooth = dict(samples=s.samples, noise=s.noise, magnitude=s.magnitude)
+        ig = dict(steps=s.ig_steps, baseline=s.ig_baseline)
+        return {"sg": smooth, "ig": ig, "sig": {**smooth, **ig},
+                "xrai": dict(steps=s.xrai_steps, algorithm=s.xrai_algorithm),
+                "ggcam": dict(order=self.ggcam.order)}.get(method, {})
+
+    def choices(self):
+        """The settings where [A]'s text and code disagree: recorded beside every result."""
+        return {"similarity.maps": self.similarity.maps, "similarity.data_range": self.similarity.data_range,
+                "saliency.input_channels": self.saliency.input_channels, "saliency.target": self.saliency.target,
+                "ggcam.order": self.ggcam.order, "pointwise.centres": self.pointwise.centres,
+                "randomization.pairs_per_image": self.randomization.pairs_per_image,
+                "randomization.pairs": self.randomization.pairs}
 
 
 def _type_name(tp):

@@ -164,7 +164,7 @@ def test_ggcam_is_gbp_times_gcam():
     x = images(2)
     gbp, _ = compute_maps(model, x, "gbp")
     gcam, _ = compute_maps(model, x, "gcam")
-    ggcam, _ = compute_maps(model, x, "ggcam")
+    ggcam, _ = compute_maps(model, x, "ggcam", order="raw")
     np.testing.assert_allclose(ggcam, np.abs(gbp).sum(-1) * gcam, rtol=1e-5, atol=1e-8)
 
 
@@ -189,8 +189,9 @@ def test_agrees_with_pair_called_directly():
     model = build_model("resnet18", "classification", (32, 32, 1))
     x = images(2, 32)
     cmf = pair_cmf(model)
-    grad, _ = compute_maps(model, x, "grad")
-    ig, _ = compute_maps(model, x, "ig", steps=25)
+    # PAIR differentiates with respect to the model's own (grey) input: input_channels 1
+    grad, _ = compute_maps(model, x, "grad", input_channels=1)
+    ig, _ = compute_maps(model, x, "ig", steps=25, input_channels=1)
     gcam, _ = compute_maps(model, x, "gcam")
     for i, xi in enumerate(x):
         np.testing.assert_allclose(grad[i], pair.GradientSaliency().GetMask(xi, cmf), rtol=1e-4, atol=1e-7)

@@ -14,7 +14,8 @@ MODES = ("tf", "torch", "caffe")
 
 @keras.saving.register_keras_serializable(package=PACKAGE)
 class GrayToBackbone(keras.layers.Layer):
-    """[B, H, W, 1] grey in [0, 1] -> [B, H, W, 3] scaled as the backbone expects.
+    """[B, H, W, 1] grey in [0, 1] -> [B, H, W, 3] scaled as the backbone expects (a 3-channel
+    [0, 1] input is scaled without the replication).
 
     `tf`: [-1, 1] (InceptionV3, as [A]); `torch`: ImageNet mean/std (DenseNet, ResNet-18/34);
     `caffe`: 0-255 BGR minus the ImageNet means (ResNet-50/101/152, VGG-19).
@@ -27,7 +28,10 @@ class GrayToBackbone(keras.layers.Layer):
         self.mode = mode
 
     def call(self, x):
-        x = ops.concatenate([x, x, x], axis=-1)
+        if x.shape[-1] == 1:
+            x = ops.concatenate([x, x, x], axis=-1)
+        # else: already the replicated 3-channel [0, 1] image (saliency differentiates with
+        # respect to it, as [A]); only the scaling applies
         if self.mode == "tf":
             return x * 2.0 - 1.0
         if self.mode == "torch":

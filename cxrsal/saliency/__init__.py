@@ -11,19 +11,22 @@ __all__ = ["compute_maps", "METHODS", "ORDER", "ModelAdapter", "noise_rng", "nor
            "reduce_2d"]
 
 
-def compute_maps(model, images, method, *, target="positive", seed=0, batch_size=32, indices=None,
-                 return_flags=False, **params):
+def compute_maps(model, images, method, *, target="positive", seed=0, batch_size=32, input_channels=3,
+                 indices=None, return_flags=False, **params):
     """Saliency maps of `images` ([N, H, W, 1] in [0, 1]) for one method.
 
     Returns (raw, processed): raw maps as the method gives them (float32, [N, H, W, C] for
-    gradient methods, [N, H, W] for 2-D ones) and processed 2-D maps in [0, 1]; with
+    gradient methods -- C = 3 with `input_channels=3` ([A]: gradients with respect to the grey
+    image replicated to 3 channels) -- [N, H, W] for 2-D ones) and processed 2-D maps in [0, 1]; with
     `return_flags`, also a bool array marking constant maps (processed to zeros). `indices`
     (default 0..N-1) name each image's noise stream, so a map does not depend on the batch.
     """
     m = METHODS.get(method)
     params = m.resolve(params)
     images = np.asarray(images, np.float32)
-    adapter = model if isinstance(model, ModelAdapter) else ModelAdapter(model, batch_size=batch_size)
+    adapter = model if isinstance(model, ModelAdapter) else ModelAdapter(model, batch_size=batch_size,
+                                                                         input_channels=input_channels)
+    images = adapter.lift(images)
     indices = range(len(images)) if indices is None else indices
     cls = adapter.classes(images, target)
     raw = m.compute(adapter, images, cls, [noise_rng(seed, i) for i in indices], **params)

@@ -52,9 +52,16 @@ class ModelAdapter:
     The explained output is the positive-class logit (`cls` = 1); with `target: predicted` a
     negative prediction is explained through the negative-class logit (column 0 of a two-way
     head, minus the logit of a sigmoid head).
+
+    `input_channels=3` ([A]): every gradient is taken with respect to the grey image replicated
+    to 3 channels, in [0, 1], as the model's `preprocess` layer receives it, so the channels'
+    gradients are kept apart; `1`: with respect to the grey input. `input_shape` and every
+    input of the public methods are in that space; `lift` takes grey images there. A model
+    without a grey -> 3-channel `preprocess` layer is differentiated with respect to its own
+    input (`input_channels` then says what was used).
     """
 
-    def __init__(self, model, *, batch_size=32, strategy=None):
+    def __init__(self, model, *, batch_size=32, strategy=None, input_channels=3):
         import keras
         import tensorflow as tf
 
@@ -63,14 +70,23 @@ class ModelAdapter:
         self.model = model
         self.batch_size = int(batch_size)
         self.strategy = strategy
-        self.input_shape = tuple(model.input_shape[1:])
         names = {l.name for l in model.layers}
+        if input_channels not in (1, 3):
+            raise CxrsalError(f"saliency.input_channels {input_channels}: valid choices: 3, 1")
+        entry, self._scale = model.input, (lambda x: x)
+        if input_channels == 3 and model.input_shape[-1] == 1 and "preprocess" in names:
+            # the graph from the replicated 3-channel image on; the model's own layer scales it.
+            # (A model without a grey -> 3-channel `preprocess` layer has only its own input.)
+            pre = model.get_layer("preprocess")
+            entry, self._scale = pre.output, pre
         two_way = "logit" not in names and "logits" in names
         logits = model.get_layer("logits").output if two_way else logit_tensor(model)
-        self._net = keras.Model(model.input, [model.get_layer("features").output, logits])
+        self._net = keras.Model(entry, [model.get_layer("features").output, logits])
+        self.input_shape = tuple(model.input_shape[1:-1]) + (3 if entry is not model.input else model.input_shape[-1],)
+        self.input_channels = self.input_shape[-1]     # what the gradients are taken with respect to
         self.has_class_maps = "class_maps" in names
         if self.has_class_maps:
-            self._maps = keras.Model(model.input, model.get_layer("class_maps").output)
+            self._maps = keras.Model(entry, model.get_layer("class_maps").output)
         self._two_way = two_way
         self._guided = None
         spec = (tf.TensorSpec((None, *self.input_shape), tf.float32), tf.TensorSpec((None,), tf.int32))
@@ -80,6 +96,14 @@ class ModelAdapter:
         self._margins = tf.function(self._margins_impl, input_signature=spec)
         self._class_maps = tf.function(self._class_maps_impl, input_signature=spec)
         self._replicated = {}
+
+    def lift(self, images):
+        """Grey images [N, H, W, 1] -> the space gradients are taken in (replicated to 3
+        channels when `input_channels` is 3)."""
+        images = np.asarray(images, np.float32)
+        if images.shape[-1] == 1 and self.input_shape[-1] == 3:
+            return np.repeat(images, 3, axis=-1)
+        return images
 
     # ------------------------------------------------------------ graph functions
     def _explained(self, logits, cls):
@@ -91,19 +115,19 @@ class ModelAdapter:
         return tf.where(cls == 1, z, -z)
 
     def _margins_impl(self, x, cls):
-        _, logits = self._net(x, training=False)
+        _, logits = self._net(self._scale(x), training=False)
         # two-way: z1 - z0 > 0 exactly when softmax gives the positive class more than 0.5
         return (logits[:, 1] - logits[:, 0] if self._two_way else logits[:, 0]),
 
     def _class_maps_impl(self, x, cls):
-        return self._maps(x, training=False),
+        return self._maps(self._scale(x), training=False),
 
     def _gradient_wrt_input(self, net, x, cls):
         import tensorflow as tf
 
         with tf.GradientTape() as tape:
             tape.watch(x)
-            _, logits = net(x, training=False)
+            _, logits = net(self._scale(x), training=False)
             y = self._explained(logits, cls)
         return y, tape.gradient(y, x)
 
@@ -114,7 +138,7 @@ class ModelAdapter:
         import tensorflow as tf
 
         with tf.GradientTape() as tape:
-            feats, logits = self._net(x, training=False)
+            feats, logits = self._net(self._scale(x), training=False)
             y = self._explained(logits, cls)
         return y, feats, tape.gradient(y, feats)
 

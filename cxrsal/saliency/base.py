@@ -14,10 +14,13 @@ class Method:
     `channels`: True when raw maps keep the input's channels ([N, H, W, C]; post-processing
     sums their absolute values), False for 2-D maps ([N, H, W]; no abs).
     `defaults`: every parameter, so a run records all of them.
+    `grid`: True when the map is the feature map's grid upsampled (GradCAM, WILDCAT), so its
+    cells sit at the receptive-field centres of the feature map (pointwise detection).
     """
 
     name = ""
     channels = True
+    grid = False
     defaults = {}
 
     def resolve(self, params):

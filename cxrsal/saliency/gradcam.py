@@ -24,6 +24,7 @@ def gradcam_maps(adapter, images, cls):
 class GradCAM(Method):
     name = "gcam"
     channels = False
+    grid = True
     defaults = {}
 
     def compute(self, adapter, images, cls, rngs):

@@ -1,10 +1,18 @@
-"""`gbp`: Guided Backprop through guided ReLUs; `ggcam`: gbp x gcam, both reduced to 2-D."""
+"""`gbp`: Guided Backprop through guided ReLUs; `ggcam`: gbp x gcam.
+
+`ggcam` order `processed` ([A]'s code): GBP and GradCAM each post-processed (|.| summed over
+channels, 99th-percentile clip, min-max) before the product; `raw`: the product of the 2-D
+reductions. Either product is post-processed again by the store.
+"""
 
 import numpy as np
 
 from .base import Method, register
 from .gradcam import gradcam_maps
-from .postprocess import reduce_2d
+from ..errors import CxrsalError
+from .postprocess import postprocess, reduce_2d
+
+ORDERS = ("processed", "raw")
 
 
 @register
@@ -20,11 +28,18 @@ class GuidedBackprop(Method):
 class GuidedGradCAM(Method):
     name = "ggcam"
     channels = False
-    defaults = {}
+    defaults = {"order": "processed"}
 
     def evaluations(self, params):
         return 2
 
-    def compute(self, adapter, images, cls, rngs):
-        gbp = np.stack([reduce_2d(g, channels=True) for g in adapter.guided_gradients(images, cls)])
-        return (gbp * gradcam_maps(adapter, images, cls)).astype(np.float32)
+    def compute(self, adapter, images, cls, rngs, order="processed"):
+        if order not in ORDERS:
+            raise CxrsalError(f"ggcam.order {order!r}: valid choices: {', '.join(ORDERS)}")
+        guided, cam = adapter.guided_gradients(images, cls), gradcam_maps(adapter, images, cls)
+        if order == "raw":
+            gbp = np.stack([reduce_2d(g, channels=True) for g in guided])
+            return (gbp * cam).astype(np.float32)
+        gbp = np.stack([postprocess(g, channels=True)[0] for g in guided])
+        cam = np.stack([postprocess(c, channels=False)[0] for c in cam])
+        return (gbp * cam).astype(np.float32)

@@ -51,6 +51,7 @@ def run_saliency(model_dir, out, cfg: Config, methods="all", *, num_shards=1, sh
     """Compute the maps into store `out`; returns {method: maps written this session}."""
     from ..data.manifest import read_manifest
     from ..data.pipeline import PreparedSplit
+    from ..models.geometry import feature_geometry
     from ..training.fit import load_run_model, versions
     from ..training.strategy import choose_strategy
     from .adapter import ModelAdapter
@@ -66,7 +67,7 @@ def run_saliency(model_dir, out, cfg: Config, methods="all", *, num_shards=1, sh
     strategy, described = choose_strategy()
     with strategy.scope():
         model = load_run_model(model_dir, s.checkpoint)
-    adapter = ModelAdapter(model, batch_size=s.batch_size, strategy=strategy)
+    adapter = ModelAdapter(model, batch_size=s.batch_size, strategy=strategy, input_channels=s.input_channels)
     names = parse_methods(methods, adapter.has_class_maps)
     rows = select(read_manifest(data_dir), s.split, s.positives_only, s.limit)
     data = PreparedSplit(data_dir, s.split)
@@ -74,30 +75,36 @@ def run_saliency(model_dir, out, cfg: Config, methods="all", *, num_shards=1, sh
     store = MapStore(out)
     store.init({"model": str(model_dir.resolve()), "checkpoint": s.checkpoint, "data": data_dir, "split": s.split,
                 "image_ids": [r["image_id"] for r in rows], "model_name": model.name,
-                "input_size": size, "config": to_dict(cfg)["saliency"], "versions": versions()})
+                "input_size": size, "input_channels": adapter.input_channels, "geometry": feature_geometry(model),
+                "config": to_dict(cfg)["saliency"], "versions": versions()})
     log(f"{described}; {len(rows)} images" + (f", shard {shard_index + 1}/{num_shards}" if num_shards > 1 else ""))
-    return fill_store(adapter, store, rows, data, names, s, num_shards=num_shards, shard_index=shard_index,
+    return fill_store(adapter, store, rows, data, names, cfg, num_shards=num_shards, shard_index=shard_index,
                       progress=progress, log=log)
 
 
-def fill_store(adapter, store, rows, data, names, s, *, num_shards=1, shard_index=0, progress=True, log=print,
+def fill_store(adapter, store, rows, data, names, cfg, *, num_shards=1, shard_index=0, progress=True, log=print,
                label=""):
-    """Compute the maps of `names` for `rows` that `store` lacks; returns {method: maps written}."""
+    """Compute the maps of `names` for `rows` that `store` lacks; returns {method: maps written}.
+
+    Images are handed to the methods in the adapter's space (`adapter.lift`: the grey image
+    replicated to 3 channels with `saliency.input_channels: 3`)."""
     from tqdm import tqdm
 
     from ..data.pipeline import load_batch
     from ..training.fit import versions
 
+    s = cfg.saliency
     size = adapter.input_shape[0]
     written = {}
     with ThreadPoolExecutor(max_workers=1) as executor:
         for name in names:
             method = METHODS.get(name)
-            params = method.resolve(s.method_params(name))
+            params = method.resolve(cfg.method_params(name))
             per_group = max(s.group_size, -(-s.batch_size // method.evaluations(params)))
             groups = [rows[i:i + per_group] for i in range(0, len(rows), per_group)]
             mine = groups[shard_index::num_shards]
             store.init_method(name, {"method": name, "params": params, "target": s.target, "seed": s.seed,
+                                     "input_channels": adapter.input_channels,
                                      "dtypes": DTYPES, "channels": method.channels, "versions": versions()})
             todo = [g for g in mine if not all(store.has(name, r["image_id"]) for r in g)]
             written[name] = 0
@@ -105,7 +112,7 @@ def fill_store(adapter, store, rows, data, names, s, *, num_shards=1, shard_inde
             pending = None
             for group in tqdm(todo, desc=f"{label}{name}", unit="group", disable=not progress):
                 idx = [r["index"] for r in group]
-                images, _, _ = load_batch(data, idx, size)
+                images = adapter.lift(load_batch(data, idx, size)[0])
                 logits, predicted = adapter.positive_logits(images)
                 cls = adapter.classes(images, s.target, predicted)
                 finish = method.start(adapter, images, cls, [noise_rng(s.seed, i) for i in idx], executor, **params)

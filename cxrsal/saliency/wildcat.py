@@ -9,6 +9,7 @@ from .base import Method, register
 class WildcatMap(Method):
     name = "wildcat"
     channels = False
+    grid = True
     defaults = {}
 
     def extras(self, adapter, images):
