@@ -8,10 +8,14 @@ def register(cli):
 
     common = [
         click.option("--methods", default="all", show_default=True, help="all, or a comma list of methods."),
-        click.option("--n-images", type=int, default=100, show_default=True,
-                     help="Test images (positives, in manifest order)."),
-        click.option("--data-range", type=float, default=1.0, show_default=True,
-                     help="SSIM data_range (2.0 reproduces [A]'s published numbers)."),
+        click.option("--n-images", type=int, default=None,
+                     help="Positive test images, in manifest order (default: all, as [A]; config "
+                          "randomization.n_images / compare.n_images)."),
+        click.option("--similarity-maps", type=click.Choice(("processed", "raw")), default=None,
+                     help="What SSIM compares: the post-processed maps ([A]'s code, default) or the raw maps, "
+                          "channels summed with their signs and min-max scaled ([A]'s text)."),
+        click.option("--data-range", type=float, default=None,
+                     help="SSIM data_range (default 1; 2 reproduces [A]'s code). Config: similarity.data_range."),
         click.option("--out", type=click.Path(file_okay=False), required=True),
         click.option("--quiet", is_flag=True, help="No progress bar."),
         config_options,
@@ -22,29 +26,37 @@ def register(cli):
             f = deco(f)
         return f
 
-    def cfg_from(config_path, overrides):
+    def cfg_from(config_path, overrides, options):
         from cxrsal.config import load_config
 
-        return load_config(config_path, ("saliency.positives_only=true",) + tuple(overrides))
+        return load_config(config_path, ("saliency.positives_only=true",) + tuple(overrides), options=options)
 
     @cli.command()
     @click.option("--model", "models", multiple=True, required=True, type=click.Path(file_okay=False),
                   help="Trained run; repeat for replicates (sd band in the figure).")
-    @click.option("--init", type=click.Choice(("truncated-normal", "layer")), default="truncated-normal",
-                  show_default=True, help="Re-initialisation: truncated normal as [A], or each layer's own.")
-    @click.option("--sigma", type=float, default=0.01, show_default=True, help="Truncated normal sigma.")
-    @click.option("--independent", is_flag=True, help="Randomize one block at a time instead of cumulatively.")
-    @click.option("--all-blocks", is_flag=True, help="Also the stem (and InceptionV3's mixed0).")
-    @click.option("--seed", type=int, default=0, show_default=True)
+    @click.option("--init", type=click.Choice(("truncated-normal", "layer")), default=None,
+                  help="Re-initialisation: truncated normal as [A] (default), or each layer's own.")
+    @click.option("--sigma", type=float, default=None, help="Truncated normal sigma (default 0.01).")
+    @click.option("--independent", is_flag=True, default=None,
+                  help="Randomize one block at a time instead of cumulatively.")
+    @click.option("--all-blocks", is_flag=True, default=None, help="Also the stem (and InceptionV3's mixed0).")
+    @click.option("--pairs-per-image", type=int, default=None,
+                  help="Degradation threshold: random partners per image (default 50, [A]'s code).")
+    @click.option("--pairs", type=int, default=None,
+                  help="Degradation threshold: that many random pairs in all instead ([A]'s text: 50).")
+    @click.option("--seed", type=int, default=None, help="Re-initialisation and threshold pairs (default 0).")
     @with_common
-    def randomize(models, init, sigma, independent, all_blocks, seed, methods, n_images, data_range, out, quiet,
-                  config_path, overrides):
+    def randomize(models, init, sigma, independent, all_blocks, pairs_per_image, pairs, seed, methods, n_images,
+                  similarity_maps, data_range, out, quiet, config_path, overrides):
         """Cascading randomization: SSIM degradation curves, thresholds, PASS/FAIL per method."""
         from cxrsal.experiments.randomization import run_randomization
 
-        run_randomization(models, out, cfg_from(config_path, overrides), methods, n_images=n_images, init=init,
-                          sigma=sigma, independent=independent, all_blocks=all_blocks, seed=seed,
-                          data_range=data_range, progress=not quiet, log=click.echo)
+        cfg = cfg_from(config_path, overrides, {
+            "randomization.n_images": n_images, "randomization.init": init, "randomization.sigma": sigma,
+            "randomization.independent": independent or None, "randomization.all_blocks": all_blocks or None,
+            "randomization.pairs_per_image": pairs_per_image, "randomization.pairs": pairs,
+            "randomization.seed": seed, "similarity.maps": similarity_maps, "similarity.data_range": data_range})
+        run_randomization(models, out, cfg, methods, progress=not quiet, log=click.echo)
         click.echo(f"tables and fig3a.png: {out}")
 
     @cli.command()
@@ -53,10 +65,13 @@ def register(cli):
     @click.option("--baseline-maps", nargs=2, default=None, type=click.Path(file_okay=False),
                   help="Two folders of localization-network heatmaps (the high baseline).")
     @with_common
-    def compare(models, baseline_maps, methods, n_images, data_range, out, quiet, config_path, overrides):
-        """Per-image SSIM between two models' maps, against the 0.5 and localization baselines."""
+    def compare(models, baseline_maps, methods, n_images, similarity_maps, data_range, out, quiet, config_path,
+                overrides):
+        """Per-image SSIM between two models' maps (and two localization networks' heatmaps)."""
         from cxrsal.experiments.repeatability import run_compare
 
-        run_compare(list(models), out, cfg_from(config_path, overrides), methods, n_images=n_images,
-                    data_range=data_range, baseline_maps=baseline_maps, progress=not quiet, log=click.echo)
+        cfg = cfg_from(config_path, overrides, {
+            "compare.n_images": n_images, "similarity.maps": similarity_maps, "similarity.data_range": data_range})
+        run_compare(list(models), out, cfg, methods, baseline_maps=baseline_maps, progress=not quiet,
+                    log=click.echo)
         click.echo(f"tables: {out}")

@@ -15,6 +15,7 @@ from cxrsal.data.synth import synth
 from cxrsal.experiments.randomization import apply_weights, run_randomization, step_weights, steps_of
 from cxrsal.experiments.repeatability import run_compare
 from cxrsal.models import backbone_blocks, build_model
+from cxrsal.models.layers import GrayToBackbone
 from cxrsal.training.fit import train
 
 
@@ -92,47 +93,79 @@ def test_reproducible_by_seed(model_and_blocks):
     assert np.abs(kernel).max() <= 0.04 and 0.005 < kernel.std() < 0.02     # truncated at 2 sigma
 
 
-@pytest.fixture(scope="module")
-def learned(tmp_path_factory):
-    """resnet18 trained on synthetic RSNA at 64 px until it localizes (validation AUC checked)."""
-    base = tmp_path_factory.mktemp("learned")
-    synth("rsna", base / "data", 240, seed=11, image_size=128)
-    prepare(load_config(options={"data.root": str(base / "data"), "data.size": 64,
-                                 "data.split": [0.6, 0.2, 0.2]}), base / "run", progress=False, log=quiet)
-    cfg = load_config(overrides=["model.arch=resnet18", "train.epochs=8", "train.lr=1e-3", "train.patience=8",
-                                 "pipeline.batch_size=16", "pipeline.flip=true"])
-    card = train(cfg, base / "run", base / "model", log=quiet, verbose=0)
-    assert card["metrics"]["best_val_auc"] >= 0.8, card["metrics"]
-    return base / "model"
-
-
 def sha(path):
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def test_gradcam_fails_to_survive_randomization(learned, tmp_path):
-    best = learned / "checkpoints" / "best.keras"
+def blob_detector(size):
+    """A model that finds bright blobs by construction (no training, so the same numbers on any
+    CPU): a centre-surround 5x5 filter of the grey image in channel 0 of `conv2`, passed on by
+    `conv5`'s centre tap, and a logit that reads only that channel. Its GradCAM map is the
+    blob response; channels 1-3 carry fixed textures the logit ignores. Layer names follow
+    ResNet's, so the cascade randomizes logits, conv5, conv2."""
+    keras.utils.set_random_seed(0)
+    x = keras.Input((size, size, 1), name="image")
+    p = GrayToBackbone("tf", name="preprocess")(x)
+    h = keras.layers.Conv2D(4, 5, padding="same", activation="relu", name="conv2_block1_1_conv")(p)
+    f = keras.layers.Conv2D(4, 3, padding="same", activation="relu", name="conv5_block1_1_conv")(h)
+    f = keras.layers.Identity(name="features")(f)
+    z = keras.layers.Dense(1, name="logit")(keras.layers.GlobalAveragePooling2D(name="avg_pool")(f))
+    model = keras.Model(x, keras.layers.Activation("sigmoid", name="score")(z))
+    rng = np.random.default_rng(0)
+    k2 = rng.normal(0, 0.2, (5, 5, 3, 4))
+    ring = -np.ones((5, 5)) / 16
+    ring[1:4, 1:4] = 1 / 9                                       # bright centre, darker surround
+    k2[..., 0] = ring[..., None] / 3
+    k5 = rng.normal(0, 0.2, (3, 3, 4, 4))
+    k5[..., 0] = 0
+    k5[1, 1, 0, 0] = 1.0                                         # channel 0 passed on unchanged
+    model.get_layer("conv2_block1_1_conv").set_weights([k2.astype(np.float32), np.zeros(4, np.float32)])
+    model.get_layer("conv5_block1_1_conv").set_weights([k5.astype(np.float32), np.zeros(4, np.float32)])
+    model.get_layer("logit").set_weights([np.array([[1.0], [0.0], [0.0], [0.0]], np.float32),
+                                          np.zeros(1, np.float32)])
+    return model
+
+
+@pytest.fixture(scope="module")
+def analytic_run(tmp_path_factory):
+    """A `cxrsal train` run directory on synthetic RSNA at 64 px whose checkpoint is replaced by
+    `blob_detector` (a real run's files, so randomize loads it as any run)."""
+    base = tmp_path_factory.mktemp("analytic")
+    synth("rsna", base / "data", 120, seed=11, image_size=128)
+    prepare(load_config(options={"data.root": str(base / "data"), "data.size": 64,
+                                 "data.split": [0.5, 0.2, 0.3]}), base / "run", progress=False, log=quiet)
+    cfg = load_config(overrides=["model.arch=resnet18", "train.epochs=1", "pipeline.batch_size=16"])
+    train(cfg, base / "run", base / "model", log=quiet, verbose=0)
+    blob_detector(64).save(base / "model" / "checkpoints" / "best.keras")
+    return base / "model"
+
+
+def test_gradcam_fails_to_survive_randomization(analytic_run, tmp_path):
+    """[A]'s finding on a model whose GradCAM points at the lesions by construction: fully
+    randomized maps fall below the similarity of two different images' trained maps."""
+    best = analytic_run / "checkpoints" / "best.keras"
     digest = sha(best)
     cfg = load_config(overrides=["saliency.positives_only=true", "saliency.split=test"])
-    table, curves, thr, verdict = run_randomization([learned], tmp_path / "r", cfg, "gcam", n_images=16,
-                                                    progress=False, log=quiet)
+    table, curves, thr, verdict = run_randomization([analytic_run], tmp_path / "r", cfg, "gcam", progress=False,
+                                                    log=quiet)
     v = verdict.set_index("method").loc["gcam"]
-    # [A]'s finding, here on data whose answer is known: fully randomized GradCAM maps fall
-    # below the similarity of two different images' maps
-    assert v.randomized_ssim < v.threshold and v.result == "PASS"
+    # measured here: randomized 0.008, threshold 0.150; the margin is wide and the model has no
+    # trained weights, so no CPU's float rounding can close it
+    assert v.randomized_ssim < v.threshold - 0.1 and v.randomized_ssim < v.threshold / 4 and v.result == "PASS"
     ssim = curves[(curves.metric == "ssim") & (curves.method == "gcam")].sort_values("step")
     assert ssim["mean"].iloc[0] == pytest.approx(1.0)          # the trained step against itself
-    assert list(ssim.step_name) == ["trained", "logits", "conv5", "conv4", "conv3", "conv2"]
+    assert list(ssim.step_name) == ["trained", "logits", "conv5", "conv2"]
+    n_pos = int((pd.read_csv(analytic_run.parent / "run" / "manifest.csv").query("split == 'test'").label == 1).sum())
+    assert table.image_id.nunique() == n_pos                    # every test positive by default ([A])
     assert (tmp_path / "r" / "fig3a.png").stat().st_size > 1000
     assert sha(best) == digest                                  # never modified on disk
-    again = run_randomization([learned], tmp_path / "r2", cfg, "gcam", n_images=16, progress=False, log=quiet)
+    again = run_randomization([analytic_run], tmp_path / "r2", cfg, "gcam", progress=False, log=quiet)
     pd.testing.assert_frame_equal(again[1], curves)             # reproducible
 
 
 def test_killed_run_resumes_at_its_step(trained_classifier, tmp_path, monkeypatch):
-    cfg = load_config(overrides=["saliency.split=val", "saliency.samples=2"])
-    ref = run_randomization([trained_classifier], tmp_path / "ref", cfg, "grad,sg", n_images=4,
-                            progress=False, log=quiet)
+    cfg = load_config(overrides=["saliency.split=val", "saliency.samples=2", "randomization.n_images=4"])
+    ref = run_randomization([trained_classifier], tmp_path / "ref", cfg, "grad,sg", progress=False, log=quiet)
     real = rnd.apply_weights
     calls = []
 
@@ -144,22 +177,19 @@ def test_killed_run_resumes_at_its_step(trained_classifier, tmp_path, monkeypatc
 
     monkeypatch.setattr(rnd, "apply_weights", dies_at_step_three)
     with pytest.raises(KeyboardInterrupt):
-        run_randomization([trained_classifier], tmp_path / "run", cfg, "grad,sg", n_images=4, progress=False,
-                          log=quiet)
+        run_randomization([trained_classifier], tmp_path / "run", cfg, "grad,sg", progress=False, log=quiet)
     monkeypatch.setattr(rnd, "apply_weights", real)
     done = sorted(p.name for p in (tmp_path / "run" / "maps").glob("*/*"))
     assert done[:2] == ["step-00-trained", "step-01-logits"]
-    res = run_randomization([trained_classifier], tmp_path / "run", cfg, "grad,sg", n_images=4, progress=False,
-                            log=quiet)
+    res = run_randomization([trained_classifier], tmp_path / "run", cfg, "grad,sg", progress=False, log=quiet)
     pd.testing.assert_frame_equal(res[0], ref[0])
 
 
 def test_compare_model_with_itself_is_one(trained_classifier, tmp_path):
-    cfg = load_config(overrides=["saliency.split=val", "saliency.samples=2"])
+    cfg = load_config(overrides=["saliency.split=val", "saliency.samples=2", "compare.n_images=4"])
     table, summary = run_compare([trained_classifier, trained_classifier], tmp_path / "c", cfg, "grad,gcam",
-                                 n_images=4, progress=False, log=quiet)
-    assert np.allclose(table.value, 1.0)
-    assert (summary.vs_low_baseline == "PASS").all()
+                                 progress=False, log=quiet)
+    assert np.allclose(table.value, 1.0) and (summary["count"] == 4).all()
 
 
 def test_compare_high_baseline_from_two_localization_networks(trained_classifier, tmp_path):
@@ -167,9 +197,8 @@ def test_compare_high_baseline_from_two_localization_networks(trained_classifier
 
     from cxrsal.saliency.store import MapStore
 
-    cfg = load_config(overrides=["saliency.split=val"])
-    run_compare([trained_classifier, trained_classifier], tmp_path / "c0", cfg, "grad", n_images=3,
-                progress=False, log=quiet)
+    cfg = load_config(overrides=["saliency.split=val", "compare.n_images=3"])
+    run_compare([trained_classifier, trained_classifier], tmp_path / "c0", cfg, "grad", progress=False, log=quiet)
     ids = MapStore(tmp_path / "c0" / "maps" / f"0-{trained_classifier.name}").meta["image_ids"]
     a, b = tmp_path / "unet_a", tmp_path / "unet_b"
     a.mkdir(), b.mkdir()
@@ -179,8 +208,10 @@ def test_compare_high_baseline_from_two_localization_networks(trained_classifier
         np.save(a / f"{i}.npy", m)
         np.save(b / f"{i}.npy", m)          # two identical networks: high baseline SSIM 1
     table, summary = run_compare([trained_classifier, trained_classifier], tmp_path / "c", cfg, "grad",
-                                 n_images=3, baseline_maps=(a, b), progress=False, log=quiet)
+                                 baseline_maps=(a, b), progress=False, log=quiet)
     high = summary.set_index("method").loc["baseline:localization"]
     assert high["mean"] == pytest.approx(1.0) and high["count"] == 3
-    assert summary.set_index("method").loc["grad", "vs_high_baseline"] == "PASS"    # 1.0 >= 1.0
-    assert json.loads((tmp_path / "c" / "compare.json").read_text())["low_baseline"] == 0.5
+    meta = json.loads((tmp_path / "c" / "compare.json").read_text())
+    assert meta["low_baseline"] == 0.5 and meta["archs"] == ["resnet18", "resnet18"]
+    assert meta["choices"]["similarity.maps"] == "processed" and meta["data_hash"] == json.loads(
+        (trained_classifier / "data.json").read_text())["manifest_sha256"]

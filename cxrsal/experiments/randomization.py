@@ -18,13 +18,35 @@ INITS = ("truncated-normal", "layer")
 
 
 def comparable(raw, channels):
-    """The map SSIM and rank correlation compare: raw values, channels summed without abs,
-    min-max scaled to [0, 1] (so data_range 1 is the map's range; constant -> zeros)."""
-    m = np.asarray(raw, np.float64)
-    if channels and m.ndim == 3:
-        m = m.sum(axis=-1)
+    """`similarity.maps: raw` ([A]'s text, "raw maps, no abs"): channels summed with their signs,
+    min-max scaled to [0, 1] (constant -> zeros)."""
+    m = signed_2d(raw, channels)
     lo, hi = m.min(), m.max()
     return (m - lo) / (hi - lo) if hi > lo else np.zeros_like(m)
+
+
+def signed_2d(raw, channels):
+    """A raw map as one 2-D map: channels summed with their signs (2-D maps unchanged)."""
+    m = np.asarray(raw, np.float64)
+    return m.sum(axis=-1) if channels and m.ndim == 3 else m
+
+
+MAPS = ("processed", "raw")
+
+
+def similarity_map(stored, channels, maps):
+    """The map SSIM compares, from a stored map (`MapStore.load`): `processed` ([A]'s code and
+    the default: the post-processed [0, 1] map) or `raw` (`comparable`)."""
+    if maps == "processed":
+        return np.asarray(stored["processed"], np.float64)
+    if maps == "raw":
+        return comparable(stored["raw"], channels)
+    raise CxrsalError(f"similarity.maps {maps!r}: valid choices: {', '.join(MAPS)}")
+
+
+def rank_map(stored, channels):
+    """What Spearman ranks: |raw map| (absolute values taken before ranking, SPEC §5)."""
+    return np.abs(signed_2d(stored["raw"], channels))
 
 
 def _variable_seed(seed, block, layer, k):
@@ -90,10 +112,11 @@ def steps_of(blocks, *, independent, all_blocks, arch):
     return [(b, names[: i + 1]) for i, b in enumerate(names)]
 
 
-def run_randomization(model_dirs, out, cfg, methods="all", *, n_images=100, init="truncated-normal", sigma=0.01,
-                      independent=False, all_blocks=False, seed=0, data_range=1.0, pairs_per_image=50,
-                      progress=True, log=print):
-    """Maps of every step for every model, then the tables, thresholds, verdicts and figure."""
+def run_randomization(model_dirs, out, cfg, methods="all", *, progress=True, log=print):
+    """Maps of every step for every model, then the tables, thresholds, verdicts and figure.
+
+    Settings: `cfg.randomization` (images, re-initialisation, threshold pairs, seed),
+    `cfg.similarity` (which maps SSIM compares, data_range) and `cfg.saliency`."""
     import keras
 
     from ..data.manifest import read_manifest
@@ -103,9 +126,14 @@ def run_randomization(model_dirs, out, cfg, methods="all", *, n_images=100, init
     from ..saliency.runner import fill_store, parse_methods, select
     from ..saliency.store import MapStore
     from ..training.fit import load_run_config, load_run_model, versions
+    from .provenance import result_meta
 
     out = Path(out)
-    s = cfg.saliency
+    s, rz = cfg.saliency, cfg.randomization
+    meta = result_meta(model_dirs, cfg)
+    if len(set(zip(meta["archs"], meta["heads"]))) > 1:
+        raise CxrsalError(f"--model: replicates must share one architecture and head, got "
+                          f"{', '.join(f'{a}/{h}' for a, h in zip(meta['archs'], meta['heads']))}")
     plan = []
     for k, model_dir in enumerate(model_dirs):
         model_dir = Path(model_dir)
@@ -114,34 +142,36 @@ def run_randomization(model_dirs, out, cfg, methods="all", *, n_images=100, init
         model = load_run_model(model_dir, s.checkpoint)
         arch = run_cfg.model.arch
         blocks = backbone_blocks(model, arch)
-        steps = steps_of(blocks, independent=independent, all_blocks=all_blocks, arch=arch)
-        rows = select(read_manifest(data_dir), s.split, s.positives_only, n_images)
+        steps = steps_of(blocks, independent=rz.independent, all_blocks=rz.all_blocks, arch=arch)
+        rows = select(read_manifest(data_dir), s.split, s.positives_only, rz.n_images)
         data = PreparedSplit(data_dir, s.split)
         trained = [np.array(w) for w in model.get_weights()]
         work = keras.models.clone_model(model)
         work.set_weights(trained)
-        adapter = ModelAdapter(work, batch_size=s.batch_size)
+        adapter = ModelAdapter(work, batch_size=s.batch_size, input_channels=s.input_channels)
         names = parse_methods(methods, adapter.has_class_maps)
         tag = f"{k:02d}-{model_dir.name}"
-        log(f"{model_dir}: {arch}, {len(steps)} steps ({'independent' if independent else 'cascading'}), "
+        log(f"{model_dir}: {arch}, {len(steps)} steps ({'independent' if rz.independent else 'cascading'}), "
             f"{len(rows)} images, methods {', '.join(names)}")
         all_steps = [("trained", [])] + steps
         for i, (step_name, randomized) in enumerate(all_steps):
             store = MapStore(out / "maps" / tag / f"step-{i:02d}-{step_name}")
             store.init({"model": str(model_dir.resolve()), "checkpoint": s.checkpoint, "data": data_dir,
                         "split": s.split, "image_ids": [r["image_id"] for r in rows], "model_name": model.name,
-                        "input_size": adapter.input_shape[0], "step": i, "step_name": step_name,
-                        "randomized": randomized, "init": init, "sigma": sigma, "seed": seed, "versions": versions()})
+                        "input_size": adapter.input_shape[0], "input_channels": adapter.input_channels, "step": i,
+                        "step_name": step_name, "randomized": randomized, "init": rz.init, "sigma": rz.sigma,
+                        "seed": rz.seed, "versions": versions()})
             if all((store.path / m).exists() and len(store.ids(m)) == len(rows) for m in names):
                 continue   # finished before a kill
-            apply_weights(work, trained, step_weights(model, blocks, randomized, init=init, sigma=sigma, seed=seed))
-            fill_store(adapter, store, rows, data, names, s, progress=progress, log=log,
+            apply_weights(work, trained, step_weights(model, blocks, randomized, init=rz.init, sigma=rz.sigma,
+                                                      seed=rz.seed))
+            fill_store(adapter, store, rows, data, names, cfg, progress=progress, log=log,
                        label=f"step {i} ({step_name}) ")
         plan.append((tag, model_dir, all_steps, names, rows))
-    return analyse(out, plan, data_range=data_range, pairs_per_image=pairs_per_image, seed=seed, log=log)
+    return analyse(out, plan, cfg, meta, log=log)
 
 
-def analyse(out, plan, *, data_range, pairs_per_image, seed, log=print):
+def analyse(out, plan, cfg, meta, *, log=print):
     """Tidy per-image table, curves, thresholds and PASS/FAIL from the step stores."""
     import pandas as pd
     from scipy.stats import spearmanr
@@ -149,22 +179,28 @@ def analyse(out, plan, *, data_range, pairs_per_image, seed, log=print):
     from ..metrics import degradation_threshold, ssim_score
     from ..saliency.store import MapStore
 
+    sim, rz = cfg.similarity, cfg.randomization
     records, thresholds = [], []
     for tag, model_dir, all_steps, names, rows in plan:
         stores = [MapStore(out / "maps" / tag / f"step-{i:02d}-{name}") for i, (name, _) in enumerate(all_steps)]
         for method in names:
             channels = stores[0].params(method)["channels"]
             ids = [r["image_id"] for r in rows]
-            base = {i: comparable(stores[0].load(method, i)["raw"], channels) for i in ids}
-            thr = degradation_threshold(np.stack([base[i] for i in ids]), pairs_per_image=pairs_per_image,
-                                        seed=seed, data_range=data_range) if len(ids) > 1 else float("nan")
+            trained = {i: stores[0].load(method, i) for i in ids}
+            base = {i: similarity_map(trained[i], channels, sim.maps) for i in ids}
+            ranks = {i: rank_map(trained[i], channels).ravel() for i in ids}
+            thr = degradation_threshold(np.stack([base[i] for i in ids]), pairs_per_image=rz.pairs_per_image,
+                                        pairs=rz.pairs or None, seed=rz.seed,
+                                        data_range=sim.data_range) if len(ids) > 1 else float("nan")
             thresholds.append(dict(model=tag, method=method, threshold=thr))
             for k, store in enumerate(stores):
                 for i in ids:
-                    m = comparable(store.load(method, i)["raw"], channels)
-                    a, b = np.abs(base[i]).ravel(), np.abs(m).ravel()
+                    stored = trained[i] if k == 0 else store.load(method, i)
+                    m, b = similarity_map(stored, channels, sim.maps), rank_map(stored, channels).ravel()
+                    a = ranks[i]
                     rho = spearmanr(a, b).statistic if a.std() > 0 and b.std() > 0 else float("nan")
-                    for metric, value in (("ssim", ssim_score(base[i], m, data_range=data_range)), ("spearman", rho)):
+                    for metric, value in (("ssim", ssim_score(base[i], m, data_range=sim.data_range)),
+                                          ("spearman", rho)):
                         records.append(dict(image_id=i, model=tag, method=method, step=k, step_name=all_steps[k][0],
                                             metric=metric, value=float(value)))
     table = pd.DataFrame.from_records(records)
@@ -184,8 +220,11 @@ def analyse(out, plan, *, data_range, pairs_per_image, seed, log=print):
     write_frame(out / "randomization.parquet", table)
     plot_curves(curves, thr, out / "fig3a.png")
     atomic_write_text(out / "randomization.json", json.dumps(
-        {"models": [str(p[1]) for p in plan], "data_range": data_range, "pairs_per_image": pairs_per_image,
-         "seed": seed}, indent=2) + "\n")
+        {"models": [str(p[1]) for p in plan], **meta, "data_range": sim.data_range, "maps": sim.maps,
+         "pairs_per_image": rz.pairs_per_image, "pairs": rz.pairs, "seed": rz.seed,
+         "n_images": len(plan[0][4]) if plan else 0}, indent=2) + "\n")
+    log(f"SSIM of {sim.maps} maps, data_range {sim.data_range:g}; threshold from "
+        + (f"{rz.pairs} random pairs" if rz.pairs else f"{rz.pairs_per_image} partners per image"))
     for r in verdict.itertuples():
         log(f"{r.method:<8} randomized SSIM {r.randomized_ssim:.3f} vs threshold {r.threshold:.3f}: {r.result}")
     return table, curves, thr, verdict
