@@ -48,7 +48,52 @@ def test_table_against_sklearn_and_baselines(store, tmp_path):
     summary = pd.read_csv(tmp_path / "s" / "summary.csv")
     assert {"baseline:avg", "grad", "gcam", "wildcat"} <= set(summary.method)
     pw = pd.read_csv(tmp_path / "s" / "pointwise.csv")
-    assert set(pw.method) == {"grad", "gcam", "wildcat"} and pw.pointwise_ap.between(0, 1).all()
+    assert set(pw.method) == {"grad", "gcam", "wildcat", "baseline:avg"} and pw.pointwise_ap.between(0, 1).all()
+    # every test image ranked, negatives included
+    assert (pw.n == len(data.labels)).all() and (pw.n_negative == len(data.labels) - n_pos).all()
+
+
+def slow_pointwise_ap(labels, scores, hits):
+    """Average precision over images ranked by score, one threshold per distinct score."""
+    labels, scores, hits = map(np.asarray, (labels, scores, hits))
+    ap, prev_recall = 0.0, 0.0
+    for t in sorted(set(scores.tolist()), reverse=True):
+        chosen = scores >= t
+        tp = (chosen & labels.astype(bool) & hits).sum()
+        recall = tp / labels.sum()
+        ap += (recall - prev_recall) * tp / chosen.sum()
+        prev_recall = recall
+    return ap
+
+
+@pytest.mark.parametrize("centres", ["receptive-field", "grid"])
+def test_wildcat_pointwise_ap_by_hand(store, tmp_path, centres):
+    from cxrsal.data.manifest import parse_boxes, read_manifest
+
+    st = MapStore(store)
+    meta = st.meta
+    size, geo = meta["input_size"], meta["geometry"]
+    assert geo["size"] == [2, 2] and geo["jump"] == [32, 32] and geo["start"] == [0.0, 0.0]   # resnet18, 64 px
+    cfg = load_config(overrides=[f"pointwise.centres={centres}"])
+    score_store(store, tmp_path / "s", cfg=cfg, parts=("pointwise",), log=lambda *_: None)
+    pw = pd.read_csv(tmp_path / "s" / "pointwise.csv").set_index("method")
+    rows = {r["image_id"]: r for r in read_manifest(meta["data"])}
+    labels, scores, hits = [], [], []
+    for i in st.ids("wildcat"):
+        d = st.load("wildcat", i)
+        y, x = np.unravel_index(np.argmax(d["native"]), d["native"].shape)
+        # cell centre: receptive field (start + i * jump + 1/2) or [B]'s grid ((i + 1/2) d)
+        cy, cx = ((y * 32 + 0.5, x * 32 + 0.5) if centres == "receptive-field" else ((y + 0.5) * 32, (x + 0.5) * 32))
+        r = rows[i]
+        s = size / r["width"]
+        inside = any(bx * s <= cx <= (bx + bw) * s and by * s <= cy <= (by + bh) * s
+                     for bx, by, bw, bh in parse_boxes(r["boxes"]))
+        labels.append(r["label"])
+        scores.append(d["logit"])
+        hits.append(inside and r["label"] == 1)
+    assert pw.loc["wildcat", "pointwise_ap"] == pytest.approx(slow_pointwise_ap(labels, scores, hits), abs=1e-12)
+    assert pw.loc["wildcat", "centres"] == centres and pw.loc["grad", "centres"] == "grid"
+    assert "auprc" not in set(pd.read_csv(tmp_path / "s" / "scores.csv").metric)      # pointwise only
 
 
 def test_detector_and_segmentation_baselines(store, tmp_path):
@@ -67,6 +112,9 @@ def test_detector_and_segmentation_baselines(store, tmp_path):
                         log=lambda *_: None)
     det = table[(table.method == "baseline:detector") & (table.metric == "auprc")]
     assert len(det) and (det.value == 1.0).all()        # heatmap = the mask itself
+    # [B]'s RetinaNet row: best box centre per image, every test image ranked; negatives have no box
+    pw = pd.read_csv(tmp_path / "s" / "pointwise.csv").set_index("method").loc["baseline:detector"]
+    assert pw.pointwise_ap == 1.0 and pw.n == len(rows) and pw.model == "det" and pw.centres == "box centre"
     flat = table[(table.method == "baseline:segmentation") & (table.metric == "auroc")]
     assert (flat.value == 0.5).all()                     # a constant map ranks nothing
 

@@ -92,15 +92,44 @@ def truth_masks(data_dir, data, rows, size):
     return {r["image_id"]: m[..., 0] > 0 for r, m in zip(rows, masks)}
 
 
-def score_store(store_path, out, *, data_dir=None, baselines="", model_name=None, step="trained", log=print):
-    """Score every map of a store (and the baselines) against the ground truth; returns the table."""
+def _detector_name(path):
+    """The RetinaNet run a detections CSV belongs to (RUN/predictions/SPLIT/detections.csv), or
+    the CSV's own name."""
+    path = Path(path).resolve()
+    return path.parents[2].name if (path.parent / "predictions.json").exists() else path.stem
+
+
+PARTS = ("utility", "pointwise")
+
+
+def score_store(store_path, out, *, data_dir=None, baselines="", model_name=None, step="trained", cfg=None,
+                parts=PARTS, log=print):
+    """Score every map of a store (and the baselines) against the ground truth; returns the table.
+
+    Utility on the positive images; pointwise detection ([B]) on every image of the store,
+    ranked by the model's logit, negatives included (a store of positives only has no false
+    positives from negatives: the AP is written with n_negative = 0 and a warning). Cells of
+    the maps that come from the feature grid (GradCAM, WILDCAT) are placed by
+    `cfg.pointwise.centres`: their receptive-field centres (default) or [B]'s grid. `parts`:
+    which of utility and pointwise detection to score (e.g. pointwise alone for a store of
+    every test image whose positives are scored for utility elsewhere)."""
     import pandas as pd
 
-    from ..data.manifest import parse_boxes, read_manifest
+    from ..config import Config
+    from ..data.manifest import read_manifest
     from ..data.pipeline import PreparedSplit, load_batch
-    from ..metrics import average_mask, box_heatmap, pointwise_average_precision, pointwise_hits
+    from ..metrics import (argmax_points, average_mask, box_heatmap, pointwise_average_precision, points_in_boxes,
+                           points_in_masks)
+    from ..saliency.base import METHODS
     from ..saliency.store import MapStore
+    from .provenance import result_meta
 
+    cfg = cfg or Config()
+    pw = cfg.pointwise
+    unknown = [p for p in parts if p not in PARTS]
+    if unknown or not parts:
+        raise CxrsalError(f"score parts {', '.join(unknown) or '(none)'}: valid choices: {', '.join(PARTS)}")
+    do_utility, do_pointwise = "utility" in parts, "pointwise" in parts
     store = MapStore(store_path)
     meta = store.meta
     data_dir = data_dir or meta["data"]
@@ -114,8 +143,24 @@ def score_store(store_path, out, *, data_dir=None, baselines="", model_name=None
     data = PreparedSplit(data_dir, split)
     ids = meta["image_ids"]
     masks = truth_masks(data_dir, data, [rows[i] for i in ids], size)
-    boxes = {i: [tuple(v * size / (rows[i]["width"] if k % 2 == 0 else rows[i]["height"])
-                       for k, v in enumerate(b)) for b in parse_boxes(rows[i]["boxes"])] for i in ids}
+    boxes = {i: scaled_boxes(rows[i], size) for i in ids}
+    geometry = meta.get("geometry") if pw.centres == "receptive-field" else None
+    if pw.centres == "receptive-field" and geometry is None:
+        log(f"{store_path}: the store does not record its model's cell geometry (made before cxrsal 0.3); "
+            "pointwise cells placed on the grid")
+
+    def hits_of(points, image_ids, truth=masks):
+        """A point inside a box (RSNA) or on the mask (SIIM, no boxes) of a positive image."""
+        out = []
+        for p, i in zip(points, image_ids):
+            bx = boxes[i] if i in boxes else scaled_boxes(rows[i], size)
+            if rows[i]["label"] != 1 or not np.isfinite(p).all():
+                out.append(False)
+            elif bx:
+                out.append(bool(points_in_boxes([p], [bx], tolerance=pw.tolerance)[0]))
+            else:
+                out.append(bool(points_in_masks([p], [truth[i]])[0]))
+        return out
 
     records, pointwise = [], []
 
@@ -124,28 +169,32 @@ def score_store(store_path, out, *, data_dir=None, baselines="", model_name=None
             records.append(dict(image_id=image_id, model=model_name, method=method, step=step, metric=metric,
                                 value=value, label=rows[image_id]["label"], **extra))
 
+    def add_pointwise(model, method, labels, scores, hits, centres):
+        if any(labels):
+            n_neg = int(len(labels) - sum(labels))
+            pointwise.append(dict(model=model, method=method, step=step, n=len(labels), n_negative=n_neg,
+                                  pointwise_ap=pointwise_average_precision(labels, scores, hits), centres=centres))
+
+    logits = {}
     for method in store.methods():
         stored = store.ids(method)
-        hits_in, scores, labs = [], [], []
+        on_grid = geometry is not None and getattr(METHODS.get(method), "grid", False)
+        grids, scores, labs = [], [], []
         for image_id in stored:
             d = store.load(method, image_id, quantized=True)
-            if rows[image_id]["label"] == 1:
+            if do_utility and rows[image_id]["label"] == 1:
                 add(image_id, method, utility(masks[image_id], d["processed"]), constant=d["constant"])
-            grid = d.get("native", d["processed"])
-            if boxes[image_id]:
-                hit = bool(pointwise_hits([grid], [boxes[image_id]], size)[0])
-            else:   # SIIM: no boxes; the arg-max cell centre inside the mask
-                i, j = np.unravel_index(np.argmax(grid), grid.shape)
-                cy, cx = int((i + 0.5) * size / grid.shape[0]), int((j + 0.5) * size / grid.shape[1])
-                hit = bool(masks[image_id][min(cy, size - 1), min(cx, size - 1)])
-            add(image_id, method, {"pointwise_hit": float(hit and rows[image_id]["label"] == 1)},
-                constant=d["constant"])
-            hits_in.append(hit)
+            grids.append(d.get("native", d["processed"]))
             scores.append(d["logit"])
             labs.append(rows[image_id]["label"])
-        if any(labs):
-            pointwise.append(dict(model=model_name, method=method, step=step, n=len(labs),
-                                  pointwise_ap=pointwise_average_precision(labs, scores, hits_in)))
+            logits[image_id] = d["logit"]
+        if not do_pointwise:
+            continue
+        points = argmax_points(grids, size, geometry=geometry if on_grid else None)
+        hits = hits_of(points, stored)
+        for image_id, hit in zip(stored, hits):
+            add(image_id, method, {"pointwise_hit": float(hit)}, constant=False)
+        add_pointwise(model_name, method, labs, scores, hits, "receptive-field" if on_grid else "grid")
 
     positives = [i for i in ids if rows[i]["label"] == 1]
     for kind, arg in parse_baselines(baselines):
@@ -159,16 +208,41 @@ def score_store(store_path, out, *, data_dir=None, baselines="", model_name=None
             if not base:
                 raise CxrsalError(f"--baselines avg: no positive train/val images in {data_dir}")
             avg = average_mask(np.concatenate(base))
-            for i in positives:
+            for i in positives if do_utility else ():
                 add(i, "baseline:avg", utility(masks[i], avg), constant=False)
+            # pointwise: the same point (the average mask's peak) for every image, ranked by the
+            # model's logit -- what a detector that knows only where disease usually is scores
+            scored = [i for i in ids if i in logits and do_pointwise]
+            hits = hits_of(argmax_points([avg] * len(scored), size), scored)
+            add_pointwise(model_name, "baseline:avg", [rows[i]["label"] for i in scored],
+                          [logits[i] for i in scored], hits, "grid")
         elif kind == "boxes":
             det = read_detections(arg)
-            for i in positives:
+            for i in positives if do_utility else ():
                 b, s = det.get(i, ([], []))
                 heat = box_heatmap(b, s, (size, size), original_size=(rows[i]["height"], rows[i]["width"]))
                 add(i, "baseline:detector", utility(masks[i], heat), constant=not heat.any())
+            # [B]'s RetinaNet row: its best box's centre per image, over every image of the split
+            # (an image without a box ranks last), ranked by that box's score
+            seen = list(rows) if do_pointwise else []
+            if not seen:
+                continue
+            best, points = [], []
+            for i in seen:
+                b, s = det.get(i, ([], []))
+                if not s:
+                    best.append(-np.inf)
+                    points.append((np.nan, np.nan))
+                    continue
+                k = int(np.argmax(s))
+                x, y, w, h = b[k]
+                best.append(s[k])
+                points.append(((y + h / 2) * size / rows[i]["height"], (x + w / 2) * size / rows[i]["width"]))
+            truth = truth_masks(data_dir, data, [rows[i] for i in seen], size)
+            add_pointwise(_detector_name(arg), "baseline:detector", [rows[i]["label"] for i in seen], best,
+                          hits_of(points, seen, truth), "box centre")
         else:
-            for i in positives:
+            for i in positives if do_utility else ():
                 add(i, "baseline:segmentation", utility(masks[i], read_probability_map(arg, i, size)),
                     constant=False)
 
@@ -182,11 +256,25 @@ def score_store(store_path, out, *, data_dir=None, baselines="", model_name=None
     write_frame(out / "scores.csv", table)
     write_frame(out / "scores.parquet", table)
     write_frame(out / "summary.csv", summary)
-    write_frame(out / "pointwise.csv", pd.DataFrame(pointwise))
+    write_frame(out / "pointwise.csv", pd.DataFrame(pointwise, columns=["model", "method", "step", "n", "n_negative",
+                                                                        "pointwise_ap", "centres"]))
+    model_dir = Path(meta["model"])
+    provenance = result_meta([model_dir], cfg) if model_dir.exists() else {"choices": cfg.choices()}
     atomic_write_text(out / "score.json", json.dumps({"maps": str(Path(store_path).resolve()), "data": data_dir,
-                                                      "baselines": baselines, "model": model_name}, indent=2) + "\n")
+                                                      "baselines": baselines, "model": model_name, **provenance,
+                                                      "input_channels": meta.get("input_channels")},
+                                                     indent=2) + "\n")
     for r in summary[summary.metric == "auprc"].itertuples():
         log(f"{r.method:<22} AUPRC {r.mean:.3f} +/- {0 if np.isnan(r.std) else r.std:.3f}  (n={r.count})")
     for p in pointwise:
-        log(f"{p['method']:<22} pointwise AP {p['pointwise_ap']:.3f}")
+        note = "  (positives only: no false positives from negatives, AP inflated)" if p["n_negative"] == 0 else ""
+        log(f"{p['method']:<22} pointwise AP {p['pointwise_ap']:.3f}  ({p['n']} images, {p['centres']}){note}")
     return table
+
+
+def scaled_boxes(row, size):
+    """A manifest row's boxes (original pixels) in pixels of a `size` x `size` map."""
+    from ..data.manifest import parse_boxes
+
+    return [(x * size / row["width"], y * size / row["height"], w * size / row["width"], h * size / row["height"])
+            for x, y, w, h in parse_boxes(row["boxes"])]

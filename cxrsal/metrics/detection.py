@@ -31,21 +31,56 @@ def box_heatmap(boxes, scores, shape, *, min_score=0.01, original_size=None):
     return heat
 
 
-def pointwise_hits(maps, boxes, input_size, *, tolerance=0.0):
-    """Whether each map's arg-max cell centre lies inside one of the image's boxes.
+def argmax_points(maps, input_size, *, geometry=None):
+    """(y, x) in input pixels of each map's arg-max cell: the point [B] calls a detection.
 
-    `maps` [N, h, w] (WILDCAT class maps, or any map at its own resolution); the cell is a
-    d x d box with d = input_size / h; `boxes[i]`: (x, y, width, height) in input pixels.
+    `maps` [N, h, w]: a map at any resolution (a native WILDCAT class map, or a map upsampled
+    to the input). `geometry=None` ("grid", [B]'s text): cell i of h sits at (i + 1/2) d,
+    d = input_size / h. With the feature map's receptive-field `geometry` ({"start", "jump",
+    "size"}, `cxrsal.models.geometry.feature_geometry`), the cell is placed at its receptive
+    field's centre, start + u jump + 1/2, where u is the cell's coordinate on the feature grid
+    (an upsampled map's pixel maps back to it by the half-pixel rule of bilinear resizing).
+
+    >>> argmax_points([[[0, 1], [0, 0]]], 64).tolist()          # cell (0, 1), d = 32
+    [[16.0, 48.0]]
+    >>> geo = {"start": [0.0, 0.0], "jump": [32, 32], "size": [2, 2]}   # ResNet: 15.5 px off
+    >>> argmax_points([[[0, 1], [0, 0]]], 64, geometry=geo).tolist()
+    [[0.5, 32.5]]
     """
-    hits = []
-    for m, bxs in zip(maps, boxes):
+    points = []
+    for m in maps:
         m = np.asarray(m)
-        i, j = np.unravel_index(np.argmax(m), m.shape)
-        dy, dx = input_size / m.shape[0], input_size / m.shape[1]
-        cy, cx = (i + 0.5) * dy, (j + 0.5) * dx
-        hits.append(any(x - tolerance <= cx <= x + w + tolerance and y - tolerance <= cy <= y + h + tolerance
-                        for x, y, w, h in bxs))
+        idx = np.unravel_index(np.argmax(m), m.shape)
+        point = []
+        for axis, i in enumerate(idx):
+            if geometry is None:
+                point.append((i + 0.5) * input_size / m.shape[axis])
+            else:
+                u = (i + 0.5) * geometry["size"][axis] / m.shape[axis] - 0.5
+                point.append(geometry["start"][axis] + u * geometry["jump"][axis] + 0.5)
+        points.append(point)
+    return np.array(points, np.float64).reshape(-1, 2)
+
+
+def points_in_boxes(points, boxes, *, tolerance=0.0):
+    """Whether each (y, x) lies inside one of its image's boxes (x, y, width, height)."""
+    return np.array([any(x - tolerance <= px <= x + w + tolerance and y - tolerance <= py <= y + h + tolerance
+                         for x, y, w, h in bxs) for (py, px), bxs in zip(points, boxes)], bool)
+
+
+def points_in_masks(points, masks):
+    """Whether each (y, x) falls on a pixel of its image's mask (points outside the image miss)."""
+    hits = []
+    for (py, px), mask in zip(points, masks):
+        i, j = int(np.floor(py)), int(np.floor(px))
+        hits.append(bool(0 <= i < mask.shape[0] and 0 <= j < mask.shape[1] and mask[i, j]))
     return np.array(hits, bool)
+
+
+def pointwise_hits(maps, boxes, input_size, *, tolerance=0.0, geometry=None):
+    """Whether each map's arg-max cell centre (`argmax_points`) lies inside one of the image's
+    boxes (x, y, width, height in input pixels)."""
+    return points_in_boxes(argmax_points(maps, input_size, geometry=geometry), boxes, tolerance=tolerance)
 
 
 def pointwise_average_precision(labels, scores, hits):
