@@ -3,27 +3,37 @@
 import click
 
 
+# the names of cxrsal.stats.POSTHOC, written out so that `--help` needs no NumPy / statsmodels
+posthoc_option = click.option(
+    "--posthoc", type=click.Choice(("mixedlm", "tukey")), default="mixedlm", show_default=True,
+    help="Pairwise comparisons between methods: contrasts from the fitted mixed model (paired by image, "
+         "Holm-adjusted) or plain Tukey HSD (ignores the pairing).")
+
+
 def register(cli):
     @cli.command()
     @click.option("--results", multiple=True, required=True, type=click.Path(file_okay=False),
                   help="Folders holding score / randomize / compare / train outputs (repeatable).")
     @click.option("--out", type=click.Path(file_okay=False), required=True)
-    def stats(results, out):
-        """Mixed models + Tukey per question of [A]; Table 2 and Table 1."""
+    @posthoc_option
+    def stats(results, out, posthoc):
+        """Mixed models + post-hoc contrasts per question of [A]; Table 2 per data set x model, Table 1."""
         from cxrsal.stats.study import run_stats
 
-        res = run_stats(results, out, log=click.echo)
+        res = run_stats(results, out, posthoc=posthoc, log=click.echo)
         click.echo(res["table2"].to_string(index=False) if len(res["table2"]) else "Table 2: no data")
-        click.echo(f"tables: {out}/table2.csv, table1.csv, tests.csv, tukey.csv, tables.md")
+        click.echo(f"tables: {out}/table2.csv, table1.csv, table1_utility.csv, tests.csv, posthoc.csv, "
+                   "choices.csv, tables.md")
 
     @cli.command()
     @click.option("--results", multiple=True, required=True, type=click.Path(file_okay=False))
     @click.option("--out", type=click.Path(file_okay=False), required=True)
-    def report(results, out):
+    @posthoc_option
+    def report(results, out, posthoc):
         """One self-contained HTML page plus Markdown: tables, figures, configs and versions."""
         from cxrsal.report import build_report
 
-        build_report(results, out, log=click.echo)
+        build_report(results, out, posthoc=posthoc, log=click.echo)
 
     @cli.command()
     @click.option("--out", type=click.Path(file_okay=False), default="cxrsal-demo", show_default=True)

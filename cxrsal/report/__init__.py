@@ -127,12 +127,31 @@ def _provenance(found):
     return items
 
 
-def build_report(dirs, out, *, log=print):
-    """Stats, tables, figures and provenance into OUT/report.html and OUT/report.md."""
-    from ..stats.study import markdown, run_stats
+def _lines_html(lines):
+    """Text lines of a table section: "- " lines become a list, the others paragraphs."""
+    parts, items = [], []
+    for line in lines + [""]:
+        if line.startswith("- "):
+            items.append(f"<li>{html.escape(line[2:])}</li>")
+            continue
+        if items:
+            parts.append("<ul>" + "".join(items) + "</ul>")
+            items = []
+        if line:
+            parts.append(f"<p>{html.escape(line)}</p>")
+    return "".join(parts)
+
+
+def build_report(dirs, out, *, log=print, posthoc="mixedlm"):
+    """Stats, tables, figures and provenance into OUT/report.html and OUT/report.md.
+
+    `posthoc` ("mixedlm" or "tukey") is passed to `run_stats`.
+    """
+    from ..stats.study import (NO_DATA, TABLE1_TITLE, TABLE1_UTILITY_TITLE, markdown, run_stats,
+                               table2_sections, tables_markdown)
 
     out = Path(out)
-    res = run_stats(dirs, out / "stats", log=log)
+    res = run_stats(dirs, out / "stats", posthoc=posthoc, log=log)
     found = res["found"]
     figures = {}
     import pandas as pd
@@ -154,10 +173,9 @@ def build_report(dirs, out, *, log=print):
         with atomic_path(out / "figures" / f"{key}.png") as tmp:
             tmp.write_bytes(png)
     prov = _provenance(found)
-    t2, t1, tests = res["table2"], res["table1"], res["tests"]
+    t1, t1u, tests = res["table1"], res["table1_utility"], res["tests"]
 
-    md = ["# cxrsal report", "", "## Table 2 ([A]): PASS/FAIL per method and criterion", "", markdown(t2), "",
-          "## Table 1 ([B])", "", markdown(t1), "", "## Statistical tests", "",
+    md = ["# cxrsal report", "", tables_markdown(res), "## Statistical tests", "",
           markdown(tests.round(4)) if len(tests) else "no tests (no results with baselines)", ""]
     for key, (caption, _) in figures.items():
         md += [f"## {caption}", "", f"![{key}](figures/{key}.png)", ""]
@@ -173,9 +191,16 @@ def build_report(dirs, out, *, log=print):
              "body{font-family:sans-serif;max-width:1100px;margin:2em auto}table.t{border-collapse:collapse}"
              "table.t td,table.t th{border:1px solid #ccc;padding:3px 6px;font-size:12px}"
              "pre{background:#f6f6f6;padding:6px;font-size:11px;overflow:auto}</style></head><body>",
-             "<h1>cxrsal report</h1>", "<h2>Table 2 ([A]): PASS/FAIL per method and criterion</h2>", table_html(t2),
-             "<h2>Table 1 ([B])</h2>", table_html(t1), "<h2>Statistical tests</h2>",
-             table_html(tests) if len(tests) else "<p>no tests</p>"]
+             "<h1>cxrsal report</h1>"]
+    sections = table2_sections(res)
+    if not sections:
+        parts.append(f"<h2>Table 2 ([A])</h2><p>{NO_DATA}</p>")
+    for title, before, rows, after in sections:
+        parts += [f"<h2>{html.escape(title)}</h2>", _lines_html(before),
+                  table_html(rows) if len(rows) else f"<p>{NO_DATA}</p>", _lines_html(after)]
+    for title, table in ((TABLE1_TITLE, t1), (TABLE1_UTILITY_TITLE, t1u)):
+        parts += [f"<h2>{html.escape(title)}</h2>", table_html(table) if len(table) else f"<p>{NO_DATA}</p>"]
+    parts += ["<h2>Statistical tests</h2>", table_html(tests) if len(tests) else "<p>no tests</p>"]
     for key, (caption, png) in figures.items():
         parts.append(f"<h2>{html.escape(caption)}</h2><figure id='{key}'><img alt='{key}' "
                      f"src='data:image/png;base64,{base64.b64encode(png).decode()}'/></figure>")

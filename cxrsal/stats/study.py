@@ -1,166 +1,552 @@
-"""`cxrsal stats`: every question of [A] over whatever results exist, then Table 2 ([A]) and
-Table 1 ([B]), saying which cells lack data."""
+"""`cxrsal stats`: every question of [A] over whatever results exist, one Table 2 per data set x
+model group (never pooled), Table 1 ([B]), the choices in force, saying which cells lack data."""
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
 
+from ..data.manifest import MANIFEST_FILE, manifest_hash
 from ..errors import CxrsalError
 from ..io import atomic_path, write_frame
-from . import ALPHA, better_than, mixed_model, not_worse_than, one_sample, tukey
+from . import ALPHA, POSTHOC, better_than, finding, mixed_model, one_sample, tukey, vs_threshold  # noqa: F401 (tukey, one_sample: re-exported)
 
 LOW_BASELINE = 0.5
 HIGH = ("baseline:detector", "baseline:segmentation")
+LOCALIZATION = "baseline:localization"
 SALIENCY = ("grad", "sg", "ig", "sig", "gcam", "xrai", "gbp", "ggcam", "wildcat")
+UNKNOWN = "unknown"
+NO_DATA = "no data"
+# the file that marks each kind of result folder
+RESULT_FILES = {"score": "score.json", "randomization": "randomization.json", "compare": "compare.json",
+                "runs": "run.json"}
+TESTS_COLUMNS = ("dataset", "group", "question", "model", "method", "comparison", "estimate", "ci_low", "ci_high",
+                 "p_value", "test", "finding", "decision", "source")
+TABLE2_COLUMNS = ("utility vs average mask", "utility vs localization network", "trained vs randomized",
+                  "repeatability vs 0.5", "repeatability vs localization network", "reproducibility vs 0.5",
+                  "reproducibility vs localization network")
+POOLING = "Results of different data sets or architectures are never pooled: each Table 2 holds one group."
 
 
 def discover(dirs):
-    """Result files under `dirs` (any depth): score, randomization, compare outputs and run cards."""
-    found = {"score": [], "randomization": [], "compare": [], "runs": []}
+    """Result folders under `dirs` (any depth): score, randomization, compare outputs and run cards."""
+    found = {kind: [] for kind in RESULT_FILES}
     for d in dirs:
         d = Path(d)
         if not d.exists():
             raise CxrsalError(f"--results {d}: no such folder")
-        found["score"] += sorted(p.parent for p in d.rglob("score.json"))
-        found["randomization"] += sorted(p.parent for p in d.rglob("randomization.json"))
-        found["compare"] += sorted(p.parent for p in d.rglob("compare.json"))
-        found["runs"] += sorted(p.parent for p in d.rglob("run.json"))
+        for kind, name in RESULT_FILES.items():
+            found[kind] += sorted(p.parent for p in d.rglob(name))
     if not any(found.values()):
         raise CxrsalError(f"--results {', '.join(map(str, dirs))}: no results (score, randomize, compare or "
                           "train outputs) found")
     return found
 
 
-def _load(paths, name):
+# ---------------------------------------------------------------- where each result comes from
+
+def _read_json(path):
+    return json.loads(Path(path).read_text())
+
+
+def model_key(arch, head):
+    """The architecture a result belongs to: `arch` for a classification head, f"{arch}-wildcat"
+    for a WILDCAT head (f"{arch}-{head}" for any other); "unknown" without an architecture."""
+    if not arch or arch == UNKNOWN:
+        return UNKNOWN
+    return arch if head == "classification" else f"{arch}-{head or UNKNOWN}"
+
+
+def _known(value):
+    """`value` unless missing or "unknown" (then the next fallback is tried)."""
+    return value if value and value != UNKNOWN else None
+
+
+def _card(ref, runs_by_name):
+    """The run card of a model a result names (its path, or only its directory's name)."""
+    if not ref:
+        return None
+    for d in (Path(ref), runs_by_name.get(Path(ref).name)):
+        if d is not None and (Path(d) / RESULT_FILES["runs"]).is_file():
+            return _read_json(Path(d) / RESULT_FILES["runs"])
+    return None
+
+
+def result_info(path, kind, runs_by_name=None):
+    """Data set, models (name, arch, head, key) and choices of one result folder.
+
+    Reads the result JSON's ``data_hash``, ``arch``/``head`` (``archs``/``heads`` for several
+    models) and ``choices``; older folders fall back to the manifest hash of its ``data`` folder
+    and to the run cards (``run.json``) of the models it names, else "unknown".
+    """
+    path = Path(path)
+    runs_by_name = runs_by_name or {}
+    meta = _read_json(path / RESULT_FILES[kind])
+    if kind == "score":
+        # score.json names the model by its directory's name; its map store holds the path
+        store = Path(meta.get("maps", "")) / "store.json"
+        refs = [(_read_json(store).get("model") if store.is_file() else None) or meta.get("model")]
+    else:
+        refs = list(meta.get("models", []))
+    cards = [_card(r, runs_by_name) for r in refs]
+    n = len(refs)
+    listed = {}
+    for field in ("arch", "head"):
+        many, one = meta.get(field + "s"), meta.get(field)
+        listed[field] = (list(many) if many and len(many) == n else [one] * n if one and n == 1 else None)
+    models = []
+    for k, (ref, card) in enumerate(zip(refs, cards)):
+        card = card or {}
+        arch, head = ((_known(listed[f][k]) if listed[f] else None) or _known(card.get(f)) or _known(meta.get(f))
+                      or UNKNOWN for f in ("arch", "head"))
+        models.append(dict(name=Path(ref).name if ref else UNKNOWN, arch=arch, head=head, key=model_key(arch, head)))
+    data = meta.get("data") or next((c["data"].get("dir", "") for c in cards if c and "data" in c), "")
+    data_hash = _known(meta.get("data_hash"))
+    if not data_hash and data and (Path(data) / MANIFEST_FILE).is_file():
+        data_hash = manifest_hash(data)
+    if not data_hash:
+        data_hash = next((c["data"]["manifest_sha256"] for c in cards
+                          if c and c.get("data", {}).get("manifest_sha256")), UNKNOWN)
+    return dict(path=path, kind=kind, data_hash=data_hash, dataset=data_hash[:12], data=str(data), models=models,
+                choices=dict(meta.get("choices") or {}))
+
+
+def group_name(dataset, key):
+    """A group's name in tests.csv and posthoc.csv: data set (12 hex) / model key."""
+    return f"{dataset}/{key}"
+
+
+def _source(path, roots):
+    """A result folder's name relative to the --results folder it was found under (stable across
+    machines, unlike the absolute path)."""
+    for root in roots:
+        try:
+            rel = Path(path).resolve().relative_to(Path(root).resolve())
+        except ValueError:
+            continue
+        return str(Path(Path(root).name) / rel)
+    return str(path)
+
+
+def _read_csv(path):
+    """A result CSV; an empty table (written from no rows) reads as an empty frame."""
     import pandas as pd
 
-    frames = [pd.read_csv(p / name) for p in paths if (p / name).exists()]
-    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+    try:
+        return pd.read_csv(path)
+    except pd.errors.EmptyDataError:
+        return pd.DataFrame()
+
+
+def _tagged(info, frame, group_of_row):
+    frame = frame.copy()
+    frame.insert(0, "dataset", info["dataset"])
+    frame.insert(1, "group", group_of_row(frame))
+    frame["source"] = info["source"]
+    return frame
+
+
+def _load_results(infos):
+    """Tidy tables of every folder, each row tagged with its data set, group and source."""
+    import pandas as pd
+
+    out = {name: [] for name in ("scores", "pointwise", "rand", "thresholds", "compare")}
+    for info in infos:
+        p, dataset, models = info["path"], info["dataset"], info["models"]
+        first = group_name(dataset, models[0]["key"]) if models else group_name(dataset, UNKNOWN)
+        if info["kind"] == "score":
+            for name, file in (("scores", "scores.csv"), ("pointwise", "pointwise.csv")):
+                frame = _read_csv(p / file) if (p / file).is_file() else pd.DataFrame()
+                if len(frame):
+                    out[name].append(_tagged(info, frame, lambda f: first))
+        elif info["kind"] == "randomization":
+            # rows name their model by the tag f"{k:02d}-{dir name}" of the k-th model
+            tags = {f"{k:02d}-{m['name']}": group_name(dataset, m["key"]) for k, m in enumerate(models)}
+            by_tag = lambda f: f["model"].astype(str).map(lambda t: tags.get(t, first))
+            for name, file in (("rand", "randomization.csv"), ("thresholds", "thresholds.csv")):
+                frame = _read_csv(p / file) if (p / file).is_file() else pd.DataFrame()
+                if len(frame):
+                    out[name].append(_tagged(info, frame, by_tag))
+        elif info["kind"] == "compare" and (p / "compare.csv").is_file() and len(_read_csv(p / "compare.csv")):
+            # two architectures: the result belongs to model A's group
+            frame = _tagged(info, _read_csv(p / "compare.csv"), lambda f: first)
+            frame["question_kind"] = info["compare_kind"]
+            out["compare"].append(frame)
+    return {k: pd.concat(v, ignore_index=True) if v else pd.DataFrame() for k, v in out.items()}
+
+
+def _compare_kind(info):
+    """Repeatability when both models share an architecture (model key), reproducibility otherwise."""
+    keys = [m["key"] for m in info["models"]]
+    return "repeatability" if len(set(keys)) == 1 and UNKNOWN not in keys else "reproducibility"
+
+
+# ---------------------------------------------------------------- the tests behind Table 2
+
+def _keys(frame, *extra):
+    return [c for c in ("dataset", "group", "source", *extra) if c in frame.columns]
+
+
+def _ids(keys, values):
+    values = values if isinstance(values, tuple) else (values,)
+    return dict(zip(keys, values))
+
+
+def _row(ids, question, model, method, comparison, estimate, ci_low, ci_high, p, test, decision, found):
+    return dict(ids, question=question, model=model, method=method, comparison=comparison, estimate=estimate,
+                ci_low=ci_low, ci_high=ci_high, p_value=p, test=test, finding=found, decision=decision)
+
+
+def _t_interval(values, alpha):
+    from scipy.stats import t
+
+    values = np.asarray(values, float)
+    values = values[np.isfinite(values)]
+    if len(values) < 2:
+        return float("nan"), float("nan")
+    half = t.ppf(1 - alpha / 2, len(values) - 1) * values.std(ddof=1) / np.sqrt(len(values))
+    return float(values.mean() - half), float(values.mean() + half)
 
 
 def utility_tests(scores, alpha=ALPHA):
+    """AUPRC of each method against the average mask and the localization networks (mixed model,
+    one per scored model); PASS = significantly better, whichever the baseline."""
     rows = []
     if scores.empty:
         return rows
     auprc = scores[scores.metric == "auprc"]
-    for model, d in auprc.groupby("model"):
-        for baseline, question in (("baseline:avg", "utility vs average mask"),) + tuple(
-                (h, "utility vs localization network") for h in HIGH):
+    keys = _keys(auprc, "model")
+    for values, d in auprc.groupby(keys, sort=True):
+        ids = _ids(keys, values)
+        for baseline in ("baseline:avg", *HIGH):
             if baseline not in set(d.method):
                 continue
+            question = "utility vs average mask" if baseline == "baseline:avg" else "utility vs localization network"
             for r in mixed_model(d, reference=baseline, alpha=alpha):
-                decide = better_than if baseline == "baseline:avg" else not_worse_than
-                rows.append(dict(question=question, model=model, method=r["level"], comparison=baseline,
-                                 estimate=r["estimate"], ci_low=r["ci_low"], ci_high=r["ci_high"],
-                                 p_value=r["p_value"], test="mixedlm", decision=decide(r["estimate"], r["p_value"])))
+                rows.append(_row(ids, question, ids.get("model", ""), r["level"], baseline, r["estimate"], r["ci_low"],
+                                 r["ci_high"], r["p_value"], "mixedlm", better_than(r["estimate"], r["p_value"], alpha),
+                                 finding(r["estimate"], r["p_value"], alpha)))
     return rows
 
 
+def _final_step(rand):
+    """SSIM rows of each randomization folder's fully randomized step (models of one group)."""
+    ssim = rand[rand.metric == "ssim"]
+    keys = _keys(ssim)
+    if not keys:
+        return ssim[ssim.step == ssim.step.max()]
+    last = ssim.groupby(keys + ["model"])["step"].transform("max")
+    return ssim[ssim.step == last]
+
+
 def randomization_tests(rand, thresholds, alpha=ALPHA):
+    """Fully randomized mean SSIM against each method's degradation threshold (its own rule);
+    the t-test's p-value (two-sided) is shown, the decision does not use it."""
     rows = []
     if rand.empty:
         return rows
-    ssim = rand[rand.metric == "ssim"]
-    last = ssim[ssim.step == ssim.step.max()]
-    for method, d in last.groupby("method"):
-        thr = float(thresholds[thresholds.method == method].threshold.mean())
+    last = _final_step(rand)
+    keys = _keys(last)
+    for values, d in last.groupby(keys + ["method"], sort=True):
+        ids, method = _ids(keys, values[:-1]), values[-1]
+        th = thresholds[thresholds.method == method]
+        for k, v in ids.items():
+            th = th[th[k] == v] if k in th.columns else th
+        thr = float(th.threshold.mean()) if len(th) else float("nan")
         mean = float(d.value.mean())
-        p = one_sample(d.value, thr, "less")
-        rows.append(dict(question="trained vs randomized", model="all", method=method, comparison="threshold",
-                         estimate=mean - thr, ci_low=np.nan, ci_high=np.nan, p_value=p, test="t-test (less)",
-                         decision="PASS" if mean < thr else "FAIL"))
+        decision, found = vs_threshold(mean, thr)
+        lo, hi = _t_interval(d.value, alpha)
+        rows.append(_row(ids, "trained vs randomized", ", ".join(sorted(map(str, d.model.unique()))), method,
+                         "threshold", mean - thr, lo - thr, hi - thr, one_sample(d.value, thr), "t-test (two-sided)",
+                         decision, found))
     return rows
 
 
 def compare_tests(compare, kind, alpha=ALPHA):
+    """SSIM between two models' maps against 0.5 (one-sample t-test, two-sided) and against the
+    localization networks' SSIM (mixed model); PASS = significantly better."""
     rows = []
     if compare.empty:
         return rows
-    saliency = compare[~compare.method.str.startswith("baseline:")]
-    for method, d in saliency.groupby("method"):
-        p = one_sample(d.value, LOW_BASELINE, "greater")
-        rows.append(dict(question=f"{kind} vs 0.5", model="all", method=method, comparison="0.5",
-                         estimate=float(d.value.mean()) - LOW_BASELINE, ci_low=np.nan, ci_high=np.nan, p_value=p,
-                         test="t-test (greater)", decision=better_than(float(d.value.mean()) - LOW_BASELINE, p)))
-    if "baseline:localization" in set(compare.method):
-        for r in mixed_model(compare, reference="baseline:localization", alpha=alpha):
-            rows.append(dict(question=f"{kind} vs localization network", model="all", method=r["level"],
-                             comparison="baseline:localization", estimate=r["estimate"], ci_low=r["ci_low"],
-                             ci_high=r["ci_high"], p_value=r["p_value"], test="mixedlm",
-                             decision=not_worse_than(r["estimate"], r["p_value"])))
+    keys = _keys(compare)
+    groups = compare.groupby(keys, sort=True) if keys else [((), compare)]
+    for values, d in groups:
+        ids = _ids(keys, values)
+        saliency = d[~d.method.astype(str).str.startswith("baseline:")]
+        pair = (f"{saliency.model_a.iloc[0]} vs {saliency.model_b.iloc[0]}"
+                if len(saliency) and {"model_a", "model_b"} <= set(d.columns) else "")
+        for method, m in saliency.groupby("method"):
+            est = float(m.value.mean()) - LOW_BASELINE
+            p = one_sample(m.value, LOW_BASELINE)
+            lo, hi = _t_interval(m.value, alpha)
+            rows.append(_row(ids, f"{kind} vs 0.5", pair, method, "0.5", est, lo - LOW_BASELINE, hi - LOW_BASELINE,
+                             p, "t-test (two-sided)", better_than(est, p, alpha), finding(est, p, alpha)))
+        if LOCALIZATION in set(d.method):
+            for r in mixed_model(d, reference=LOCALIZATION, alpha=alpha):
+                rows.append(_row(ids, f"{kind} vs localization network", pair, r["level"], LOCALIZATION,
+                                 r["estimate"], r["ci_low"], r["ci_high"], r["p_value"], "mixedlm",
+                                 better_than(r["estimate"], r["p_value"], alpha),
+                                 finding(r["estimate"], r["p_value"], alpha)))
     return rows
 
 
-def _compare_kind(path):
-    """Repeatability when both models share an architecture, reproducibility otherwise."""
-    meta = json.loads((path / "compare.json").read_text())
-    archs = []
-    for m in meta["models"]:
-        card = Path(m) / "run.json"
-        archs.append(json.loads(card.read_text())["arch"] if card.exists() else m)
-    return "repeatability" if len(set(archs)) == 1 else "reproducibility"
-
-
-TABLE2_COLUMNS = ("utility vs average mask", "utility vs localization network", "trained vs randomized",
-                  "repeatability vs 0.5", "repeatability vs localization network", "reproducibility vs 0.5",
-                  "reproducibility vs localization network")
+def _split_group(group):
+    return group.split("/", 1)[-1] if isinstance(group, str) else UNKNOWN
 
 
 def table2(tests):
-    """PASS/FAIL per method and criterion; a cell without data says so."""
+    """PASS/FAIL per data set x model group, method and criterion; a cell without data says so.
+
+    A cell PASSes when every test behind it (e.g. several scored runs of one architecture)
+    PASSes, FAILs when any FAILs, else "n/a" (no p-value). Columns: dataset, model, method,
+    then `TABLE2_COLUMNS`; one block of rows per group, methods in [A]'s order.
+    """
     import pandas as pd
 
-    methods = [m for m in SALIENCY if m in set(tests.method)] if not tests.empty else []
+    columns = ["dataset", "model", "method", *TABLE2_COLUMNS]
+    if tests.empty:
+        return pd.DataFrame(columns=columns)
+    tests = tests.copy()
+    if "group" not in tests.columns:
+        tests["group"] = group_name(UNKNOWN, UNKNOWN)
+    if "dataset" not in tests.columns:
+        tests["dataset"] = UNKNOWN
     rows = []
-    for m in methods:
-        row = {"method": m}
-        for q in TABLE2_COLUMNS:
-            d = tests[(tests.method == m) & (tests.question == q)]
-            if d.empty:
-                row[q] = "no data"
-            else:
-                decisions = set(d.decision)
-                row[q] = "PASS" if decisions == {"PASS"} else ("FAIL" if "FAIL" in decisions else "n/a")
-        rows.append(row)
-    return pd.DataFrame(rows, columns=["method", *TABLE2_COLUMNS])
+    for (dataset, group), g in sorted(tests.groupby(["dataset", "group"]), key=lambda kv: kv[0]):
+        for m in [m for m in SALIENCY if m in set(g.method)]:
+            row = {"dataset": dataset, "model": _split_group(group), "method": m}
+            for q in TABLE2_COLUMNS:
+                d = g[(g.method == m) & (g.question == q)]
+                if d.empty:
+                    row[q] = NO_DATA
+                else:
+                    decisions = set(d.decision)
+                    row[q] = "PASS" if decisions == {"PASS"} else ("FAIL" if "FAIL" in decisions else "n/a")
+            rows.append(row)
+    return pd.DataFrame(rows, columns=columns)
 
 
-def table1(runs, scores, pointwise):
-    """[B] Table 1 per backbone: classification AUC of both heads, pointwise AP and utility of
-    WILDCAT maps, the best saliency method and the detector."""
+def posthoc_tests(sets, procedure="mixedlm", alpha=ALPHA):
+    """Pairwise comparisons between methods within each (group, question) set, by `procedure`
+    ("mixedlm": contrasts from the fitted mixed model, paired by image; "tukey": Tukey HSD)."""
     import pandas as pd
 
-    cards = [json.loads((r / "run.json").read_text()) | {"dir": r.name} for r in runs]
-    # classifiers only: the localization networks' run cards (train-baseline) are not Table 1 rows
-    cards = [c for c in cards if c.get("task", "classification") == "classification"]
-    archs = sorted({c["arch"] for c in cards})
+    fn = POSTHOC.get(procedure)
+    tables = []
+    for ids, question, model, d in sets:
+        t = fn(d, alpha=alpha)
+        where = dict(dataset=ids.get("dataset", UNKNOWN), group=ids.get("group", UNKNOWN), question=question,
+                     model=model, source=ids.get("source", ""))
+        for k, (name, value) in enumerate(where.items()):
+            t.insert(k, name, value)
+        if len(t):
+            tables.append(t)
+    return pd.concat(tables, ignore_index=True) if tables else pd.DataFrame()
+
+
+def _posthoc_sets(scores, rand, compare):
+    sets = []
+    if not scores.empty:
+        auprc = scores[scores.metric == "auprc"]
+        keys = _keys(auprc, "model")
+        for values, d in auprc.groupby(keys, sort=True):
+            ids = _ids(keys, values)
+            sets.append(({k: v for k, v in ids.items() if k != "model"}, "utility", ids.get("model", ""), d))
+    if not rand.empty:
+        last = _final_step(rand)
+        keys = _keys(last)
+        for values, d in (last.groupby(keys, sort=True) if keys else [((), last)]):
+            sets.append((_ids(keys, values), "trained vs randomized", ", ".join(sorted(map(str, d.model.unique()))),
+                         d))
+    if not compare.empty:
+        keys = _keys(compare)
+        for values, d in compare.groupby(keys, sort=True):
+            saliency = d[~d.method.astype(str).str.startswith("baseline:")]
+            pair = f"{saliency.model_a.iloc[0]} vs {saliency.model_b.iloc[0]}" if len(saliency) else ""
+            sets.append((_ids(keys, values), str(d.question_kind.iloc[0]), pair, d))
+    return sets
+
+
+# ---------------------------------------------------------------- Table 1 ([B])
+
+def _natural(text):
+    return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", str(text))]
+
+
+def _metric(card, name):
+    v = (card.get("metrics") or {}).get(name)
+    return float(v) if isinstance(v, (int, float)) and np.isfinite(v) else None
+
+
+def chosen_runs(runs):
+    """Per data set x backbone x head the run Table 1 reports: classifiers by best validation AUC
+    (`metrics.best_val_auc`; never test), RetinaNets by lowest validation loss (`best_val_loss`).
+
+    Returns
+    -------
+    list of dict
+        dataset, backbone, head, run (directory name), selected by, val score, card.
+    """
+    cards = []
+    for r in runs:
+        path = Path(r) / RESULT_FILES["runs"]
+        if path.is_file():
+            card = _read_json(path)
+            cards.append(dict(card=card, run=Path(r).name, task=card.get("task", "classification"),
+                              dataset=((card.get("data") or {}).get("manifest_sha256") or UNKNOWN)[:12],
+                              backbone=card.get("arch", UNKNOWN), head=card.get("head", "classification")))
+    # (card metric, label, sign): a higher sign * score is better
+    rules = {"classification": ("best_val_auc", "best val AUC", 1.0),
+             "retinanet": ("best_val_loss", "lowest val loss", -1.0)}
+    chosen = {}
+    for c in cards:
+        if c["task"] not in rules:       # U-Nets and other localization networks: not Table 1 rows
+            continue
+        metric, label, sign = rules[c["task"]]
+        head = c["head"] if c["task"] == "classification" else "retinanet"
+        key = (c["dataset"], c["backbone"], head)
+        score = _metric(c["card"], metric)
+        prev = chosen.get(key)
+        # a run without a validation score is chosen only when no run of its kind has one
+        if prev is None or (score is not None and (prev["val score"] is None
+                                                   or sign * score > sign * prev["val score"])):
+            chosen[key] = dict(dataset=c["dataset"], backbone=c["backbone"], head=head, run=c["run"],
+                               **{"selected by": label, "val score": score}, card=c["card"])
+    head_order = {"classification": 0, "wildcat": 1, "retinanet": 9}
+    return [chosen[k] for k in sorted(chosen, key=lambda k: (k[0], _natural(k[1]), head_order.get(k[2], 5), k[2]))]
+
+
+def _trained(frame):
+    if "step" in frame.columns:
+        frame = frame[frame.step.astype(str) == "trained"]
+    return frame
+
+
+def _pointwise_cell(pointwise, run, method):
+    """A run's pointwise AP: its value (distinct values joined when scored more than once), marked
+    when computed over positives only (no negatives, so no false positives from them: inflated)."""
+    if pointwise.empty:
+        return NO_DATA
+    d = _trained(pointwise)
+    d = d[(d.model.astype(str) == run) & (d.method == method)].dropna(subset=["pointwise_ap"])
+    if d.empty:
+        return NO_DATA
+    values = sorted({round(float(v), 9) for v in d.pointwise_ap})
+    positives_only = "n_negative" in d.columns and bool((d.n_negative.fillna(-1) == 0).all())
+    if len(values) == 1 and not positives_only:
+        return values[0]
+    return " / ".join(f"{v:.3f}" for v in values) + (" (positives only)" if positives_only else "")
+
+
+NATIVE = {"classification": "gcam", "wildcat": "wildcat", "retinanet": "baseline:detector"}
+
+
+def table1(runs, pointwise):
+    """[B] Table 1, AUC part: one row per data set x backbone x head (classification, wildcat,
+    and the RetinaNet per backbone) for the run chosen by validation (`chosen_runs`).
+
+    Columns: dataset, backbone, head, run, selected by, val score, test AUC (the run card's),
+    pointwise AP (of its native maps: GradCAM for a classification head, the WILDCAT class map,
+    the RetinaNet's best box centre) and pointwise AP of (that method). The AUPRC part is
+    `table1_utility`. Cells without data say "no data"; an AP computed over positives only says so.
+    """
+    import pandas as pd
+
     rows = []
-    for arch in archs:
-        row = {"backbone": arch}
-        for head in ("classification", "wildcat"):
-            aucs = [c["metrics"]["test_auc"] for c in cards if c["arch"] == arch and c["head"] == head]
-            row[f"AUC {head}"] = float(np.mean(aucs)) if aucs else "no data"
-        wc = [c["dir"] for c in cards if c["arch"] == arch and c["head"] == "wildcat"]
-        pw = pointwise[(pointwise.method == "wildcat") & pointwise.model.isin(wc)] if not pointwise.empty else pointwise
-        row["pointwise AP (WILDCAT)"] = float(pw.pointwise_ap.mean()) if len(pw) else "no data"
-        auprc = scores[(scores.metric == "auprc")] if not scores.empty else scores
-        wmaps = auprc[(auprc.method == "wildcat") & auprc.model.isin(wc)] if len(auprc) else auprc
-        row["AUPRC WILDCAT maps"] = float(wmaps.value.mean()) if len(wmaps) else "no data"
-        clf = [c["dir"] for c in cards if c["arch"] == arch and c["head"] == "classification"]
-        sal = auprc[auprc.model.isin(clf) & auprc.method.isin(SALIENCY[:-1])] if len(auprc) else auprc
-        if len(sal):
-            best = sal.groupby("method").value.mean()
-            row["AUPRC best saliency"] = f"{best.max():.3f} ({best.idxmax()})"
-        else:
-            row["AUPRC best saliency"] = "no data"
-        det = auprc[auprc.method == "baseline:detector"] if len(auprc) else auprc
-        row["AUPRC detector"] = float(det.value.mean()) if len(det) else "no data"
+    for c in chosen_runs(runs):
+        test = _metric(c["card"], "test_auc")
+        rows.append({"dataset": c["dataset"], "backbone": c["backbone"], "head": c["head"], "run": c["run"],
+                     "selected by": c["selected by"],
+                     "val score": c["val score"] if c["val score"] is not None else NO_DATA,
+                     "test AUC": test if test is not None else NO_DATA,
+                     "pointwise AP": _pointwise_cell(pointwise, c["run"], NATIVE.get(c["head"], "gcam")),
+                     "pointwise AP of": NATIVE.get(c["head"], "gcam")})
+    return pd.DataFrame(rows, columns=["dataset", "backbone", "head", "run", "selected by", "val score", "test AUC",
+                                       "pointwise AP", "pointwise AP of"])
+
+
+UTILITY_COLUMNS = {**{m: m for m in SALIENCY}, "baseline:avg": "average mask", "baseline:detector": "RetinaNet heatmap"}
+
+
+def table1_utility(runs, scores):
+    """[B] Table 1, utility part: localization-utility AUPRC (mean over positive images) of each
+    classifier run chosen by `chosen_runs`, per saliency method, the WILDCAT class map, the
+    average mask and the RetinaNet heatmap (both baselines as scored beside that run's maps, so
+    on the same images). "no data" where that run has no such score."""
+    import pandas as pd
+
+    auprc = _trained(scores[scores.metric == "auprc"]) if not scores.empty else scores
+    if len(auprc) and "label" in auprc.columns:
+        auprc = auprc[auprc.label == 1]
+    rows = []
+    for c in chosen_runs(runs):
+        if c["head"] == "retinanet":
+            continue
+        d = auprc[auprc.model.astype(str) == c["run"]] if len(auprc) else auprc
+        row = {"dataset": c["dataset"], "backbone": c["backbone"], "head": c["head"], "run": c["run"],
+               "positives": int(d.image_id.nunique()) if len(d) else 0}
+        for method, column in UTILITY_COLUMNS.items():
+            m = d[d.method == method] if len(d) else d
+            # an image scored twice counts once
+            row[column] = float(m.groupby("image_id").value.mean().mean()) if len(m) else NO_DATA
         rows.append(row)
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows, columns=["dataset", "backbone", "head", "run", "positives", *UTILITY_COLUMNS.values()])
+
+
+# ---------------------------------------------------------------- choices and the tables' text
+
+def choices_table(infos):
+    """One row per result folder x group x choice: folder, kind, dataset, group, key, value."""
+    import pandas as pd
+
+    rows = []
+    for info in infos:
+        for group in info["groups"]:
+            for key, value in sorted(info["choices"].items()):
+                rows.append(dict(folder=str(info["path"]), kind=info["kind"], dataset=info["dataset"], group=group,
+                                 key=key, value=str(value)))
+    return pd.DataFrame(rows, columns=["folder", "kind", "dataset", "group", "key", "value"])
+
+
+def rules_sentence(posthoc, alpha=ALPHA):
+    """The PASS rule and the post-hoc procedure, in one sentence."""
+    how = {"mixedlm": "pairwise contrasts from the fitted mixed model (paired by image, Holm-adjusted)",
+           "tukey": "Tukey HSD (unpaired: ignores the pairing by image)"}.get(posthoc, posthoc)
+    return (f"PASS = significantly better than the baseline, low or high (estimate > 0, two-sided p < {alpha}); "
+            "FAIL = not significantly better (tests.csv's `finding` says whether worse or no different); "
+            "randomization PASSES when the fully randomized mean SSIM is below the method's degradation "
+            f"threshold; post-hoc comparisons between methods: {how} (posthoc.csv).")
+
+
+def table2_sections(res):
+    """One section per group: (title, lines before the table, Table 2 rows, lines after it)."""
+    t2, groups, choices = res["table2"], res["groups"], res["choices"]
+    sections = []
+    for group, g in groups.items():
+        rows = t2[(t2.dataset == g["dataset"]) & (t2.model == g["model"])].reset_index(drop=True)
+        title = f"Table 2 ([A]): data set {g['dataset']}, model {g['model']}"
+        before = [f"Data: {', '.join(g['data']) or UNKNOWN} (manifest sha256 {g['data_hash']}). "
+                  f"Results: {', '.join(g['sources'])}. {POOLING}"]
+        c = choices[choices.group == group] if len(choices) else choices
+        after = ["Choices in force:"]
+        for key, d in (c.groupby("key", sort=True) if len(c) else []):
+            values = sorted(set(d.value))
+            after.append(f"- {key}: {', '.join(values)}")
+            if len(values) > 1:
+                where = "; ".join(f"{v} in {', '.join(sorted(set(Path(f).name for f in d[d.value == v].folder)))}"
+                                  for v in values)
+                after.append(f"- WARNING: results in this group used different values of {key} ({where})")
+        unrecorded = len(g["sources"]) - (c.folder.nunique() if len(c) else 0)
+        if unrecorded:
+            after.append(f"- {unrecorded} result folder(s) of this group record no choices (older results)")
+        after.append(rules_sentence(res["posthoc_name"], res["alpha"]))
+        sections.append((title, before, rows, after))
+    return sections
 
 
 def markdown(df):
+    """A DataFrame as a Markdown table, floats to three decimals."""
     cols = list(df.columns)
     fmt = lambda v: f"{v:.3f}" if isinstance(v, (float, np.floating)) and np.isfinite(v) else str(v)
     lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
@@ -168,46 +554,84 @@ def markdown(df):
     return "\n".join(lines)
 
 
-def run_stats(dirs, out, *, alpha=ALPHA, log=print):
+TABLE1_TITLE = ("Table 1 ([B]): per backbone x head the run with the best validation score; its test AUC and "
+                "pointwise AP")
+TABLE1_UTILITY_TITLE = "Table 1 ([B]), utility: AUPRC (mean over positive images) of the chosen runs' maps"
+
+
+def tables_markdown(res, level=2):
+    """tables.md: one Table 2 section per group (with its choices and rules), then Table 1."""
+    h = "#" * level
+    parts = []
+    sections = table2_sections(res)
+    if not sections:
+        parts += [f"{h} Table 2 ([A])", "", NO_DATA, ""]
+    for title, before, rows, after in sections:
+        parts += [f"{h} {title}", "", *before, "", markdown(rows) if len(rows) else NO_DATA, "", *after, ""]
+    parts += [f"{h} {TABLE1_TITLE}", "", markdown(res["table1"]) if len(res["table1"]) else NO_DATA, "",
+              f"{h} {TABLE1_UTILITY_TITLE}", "",
+              markdown(res["table1_utility"]) if len(res["table1_utility"]) else NO_DATA, ""]
+    return "\n".join(parts)
+
+
+# ---------------------------------------------------------------- the command
+
+def run_stats(dirs, out, *, alpha=ALPHA, posthoc="mixedlm", log=print):
+    """Every test, post-hoc comparison and table over the results under `dirs`, written to `out`.
+
+    Writes tests.csv, posthoc.csv (column `test` names the procedure), table2.csv (one block per
+    data set x model group), table1.csv, table1_utility.csv, choices.csv and tables.md.
+    `posthoc`: "mixedlm" (default; contrasts from the mixed model) or "tukey" (unpaired Tukey HSD).
+    """
     import pandas as pd
 
+    POSTHOC.get(posthoc)   # an unknown name fails before any work
     found = discover(dirs)
-    scores = _load(found["score"], "scores.csv")
-    pointwise = _load(found["score"], "pointwise.csv")
-    rand = _load(found["randomization"], "randomization.csv")
-    thresholds = _load(found["randomization"], "thresholds.csv")
-    rows = utility_tests(scores, alpha) + randomization_tests(rand, thresholds, alpha)
-    for path in found["compare"]:
-        rows += compare_tests(pd.read_csv(path / "compare.csv"), _compare_kind(path), alpha)
-    tests = pd.DataFrame(rows, columns=["question", "model", "method", "comparison", "estimate", "ci_low",
-                                        "ci_high", "p_value", "test", "decision"])
-    # post-hoc: Tukey HSD across methods for every question
-    groups = []
-    if not scores.empty:
-        groups += [("utility", model, d) for model, d in scores[scores.metric == "auprc"].groupby("model")]
-    if not rand.empty:
-        ssim = rand[rand.metric == "ssim"]
-        groups.append(("trained vs randomized", "all", ssim[ssim.step == ssim.step.max()]))
-    for path in found["compare"]:
-        groups.append((_compare_kind(path), path.name, pd.read_csv(path / "compare.csv")))
-    tukeys = []
-    for question, model, d in groups:
-        t = tukey(d, alpha=alpha)
-        t.insert(0, "question", question)
-        t.insert(1, "model", model)
-        tukeys.append(t)
-    tk = pd.concat(tukeys, ignore_index=True) if tukeys else pd.DataFrame()
-    t2 = table2(tests)
-    t1 = table1(found["runs"], scores, pointwise)
+    runs_by_name = {p.name: p for p in found["runs"]}
+    infos = []
+    for kind in ("score", "randomization", "compare"):
+        for path in found[kind]:
+            info = result_info(path, kind, runs_by_name)
+            info["source"] = _source(path, dirs)
+            info["compare_kind"] = _compare_kind(info) if kind == "compare" else None
+            keys = [m["key"] for m in info["models"]] or [UNKNOWN]
+            # a comparison of two models belongs to model A's group only
+            info["groups"] = sorted({group_name(info["dataset"], k) for k in (keys[:1] if kind == "compare" else keys)})
+            infos.append(info)
+    t = _load_results(infos)
+    scores, pointwise, rand, compare = t["scores"], t["pointwise"], t["rand"], t["compare"]
+    rows = utility_tests(scores, alpha) + randomization_tests(rand, t["thresholds"], alpha)
+    if not compare.empty:
+        for kind, d in compare.groupby("question_kind", sort=True):
+            rows += compare_tests(d, kind, alpha)
+    tests = pd.DataFrame(rows, columns=list(TESTS_COLUMNS))
+    tests = tests.sort_values(["dataset", "group", "question", "source", "method"], kind="stable",
+                              ignore_index=True)
+    post = posthoc_tests(_posthoc_sets(scores, rand, compare), posthoc, alpha)
+
+    groups = {}
+    for info in infos:
+        for group in info["groups"]:
+            g = groups.setdefault(group, dict(dataset=info["dataset"], data_hash=info["data_hash"],
+                                              model=_split_group(group), data=[], sources=[]))
+            if info["data"] and info["data"] not in g["data"]:
+                g["data"].append(info["data"])
+            g["sources"].append(info["source"])
+    groups = {k: groups[k] for k in sorted(groups)}
+    res = {"tests": tests, "posthoc": post, "table2": table2(tests), "table1": table1(found["runs"], pointwise),
+           "table1_utility": table1_utility(found["runs"], scores), "choices": choices_table(infos),
+           "groups": groups, "found": found, "posthoc_name": posthoc, "alpha": alpha}
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    for name, df in (("tests.csv", tests), ("tukey.csv", tk), ("table2.csv", t2), ("table1.csv", t1)):
-        write_frame(out / name, df)
+    for name, key in (("tests.csv", "tests"), ("posthoc.csv", "posthoc"), ("table2.csv", "table2"),
+                      ("table1.csv", "table1"), ("table1_utility.csv", "table1_utility"),
+                      ("choices.csv", "choices")):
+        write_frame(out / name, res[key])
     with atomic_path(out / "tables.md") as tmp:
-        tmp.write_text("## Table 2 ([A]): PASS/FAIL per method and criterion\n\n" + markdown(t2)
-                       + "\n\n## Table 1 ([B])\n\n" + markdown(t1) + "\n")
-    missing = [f"{r.method}: {q}" for r in t2.itertuples(index=False) for q, v in zip(TABLE2_COLUMNS, r[1:])
-               if v == "no data"]
-    log(f"{len(tests)} tests; Table 2 {len(t2)} methods, Table 1 {len(t1)} backbones; "
-        f"{len(missing)} Table 2 cells lack data")
-    return {"tests": tests, "tukey": tk, "table2": t2, "table1": t1, "found": found}
+        tmp.write_text(tables_markdown(res))
+    t2 = res["table2"]
+    missing = int((t2[list(TABLE2_COLUMNS)] == NO_DATA).to_numpy().sum()) if len(t2) else 0
+    log(f"{len(groups)} group(s) of data set x model, never pooled: {', '.join(groups) or 'none'}")
+    log(f"{len(tests)} tests; Table 2 {len(t2)} rows, Table 1 {len(res['table1'])} rows; "
+        f"{missing} Table 2 cells lack data")
+    return res
