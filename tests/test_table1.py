@@ -114,3 +114,33 @@ def test_utility_part_of_the_chosen_runs(runs):
     wc = row(t, "resnet18", "wildcat")
     assert wc.wildcat == pytest.approx(((0.3 + 0.5) / 2 + 0.9) / 2)
     assert row(t, "resnet34", "classification").gcam == NO_DATA
+
+
+def test_findings_of_the_studies_on_hand_made_results(runs):
+    """[B]: WILDCAT above GradCAM and the average mask; [A]: gcam/gbp/ggcam pass randomization,
+    xrai fails -- each checked on hand-made tables with a known answer."""
+    from cxrsal.stats.study import findings
+
+    pointwise = pd.concat([POINTWISE.assign(n_negative=10), pd.DataFrame([
+        dict(model="r18-wc", method="baseline:avg", step="trained", n=20, n_negative=10, pointwise_ap=0.3)])])
+    scores = pd.DataFrame([dict(image_id=f"i{k}", model=m, method=meth, step="trained", metric="auprc", value=v,
+                                label=1)
+                           for k in range(3)
+                           for m, meth, v in (("r18-wc", "wildcat", 0.5), ("r18-wc", "baseline:avg", 0.4),
+                                              ("r18-a", "gcam", 0.6))])
+    tests = pd.DataFrame([dict(group="g/resnet18", question="trained vs randomized", method=m, decision=d,
+                               estimate=e)
+                          for m, d, e in (("gcam", "PASS", -0.2), ("gbp", "FAIL", 0.1), ("ggcam", "PASS", -0.1),
+                                          ("xrai", "FAIL", 0.05))])
+    res = {"table1": table1(runs, pointwise), "table1_utility": table1_utility(runs, scores), "tests": tests,
+           "pointwise_table": pointwise}
+    f = findings(res).set_index("finding")
+    # pointwise: WILDCAT 0.7 > GradCAM 0.6 and > average mask 0.3
+    assert f.loc["resnet18: WILDCAT's pointwise AP above GradCAM's and the average mask's", "holds"] == "yes"
+    # utility: WILDCAT 0.5 < GradCAM 0.6: does not hold
+    r = f.loc["resnet18: WILDCAT's utility AUPRC above GradCAM's and the average mask's"]
+    assert r.holds == "no" and "GradCAM 0.600" in r.evidence and "WILDCAT 0.500" in r.evidence
+    assert f.loc["g/resnet18: gcam passes cascading randomization", "holds"] == "yes"
+    assert f.loc["g/resnet18: gbp passes cascading randomization", "holds"] == "no"
+    assert f.loc["g/resnet18: xrai fails cascading randomization", "holds"] == "yes"
+    assert set(f.study) == {"[A]", "[B]"}

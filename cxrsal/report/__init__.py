@@ -147,7 +147,8 @@ def build_report(dirs, out, *, log=print, posthoc="mixedlm"):
 
     `posthoc` ("mixedlm" or "tukey") is passed to `run_stats`.
     """
-    from ..stats.study import (NO_DATA, TABLE1_TITLE, TABLE1_UTILITY_TITLE, markdown, run_stats,
+    from ..saliency.store import MapStore
+    from ..stats.study import (FINDINGS_TITLE, NO_DATA, TABLE1_TITLE, TABLE1_UTILITY_TITLE, markdown, run_stats,
                                table2_sections, tables_markdown)
 
     out = Path(out)
@@ -161,7 +162,9 @@ def build_report(dirs, out, *, log=print, posthoc="mixedlm"):
         if (scores.metric == "auprc").any():
             figures["fig2_utility"] = ("Utility per method with the average-mask and localization baselines "
                                        "([A] Fig 2)", fig_utility(scores))
-        store = json.loads((found["score"][0] / "score.json").read_text())["maps"]
+        # the overlays show the store with the most methods (not a pointwise-only store of grid maps)
+        stores = [json.loads((d / "score.json").read_text())["maps"] for d in found["score"]]
+        store = max(stores, key=lambda p: len(MapStore(p).methods()) if (Path(p) / "store.json").exists() else -1)
         figures["overlays"] = ("Each method's map with the ground-truth outline", fig_overlays(store))
         figures["pr_curve"] = ("Precision-recall curve of one map", fig_pr_curve(store))
     if found["randomization"]:
@@ -198,7 +201,7 @@ def build_report(dirs, out, *, log=print, posthoc="mixedlm"):
     for title, before, rows, after in sections:
         parts += [f"<h2>{html.escape(title)}</h2>", _lines_html(before),
                   table_html(rows) if len(rows) else f"<p>{NO_DATA}</p>", _lines_html(after)]
-    for title, table in ((TABLE1_TITLE, t1), (TABLE1_UTILITY_TITLE, t1u)):
+    for title, table in ((TABLE1_TITLE, t1), (TABLE1_UTILITY_TITLE, t1u), (FINDINGS_TITLE, res["findings"])):
         parts += [f"<h2>{html.escape(title)}</h2>", table_html(table) if len(table) else f"<p>{NO_DATA}</p>"]
     parts += ["<h2>Statistical tests</h2>", table_html(tests) if len(tests) else "<p>no tests</p>"]
     for key, (caption, png) in figures.items():

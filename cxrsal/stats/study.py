@@ -559,6 +559,70 @@ TABLE1_TITLE = ("Table 1 ([B]): per backbone x head the run with the best valida
 TABLE1_UTILITY_TITLE = "Table 1 ([B]), utility: AUPRC (mean over positive images) of the chosen runs' maps"
 
 
+FINDINGS_TITLE = "Which findings of the studies hold on these results"
+
+
+def _number(cell):
+    """A Table 1 cell as a number, or None ("no data", several values, positives only)."""
+    try:
+        return float(cell)
+    except (TypeError, ValueError):
+        return None
+
+
+def findings(res):
+    """The studies' headline findings checked on these results, one row each: study, finding,
+    holds (yes / no / no data) and the numbers behind it.
+
+    [B]: the WILDCAT class maps localize better than GradCAM and the average mask (pointwise AP
+    and utility AUPRC), per data set and backbone. [A]: GradCAM, Guided Backprop and Guided
+    GradCAM pass cascading randomization and XRAI fails it, per data set x model group.
+    """
+    import pandas as pd
+
+    rows = []
+
+    def add(study, text, values, holds):
+        shown = ", ".join(f"{k} {v:.3f}" if isinstance(v, float) else f"{k} {NO_DATA}" for k, v in values.items())
+        rows.append(dict(study=study, finding=text, holds=holds, evidence=shown))
+
+    t1, t1u = res["table1"], res["table1_utility"]
+    for (dataset, backbone), d in (t1.groupby(["dataset", "backbone"], sort=True) if len(t1) else ()):
+        wc, clf = d[d["head"] == "wildcat"], d[d["head"] == "classification"]
+        if wc.empty:
+            continue
+        run = wc.iloc[0]["run"]
+        pw = res.get("pointwise_table", pd.DataFrame())
+        avg = _pointwise_cell(pw, run, "baseline:avg") if len(pw) else NO_DATA
+        values = {"WILDCAT": _number(wc.iloc[0]["pointwise AP"]),
+                  "GradCAM": _number(clf.iloc[0]["pointwise AP"]) if len(clf) else None,
+                  "average mask": _number(avg)}
+        others = [v for k, v in values.items() if k != "WILDCAT"]
+        known = values["WILDCAT"] is not None and all(v is not None for v in others)
+        add("[B]", f"{backbone}: WILDCAT's pointwise AP above GradCAM's and the average mask's", values,
+            ("yes" if all(values["WILDCAT"] > v for v in others) else "no") if known else NO_DATA)
+        u = t1u[(t1u.dataset == dataset) & (t1u.backbone == backbone)] if len(t1u) else t1u
+        uw, uc = (u[u["head"] == h] for h in ("wildcat", "classification"))
+        values = {"WILDCAT": _number(uw.iloc[0]["wildcat"]) if len(uw) else None,
+                  "GradCAM": _number(uc.iloc[0]["gcam"]) if len(uc) else None,
+                  "average mask": _number(uw.iloc[0]["average mask"]) if len(uw) else None}
+        others = [v for k, v in values.items() if k != "WILDCAT"]
+        known = values["WILDCAT"] is not None and all(v is not None for v in others)
+        add("[B]", f"{backbone}: WILDCAT's utility AUPRC above GradCAM's and the average mask's", values,
+            ("yes" if all(values["WILDCAT"] > v for v in others) else "no") if known else NO_DATA)
+    tests = res["tests"]
+    rand = tests[tests.question == "trained vs randomized"] if len(tests) else tests
+    for group, d in (rand.groupby("group", sort=True) if len(rand) else ()):
+        decided = {m: d[d.method == m] for m in ("gcam", "gbp", "ggcam", "xrai")}
+        for method, want in (("gcam", "PASS"), ("gbp", "PASS"), ("ggcam", "PASS"), ("xrai", "FAIL")):
+            r = decided[method]
+            values = {"randomized SSIM - threshold": float(r.iloc[0]["estimate"]) if len(r) else None}
+            holds = NO_DATA if r.empty else ("yes" if set(r.decision) == {want} else "no")
+            add("[A]", f"{group}: {method} {'passes' if want == 'PASS' else 'fails'} cascading randomization",
+                values, holds)
+    return pd.DataFrame(rows, columns=["study", "finding", "holds", "evidence"])
+
+
 def tables_markdown(res, level=2):
     """tables.md: one Table 2 section per group (with its choices and rules), then Table 1."""
     h = "#" * level
@@ -571,6 +635,8 @@ def tables_markdown(res, level=2):
     parts += [f"{h} {TABLE1_TITLE}", "", markdown(res["table1"]) if len(res["table1"]) else NO_DATA, "",
               f"{h} {TABLE1_UTILITY_TITLE}", "",
               markdown(res["table1_utility"]) if len(res["table1_utility"]) else NO_DATA, ""]
+    if len(res.get("findings", ())):
+        parts += [f"{h} {FINDINGS_TITLE}", "", markdown(res["findings"]), ""]
     return "\n".join(parts)
 
 
@@ -620,12 +686,13 @@ def run_stats(dirs, out, *, alpha=ALPHA, posthoc="mixedlm", log=print):
     groups = {k: groups[k] for k in sorted(groups)}
     res = {"tests": tests, "posthoc": post, "table2": table2(tests), "table1": table1(found["runs"], pointwise),
            "table1_utility": table1_utility(found["runs"], scores), "choices": choices_table(infos),
-           "groups": groups, "found": found, "posthoc_name": posthoc, "alpha": alpha}
+           "groups": groups, "found": found, "posthoc_name": posthoc, "alpha": alpha, "pointwise_table": pointwise}
+    res["findings"] = findings(res)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     for name, key in (("tests.csv", "tests"), ("posthoc.csv", "posthoc"), ("table2.csv", "table2"),
                       ("table1.csv", "table1"), ("table1_utility.csv", "table1_utility"),
-                      ("choices.csv", "choices")):
+                      ("choices.csv", "choices"), ("findings.csv", "findings")):
         write_frame(out / name, res[key])
     with atomic_path(out / "tables.md") as tmp:
         tmp.write_text(tables_markdown(res))
