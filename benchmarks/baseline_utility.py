@@ -62,8 +62,8 @@ def run(dataset, args, work, log):
     table = score_store(base / "maps", base / "score", baselines=f"avg,{spec}", log=quiet)
     auprc = table[table.metric == "auprc"].groupby("method").value.agg(["mean", "std", "count"])
     name = "baseline:segmentation" if dataset == "siim" else "baseline:detector"
-    compare, _ = run_compare([base / "clf-0", base / "clf-1"], base / "compare", scfg, "gcam", n_images=100,
-                          baseline_maps=[p / "maps" for p in preds], progress=False, log=quiet)
+    compare, _ = run_compare([base / "clf-0", base / "clf-1"], base / "compare", scfg, "gcam",
+                             baseline_maps=[p / "maps" for p in preds], progress=False, log=quiet)
     ssim = compare.groupby("method").value.mean()
     return dict(dataset=dataset, network=name, net=auprc.loc[name], avg=auprc.loc["baseline:avg"],
                 gcam=auprc.loc["gcam"], ssim_net=ssim["baseline:localization"], ssim_gcam=ssim["gcam"],

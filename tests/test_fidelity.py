@@ -38,24 +38,7 @@ def channel_model(seed=0, size=8):
 
 def numpy_channel_gradients(model, image):
     """d logit / d x_c of the replicated [0, 1] image, by a slow loop over the conv (NumPy)."""
-    kernel, bias = model.get_layer("conv").get_weights()
-    v = model.get_layer("logit").get_weights()[0][:, 0]
-    h, w = image.shape[:2]
-    xs = (np.repeat(image, 3, axis=-1) - TORCH_MEAN) / TORCH_STD
-    pad = np.pad(xs, ((1, 1), (1, 1), (0, 0)))
-    grad = np.zeros((h, w, 3))
-    for i in range(h):
-        for j in range(w):
-            pre = (pad[i:i + 3, j:j + 3, :, None] * kernel).sum((0, 1, 2)) + bias     # [k]
-            for k in range(3):
-                if pre[k] <= 0:
-                    continue
-                for dy in range(3):
-                    for dx in range(3):
-                        y, x = i + dy - 1, j + dx - 1
-                        if 0 <= y < h and 0 <= x < w:
-                            grad[y, x] += v[k] / (h * w) * kernel[dy, dx, :, k] / TORCH_STD
-    return grad
+    return numpy_gradients_at(model, np.repeat(image, 3, axis=-1))
 
 
 def images(n, size=8, seed=3):
@@ -93,7 +76,8 @@ def test_smoothgrad_draws_its_noise_per_channel():
 
 
 def numpy_gradients_at(model, x3):
-    """The loop of `numpy_channel_gradients` at a 3-channel point (channels may differ)."""
+    """d logit / d x_c at a 3-channel [0, 1] point (channels may differ): logit = v . mean_p
+    relu(conv(torch-scaled x) + b), differentiated tap by tap."""
     kernel, bias = model.get_layer("conv").get_weights()
     v = model.get_layer("logit").get_weights()[0][:, 0]
     h, w = x3.shape[:2]

@@ -179,7 +179,7 @@ def score_store(store_path, out, *, data_dir=None, baselines="", model_name=None
     for method in store.methods():
         stored = store.ids(method)
         on_grid = geometry is not None and getattr(METHODS.get(method), "grid", False)
-        grids, scores, labs = [], [], []
+        grids, scores, labs, constant = [], [], [], []
         for image_id in stored:
             d = store.load(method, image_id, quantized=True)
             if do_utility and rows[image_id]["label"] == 1:
@@ -187,13 +187,14 @@ def score_store(store_path, out, *, data_dir=None, baselines="", model_name=None
             grids.append(d.get("native", d["processed"]))
             scores.append(d["logit"])
             labs.append(rows[image_id]["label"])
+            constant.append(d["constant"])
             logits[image_id] = d["logit"]
         if not do_pointwise:
             continue
         points = argmax_points(grids, size, geometry=geometry if on_grid else None)
         hits = hits_of(points, stored)
-        for image_id, hit in zip(stored, hits):
-            add(image_id, method, {"pointwise_hit": float(hit)}, constant=False)
+        for image_id, hit, flat in zip(stored, hits, constant):
+            add(image_id, method, {"pointwise_hit": float(hit)}, constant=flat)
         add_pointwise(model_name, method, labs, scores, hits, "receptive-field" if on_grid else "grid")
 
     positives = [i for i in ids if rows[i]["label"] == 1]
