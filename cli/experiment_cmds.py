@@ -16,6 +16,10 @@ def register(cli):
                           "channels summed with their signs and min-max scaled ([A]'s text)."),
         click.option("--data-range", type=float, default=None,
                      help="SSIM data_range (default 1; 2 reproduces [A]'s code). Config: similarity.data_range."),
+        click.option("--maps", multiple=True, type=click.Path(file_okay=False),
+                     help="A map store of `cxrsal saliency` to take the trained models' maps from (repeatable). "
+                          "Stores listed in the model runs are used anyway; maps are copied only when model "
+                          "weights, data, images and method parameters are the same."),
         click.option("--out", type=click.Path(file_okay=False), required=True),
         click.option("--quiet", is_flag=True, help="No progress bar."),
         config_options,
@@ -47,7 +51,7 @@ def register(cli):
     @click.option("--seed", type=int, default=None, help="Re-initialisation and threshold pairs (default 0).")
     @with_common
     def randomize(models, init, sigma, independent, all_blocks, pairs_per_image, pairs, seed, methods, n_images,
-                  similarity_maps, data_range, out, quiet, config_path, overrides):
+                  similarity_maps, data_range, maps, out, quiet, config_path, overrides):
         """Cascading randomization: SSIM degradation curves, thresholds, PASS/FAIL per method."""
         from cxrsal.experiments.randomization import run_randomization
 
@@ -56,7 +60,7 @@ def register(cli):
             "randomization.independent": independent or None, "randomization.all_blocks": all_blocks or None,
             "randomization.pairs_per_image": pairs_per_image, "randomization.pairs": pairs,
             "randomization.seed": seed, "similarity.maps": similarity_maps, "similarity.data_range": data_range})
-        run_randomization(models, out, cfg, methods, progress=not quiet, log=click.echo)
+        run_randomization(models, out, cfg, methods, progress=not quiet, log=click.echo, maps=maps)
         click.echo(f"tables and fig3a.png: {out}")
 
     @cli.command()
@@ -65,7 +69,7 @@ def register(cli):
     @click.option("--baseline-maps", nargs=2, default=None, type=click.Path(file_okay=False),
                   help="Two folders of localization-network heatmaps (the high baseline).")
     @with_common
-    def compare(models, baseline_maps, methods, n_images, similarity_maps, data_range, out, quiet, config_path,
+    def compare(models, baseline_maps, methods, n_images, similarity_maps, data_range, maps, out, quiet, config_path,
                 overrides):
         """Per-image SSIM between two models' maps (and two localization networks' heatmaps)."""
         from cxrsal.experiments.repeatability import run_compare
@@ -73,5 +77,5 @@ def register(cli):
         cfg = cfg_from(config_path, overrides, {
             "compare.n_images": n_images, "similarity.maps": similarity_maps, "similarity.data_range": data_range})
         run_compare(list(models), out, cfg, methods, baseline_maps=baseline_maps, progress=not quiet,
-                    log=click.echo)
+                    log=click.echo, maps=maps)
         click.echo(f"tables: {out}")

@@ -112,11 +112,13 @@ def steps_of(blocks, *, independent, all_blocks, arch):
     return [(b, names[: i + 1]) for i, b in enumerate(names)]
 
 
-def run_randomization(model_dirs, out, cfg, methods="all", *, progress=True, log=print):
+def run_randomization(model_dirs, out, cfg, methods="all", *, progress=True, log=print, maps=()):
     """Maps of every step for every model, then the tables, thresholds, verdicts and figure.
 
     Settings: `cfg.randomization` (images, re-initialisation, threshold pairs, seed),
-    `cfg.similarity` (which maps SSIM compares, data_range) and `cfg.saliency`."""
+    `cfg.similarity` (which maps SSIM compares, data_range) and `cfg.saliency`. The trained
+    step's maps are copied from the model's map stores (or `maps`) where they hold them with the
+    same identity (`MapStore.reuse`), not recomputed."""
     import keras
 
     from ..data.manifest import read_manifest
@@ -124,7 +126,7 @@ def run_randomization(model_dirs, out, cfg, methods="all", *, progress=True, log
     from ..models import backbone_blocks
     from ..saliency.adapter import ModelAdapter
     from ..saliency.runner import fill_store, parse_methods, select
-    from ..saliency.store import MapStore
+    from ..saliency.store import MapStore, remember, remembered, weights_digest
     from ..training.fit import load_run_config, load_run_model, versions
     from .provenance import result_meta
 
@@ -146,6 +148,7 @@ def run_randomization(model_dirs, out, cfg, methods="all", *, progress=True, log
         rows = select(read_manifest(data_dir), s.split, s.positives_only, rz.n_images)
         data = PreparedSplit(data_dir, s.split)
         trained = [np.array(w) for w in model.get_weights()]
+        digest = weights_digest(model)
         work = keras.models.clone_model(model)
         work.set_weights(trained)
         adapter = ModelAdapter(work, batch_size=s.batch_size, input_channels=s.input_channels)
@@ -156,8 +159,10 @@ def run_randomization(model_dirs, out, cfg, methods="all", *, progress=True, log
         all_steps = [("trained", [])] + steps
         for i, (step_name, randomized) in enumerate(all_steps):
             store = MapStore(out / "maps" / tag / f"step-{i:02d}-{step_name}")
+            # step 0 is the trained model: its digest lets it share maps with `cxrsal saliency`
             store.init({"model": str(model_dir.resolve()), "checkpoint": s.checkpoint, "data": data_dir,
-                        "split": s.split, "image_ids": [r["image_id"] for r in rows], "model_name": model.name,
+                        "split": s.split, "image_ids": [r["image_id"] for r in rows],
+                        "weights": digest if i == 0 else None, "model_name": model.name,
                         "input_size": adapter.input_shape[0], "input_channels": adapter.input_channels, "step": i,
                         "step_name": step_name, "randomized": randomized, "init": rz.init, "sigma": rz.sigma,
                         "seed": rz.seed, "versions": versions()})
@@ -165,8 +170,12 @@ def run_randomization(model_dirs, out, cfg, methods="all", *, progress=True, log
                 continue   # finished before a kill
             apply_weights(work, trained, step_weights(model, blocks, randomized, init=rz.init, sigma=rz.sigma,
                                                       seed=rz.seed))
+            sources = []
+            if i == 0:
+                sources = [MapStore(p) for p in [*remembered(model_dir), *maps]]
+                remember(model_dir, store.path)
             fill_store(adapter, store, rows, data, names, cfg, progress=progress, log=log,
-                       label=f"step {i} ({step_name}) ")
+                       label=f"step {i} ({step_name}) ", sources=sources)
         plan.append((tag, model_dir, all_steps, names, rows))
     return analyse(out, plan, cfg, meta, log=log)
 

@@ -22,10 +22,12 @@ def _resize(m, size):
                                                        interpolation=cv2.INTER_AREA).astype(np.float64)
 
 
-def run_compare(model_dirs, out, cfg, methods="all", *, baseline_maps=None, progress=True, log=print):
+def run_compare(model_dirs, out, cfg, methods="all", *, baseline_maps=None, progress=True, log=print, maps=()):
     """Per-image SSIM between two models' maps (`cfg.similarity`: which maps, data_range;
     `cfg.compare.n_images`: positive test images, 0 = all), and between two localization
-    networks' heatmaps (`baseline_maps`, the high baseline). The verdicts are `cxrsal stats`'."""
+    networks' heatmaps (`baseline_maps`, the high baseline). The verdicts are `cxrsal stats`'.
+    Maps a model's other stores (or `maps`) hold with the same identity are copied, not
+    recomputed (`MapStore.reuse`)."""
     import pandas as pd
 
     from ..data.manifest import read_manifest
@@ -33,7 +35,7 @@ def run_compare(model_dirs, out, cfg, methods="all", *, baseline_maps=None, prog
     from ..metrics import ssim_score
     from ..saliency.adapter import ModelAdapter
     from ..saliency.runner import fill_store, parse_methods, select
-    from ..saliency.store import MapStore
+    from ..saliency.store import MapStore, remember, remembered, weights_digest
     from ..training.fit import load_run_model, versions
     from .provenance import result_meta
     from .scoring import read_probability_map
@@ -63,11 +65,13 @@ def run_compare(model_dirs, out, cfg, methods="all", *, baseline_maps=None, prog
         names = parse_methods(methods, adapter.has_class_maps)
         store = MapStore(out / "maps" / f"{k}-{model_dir.name}")
         store.init({"model": str(model_dir.resolve()), "checkpoint": s.checkpoint, "data": data_dir,
-                    "split": s.split, "image_ids": chosen, "model_name": model.name,
+                    "split": s.split, "image_ids": chosen, "weights": weights_digest(model), "model_name": model.name,
                     "input_size": adapter.input_shape[0], "input_channels": adapter.input_channels,
                     "versions": versions()})
+        sources = [MapStore(p) for p in [*remembered(model_dir), *maps]]
+        remember(model_dir, store.path)
         fill_store(adapter, store, rows, PreparedSplit(data_dir, s.split), names, cfg, progress=progress, log=log,
-                   label=f"model {k + 1} ")
+                   label=f"model {k + 1} ", sources=sources)
         stores.append(store)
         sizes.append(adapter.input_shape[0])
         method_sets.append(names)

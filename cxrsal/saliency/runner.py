@@ -17,7 +17,7 @@ from ..config import Config, to_dict
 from ..errors import CxrsalError
 from .base import METHODS, ORDER, noise_rng
 from .postprocess import postprocess
-from .store import DTYPES, MapStore
+from .store import DTYPES, MapStore, remember, weights_digest
 
 
 def parse_methods(text, has_wildcat):
@@ -48,7 +48,8 @@ def select(rows, split, positives_only, limit):
 
 def run_saliency(model_dir, out, cfg: Config, methods="all", *, num_shards=1, shard_index=0,
                  progress=True, log=print):
-    """Compute the maps into store `out`; returns {method: maps written this session}."""
+    """Compute the maps into store `out`; returns {method: maps written this session}. The
+    store is listed in the model run, so randomize and compare reuse its maps."""
     from ..data.manifest import read_manifest
     from ..data.pipeline import PreparedSplit
     from ..models.geometry import feature_geometry
@@ -74,20 +75,22 @@ def run_saliency(model_dir, out, cfg: Config, methods="all", *, num_shards=1, sh
     size = model.input_shape[1]
     store = MapStore(out)
     store.init({"model": str(model_dir.resolve()), "checkpoint": s.checkpoint, "data": data_dir, "split": s.split,
-                "image_ids": [r["image_id"] for r in rows], "model_name": model.name,
+                "image_ids": [r["image_id"] for r in rows], "weights": weights_digest(model), "model_name": model.name,
                 "input_size": size, "input_channels": adapter.input_channels, "geometry": feature_geometry(model),
                 "config": to_dict(cfg)["saliency"], "versions": versions()})
     log(f"{described}; {len(rows)} images" + (f", shard {shard_index + 1}/{num_shards}" if num_shards > 1 else ""))
+    remember(model_dir, store.path)   # randomize and compare take this model's maps from here
     return fill_store(adapter, store, rows, data, names, cfg, num_shards=num_shards, shard_index=shard_index,
                       progress=progress, log=log)
 
 
 def fill_store(adapter, store, rows, data, names, cfg, *, num_shards=1, shard_index=0, progress=True, log=print,
-               label=""):
+               label="", sources=()):
     """Compute the maps of `names` for `rows` that `store` lacks; returns {method: maps written}.
 
-    Images are handed to the methods in the adapter's space (`adapter.lift`: the grey image
-    replicated to 3 channels with `saliency.input_channels: 3`)."""
+    Maps of the same identity in one of `sources` (MapStores) are copied instead of computed
+    (`MapStore.reuse`). Images are handed to the methods in the adapter's space (`adapter.lift`:
+    the grey image replicated to 3 channels with `saliency.input_channels: 3`)."""
     from tqdm import tqdm
 
     from ..data.pipeline import load_batch
@@ -106,8 +109,10 @@ def fill_store(adapter, store, rows, data, names, cfg, *, num_shards=1, shard_in
             store.init_method(name, {"method": name, "params": params, "target": s.target, "seed": s.seed,
                                      "input_channels": adapter.input_channels,
                                      "dtypes": DTYPES, "channels": method.channels, "versions": versions()})
+            written[name] = store.reuse(sources, name, [r["image_id"] for g in mine for r in g])
+            if written[name]:
+                log(f"{label}{name}: {written[name]} maps of the same model and parameters reused")
             todo = [g for g in mine if not all(store.has(name, r["image_id"]) for r in g)]
-            written[name] = 0
             t0 = time.time()
             pending = None
             for group in tqdm(todo, desc=f"{label}{name}", unit="group", disable=not progress):

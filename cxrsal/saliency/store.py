@@ -4,9 +4,18 @@
     STORE/<method>/params.json    every parameter of the method, target, seed, dtypes
     STORE/<method>/<image_id>.npz raw (float32, as the method gives it), processed (uint16,
                                   value / 65535, 2-D in [0, 1]), constant, logit, label, index
+
+A store's identity is what determines its maps: the model's weights (a digest of their values,
+so a re-saved checkpoint or a randomization step with no block randomized is the same model),
+the prepared data and input size, the input channels differentiated, and per method its
+parameters, target and seed. A map of the same identity in another store is copied, never
+recomputed (`reuse`): `cxrsal saliency`, the trained step of `cxrsal randomize` and
+`cxrsal compare` share their maps through the model run's list of stores (`remember`).
 """
 
+import hashlib
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +25,41 @@ from ..io import atomic_path, atomic_write_text, remove_stale_tmp
 
 SCALE = 65535
 DTYPES = {"raw": "float32", "processed": "uint16 (value / 65535)"}
+# store.json keys that determine the maps (with each method's params.json less its versions)
+IDENTITY = ("weights", "data", "input_size", "input_channels")
+# in a model run directory: the map stores computed from it, one absolute path per line
+STORES_FILE = "map_stores.txt"
+
+
+def weights_digest(model):
+    """sha256 of the model's weight values (names, shapes, dtypes and bytes, in order)."""
+    h = hashlib.sha256()
+    for v in model.weights:
+        a = np.ascontiguousarray(np.asarray(v))
+        h.update(f"{v.path}|{a.dtype.str}|{a.shape}".encode())
+        h.update(a.tobytes())
+    return h.hexdigest()
+
+
+def remember(model_dir, store):
+    """Add `store` to the model run's list of map stores (atomic rewrite, no duplicates)."""
+    f = Path(model_dir) / STORES_FILE
+    known = remembered(model_dir)
+    path = str(Path(store).resolve())
+    if path not in known:
+        atomic_write_text(f, "".join(f"{p}\n" for p in [*known, path]))
+
+
+def remembered(model_dir):
+    """The map stores listed in a model run (those deleted since are left out)."""
+    f = Path(model_dir) / STORES_FILE
+    if not f.exists():
+        return []
+    return [p for p in f.read_text().splitlines() if p and (Path(p) / "store.json").exists()]
+
+
+def _method_identity(params):
+    return {k: v for k, v in params.items() if k != "versions"}
 
 
 class MapStore:
@@ -29,7 +73,7 @@ class MapStore:
             raise CxrsalError(f"--maps {self.path}: not a map store (no store.json); run `cxrsal saliency` first")
         return json.loads(p.read_text())
 
-    def init(self, meta, keys=("model", "checkpoint", "data", "split", "image_ids")):
+    def init(self, meta, keys=("model", "checkpoint", "weights", "data", "split", "image_ids")):
         """Write store.json, or check that an existing store holds the same selection."""
         p = self.path / "store.json"
         if p.exists():
@@ -54,6 +98,35 @@ class MapStore:
                                   f"target {old['target']}, seed {old['seed']}); use a new --out directory")
             return
         atomic_write_text(p, json.dumps(params, indent=2) + "\n")
+
+    def identity(self):
+        meta = self.meta
+        return {k: meta.get(k) for k in IDENTITY}
+
+    def serves(self, other, method):
+        """True when this store's `method` maps are those `other` would compute: same identity
+        (a store without a weights digest serves nothing) and the same method parameters."""
+        if self.path.resolve() == other.path.resolve() or not (self.path / method / "params.json").exists():
+            return False
+        mine, theirs = self.identity(), other.identity()
+        return (mine["weights"] is not None and mine == theirs
+                and _method_identity(self.params(method)) == _method_identity(other.params(method)))
+
+    def reuse(self, sources, method, image_ids):
+        """Copy the `method` maps of `image_ids` this store lacks from the first source that
+        serves them; returns how many were copied."""
+        donors = [s for s in sources if s.serves(self, method)]
+        n = 0
+        for i in image_ids:
+            if self.has(method, i):
+                continue
+            for d in donors:
+                if d.has(method, i):
+                    with atomic_path(self.file(method, i)) as tmp:
+                        shutil.copyfile(d.file(method, i), tmp)
+                    n += 1
+                    break
+        return n
 
     def file(self, method, image_id):
         return self.path / method / f"{image_id}.npz"

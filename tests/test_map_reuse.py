@@ -1,0 +1,103 @@
+"""Maps are computed once: a store's identity (weights digest, data, size, channels, method
+parameters) lets randomize's trained step and compare copy `cxrsal saliency`'s maps."""
+
+import numpy as np
+import pytest
+
+from cxrsal.config import load_config
+from cxrsal.experiments.randomization import run_randomization
+from cxrsal.experiments.repeatability import run_compare
+from cxrsal.saliency.base import METHODS
+from cxrsal.saliency.runner import run_saliency
+from cxrsal.saliency.store import MapStore, remembered, weights_digest
+from cxrsal.training.fit import load_run_model
+
+NAMES = "grad,gcam"
+
+
+def cfg(**extra):
+    options = {"saliency.split": "val", "saliency.positives_only": True, "saliency.limit": 3,
+               "compare.n_images": 3, "randomization.n_images": 3, "saliency.batch_size": 4}
+    options.update(extra)
+    return load_config(options=options)
+
+
+def quiet(*_):
+    pass
+
+
+def npz_bytes(store, method, image_id):
+    return MapStore(store).file(method, image_id).read_bytes()
+
+
+class Counter:
+    """Counts the images a method computes (wraps the registered instance's `start`)."""
+
+    def __init__(self, monkeypatch, names):
+        self.images = {n: 0 for n in names}
+        for n in names:
+            method = METHODS.get(n)
+            original = method.start
+
+            def start(adapter, images, *args, _n=n, _original=original, **kw):
+                self.images[_n] += len(images)
+                return _original(adapter, images, *args, **kw)
+
+            monkeypatch.setattr(method, "start", start)
+
+
+@pytest.fixture(scope="module")
+def saliency_store(trained_classifier, tmp_path_factory):
+    out = tmp_path_factory.mktemp("reuse") / "maps"
+    run_saliency(trained_classifier, out, cfg(), NAMES, progress=False, log=quiet)
+    return out
+
+
+def test_weights_digest_is_the_values_not_the_file(trained_classifier):
+    a = load_run_model(trained_classifier, "best")
+    b = load_run_model(trained_classifier, "best")
+    assert weights_digest(a) == weights_digest(b)
+    w = b.get_weights()
+    w[0] = w[0] + np.float32(1e-3)
+    b.set_weights(w)
+    assert weights_digest(a) != weights_digest(b)
+
+
+def test_saliency_store_is_listed_in_the_model_run(saliency_store, trained_classifier):
+    assert str(saliency_store.resolve()) in remembered(trained_classifier)
+    assert MapStore(saliency_store).meta["weights"] == weights_digest(load_run_model(trained_classifier, "best"))
+
+
+def test_compare_copies_the_maps_it_already_has(saliency_store, trained_classifier, tmp_path, monkeypatch):
+    count = Counter(monkeypatch, ["grad", "gcam"])
+    table, _ = run_compare([trained_classifier, trained_classifier], tmp_path / "cmp", cfg(), NAMES,
+                           progress=False, log=quiet)
+    assert count.images == {"grad": 0, "gcam": 0}       # nothing recomputed
+    ids = MapStore(saliency_store).ids("grad")
+    for k in (0, 1):
+        store = next((tmp_path / "cmp" / "maps").glob(f"{k}-*"))
+        for m in ("grad", "gcam"):
+            assert MapStore(store).ids(m) == ids
+            for i in ids:
+                assert npz_bytes(store, m, i) == npz_bytes(saliency_store, m, i)
+    # the same model's maps against themselves: SSIM 1 on every image (non-constant maps)
+    assert np.allclose(table.value, 1.0)
+
+
+def test_other_parameters_are_recomputed(saliency_store, trained_classifier, tmp_path, monkeypatch):
+    count = Counter(monkeypatch, ["grad", "gcam"])
+    run_compare([trained_classifier, trained_classifier], tmp_path / "cmp", cfg(**{"saliency.target": "predicted"}),
+                NAMES, progress=False, log=quiet)
+    # the first model computes its 3 images per method; the second copies them from the first's store
+    assert count.images == {"grad": 3, "gcam": 3}
+
+
+def test_randomization_trained_step_is_copied(saliency_store, trained_classifier, tmp_path, monkeypatch):
+    count = Counter(monkeypatch, ["grad"])
+    run_randomization([trained_classifier], tmp_path / "rnd", cfg(), "grad", progress=False, log=quiet)
+    steps = sorted((tmp_path / "rnd" / "maps").glob("*/step-*"))
+    trained, randomized = steps[0], steps[1:]
+    assert trained.name.startswith("step-00") and randomized
+    for i in MapStore(saliency_store).ids("grad"):
+        assert npz_bytes(trained, "grad", i) == npz_bytes(saliency_store, "grad", i)
+    assert count.images["grad"] == 3 * len(randomized)   # only the randomized steps computed
