@@ -4,6 +4,7 @@ import sys
 
 import click
 
+from cxrsal.console import quiet_native_logs
 from cxrsal.errors import CxrsalError
 
 
@@ -60,4 +61,5 @@ _register()
 
 
 def main():
+    quiet_native_logs()   # TensorFlow's C++ log lines are not for our users (cxrsal/console.py)
     cli(prog_name="cxrsal")
