@@ -37,8 +37,9 @@ def register(cli):
 
     @cli.command()
     @click.option("--out", type=click.Path(file_okay=False), default="cxrsal-demo", show_default=True)
-    @click.option("--size", type=click.Choice(("tiny", "full")), default="full", show_default=True,
-                  help="tiny: every stage at its smallest (a test); full: the demo (about 15 min on 2 cores).")
+    @click.option("--size", type=click.Choice(("tiny", "full", "large")), default="full", show_default=True,
+                  help="tiny: every stage at its smallest (a test, about 2 min); full: the demo (about 7 min on "
+                       "2 cores); large: finer maps (output stride 8), more images and epochs (about 27 min).")
     @click.option("--seed", type=int, default=0, show_default=True)
     @click.option("--quiet", is_flag=True, help="No progress bars.")
     def demo(out, size, seed, quiet):
