@@ -9,10 +9,9 @@ import numpy as np
 
 from ..errors import CxrsalError
 from ..io import atomic_write_text, write_frame
+from ..metrics.similarity import LOW_BASELINE
 from ..saliency.postprocess import normalize
 from .randomization import similarity_map
-
-LOW_BASELINE = 0.5
 
 
 def _resize(m, size):

@@ -5,6 +5,8 @@ import numpy as np
 from ..errors import CxrsalError
 
 WIN, K1, K2 = 7, 0.01, 0.03
+# [A]'s low baseline of repeatability and reproducibility: SSIM 0.5 between two models' maps
+LOW_BASELINE = 0.5
 
 
 def ssim_score(a, b, *, data_range=1.0):

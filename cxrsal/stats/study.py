@@ -10,9 +10,9 @@ import numpy as np
 from ..data.manifest import MANIFEST_FILE, manifest_hash
 from ..errors import CxrsalError
 from ..io import atomic_path, write_frame
+from ..metrics.similarity import LOW_BASELINE
 from . import ALPHA, POSTHOC, better_than, finding, mixed_model, one_sample, tukey, vs_threshold  # noqa: F401 (tukey, one_sample: re-exported)
 
-LOW_BASELINE = 0.5
 HIGH = ("baseline:detector", "baseline:segmentation")
 LOCALIZATION = "baseline:localization"
 SALIENCY = ("grad", "sg", "ig", "sig", "gcam", "xrai", "gbp", "ggcam", "wildcat")
