@@ -2,11 +2,12 @@
 
 import click
 
+from .options import config_options
+
 DATASET_CHOICES = ("rsna", "siim")
 
 
 def register(cli):
-    from .main import config_options
 
     @cli.command()
     @click.option("--dataset", type=click.Choice(DATASET_CHOICES), required=True)

@@ -2,12 +2,13 @@
 
 import click
 
+from .options import config_options, methods_option
+
 
 def register(cli):
-    from .main import config_options
 
     common = [
-        click.option("--methods", default="all", show_default=True, help="all, or a comma list of methods."),
+        methods_option,
         click.option("--n-images", type=int, default=None,
                      help="Positive test images, in manifest order (default: all, as [A]; config "
                           "randomization.n_images / compare.n_images)."),

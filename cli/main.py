@@ -32,17 +32,8 @@ def cli():
       cxrsal synth --dataset rsna --n 200 --out data/rsna     (or your Kaggle download)
       cxrsal prepare --dataset rsna --root data/rsna --size 320 --out runs/rsna
       cxrsal train --arch inceptionv3 --data runs/rsna --config configs/a_rsna_inceptionv3.yaml
-      cxrsal saliency --model runs/rsna/models/inceptionv3-classification-seed0 --methods all --out maps/
+      cxrsal saliency --model runs/rsna/models/inceptionv3-classification-seed0 --out maps/
     """
-
-
-def config_options(f):
-    """--config FILE and repeatable --set section.key=value, shared by every command."""
-    f = click.option("--set", "overrides", multiple=True, metavar="SECTION.KEY=VALUE",
-                     help="Override one config value (repeatable), e.g. --set data.seed=1.")(f)
-    f = click.option("--config", "config_path", type=click.Path(dir_okay=False), default=None,
-                     help="YAML config file (see configs/).")(f)
-    return f
 
 
 def _register():

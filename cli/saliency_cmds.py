@@ -2,15 +2,15 @@
 
 import click
 
+from .options import config_options, methods_option
+
 
 def register(cli):
-    from .main import config_options
 
     @cli.command()
     @click.option("--model", "model_dir", type=click.Path(file_okay=False), required=True,
                   help="Run directory of `cxrsal train`.")
-    @click.option("--methods", default="all", show_default=True,
-                  help="all, or a comma list of grad, sg, ig, sig, gcam, xrai, gbp, ggcam, wildcat.")
+    @methods_option
     @click.option("--split", type=click.Choice(("train", "val", "test")), default=None, help="[default: test]")
     @click.option("--positives-only", is_flag=True, default=None, help="Only images with disease.")
     @click.option("--limit", type=int, default=None, help="At most N images (after --positives-only).")

@@ -94,6 +94,37 @@ class BaselineConfig:
     predict_split: str = "test"        # split written after training (probability maps / boxes)
 
 
+# Saliency-method parameters are declared by the methods themselves (`Method.config`: parameter
+# -> "saliency.KEY"), one file per method: the `saliency:` section accepts exactly the declared
+# keys. The method package registers them here when imported; a config meeting a `saliency:`
+# section imports it by name (a plugin, as an entry point would be), so the layers stay
+# config < saliency and `cxrsal --help` imports no method.
+METHOD_PACKAGE = "cxrsal.saliency"
+DECLARED = {}          # saliency key -> default (shared by the methods declaring it)
+METHOD_KEYS = {}       # method name -> {parameter: "section.key"}
+
+
+def declare(method, config, defaults):
+    """Record `method`'s config fields ({parameter: "section.key"}); keys shared by several
+    methods (`saliency.samples` of sg and sig) must agree on the default."""
+    for param, key in config.items():
+        section, name = key.split(".", 1)
+        if section == "saliency":
+            if name in DECLARED and DECLARED[name] != defaults[param]:
+                raise ValueError(f"method {method}: saliency.{name} default {defaults[param]!r} differs from "
+                                 f"{DECLARED[name]!r} declared by another method")
+            DECLARED[name] = defaults[param]
+    METHOD_KEYS[method] = dict(config)
+
+
+def declared():
+    if not METHOD_KEYS:
+        import importlib
+
+        importlib.import_module(METHOD_PACKAGE)
+    return DECLARED
+
+
 @dataclass(frozen=True)
 class SaliencyConfig:
     split: str = "test"
@@ -104,21 +135,30 @@ class SaliencyConfig:
     seed: int = 0                      # SmoothGrad noise (per image: seed and its index in the split)
     batch_size: int = 32               # model evaluations per forward + gradient call
     group_size: int = 8                # images computed together; the unit of sharding and resumption
-    samples: int = 25                  # sg / sig: noisy samples
-    noise: float = 0.15                # sg / sig: sigma as a fraction of (max - min) of the image
-    magnitude: bool = True             # sg / sig: average squared gradients
-    ig_steps: int = 25                 # ig / sig ([A]'s text: 25; its code: 10)
-    ig_baseline: str = "black"         # black (0 = -1 in [-1, 1] scaling) | white | a number
-    xrai_steps: int = 100              # PAIR XRAI default
-    xrai_algorithm: str = "full"       # full | fast
     # [A] fed the grey image replicated to 3 channels and summed |gradient| over them: 3
     # differentiates with respect to that [0, 1] 3-channel image (noise drawn per channel);
     # 1 with respect to the grey input (|sum of the channel gradients|)
     input_channels: int = 3
+    # the methods' declared parameters set in the config (samples, noise, magnitude, ig_steps,
+    # ig_baseline, xrai_steps, ...: see each method's `config`); the rest take their defaults
+    params: dict = field(default_factory=dict)
 
     def __post_init__(self):
         _one_of("saliency", "input_channels", self.input_channels, (3, 1))
         _one_of("saliency", "target", self.target, ("positive", "predicted"))
+
+    def __getattr__(self, name):
+        # a declared method parameter reads like a field: cfg.saliency.ig_steps
+        if name.startswith("_") or name == "params":
+            raise AttributeError(name)
+        keys = declared()
+        if name in keys:
+            return self.params.get(name, keys[name])
+        raise AttributeError(f"SaliencyConfig has no field {name!r}")
+
+    @classmethod
+    def extra_keys(cls):
+        return declared()
 
 
 @dataclass(frozen=True)
@@ -170,6 +210,22 @@ class CompareConfig:
     n_images: int = 0                  # positive test images; 0 = all ([A])
 
 
+SCORE_PARTS = ("utility", "pointwise")
+
+
+@dataclass(frozen=True)
+class ScoreConfig:
+    """`cxrsal score`: what is scored against the ground truth."""
+    baselines: str = ""                # comma list: avg, boxes:FILE (detector CSV), seg:DIR (probability maps)
+    # utility (AUPRC/AUROC of the positives) and pointwise detection (every image of the store)
+    parts: tuple[str, ...] = SCORE_PARTS
+
+    def __post_init__(self):
+        unknown = [p for p in self.parts if p not in SCORE_PARTS]
+        if unknown or not self.parts:
+            raise ConfigError(f"score.parts {', '.join(unknown) or '(none)'}: valid choices: {', '.join(SCORE_PARTS)}")
+
+
 @dataclass(frozen=True)
 class PointwiseConfig:
     """Pointwise detection ([B]): the arg-max cell of a map as a detection."""
@@ -194,16 +250,19 @@ class Config:
     similarity: SimilarityConfig = field(default_factory=SimilarityConfig)
     randomization: RandomizationConfig = field(default_factory=RandomizationConfig)
     compare: CompareConfig = field(default_factory=CompareConfig)
+    score: ScoreConfig = field(default_factory=ScoreConfig)
     pointwise: PointwiseConfig = field(default_factory=PointwiseConfig)
 
+    def lookup(self, key):
+        """The value of "section.key", a field or a declared method parameter."""
+        section, name = key.split(".", 1)
+        return getattr(getattr(self, section), name)
+
     def method_params(self, method):
-        """The parameters of one saliency method, from the config (what a map store records)."""
-        s = self.saliency
-        smooth = dict(samples=s.samples, noise=s.noise, magnitude=s.magnitude)
-        ig = dict(steps=s.ig_steps, baseline=s.ig_baseline)
-        return {"sg": smooth, "ig": ig, "sig": {**smooth, **ig},
-                "xrai": dict(steps=s.xrai_steps, algorithm=s.xrai_algorithm),
-                "ggcam": dict(order=self.ggcam.order)}.get(method, {})
+        """The parameters of one saliency method set by the config (what a map store records),
+        from the method's declared config fields."""
+        declared()
+        return {param: self.lookup(key) for param, key in METHOD_KEYS.get(method, {}).items()}
 
     def choices(self):
         """The settings where [A]'s text and code disagree: recorded beside every result."""
@@ -264,13 +323,18 @@ def from_mapping(cls, mapping, source="config", prefix=""):
     if not isinstance(mapping, dict):
         raise ConfigError(f"{source}: {prefix.rstrip('.') or 'the top level'} must be a mapping, got {mapping!r}")
     hints = typing.get_type_hints(cls)
-    names = [f.name for f in dataclasses.fields(cls)]
-    unknown = [k for k in mapping if k not in names]
+    names = [f.name for f in dataclasses.fields(cls) if f.name != "params" or not hasattr(cls, "extra_keys")]
+    extra = cls.extra_keys() if hasattr(cls, "extra_keys") else {}
+    unknown = [k for k in mapping if k not in names and k not in extra]
     if unknown:
         where = f"section '{prefix.rstrip('.')}'" if prefix else "the top level"
-        raise ConfigError(f"{source}: unknown key '{prefix}{unknown[0]}'; valid keys in {where}: {', '.join(names)}")
-    kwargs = {k: _coerce(v, hints[k], prefix + k, source) for k, v in mapping.items()}
-    return cls(**kwargs)
+        raise ConfigError(f"{source}: unknown key '{prefix}{unknown[0]}'; valid keys in {where}: "
+                          f"{', '.join(names + sorted(extra))}")
+    kwargs = {k: _coerce(v, hints[k], prefix + k, source) for k, v in mapping.items() if k in names}
+    params = {k: _coerce(v, type(extra[k]), prefix + k, source) for k, v in mapping.items() if k in extra}
+    # a parameter at its default is no setting: a written config loads back equal to the original
+    params = {k: v for k, v in params.items() if v != extra[k]}
+    return cls(**kwargs, **({"params": params} if extra else {}))
 
 
 def to_dict(cfg):
@@ -281,7 +345,13 @@ def to_dict(cfg):
         if isinstance(v, dict):
             return {k: plain(x) for k, x in v.items()}
         return v
-    return plain(dataclasses.asdict(cfg))
+    out = plain(dataclasses.asdict(cfg))
+    for section, value in out.items():
+        if isinstance(value, dict) and "params" in value and hasattr(getattr(cfg, section), "extra_keys"):
+            # method parameters are written flat, every declared one with its value
+            params = value.pop("params")
+            value.update({k: params.get(k, d) for k, d in getattr(cfg, section).extra_keys().items()})
+    return out
 
 
 def parse_override(text):

@@ -9,7 +9,7 @@ from skimage.transform import resize
 
 from cxrsal.errors import CxrsalError
 from cxrsal.models import build_model, feature_model, logit_model
-from cxrsal.saliency import METHODS, ModelAdapter, compute_maps, noise_rng, normalize, reduce_2d
+from cxrsal.saliency import ModelAdapter, compute_maps, noise_rng, normalize, reduce_2d
 
 
 class Analytic(keras.layers.Layer):
@@ -57,8 +57,7 @@ def tape_grad(model, x):
     return np.stack(out)
 
 
-def test_registry_holds_the_nine_methods():
-    assert METHODS.names() == sorted(["grad", "sg", "ig", "sig", "gcam", "xrai", "gbp", "ggcam", "wildcat"])
+def test_unknown_method_or_parameter_is_one_line():
     with pytest.raises(CxrsalError, match="unknown saliency method 'lime'; valid choices"):
         compute_maps(small_cnn(), images(1), "lime")
     with pytest.raises(CxrsalError, match="unknown parameter"):
@@ -159,6 +158,30 @@ def test_gbp_two_layer_relu_by_hand():
     assert model.get_layer("hidden").activation is keras.activations.relu   # the model is untouched
 
 
+def test_gbp_equals_tf_keras_vis_guided_backprop():
+    # an independent implementation: tf-keras-vis' model modifier swaps every ReLU activation of a
+    # copy for its guided one; the gradient of the logit through that copy is Guided Backprop
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        from tf_keras_vis.utils.model_modifiers import GuidedBackpropagation
+
+    model = build_model("resnet18", "classification", (32, 32, 1), output_stride=8)
+    x = images(3, 32, seed=8)
+    raw, _ = compute_maps(model, x, "gbp", input_channels=1)
+    copy = keras.models.clone_model(logit_model(model))
+    copy.set_weights(logit_model(model).get_weights())
+    GuidedBackpropagation()(copy)
+    t = tf.constant(x)
+    with tf.GradientTape() as tape:
+        tape.watch(t)
+        y = tf.reduce_sum(copy(t, training=False))
+    want = tape.gradient(y, t).numpy()
+    assert np.abs(want).max() > 0
+    np.testing.assert_allclose(raw, want, rtol=1e-4, atol=1e-6 * np.abs(want).max())
+
+
 def test_ggcam_is_gbp_times_gcam():
     model = small_cnn(activation="relu")
     x = images(2)
@@ -233,15 +256,6 @@ def test_wildcat_map_is_the_upsampled_class_map():
         np.testing.assert_allclose(got, bilinear(m, 96, 96), rtol=1e-5, atol=1e-6)
     with pytest.raises(CxrsalError, match="no WILDCAT head"):
         compute_maps(small_cnn(), images(1), "wildcat")
-
-
-def test_batched_equals_one_at_a_time():
-    model = small_cnn()
-    x = images(4)
-    adapter = ModelAdapter(model, batch_size=3)
-    together, _ = compute_maps(adapter, x, "sg", samples=4, indices=[0, 1, 2, 3])
-    alone = np.concatenate([compute_maps(model, x[i:i + 1], "sg", samples=4, indices=[i])[0] for i in range(4)])
-    np.testing.assert_allclose(together, alone, rtol=1e-5, atol=1e-8)
 
 
 def test_postprocess_hand_made():

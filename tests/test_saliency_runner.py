@@ -15,7 +15,7 @@ from cxrsal.data.pipeline import PreparedSplit
 from cxrsal.saliency import compute_maps
 from cxrsal.saliency.runner import run_saliency
 from cxrsal.saliency.store import MapStore
-from cxrsal.training.fit import load_run_model
+from cxrsal.runs import Run
 
 METHODS = "grad,sg,gcam,gbp,ggcam"
 
@@ -65,7 +65,7 @@ def test_store_holds_every_map_with_metadata(reference_store, trained_classifier
     assert params["params"] == {"samples": 3, "noise": 0.15, "magnitude": True} and params["seed"] == 0
     assert params["dtypes"]["raw"] == "float32"
     # a stored map equals compute_maps on the same image (noise stream = its index in the split)
-    model = load_run_model(trained_classifier)
+    model = Run(trained_classifier).model()
     data = PreparedSplit(json.loads((trained_classifier / "data.json").read_text())["dir"], "val")
     first = store.load("sg", meta["image_ids"][0])
     images, _, _ = data.arrays([first["index"]])
@@ -112,9 +112,10 @@ def test_changed_parameters_are_refused(reference_store, trained_classifier, tmp
         run_saliency(trained_classifier, tmp_path / "maps", cfg(limit=2, samples=4), "sg", progress=False, log=quiet)
 
 
-def test_cli_all_methods_on_wildcat_and_overlays(trained_wildcat, tmp_path):
+def test_cli_study_methods_on_wildcat_and_overlays(trained_wildcat, tmp_path):
+    # no --methods: the study's (the default, `study`), WILDCAT's map included on a WILDCAT head
     runner = CliRunner()
-    r = runner.invoke(cli, ["saliency", "--model", str(trained_wildcat), "--methods", "all", "--split", "val",
+    r = runner.invoke(cli, ["saliency", "--model", str(trained_wildcat), "--split", "val",
                             "--positives-only", "--limit", "2", "--out", str(tmp_path / "maps"), "--quiet",
                             "--set", "saliency.samples=2", "--set", "saliency.ig_steps=3",
                             "--set", "saliency.xrai_steps=3"])
@@ -140,7 +141,7 @@ def test_cli_bad_input_is_one_line(trained_classifier, tmp_path):
     runner = CliRunner()
     r = runner.invoke(cli, ["saliency", "--model", str(trained_classifier), "--methods", "grad,lime",
                             "--out", str(tmp_path / "m")])
-    assert r.exit_code == 2 and "unknown saliency method 'lime'; valid choices" in r.output
+    assert r.exit_code == 2 and "--methods 'lime': valid choices: study, all, grad" in r.output
     r = runner.invoke(cli, ["saliency", "--model", str(trained_classifier), "--methods", "wildcat",
                             "--out", str(tmp_path / "m")])
     assert r.exit_code == 2 and "no WILDCAT head" in r.output

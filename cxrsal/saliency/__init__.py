@@ -1,14 +1,26 @@
-"""Saliency engine: the eight methods of [A] plus WILDCAT maps, batched, through one PAIR adapter."""
+"""Saliency engine: the eight methods of [A], WILDCAT maps and any method added as one file of
+this package, batched, through one PAIR adapter.
+
+Every module of the package is imported here, so a method's file registers it (`base.register`):
+adding a method touches no other file.
+"""
+
+import importlib
+import pkgutil
 
 import numpy as np
 
-from . import gradcam, gradients, guided, integrated, smooth, wildcat, xrai  # noqa: F401  (register)
 from .adapter import ModelAdapter
-from .base import METHODS, ORDER, noise_rng
+from .base import METHODS, Method, noise_rng, ordered, parse_methods, register, study_methods
 from .postprocess import normalize, postprocess, reduce_2d
 
-__all__ = ["compute_maps", "METHODS", "ORDER", "ModelAdapter", "noise_rng", "normalize", "postprocess",
-           "reduce_2d"]
+for _module in pkgutil.iter_modules(__path__):
+    importlib.import_module(f"{__name__}.{_module.name}")
+
+ORDER = tuple(ordered())     # every registered method, in table order
+
+__all__ = ["compute_maps", "METHODS", "Method", "ORDER", "ModelAdapter", "noise_rng", "normalize", "ordered",
+           "parse_methods", "postprocess", "reduce_2d", "register", "study_methods"]
 
 
 def compute_maps(model, images, method, *, target="positive", seed=0, batch_size=32, input_channels=3,

@@ -88,6 +88,7 @@ class ModelAdapter:
         if self.has_class_maps:
             self._maps = keras.Model(entry, model.get_layer("class_maps").output)
         self._two_way = two_way
+        self._logits = logits
         self._guided = None
         spec = (tf.TensorSpec((None, *self.input_shape), tf.float32), tf.TensorSpec((None,), tf.int32))
         self._input_grads = tf.function(self._input_grads_impl, input_signature=spec)
@@ -147,7 +148,11 @@ class ModelAdapter:
 
     # ------------------------------------------------------------ batching
     def _run(self, fn, x, cls):
-        """Apply `fn` chunk by chunk (and replica by replica); outputs concatenated on axis 0."""
+        """Apply `fn` chunk by chunk (and replica by replica); outputs concatenated on axis 0.
+
+        Every chunk is padded to the full batch: a CPU kernel's float results depend on the
+        batch size (not on an image's position in the batch), so an image's map is then the
+        same bit for bit whatever else it is computed with (measured on ResNet-18)."""
         import tensorflow as tf
 
         x = np.ascontiguousarray(x, dtype=np.float32)
@@ -157,9 +162,13 @@ class ModelAdapter:
         parts = []
         for start in range(0, len(x), step):
             xb, cb = x[start:start + step], cls[start:start + step]
+            n = len(xb)
+            if n < step:
+                xb = np.concatenate([xb, np.zeros((step - n, *xb.shape[1:]), np.float32)])
+                cb = np.concatenate([cb, np.ones(step - n, np.int32)])
             if replicas == 1:
                 out = fn(tf.constant(xb), tf.constant(cb))
-                parts.append([np.asarray(o) for o in out])
+                parts.append([np.asarray(o)[:n] for o in out])
                 continue
             xs, cs = np.array_split(xb, replicas), np.array_split(cb, replicas)
             xv = self.strategy.experimental_distribute_values_from_function(
@@ -167,7 +176,8 @@ class ModelAdapter:
             cv = self.strategy.experimental_distribute_values_from_function(
                 lambda ctx: tf.constant(cs[ctx.replica_id_in_sync_group]))
             per_replica = self.strategy.experimental_local_results(self._replica_fn(fn)(xv, cv))
-            parts.append([np.concatenate([np.asarray(r[i]) for r in per_replica]) for i in range(len(per_replica[0]))])
+            parts.append([np.concatenate([np.asarray(r[i]) for r in per_replica])[:n]
+                          for i in range(len(per_replica[0]))])
         return [np.concatenate([p[i] for p in parts]) for i in range(len(parts[0]))]
 
     def _replica_fn(self, fn):
@@ -239,6 +249,30 @@ class ModelAdapter:
         if target == "positive":
             return np.ones(len(x), np.int32)
         return self.positive_logits(x)[1] if predicted is None else predicted
+
+    def explained(self, logits, cls):
+        """The explained logit per image from the model's logits (a tensor) and classes `cls`."""
+        import tensorflow as tf
+
+        return self._explained(logits, tf.constant(np.asarray(cls, np.int32)))
+
+    def own_input(self, x):
+        """Images in the adapter's space -> the model's own input (the grey channel of the
+        replicated image), for libraries that take the model whole (tf-keras-vis)."""
+        x = np.asarray(x, np.float32)
+        return x[..., :self.model.input_shape[-1]]
+
+    def logits_model(self, two_class=False):
+        """One flat functional graph from the model's own input to its logits (tf-keras-vis
+        finds layers by name in it); `two_class`: a sigmoid head's logit z as [0, z], whose
+        softmax is [1 - sigmoid(z), sigmoid(z)]."""
+        import keras
+
+        out = self._logits
+        if two_class and not self._two_way:
+            out = keras.layers.Lambda(lambda z: keras.ops.concatenate([keras.ops.zeros_like(z), z], axis=-1),
+                                      name="two_class")(out)
+        return keras.Model(self.model.input, out)
 
     def call_model_function(self, x_value_batch, call_model_args=None, expected_keys=None):
         """PAIR's callback. `call_model_args["cls"]`: class per image of the stack (last leading dim)."""

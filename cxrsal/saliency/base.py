@@ -1,33 +1,48 @@
-"""Saliency method registry and the seeded noise every smoothed method draws."""
+"""Saliency method registry and the seeded noise every smoothed method draws.
+
+A method is one file: a `Method` subclass (or a wrapped instance, `Smooth(IG())`) registered
+with `register`. What it declares is the only list of methods: its place in the tables
+(`order`), whether it is one of the study's methods (`study`), whether it needs a WILDCAT head
+(`needs_wildcat`) and the config keys of its parameters (`config`). `ordered()`, the CLI's
+choices, the `saliency:` config section and the stats and report method lists derive from it.
+"""
 
 import numpy as np
 
+from .. import config as _config
+from ..errors import CxrsalError
 from ..registry import Registry
 
 METHODS = Registry("saliency method")
-ORDER = ("grad", "sg", "ig", "sig", "gcam", "xrai", "gbp", "ggcam", "wildcat")
+KEYWORDS = ("study", "all")
 
 
 class Method:
     """A saliency method: `compute` takes a batch of images and returns raw maps.
 
+    `order`: position in tables and method lists. `study`: one of the audited methods ([A]'s
+    eight, [B]'s WILDCAT map): what `--methods study` (the default) computes; others run when
+    named or with `all`. `needs_wildcat`: needs a WILDCAT head's class maps.
     `channels`: True when raw maps keep the input's channels ([N, H, W, C]; post-processing
     sums their absolute values), False for 2-D maps ([N, H, W]; no abs).
-    `defaults`: every parameter, so a run records all of them.
+    `defaults`: every parameter, so a run records all of them; `config`: the parameters a
+    config sets, {parameter: "section.key"} (`saliency.KEY` keys are declared by the method).
     `grid`: True when the map is the feature map's grid upsampled (GradCAM, WILDCAT), so its
     cells sit at the receptive-field centres of the feature map (pointwise detection).
     """
 
     name = ""
+    order = 1000
+    study = False
+    needs_wildcat = False
     channels = True
     grid = False
     defaults = {}
+    config = {}
 
     def resolve(self, params):
         unknown = set(params) - set(self.defaults)
         if unknown:
-            from ..errors import CxrsalError
-
             raise CxrsalError(f"method {self.name}: unknown parameter(s) {', '.join(sorted(unknown))}; "
                               f"valid: {', '.join(sorted(self.defaults)) or 'none'}")
         return {**self.defaults, **params}
@@ -51,10 +66,43 @@ class Method:
         return lambda: raw
 
 
-def register(cls):
-    """Class decorator: the registry holds one instance of each method, under `cls.name`."""
-    METHODS.register(cls.name)(cls())
-    return cls
+def register(obj):
+    """Register a method: a class (decorator; the registry holds one instance of it) or an
+    instance (a wrapped method, `register(Smooth(IG(), "sig", order=40))`)."""
+    method = obj() if isinstance(obj, type) else obj
+    missing = set(method.config) - set(method.defaults)
+    if missing:
+        raise ValueError(f"method {method.name}: config fields {sorted(missing)} have no default")
+    METHODS.register(method.name)(method)
+    _config.declare(method.name, method.config, method.defaults)
+    return obj
+
+
+def ordered(names=None):
+    """Registered method names (or `names`) in table order."""
+    names = METHODS.names() if names is None else names
+    return sorted(names, key=lambda n: (METHODS.get(n).order, n))
+
+
+def study_methods():
+    return [n for n in ordered() if METHODS.get(n).study]
+
+
+def parse_methods(text, has_wildcat):
+    """`study` (the audited methods), `all` (every registered method) or a comma list ->
+    names in table order; methods needing a WILDCAT head are left out of the keywords when
+    the model has none and refused when named."""
+    text = "study" if text in ("", None) else str(text)
+    if text in KEYWORDS:
+        names = study_methods() if text == "study" else ordered()
+        return [n for n in names if has_wildcat or not METHODS.get(n).needs_wildcat]
+    names = [t.strip() for t in text.split(",") if t.strip()]
+    for n in names:
+        if n not in METHODS:
+            raise CxrsalError(f"--methods {n!r}: valid choices: {', '.join(KEYWORDS + tuple(ordered()))}")
+        if METHODS.get(n).needs_wildcat and not has_wildcat:
+            raise CxrsalError(f"--methods {n}: the model has no WILDCAT head")
+    return ordered(set(names))
 
 
 def noise_rng(seed, index):

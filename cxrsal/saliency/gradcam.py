@@ -23,6 +23,8 @@ def gradcam_maps(adapter, images, cls):
 @register
 class GradCAM(Method):
     name = "gcam"
+    order = 50
+    study = True
     channels = False
     grid = True
     defaults = {}

@@ -6,6 +6,8 @@ from .base import Method, register
 @register
 class Grad(Method):
     name = "grad"
+    order = 10
+    study = True
     defaults = {}
 
     def compute(self, adapter, images, cls, rngs, **params):

@@ -18,6 +18,8 @@ ORDERS = ("processed", "raw")
 @register
 class GuidedBackprop(Method):
     name = "gbp"
+    order = 70
+    study = True
     defaults = {}
 
     def compute(self, adapter, images, cls, rngs):
@@ -27,8 +29,11 @@ class GuidedBackprop(Method):
 @register
 class GuidedGradCAM(Method):
     name = "ggcam"
+    order = 80
+    study = True
     channels = False
     defaults = {"order": "processed"}
+    config = {"order": "ggcam.order"}
 
     def evaluations(self, params):
         return 2

@@ -5,8 +5,11 @@ import numpy as np
 from ..errors import CxrsalError
 from .base import Method, register
 
-# model evaluations handed to the adapter per PAIR call (it chunks them into batch_size)
-EVALS_PER_CALL = 512
+# interpolation steps per PAIR call, for every image of the stack at once (the adapter chunks the
+# evaluations into padded batches): all of [A]'s 25 and XRAI's 100 in one call. A constant, not a
+# share of an evaluation budget: PAIR sums each call's gradients before adding the calls up, so
+# an image's map must not depend on how many images share the stack
+STEPS_PER_CALL = 128
 
 
 def baseline_for(images, baseline):
@@ -24,15 +27,18 @@ def baseline_for(images, baseline):
 def integrated_gradients(adapter, images, cls, baseline, steps):
     from saliency.core import IntegratedGradients
 
-    per_call = max(1, EVALS_PER_CALL // max(1, len(images)))
     return IntegratedGradients().GetMask(images, adapter.call_model_function, {"cls": cls},
-                                         x_baseline=baseline, x_steps=int(steps), batch_size=per_call)
+                                         x_baseline=baseline, x_steps=int(steps), batch_size=STEPS_PER_CALL)
 
 
 @register
 class IG(Method):
     name = "ig"
+    order = 30
+    study = True
     defaults = {"steps": 25, "baseline": "black"}   # [A]'s text: 25 steps (its code used 10)
+    # black (0 = -1 in [-1, 1] scaling) | white | a number
+    config = {"steps": "saliency.ig_steps", "baseline": "saliency.ig_baseline"}
 
     def evaluations(self, params):
         return int(params["steps"])

@@ -7,29 +7,15 @@ belongs to shard g mod K), so a sharded or resumed run computes every map in exa
 batch as an uninterrupted one and the stores agree bit for bit.
 """
 
-import json
 import time
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 
 from ..config import Config, to_dict
 from ..errors import CxrsalError
-from .base import METHODS, ORDER, noise_rng
+from .base import METHODS, noise_rng, parse_methods
 from .postprocess import postprocess
 from .store import DTYPES, MapStore, remember, weights_digest
-
-
-def parse_methods(text, has_wildcat):
-    """`all` or a comma list -> method names in the canonical order."""
-    if text in ("all", "", None):
-        return [m for m in ORDER if m != "wildcat" or has_wildcat]
-    names = [t.strip() for t in str(text).split(",") if t.strip()]
-    for n in names:
-        METHODS.get(n)   # unknown: one line listing the valid ones
-    if "wildcat" in names and not has_wildcat:
-        raise CxrsalError("--methods wildcat: the model has no WILDCAT head")
-    return [m for m in ORDER if m in names]
 
 
 def select(rows, split, positives_only, limit):
@@ -46,28 +32,26 @@ def select(rows, split, positives_only, limit):
     return rows
 
 
-def run_saliency(model_dir, out, cfg: Config, methods="all", *, num_shards=1, shard_index=0,
+def run_saliency(model_dir, out, cfg: Config, methods="study", *, num_shards=1, shard_index=0,
                  progress=True, log=print):
     """Compute the maps into store `out`; returns {method: maps written this session}. The
     store is listed in the model run, so randomize and compare reuse its maps."""
     from ..data.manifest import read_manifest
     from ..data.pipeline import PreparedSplit
     from ..models.geometry import feature_geometry
-    from ..training.fit import load_run_model, versions
+    from ..runs import CLASSIFICATION, Run
+    from ..training.fit import versions
     from ..training.strategy import choose_strategy
     from .adapter import ModelAdapter
 
     s = cfg.saliency
     if not (0 <= shard_index < num_shards):
         raise CxrsalError(f"--shard-index {shard_index}: must be in 0..{num_shards - 1} for --num-shards {num_shards}")
-    model_dir = Path(model_dir)
-    data_json = model_dir / "data.json"
-    if not data_json.exists():
-        raise CxrsalError(f"--model {model_dir}: not a `cxrsal train` run (no data.json)")
-    data_dir = json.loads(data_json.read_text())["dir"]
+    run = Run(model_dir).expect(CLASSIFICATION)
+    model_dir, data_dir = run.path, run.data
     strategy, described = choose_strategy()
     with strategy.scope():
-        model = load_run_model(model_dir, s.checkpoint)
+        model = run.model(s.checkpoint)
     adapter = ModelAdapter(model, batch_size=s.batch_size, strategy=strategy, input_channels=s.input_channels)
     names = parse_methods(methods, adapter.has_class_maps)
     rows = select(read_manifest(data_dir), s.split, s.positives_only, s.limit)

@@ -8,6 +8,9 @@ from .base import Method, register
 @register
 class WildcatMap(Method):
     name = "wildcat"
+    order = 90
+    study = True
+    needs_wildcat = True
     channels = False
     grid = True
     defaults = {}

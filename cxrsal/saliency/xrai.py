@@ -41,8 +41,11 @@ def _select(image, attribution, segments, steps, algorithm):
 @register
 class Xrai(Method):
     name = "xrai"
+    order = 60
+    study = True
     channels = False
-    defaults = {"steps": 100, "algorithm": "full"}
+    defaults = {"steps": 100, "algorithm": "full"}     # PAIR's defaults; algorithm full | fast
+    config = {"steps": "saliency.xrai_steps", "algorithm": "saliency.xrai_algorithm"}
 
     def start(self, adapter, images, cls, rngs, executor=None, steps=100, algorithm="full"):
         if algorithm not in ALGORITHMS:
