@@ -2,9 +2,10 @@
 
 import click
 
+from .options import config_options
+
 
 def register(cli):
-    from .main import config_options
 
     @cli.command("train-baseline")
     @click.argument("kind", type=click.Choice(("unet", "retinanet")))
@@ -29,6 +30,7 @@ def register(cli):
         from pathlib import Path
 
         from cxrsal.baselines.predict import train_defaults, usage
+        from cxrsal.runs import CARD_FILE, TASKS
         from cxrsal.baselines.predict import train_baseline as run
         from cxrsal.config import load_config
 
@@ -44,9 +46,9 @@ def register(cli):
         click.echo(f"run directory: {out}")
         card = run(cfg, data_dir, out, log=click.echo, verbose=0 if quiet else 1)
         split = cfg.baseline.predict_split
-        click.echo(f"run card: {Path(out) / 'run.json'}  ({split} AUC {card['metrics'][f'{split}_auc']:.4f}); "
+        click.echo(f"run card: {Path(out) / CARD_FILE}  ({split} AUC {card['metrics'][f'{split}_auc']:.4f}); "
                    f"predictions: {Path(out) / 'predictions' / split}")
-        click.echo(usage(kind, Path(out) / "predictions" / split))
+        click.echo(usage(TASKS.get(kind), Path(out) / "predictions" / split))
 
     @cli.command("predict-baseline")
     @click.option("--model", "run_dir", type=click.Path(file_okay=False), required=True,

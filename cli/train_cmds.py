@@ -2,9 +2,10 @@
 
 import click
 
+from .options import config_options
+
 
 def register(cli):
-    from .main import config_options
 
     @cli.command()
     @click.option("--arch", default=None, help="Backbone [default: resnet18]: inceptionv3, densenet121, densenet169, "
@@ -27,6 +28,7 @@ def register(cli):
         from pathlib import Path
 
         from cxrsal.config import load_config
+        from cxrsal.runs import CARD_FILE
         from cxrsal.training.fit import train as run
 
         cfg = load_config(config_path, overrides, options={
@@ -37,7 +39,7 @@ def register(cli):
         out = out or str(Path(data_dir) / "models" / f"{cfg.model.arch}-{cfg.model.head}-seed{cfg.train.seed}")
         click.echo(f"run directory: {out}")
         card = run(cfg, data_dir, out, log=click.echo, verbose=0 if quiet else 1)
-        click.echo(f"run card: {Path(out) / 'run.json'}  (test AUC {card['metrics']['test_auc']:.4f})")
+        click.echo(f"run card: {Path(out) / CARD_FILE}  (test AUC {card['metrics']['test_auc']:.4f})")
 
     @cli.command()
     @click.option("--model", "run_dir", type=click.Path(file_okay=False), required=True,
@@ -48,6 +50,6 @@ def register(cli):
                   help="Another prepared data set [default: the one it was trained on].")
     def evaluate(run_dir, split, checkpoint, data_dir):
         """Re-compute the classification AUC of a trained model on a split."""
-        from cxrsal.training.fit import evaluate as run
+        from cxrsal.training.classifier import evaluate as run
 
         run(run_dir, split, checkpoint, data_dir, log=click.echo)

@@ -19,7 +19,9 @@ from cxrsal.errors import CxrsalError
 from cxrsal.experiments.scoring import read_detections, read_probability_map, score_store
 from cxrsal.metrics import box_heatmap
 from cxrsal.saliency.store import MapStore
-from cxrsal.training.fit import ClassificationTask, load_run_model, train
+from cxrsal.runs import Run
+from cxrsal.training.classifier import ClassificationTask
+from cxrsal.training.fit import train
 
 
 def quiet(*_):
@@ -120,7 +122,7 @@ def test_unet_cli_on_siim(siim_run, tmp_path):
 
 
 def weights_of(run, which):
-    return [w.copy() for w in load_run_model(run, which, task=None).get_weights()]
+    return [w.copy() for w in Run(run).model(which).get_weights()]
 
 
 def assert_same_weights(run_a, run_b, checkpoints):
@@ -203,7 +205,7 @@ def test_retinanet_trains_and_its_boxes_are_scored(tiny_run, store, tmp_path):
     from cxrsal.baselines.retinanet import detect
     from cxrsal.data.pipeline import PreparedSplit, load_batch
 
-    model = load_run_model(tmp_path / "det", task="retinanet")
+    model = Run(tmp_path / "det").expect("retinanet").model()
     x = load_batch(PreparedSplit(tiny_run, "test"), list(range(4)), 64)[0]
     full, short = detect(model, x, batch_size=4), detect(model, x[:3], batch_size=4)
     assert len(short) == 3 and sum(len(s) for _, s in short) > 0
@@ -217,7 +219,7 @@ def test_retinanet_resume_equals_uninterrupted(tiny_run, tmp_path):
     cfg = load_config(overrides=RETINANET + ["train.epochs=2", "train.patience=2"])
     full = train_baseline(cfg, tiny_run, tmp_path / "full", log=quiet, verbose=0)
     killed_after(1, cfg, tiny_run, tmp_path / "resumed")
-    model = load_run_model(tmp_path / "resumed", "last", task="retinanet", compile=True)
+    model = Run(tmp_path / "resumed").expect("retinanet").model("last", compile=True)
     assert model.optimizer.iterations.numpy() > 0 and model.loss["cls_logits"].alpha == 0.25
     resumed = train_baseline(cfg, tiny_run, tmp_path / "resumed", log=quiet, verbose=0)
     assert resumed["metrics"] == full["metrics"]

@@ -10,7 +10,7 @@ from cxrsal.experiments.repeatability import run_compare
 from cxrsal.saliency.base import METHODS
 from cxrsal.saliency.runner import run_saliency
 from cxrsal.saliency.store import MapStore, remembered, weights_digest
-from cxrsal.training.fit import load_run_model
+from cxrsal.runs import Run
 
 NAMES = "grad,gcam"
 
@@ -54,8 +54,8 @@ def saliency_store(trained_classifier, tmp_path_factory):
 
 
 def test_weights_digest_is_the_values_not_the_file(trained_classifier):
-    a = load_run_model(trained_classifier, "best")
-    b = load_run_model(trained_classifier, "best")
+    a = Run(trained_classifier).model("best")
+    b = Run(trained_classifier).model("best")
     assert weights_digest(a) == weights_digest(b)
     w = b.get_weights()
     w[0] = w[0] + np.float32(1e-3)
@@ -65,7 +65,7 @@ def test_weights_digest_is_the_values_not_the_file(trained_classifier):
 
 def test_saliency_store_is_listed_in_the_model_run(saliency_store, trained_classifier):
     assert str(saliency_store.resolve()) in remembered(trained_classifier)
-    assert MapStore(saliency_store).meta["weights"] == weights_digest(load_run_model(trained_classifier, "best"))
+    assert MapStore(saliency_store).meta["weights"] == weights_digest(Run(trained_classifier).model("best"))
 
 
 def test_compare_copies_the_maps_it_already_has(saliency_store, trained_classifier, tmp_path, monkeypatch):

@@ -11,7 +11,9 @@ from cxrsal.config import load_config
 from cxrsal.data.prepare import prepare
 from cxrsal.data.synth import synth
 from cxrsal.errors import CxrsalError
-from cxrsal.training.fit import auc_score, evaluate, load_run_model, train
+from cxrsal.runs import Run
+from cxrsal.training.classifier import auc_score, evaluate
+from cxrsal.training.fit import train
 from cxrsal.training.strategy import choose_strategy
 
 
@@ -61,7 +63,7 @@ def test_resnet18_learns_synthetic_data(learn_run, tmp_path, head):
 
 
 def weights_of(run, which):
-    return [w.copy() for w in load_run_model(run, which).get_weights()]
+    return [w.copy() for w in Run(run).model(which).get_weights()]
 
 
 def test_resume_after_kill_equals_uninterrupted(tiny_run, tmp_path):

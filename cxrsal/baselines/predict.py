@@ -20,8 +20,9 @@ import numpy as np
 
 from ..errors import CxrsalError
 from ..io import atomic_path, atomic_write_text, remove_stale_tmp, write_frame
+from ..runs import TASKS, Run, Task
 
-KINDS = ("unet", "retinanet")
+KINDS = ("unet", "retinanet")   # the tasks this package registers (unet.py, retinanet.py)
 # what `cxrsal train-baseline` uses unless a config file or option says otherwise: [A]'s recipe
 # (Adam 1e-4 is the train section's default), early stopping and reduce-on-plateau on the
 # validation loss; class-balanced batches for the U-Net ([A]). Not for RetinaNet: its focal loss
@@ -37,15 +38,14 @@ def train_defaults(kind):
     return {**TRAIN_DEFAULTS, **KIND_DEFAULTS.get(kind, {})}
 
 
-class BaselineTask:
+class BaselineTask(Task):
     """What the localization networks share in `fit.train`: early stopping on the validation
-    loss, and the prediction folder as the test. Subclasses give `name`, `describe`, `build`
-    and `dataset(split, size, epoch, steps)`."""
+    loss, and the prediction folder as the test. Subclasses give `name`, `describe`, `build`,
+    `dataset(split, size, epoch, steps)`, and for the prediction folder `predict(model, images,
+    rows, masks)` -> (maps, image scores), `finish(out, split, metrics)`, `summary(metrics, split)`
+    and `usage(folder)`."""
 
     monitor, mode = "val_loss", "min"
-
-    def __init__(self, cfg, data_dir):
-        self.cfg, self.data_dir = cfg, data_dir
 
     def train_data(self, size, epoch):
         return self.dataset("train", size, epoch=epoch, steps=self.cfg.train.steps_per_epoch)
@@ -58,9 +58,6 @@ class BaselineTask:
 
 
 def make_task(cfg, data_dir):
-    from .retinanet import RetinaNetTask
-    from .unet import UNetTask
-
     from ..data.manifest import SPLITS
 
     kind = cfg.baseline.kind
@@ -68,7 +65,7 @@ def make_task(cfg, data_dir):
         raise CxrsalError(f"baseline.kind={kind!r}: valid choices: {', '.join(KINDS)}")
     if cfg.baseline.predict_split not in SPLITS:
         raise CxrsalError(f"baseline.predict_split={cfg.baseline.predict_split!r}: valid choices: {', '.join(SPLITS)}")
-    return (UNetTask if kind == "unet" else RetinaNetTask)(cfg, data_dir)
+    return TASKS.get(kind)(cfg, data_dir)
 
 
 def train_baseline(cfg, data_dir, out, *, log=print, verbose=1, on_epoch_end=None):
@@ -90,23 +87,20 @@ def predict_baseline(run_dir, *, split=None, data_dir=None, out=None, which="bes
     (default: the run's own data); returns the split's image-level metrics."""
     import pandas as pd
 
-    from ..data.pipeline import PreparedSplit, load_batch
-    from ..metrics import box_heatmap
-    from ..training.fit import auc_score, load_run_config, load_run_model, run_task
     from ..data.manifest import read_manifest, split_rows
-    from .retinanet import detect
-    from .unet import classification_score, dice_score
+    from ..data.pipeline import PreparedSplit, load_batch
+    from ..training.classifier import auc_score
 
-    run_dir = Path(run_dir)
-    kind = run_task(run_dir)
-    if kind not in KINDS:
-        raise CxrsalError(f"--model {run_dir}: a {kind} run, not a baseline (unet or retinanet)")
-    cfg = load_run_config(run_dir)
+    run = Run(run_dir)
+    if run.kind not in KINDS:
+        raise CxrsalError(f"--model {run.path}: a {run.kind} run, not a baseline ({' or '.join(KINDS)})")
+    cfg = run.config
     split = split or cfg.baseline.predict_split
-    data_dir = data_dir or json.loads((run_dir / "data.json").read_text())["dir"]
-    model = model or load_run_model(run_dir, which, task=kind)
+    data_dir = data_dir or run.data
+    model = model or run.model(which)
+    task = run.task(cfg, data_dir)
     size = model.input_shape[1]
-    out = Path(out) if out else run_dir / "predictions" / split
+    out = Path(out) if out else run.path / "predictions" / split
     maps_dir = out / "maps"
     maps_dir.mkdir(parents=True, exist_ok=True)
     remove_stale_tmp(maps_dir)
@@ -118,25 +112,11 @@ def predict_baseline(run_dir, *, split=None, data_dir=None, out=None, which="bes
         raise CxrsalError(f"--data {data_dir}: split {split!r} is empty; nothing to predict")
     data = PreparedSplit(data_dir, split)
     batch = cfg.pipeline.batch_size
-    scores, detections, dice = [], [], []
+    scores = []
     for start in range(0, len(rows), batch):
         chunk = rows[start:start + batch]
         images, _, masks = load_batch(data, [r["index"] for r in chunk], size)
-        if kind == "unet":
-            prob = np.asarray(model.predict_on_batch(images), np.float32)[..., 0]
-            image_scores = classification_score(prob)
-            maps = prob
-            for r, p, m in zip(chunk, prob, masks):
-                if r["label"] == 1 and m.any():
-                    dice.append(dice_score(m[..., 0], p))
-        else:
-            found = detect(model, images, cfg.baseline.score_threshold, batch_size=batch)
-            maps = [box_heatmap(b, s, (size, size), min_score=cfg.baseline.score_threshold) for b, s in found]
-            image_scores = [float(s.max()) if len(s) else 0.0 for _, s in found]
-            for r, (b, s) in zip(chunk, found):
-                sx, sy = r["width"] / size, r["height"] / size
-                detections += [dict(patientId=r["image_id"], x=x * sx, y=y * sy, width=w * sx, height=h * sy,
-                                    score=v) for (x, y, w, h), v in zip(b, s)]
+        maps, image_scores = task.predict(model, images, chunk, masks)
         for r, m, s in zip(chunk, maps, image_scores):
             _save_map(maps_dir / f"{r['image_id']}.npy", m)
             scores.append(dict(image_id=r["image_id"], label=r["label"], score=float(s)))
@@ -144,25 +124,18 @@ def predict_baseline(run_dir, *, split=None, data_dir=None, out=None, which="bes
     table = pd.DataFrame(scores, columns=["image_id", "label", "score"])
     write_frame(out / "scores.csv", table)
     metrics = {f"{split}_auc": auc_score(table.label, table.score), f"{split}_images": len(rows)}
-    if kind == "unet":
-        metrics[f"{split}_dice"] = float(np.mean(dice)) if dice else float("nan")
-    else:
-        write_frame(out / "detections.csv",
-                    pd.DataFrame(detections, columns=["patientId", "x", "y", "width", "height", "score"]))
-        metrics[f"{split}_boxes"] = len(detections)
+    task.finish(out, split, metrics)
     atomic_write_text(out / "predictions.json", json.dumps(
-        {"model": str(run_dir.resolve()), "kind": kind, "checkpoint": which, "data": str(data_dir), "split": split,
-         "input_size": size, "metrics": metrics}, indent=2) + "\n")
-    log(f"{kind} on {split}: AUC {metrics[f'{split}_auc']:.4f}"
-        + (f", Dice {metrics[f'{split}_dice']:.4f} (positives)" if kind == "unet" else
-           f", {len(detections)} boxes with score > {cfg.baseline.score_threshold}"))
-    log(usage(kind, out))
+        {"model": str(run.path.resolve()), "kind": run.kind, "checkpoint": which, "data": str(data_dir),
+         "split": split, "input_size": size, "metrics": metrics}, indent=2) + "\n")
+    log(f"{run.kind} on {split}: AUC {metrics[f'{split}_auc']:.4f}, {task.summary(metrics, split)}")
+    log(usage(task, out))
     return metrics
 
 
-def usage(kind, folder):
+def usage(task, folder):
     """How `score` and `compare` take a prediction folder (printed after writing one)."""
     folder = Path(folder)
-    use = f"seg:{folder / 'maps'}" if kind == "unet" else f"boxes:{folder / 'detections.csv'}"
+    use = task.usage(folder)
     return (f"score with: cxrsal score --maps MAPS --baselines avg,{use}\n"
             f"high baseline of compare: --baseline-maps {folder / 'maps'} <the other seed's maps>")

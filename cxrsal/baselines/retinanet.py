@@ -9,6 +9,8 @@ ImageNet's normalisation (what a pretrained preset expects; harmless from scratc
 import numpy as np
 
 from ..errors import CxrsalError
+from ..geometry import scale_boxes
+from ..runs import register_task
 from .predict import BaselineTask
 
 # keras-hub ResNetBackbone settings (ResNet v1, torchvision's layouts); resnet10 is the small one
@@ -147,9 +149,8 @@ def split_boxes(rows, size):
     boxes = np.full((len(rows), k, 4), -1.0, np.float32)
     classes = np.full((len(rows), k), -1.0, np.float32)
     for i, (r, bs) in enumerate(zip(rows, parsed)):
-        for j, (x, y, w, h) in enumerate(bs):
-            sx, sy = size / r["width"], size / r["height"]
-            boxes[i, j] = (x * sx, y * sy, w * sx, h * sy)
+        for j, box in enumerate(scale_boxes(bs, (r["height"], r["width"]), size)):
+            boxes[i, j] = box
             classes[i, j] = 0.0
     return boxes, classes
 
@@ -198,6 +199,7 @@ def detect(model, images, score_threshold=0.01, batch_size=None):
     return out
 
 
+@register_task
 class RetinaNetTask(BaselineTask):
     """`cxrsal train-baseline retinanet`: RSNA boxes, early stopping on the validation loss."""
 
@@ -223,3 +225,40 @@ class RetinaNetTask(BaselineTask):
 
     def dataset(self, split, size, epoch=0, steps=0):
         return box_dataset(self.data_dir, split, size, self.cfg.pipeline, epoch=epoch, steps=steps)
+
+    @classmethod
+    def prepare_loading(cls):
+        detector_class()   # keras-hub's detector registered, with its saved compile settings
+
+    def predict(self, model, images, rows, masks):
+        """Box heatmaps (each pixel: the best score > threshold of the boxes covering it, SPEC §5);
+        image score: the best box score; boxes kept for detections.csv in original pixels."""
+        from ..metrics import box_heatmap
+
+        b = self.cfg.baseline
+        size = np.shape(images)[1]
+        found = detect(model, images, b.score_threshold, batch_size=self.cfg.pipeline.batch_size)
+        self._detections = getattr(self, "_detections", [])
+        for r, (boxes, scores) in zip(rows, found):
+            original = scale_boxes(boxes, size, (r["height"], r["width"]))
+            self._detections += [dict(patientId=r["image_id"], x=x, y=y, width=w, height=h, score=v)
+                                 for (x, y, w, h), v in zip(original, scores)]
+        maps = [box_heatmap(boxes, scores, (size, size), min_score=b.score_threshold) for boxes, scores in found]
+        return maps, [float(scores.max()) if len(scores) else 0.0 for _, scores in found]
+
+    def finish(self, out, split, metrics):
+        import pandas as pd
+
+        from ..io import write_frame
+
+        detections = getattr(self, "_detections", [])
+        write_frame(out / "detections.csv",
+                    pd.DataFrame(detections, columns=["patientId", "x", "y", "width", "height", "score"]))
+        metrics[f"{split}_boxes"] = len(detections)
+
+    def summary(self, metrics, split):
+        return f"{metrics[f'{split}_boxes']} boxes with score > {self.cfg.baseline.score_threshold}"
+
+    @classmethod
+    def usage(cls, folder):
+        return f"boxes:{folder / 'detections.csv'}"

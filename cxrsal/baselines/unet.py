@@ -4,6 +4,7 @@ grey [H, W, 1] in [0, 1] -> per-pixel probability [H, W, 1]."""
 import numpy as np
 
 from ..errors import CxrsalError
+from ..runs import register_task
 from .predict import BaselineTask
 
 
@@ -66,6 +67,7 @@ def dice_score(mask, probability, threshold=0.5):
     return 2.0 * (m & p).sum() / (m.sum() + p.sum())
 
 
+@register_task
 class UNetTask(BaselineTask):
     """`cxrsal train-baseline unet`: masks (SIIM; RSNA boxes drawn as masks work too), focal +
     Dice loss, early stopping and reduce-on-plateau on the validation loss."""
@@ -103,3 +105,21 @@ class UNetTask(BaselineTask):
 
     def dataset(self, split, size, epoch=0, steps=0):
         return mask_dataset(self.data_dir, split, size, self.cfg.pipeline, epoch=epoch, steps=steps)
+
+    def predict(self, model, images, rows, masks):
+        """Probability maps; image score: the mean of the cells above 0.5 ([A]); Dice of positives."""
+        prob = np.asarray(model.predict_on_batch(images), np.float32)[..., 0]
+        self._dice = getattr(self, "_dice", [])
+        self._dice += [dice_score(m[..., 0], p) for r, p, m in zip(rows, prob, masks) if r["label"] == 1 and m.any()]
+        return prob, classification_score(prob)
+
+    def finish(self, out, split, metrics):
+        dice = getattr(self, "_dice", [])
+        metrics[f"{split}_dice"] = float(np.mean(dice)) if dice else float("nan")
+
+    def summary(self, metrics, split):
+        return f"Dice {metrics[f'{split}_dice']:.4f} (positives)"
+
+    @classmethod
+    def usage(cls, folder):
+        return f"seg:{folder / 'maps'}"

@@ -1,26 +1,17 @@
 """What every result file records of where its numbers came from: the data set (manifest hash),
 the models (architecture, head) and the choices where [A]'s text and code disagree."""
 
-import json
-from pathlib import Path
-
-import yaml
+from ..errors import CxrsalError
+from ..runs import Run
 
 
 def model_facts(model_dir):
     """{"arch", "head", "data_hash", "data"} of a `cxrsal train` run directory ("unknown" where
     the run does not say)."""
-    model_dir = Path(model_dir)
-    facts = {"arch": "unknown", "head": "unknown", "data_hash": "unknown", "data": ""}
-    cfg = model_dir / "config.yaml"
-    if cfg.exists():
-        model = (yaml.safe_load(cfg.read_text()) or {}).get("model", {})
-        facts.update(arch=model.get("arch", "unknown"), head=model.get("head", "classification"))
-    data = model_dir / "data.json"
-    if data.exists():
-        d = json.loads(data.read_text())
-        facts.update(data_hash=d.get("manifest_sha256", "unknown"), data=d.get("dir", ""))
-    return facts
+    try:
+        return Run(model_dir).facts()
+    except CxrsalError:
+        return {"arch": "unknown", "head": "unknown", "data_hash": "unknown", "data": ""}
 
 
 def result_meta(model_dirs, cfg):

@@ -1,0 +1,172 @@
+"""A model run directory, through one API: every command that opens a trained run uses `Run`.
+
+    RUN/config.yaml           the resolved config it was trained with
+    RUN/data.json             the prepared run it was trained on (dir, manifest hash, data set, size)
+    RUN/state.json            training state: task, epochs, best score, learning rate, last checkpoint
+    RUN/run.json              the run card, written when training ends
+    RUN/checkpoints/          best.keras and the last epoch's checkpoint
+    RUN/map_stores.txt        map stores computed from it (cxrsal.saliency.store)
+
+Tasks (the classifier, the U-Net, RetinaNet) are registered in `TASKS` by the modules that
+define them (`cxrsal.training.classifier`, `cxrsal.baselines`); a run names its task in
+state.json.
+"""
+
+import json
+from functools import cached_property
+from pathlib import Path
+
+from .errors import CxrsalError
+from .registry import Registry
+
+CONFIG_FILE = "config.yaml"
+DATA_FILE = "data.json"
+STATE_FILE = "state.json"
+CARD_FILE = "run.json"
+HISTORY_FILE = "history.csv"
+CKPT_DIR = "checkpoints"
+BEST = "best.keras"
+
+TASKS = Registry("task")
+CLASSIFICATION = "classification"
+
+
+class Task:
+    """What the training loop needs of one kind of model: how to build, feed, validate and test
+    it (`build`, `train_data`, `validate`, `test`, `describe`), which validation score it keeps
+    the best epoch by (`monitor`, `mode`), and what must be registered before one of its
+    checkpoints loads (`prepare_loading`)."""
+
+    name = ""
+    monitor, mode = "val_loss", "min"
+    # what a user opens a run of this task with, for error messages
+    what = ""
+
+    def __init__(self, cfg, data_dir):
+        self.cfg, self.data_dir = cfg, data_dir
+
+    @classmethod
+    def prepare_loading(cls):
+        """Register the custom objects its checkpoints need (Keras deserialisation)."""
+
+
+def register_task(cls):
+    TASKS.register(cls.name)(cls)
+    return cls
+
+
+class Run:
+    """A run directory of `cxrsal train` or `cxrsal train-baseline`."""
+
+    def __init__(self, path, option="--model"):
+        self.path = Path(path)
+        self.option = option
+        if not (self.path / STATE_FILE).is_file() or not (self.path / DATA_FILE).is_file():
+            raise CxrsalError(f"{option} {self.path}: not a `cxrsal train` run (no {STATE_FILE} / {DATA_FILE})")
+
+    def __repr__(self):
+        return f"Run({str(self.path)!r})"
+
+    @property
+    def name(self):
+        return self.path.name
+
+    @cached_property
+    def state(self):
+        return _read_json(self.path / STATE_FILE)
+
+    @property
+    def kind(self):
+        """The task it was trained for (classification, unet, retinanet)."""
+        return self.state.get("task", CLASSIFICATION)
+
+    @cached_property
+    def config(self):
+        return read_config(self.path, self.option)
+
+    @cached_property
+    def data_info(self):
+        """data.json: {"dir", "manifest_sha256", "dataset", "size"}."""
+        return _read_json(self.path / DATA_FILE)
+
+    @property
+    def data(self):
+        """The prepared run it was trained on (a directory path, as recorded)."""
+        return self.data_info["dir"]
+
+    @cached_property
+    def card(self):
+        """run.json, or None while training has not ended."""
+        path = self.path / CARD_FILE
+        return _read_json(path) if path.is_file() else None
+
+    @property
+    def task(self):
+        """The registered task class of this run."""
+        if self.kind not in TASKS:
+            raise CxrsalError(f"{self.option} {self.path}: a {self.kind} run, which this command does not open")
+        return TASKS.get(self.kind)
+
+    def expect(self, kind):
+        """Refuse a run of another task (`kind` None accepts any)."""
+        if kind is not None and self.kind != kind:
+            what = {CLASSIFICATION: "a classifier (`cxrsal train`)"}.get(kind, f"a {kind} baseline")
+            raise CxrsalError(f"{self.option} {self.path}: a {self.kind} run, not {what}")
+        return self
+
+    def checkpoint(self, which="best"):
+        if which == "best":
+            path = self.path / CKPT_DIR / BEST
+            if not path.exists():
+                raise CxrsalError(f"{self.option} {self.path}: no best checkpoint yet (no epoch finished with a "
+                                  "validation score)")
+            return path
+        if which != "last":
+            raise CxrsalError(f"checkpoint {which!r}: valid choices: best, last")
+        return self.path / CKPT_DIR / self.state["last"]
+
+    def model(self, which="best", compile=False):
+        """The trained model (`best` or `last` checkpoint)."""
+        import warnings
+
+        import keras
+
+        from . import models  # noqa: F401  (registers the custom layers)
+
+        if self.kind != CLASSIFICATION:
+            self.task.prepare_loading()
+        path = self.checkpoint(which)
+        with warnings.catch_warnings():
+            # without compiling, Keras says it skips the saved optimizer's variables: that is the point
+            warnings.filterwarnings("ignore", message="Skipping variable loading for optimizer")
+            return keras.models.load_model(path, compile=compile)
+
+    def facts(self):
+        """{"arch", "head", "data_hash", "data"} ("unknown" where the run does not say)."""
+        facts = {"arch": "unknown", "head": "unknown", "data_hash": "unknown", "data": ""}
+        try:
+            model = self.config.model
+            facts.update(arch=model.arch, head=model.head)
+        except CxrsalError:
+            pass
+        facts.update(data_hash=self.data_info.get("manifest_sha256", "unknown"), data=self.data_info.get("dir", ""))
+        return facts
+
+
+def read_config(run_dir, option="--model"):
+    """The config a run directory was trained with."""
+    import yaml
+
+    from .config import Config, from_mapping
+
+    path = Path(run_dir) / CONFIG_FILE
+    if not path.is_file():
+        raise CxrsalError(f"{option} {run_dir}: not a `cxrsal train` run (no {CONFIG_FILE})")
+    return from_mapping(Config, yaml.safe_load(path.read_text()) or {}, str(path))
+
+
+def _read_json(path):
+    try:
+        return json.loads(Path(path).read_text())
+    except (OSError, ValueError) as e:
+        raise CxrsalError(f"{path}: cannot be read ({e})") from None

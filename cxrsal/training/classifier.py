@@ -1,0 +1,81 @@
+"""`cxrsal train`'s task: the classifier (BCE, early stopping on validation AUC), and its evaluation."""
+
+import numpy as np
+
+from ..config import to_dict
+from ..runs import CLASSIFICATION, Run, Task, register_task
+
+
+def auc_score(labels, scores):
+    """ROC AUC (scikit-learn); NaN when the split holds a single class."""
+    from sklearn.metrics import roc_auc_score
+
+    labels = np.asarray(labels).ravel()
+    if len(np.unique(labels)) < 2:
+        return float("nan")
+    return float(roc_auc_score(labels, np.asarray(scores).ravel()))
+
+
+def predict_split(model, data_dir, split, *, batch_size=32, image_size=0):
+    """(labels, scores) of every image of `split`, in manifest order."""
+    from ..data.pipeline import make_dataset
+
+    ds = make_dataset(data_dir, split, batch_size=batch_size, image_size=image_size, shuffle=False,
+                      with_masks=False)
+    labels, scores = [], []
+    for x, y in ds:
+        scores.append(np.asarray(model(x, training=False)).ravel())
+        labels.append(y.numpy())
+    return np.concatenate(labels), np.concatenate(scores)
+
+
+@register_task
+class ClassificationTask(Task):
+    """The classifier of `cxrsal train`; the baselines (`cxrsal.baselines`) bring their own tasks
+    and share the loop, checkpoints, resume and run card."""
+
+    name = CLASSIFICATION
+    monitor, mode = "val_auc", "max"
+
+    def describe(self):
+        return {"arch": self.cfg.model.arch, "head": self.cfg.model.head, "options": to_dict(self.cfg)["model"]}
+
+    def build(self, size):
+        import keras
+
+        from ..models import build_model
+
+        m = self.cfg.model
+        model = build_model(m.arch, m.head, (size, size, 1), m.weights, output_stride=m.output_stride,
+                            **m.head_options())
+        model.compile(optimizer=keras.optimizers.Adam(self.cfg.train.lr), loss=keras.losses.BinaryCrossentropy(),
+                      metrics=[keras.metrics.AUC(name="auc")])
+        return model
+
+    def train_data(self, size, epoch):
+        from ..data.pipeline import dataset_from_config
+
+        return dataset_from_config(self.data_dir, "train", self.cfg.pipeline, image_size=size, start_epoch=epoch,
+                                   advance=False, with_masks=False, repeat=bool(self.cfg.train.steps_per_epoch))
+
+    def validate(self, model, size):
+        labels, scores = predict_split(model, self.data_dir, "val", batch_size=self.cfg.pipeline.batch_size,
+                                       image_size=size)
+        return {"val_auc": auc_score(labels, scores)}
+
+    def test(self, model, size, out):
+        labels, scores = predict_split(model, self.data_dir, "test", batch_size=self.cfg.pipeline.batch_size,
+                                       image_size=size)
+        return {"test_auc": auc_score(labels, scores)}
+
+
+def evaluate(run_dir, split="test", which="best", data_dir=None, log=print):
+    """Re-compute the AUC of a trained run on a split of its (or another prepared) data set."""
+    run = Run(run_dir).expect(CLASSIFICATION)
+    data_dir = data_dir or run.data
+    model = run.model(which)
+    labels, scores = predict_split(model, data_dir, split, batch_size=run.config.pipeline.batch_size,
+                                   image_size=model.input_shape[1])
+    auc = auc_score(labels, scores)
+    log(f"{split} AUC {auc:.4f} ({len(labels)} images, {int(labels.sum())} positive; {which} checkpoint)")
+    return {"split": split, "auc": auc, "n": int(len(labels)), "positives": int(labels.sum()), "checkpoint": which}
