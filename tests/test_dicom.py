@@ -7,7 +7,7 @@ from pydicom.data import get_testdata_file
 from pydicom.pixels import apply_modality_lut
 
 from cxrsal.data.dicom import read_image
-from cxrsal.data.synth import write_dicom
+from cxrsal.data.dicom import write_dicom
 from cxrsal.errors import DicomReadError
 
 # bundled with pydicom (no download): signed 16-bit CT with a rescale, MR, JPEG-LS, JPEG 2000,

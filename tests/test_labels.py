@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from cxrsal.data import rle, rsna, siim
-from cxrsal.data.synth import write_dicom
+from cxrsal.data.dicom import write_dicom
 from cxrsal.errors import DataError
 
 PX = np.full((16, 16), 100, np.uint8)

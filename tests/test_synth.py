@@ -10,7 +10,11 @@ import numpy as np
 import pydicom
 import pytest
 
+from cxrsal.data import rle
+from cxrsal.data import rsna as rsna_files
+from cxrsal.data import siim as siim_files
 from cxrsal.data import synth as S
+from cxrsal.data.dicom import CR_IMAGE_STORAGE, write_dicom
 from cxrsal.errors import CxrsalError
 
 SIZE = 128
@@ -75,9 +79,9 @@ def test_rle_encode_literal():
     # column-major numbering of a 3x3 mask: column 1 holds pixels 3, 4; column 2 holds pixel 7.
     # runs (3, 2) and (7, 1); the second start is 7 - (3 + 2) = 2 after the first run's end.
     mask = np.array([[0, 1, 0], [0, 1, 1], [0, 0, 0]], bool)
-    assert S._rle_encode(mask) == "3 2 2 1"
-    assert S._rle_encode(np.zeros((4, 5), bool)) == "-1"
-    assert S._rle_encode(np.ones((2, 2), bool)) == "0 4"
+    assert rle.encode(mask) == "3 2 2 1"
+    assert rle.encode(np.zeros((4, 5), bool)) == "-1"
+    assert rle.encode(np.ones((2, 2), bool)) == "0 4"
 
 
 def test_rle_encode_roundtrip_against_slow_decoder():
@@ -85,7 +89,7 @@ def test_rle_encode_roundtrip_against_slow_decoder():
     for h, w in [(1, 1), (5, 7), (16, 9), (32, 32)]:
         for p in (0.1, 0.5, 0.9):
             mask = rng.random((h, w)) < p
-            assert np.array_equal(slow_rle_decode(S._rle_encode(mask), h, w), mask)
+            assert np.array_equal(slow_rle_decode(rle.encode(mask), h, w), mask)
 
 
 # ----------------------------------------------------------------------------- write_dicom
@@ -93,12 +97,12 @@ def test_rle_encode_roundtrip_against_slow_decoder():
 
 def test_write_dicom_uncompressed_roundtrip(tmp_path):
     pixels = (np.arange(64 * 48) % 256).astype(np.uint8).reshape(64, 48)  # not square
-    path = S.write_dicom(tmp_path / "a.dcm", pixels, patient_id="p1")
+    path = write_dicom(tmp_path / "a.dcm", pixels, patient_id="p1")
     raw = path.read_bytes()
     assert raw[128:132] == b"DICM"
     ds = pydicom.dcmread(path)
     assert ds.file_meta.TransferSyntaxUID == "1.2.840.10008.1.2.1"
-    assert ds.file_meta.MediaStorageSOPClassUID == S.CR_IMAGE_STORAGE == ds.SOPClassUID
+    assert ds.file_meta.MediaStorageSOPClassUID == CR_IMAGE_STORAGE == ds.SOPClassUID
     assert ds.file_meta.MediaStorageSOPInstanceUID == ds.SOPInstanceUID
     assert (ds.Rows, ds.Columns, ds.SamplesPerPixel) == (64, 48, 1)
     assert (ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation) == (8, 8, 7, 0)
@@ -107,14 +111,14 @@ def test_write_dicom_uncompressed_roundtrip(tmp_path):
     assert "RescaleSlope" not in ds
     assert np.array_equal(ds.pixel_array, pixels)
     # UIDs left unset are derived from the content: rewriting gives the same file
-    S.write_dicom(tmp_path / "b.dcm", pixels, patient_id="p1")
+    write_dicom(tmp_path / "b.dcm", pixels, patient_id="p1")
     assert (tmp_path / "b.dcm").read_bytes() == raw
     assert not list(tmp_path.glob(".tmp-*"))
 
 
 def test_write_dicom_12_bit_with_rescale_and_header(tmp_path):
     pixels = (np.arange(32 * 32, dtype=np.uint16) * 4).reshape(32, 32)  # 0 .. 4092
-    S.write_dicom(tmp_path / "a.dcm", pixels, bits_stored=12, rescale=(2.0, -5.0),
+    write_dicom(tmp_path / "a.dcm", pixels, bits_stored=12, rescale=(2.0, -5.0),
                   photometric="MONOCHROME1", header={"ViewPosition": "AP"},
                   sop_instance_uid="1.2.3.4", study_uid="1.2.3", series_uid="1.2.3.5")
     ds = pydicom.dcmread(tmp_path / "a.dcm")
@@ -129,7 +133,7 @@ def test_write_dicom_12_bit_with_rescale_and_header(tmp_path):
 
 def test_write_dicom_jpeg(tmp_path):
     pixels = np.rint(S.chest_image(np.random.default_rng(0), 96) * 255).astype(np.uint8)
-    S.write_dicom(tmp_path / "a.dcm", pixels, jpeg=True)
+    write_dicom(tmp_path / "a.dcm", pixels, jpeg=True)
     ds = pydicom.dcmread(tmp_path / "a.dcm")
     assert ds.file_meta.TransferSyntaxUID == JPEG_BASELINE
     assert ds.LossyImageCompression == "01"
@@ -149,7 +153,7 @@ def test_write_dicom_jpeg(tmp_path):
 ])
 def test_write_dicom_rejects(tmp_path, kw, pixels):
     with pytest.raises(CxrsalError):
-        S.write_dicom(tmp_path / "a.dcm", pixels, **kw)
+        write_dicom(tmp_path / "a.dcm", pixels, **kw)
     assert not list(tmp_path.iterdir())
 
 
@@ -171,20 +175,20 @@ def test_chest_image():
 
 
 def read_rsna(out):
-    labels = (out / S.RSNA_LABELS).read_text().splitlines()
-    classes = (out / S.RSNA_CLASSES).read_text().splitlines()
+    labels = (out / rsna_files.LABELS).read_text().splitlines()
+    classes = (out / rsna_files.CLASS_INFO).read_text().splitlines()
     return labels, classes
 
 
 def test_rsna_layout(rsna):
     out, summary, cases = rsna
     labels, classes = read_rsna(out)
-    assert (out / S.RSNA_LABELS).read_bytes().startswith(b"patientId,x,y,width,height,Target\n")
-    assert (out / S.RSNA_CLASSES).read_bytes().startswith(b"patientId,class\n")
+    assert (out / rsna_files.LABELS).read_bytes().startswith(b"patientId,x,y,width,height,Target\n")
+    assert (out / rsna_files.CLASS_INFO).read_bytes().startswith(b"patientId,class\n")
     ids = list(dict.fromkeys(line.split(",")[0] for line in labels[1:]))
     assert len(ids) == N and all(UUID.match(i) for i in ids)
-    assert files_under(out) == {S.RSNA_LABELS, S.RSNA_CLASSES, S.INFO} | {
-        f"{S.RSNA_IMAGES}/{i}.dcm" for i in ids}
+    assert files_under(out) == {rsna_files.LABELS, rsna_files.CLASS_INFO, S.INFO} | {
+        f"{rsna_files.IMAGES}/{i}.dcm" for i in ids}
 
     boxes = defaultdict(list)
     for line in labels[1:]:
@@ -220,7 +224,7 @@ def test_rsna_layout(rsna):
 def test_rsna_dicom_readback(rsna):
     out, summary, cases = rsna
     kinds = defaultdict(int)
-    for path in sorted((out / S.RSNA_IMAGES).iterdir()):
+    for path in sorted((out / rsna_files.IMAGES).iterdir()):
         ds = pydicom.dcmread(path)
         case = cases[path.stem]
         assert ds.PatientID == path.stem
@@ -261,7 +265,7 @@ def test_rsna_boxes_mark_the_opacities(rsna):
         diff = img.astype(np.float64) - clean
         assert diff.min() >= -1e-6  # opacities only add density
         inside = np.zeros((SIZE, SIZE), bool)
-        film = as_density(pydicom.dcmread(out / S.RSNA_IMAGES / f"{pid}.dcm"))
+        film = as_density(pydicom.dcmread(out / rsna_files.IMAGES / f"{pid}.dcm"))
         for x, y, w, h in bs:
             assert x >= 0 and y >= 0 and w >= 3 and h >= 3 and x + w <= SIZE and y + h <= SIZE
             assert w <= 0.4 * SIZE and h <= 0.6 * SIZE
@@ -277,7 +281,7 @@ def test_rsna_boxes_mark_the_opacities(rsna):
 
 
 def read_siim(out):
-    text = (out / S.SIIM_RLE).read_text()
+    text = (out / siim_files.STAGE1_LABELS).read_text()
     rows = defaultdict(list)
     for line in text.splitlines()[1:]:
         image_id, sep, value = line.partition(",")
@@ -288,17 +292,17 @@ def read_siim(out):
 
 def test_siim_layout(siim):
     out, summary, cases = siim
-    assert (out / S.SIIM_RLE).read_bytes().startswith(b"ImageId, EncodedPixels\n")
+    assert (out / siim_files.STAGE1_LABELS).read_bytes().startswith(b"ImageId, EncodedPixels\n")
     rows = read_siim(out)
     assert len(rows) == N
-    expected_files = {S.SIIM_RLE, S.INFO}
+    expected_files = {siim_files.STAGE1_LABELS, S.INFO}
     for image_id, values in rows.items():
         assert ANON_UID.match(image_id)
         for v in values:
             assert re.fullmatch(r"-1|\d+( \d+)*", v), v
         assert values == ["-1"] or "-1" not in values
         case = cases[image_id]
-        expected_files.add(f"{S.SIIM_IMAGES}/{case.study_uid}/{case.series_uid}/{image_id}.dcm")
+        expected_files.add(f"{siim_files.IMAGES}/{case.study_uid}/{case.series_uid}/{image_id}.dcm")
     assert files_under(out) == expected_files
 
     positives = [i for i, v in rows.items() if v != ["-1"]]
@@ -311,7 +315,7 @@ def test_siim_layout(siim):
 def test_siim_dicom_readback(siim):
     out, summary, cases = siim
     jpeg = mono1 = 0
-    paths = sorted((out / S.SIIM_IMAGES).rglob("*.dcm"))
+    paths = sorted((out / siim_files.IMAGES).rglob("*.dcm"))
     assert len(paths) == N
     for path in paths:
         ds = pydicom.dcmread(path)
@@ -362,7 +366,7 @@ def test_siim_masks_are_the_changed_region(siim):
 
 
 def test_reproducible(tmp_path):
-    for name, csvs in (("rsna", [S.RSNA_LABELS, S.RSNA_CLASSES]), ("siim", [S.SIIM_RLE])):
+    for name, csvs in (("rsna", [rsna_files.LABELS, rsna_files.CLASS_INFO]), ("siim", [siim_files.STAGE1_LABELS])):
         a, b, c = tmp_path / f"{name}a", tmp_path / f"{name}b", tmp_path / f"{name}c"
         S.synth(name, a, 5, seed=3, image_size=64)
         S.synth(name, b, 5, seed=3, image_size=64)
@@ -391,7 +395,7 @@ def test_both_datasets_share_a_folder(tmp_path):
 
 
 def test_errors(tmp_path):
-    assert S.SYNTHESIZERS.names() == ["rsna", "siim"]
+    assert sorted(S.WRITERS) == ["rsna", "siim"]
     with pytest.raises(CxrsalError, match="--n must be at least 1"):
         S.synth_rsna(tmp_path, 0)
     with pytest.raises(CxrsalError, match="rsna, siim"):

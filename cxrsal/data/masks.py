@@ -1,15 +1,12 @@
-"""Ground-truth masks at a model's size: RSNA boxes and resized SIIM masks."""
+"""Ground-truth masks at a model's size: RSNA boxes and resized SIIM masks (the rules:
+`cxrsal.geometry`)."""
 
 import math
 
 import numpy as np
 
-
-def _hw(size):
-    if np.isscalar(size):
-        return int(size), int(size)
-    h, w = size
-    return int(h), int(w)
+from ..geometry import box_pixels, resize_mask  # noqa: F401  (resize_mask: the masks' rule, re-exported)
+from ..geometry import hw as _hw
 
 
 def boxes_to_mask(boxes, size, original_size=1024):
@@ -22,15 +19,9 @@ def boxes_to_mask(boxes, size, original_size=1024):
     >>> boxes_to_mask([(2, 0, 3, 1)], 4, 8).astype(int).tolist()
     [[0, 1, 1, 0], [0, 0, 0, 0], [0, 0, 0, 0], [0, 0, 0, 0]]
     """
-    h, w = _hw(size)
-    oh, ow = _hw(original_size)
-    sy, sx = h / oh, w / ow
-    mask = np.zeros((h, w), bool)
-    for x, y, bw, bh in boxes:
-        x0 = max(0, math.floor(x * sx))
-        y0 = max(0, math.floor(y * sy))
-        x1 = min(w, math.ceil((x + bw) * sx))
-        y1 = min(h, math.ceil((y + bh) * sy))
+    mask = np.zeros(_hw(size), bool)
+    for box in boxes:
+        y0, y1, x0, x1 = box_pixels(box, original_size, size)
         mask[y0:y1, x0:x1] = True
     return mask
 
@@ -48,13 +39,3 @@ def box_problem(box, original_size):
                 f"{ow}x{oh} image")
     return None
 
-
-def resize_mask(mask, size):
-    """Resize a bool mask; an output pixel is inside when any part of it was inside."""
-    import cv2
-
-    h, w = _hw(size)
-    if mask.shape == (h, w):
-        return mask.astype(bool)
-    area = cv2.resize(mask.astype(np.float32), (w, h), interpolation=cv2.INTER_AREA)
-    return area > 1e-6

@@ -5,6 +5,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import DataError
+from ..geometry import resize_images, resize_masks
 from .manifest import SPLITS
 from .prepare import ARRAYS_DIR, SCALE, check_prepared
 
@@ -39,14 +40,12 @@ class PreparedSplit:
 
 def load_batch(data, indices, size=0):
     """(images [N, S, S, 1], labels [N], masks [N, S, S, 1]) of a PreparedSplit at side `size`
-    (0: as prepared), resized as the tf.data pipeline does (area down, bilinear up)."""
+    (0: as prepared), resized as the tf.data pipeline does (`cxrsal.geometry`: area down, bilinear
+    up; a mask pixel is inside when any part of it was)."""
     images, labels, masks = data.arrays(indices)
     if size and size != data.size:
-        import tensorflow as tf
-
-        method = "area" if size < data.size else "bilinear"
-        images = np.asarray(tf.image.resize(images, (size, size), method=method))
-        masks = (np.asarray(tf.image.resize(masks, (size, size), method="area")) > 1e-6).astype(np.float32)
+        images = np.asarray(resize_images(images, size))
+        masks = np.asarray(resize_masks(masks, size))
     return images, labels, masks
 
 
@@ -112,9 +111,7 @@ def make_dataset(run_dir, split, *, batch_size=32, image_size=0, balanced=False,
             images = tf.where(f, tf.reverse(images, axis=[2]), images)
             masks = tf.where(f, tf.reverse(masks, axis=[2]), masks)
         if size != src:
-            method = "area" if size < src else "bilinear"
-            images = tf.image.resize(images, (size, size), method=method)
-            masks = tf.cast(tf.image.resize(masks, (size, size), method="area") > 1e-6, tf.float32)
+            images, masks = resize_images(images, size), resize_masks(masks, size)
         labels = tf.cast(labels, tf.float32)
         out = (images, labels, masks) if with_masks else (images, labels)
         return out + (idx, flips) if with_index else out

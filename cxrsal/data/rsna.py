@@ -11,8 +11,10 @@ from .masks import box_problem, boxes_to_mask
 LABELS = "stage_2_train_labels.csv"
 CLASS_INFO = "stage_2_detailed_class_info.csv"
 IMAGES = "stage_2_train_images"
+POSITIVE_CLASS = "Lung Opacity"
 EXCLUDED_CLASS = "No Lung Opacity / Not Normal"
-CLASSES = ("Lung Opacity", EXCLUDED_CLASS, "Normal")
+NORMAL_CLASS = "Normal"
+CLASSES = (POSITIVE_CLASS, EXCLUDED_CLASS, NORMAL_CLASS)
 
 
 def _parse_row(values):
@@ -100,7 +102,7 @@ def read_labels(root):
             key = f"class '{EXCLUDED_CLASS}' (cohort rule)"
             out.excluded[key] = out.excluded.get(key, 0) + 1
             continue
-        if cls is not None and (cls == "Lung Opacity") != (target == 1):
+        if cls is not None and (cls == POSITIVE_CLASS) != (target == 1):
             out.skipped.append(Skipped(pid, source, f"Target {target} contradicts class {cls!r}"))
             continue
         path = root / IMAGES / f"{pid}.dcm"

@@ -10,7 +10,10 @@ from .items import DATASETS, Item, LabelSet, Skipped
 from .masks import resize_mask
 
 # stage 2 republished all labels as stage_2_train.csv (header without the space)
-LABEL_FILES = ("stage_2_train.csv", "train-rle.csv")
+STAGE1_LABELS = "train-rle.csv"
+LABEL_FILES = ("stage_2_train.csv", STAGE1_LABELS)
+# the stage-1 download's image folder (images are found at any depth under the root)
+IMAGES = "dicom-images-train"
 
 
 def find_labels(root):

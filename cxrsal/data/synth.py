@@ -1,7 +1,6 @@
 """Synthetic chest X-ray data sets in the exact Kaggle RSNA Pneumonia and SIIM-ACR layouts."""
 
 import dataclasses
-import hashlib
 import json
 import math
 import uuid
@@ -9,24 +8,13 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-import pydicom
-from pydicom.dataset import Dataset, FileMetaDataset
-from pydicom.encaps import encapsulate
-from pydicom.uid import UID, ExplicitVRLittleEndian, JPEGBaseline8Bit, generate_uid
 
 from ..errors import CxrsalError
-from ..io import atomic_path, atomic_write_text
-from ..registry import Registry
+from ..io import atomic_write_text
+from . import rle, rsna, siim
+from .dicom import write_dicom
+from .items import DATASETS
 
-SYNTHESIZERS = Registry("dataset")
-
-CR_IMAGE_STORAGE = "1.2.840.10008.5.1.4.1.1.1"
-
-RSNA_LABELS = "stage_2_train_labels.csv"
-RSNA_CLASSES = "stage_2_detailed_class_info.csv"
-RSNA_IMAGES = "stage_2_train_images"
-SIIM_RLE = "train-rle.csv"
-SIIM_IMAGES = "dicom-images-train"
 INFO = "synth_info.json"
 
 # Anonymiser root of both Kaggle data sets: <root>.{2 study, 3 series, 4 instance}.8323329.N.T.C
@@ -42,146 +30,6 @@ _BOXES_P = (0.55, 0.30, 0.10, 0.05)  # RSNA positives with 1..4 boxes
 _LOW_RES = 256  # anatomy is drawn at most at this size, then upsampled
 _STREAMS = 3  # per image: anatomy, lesion, noise; separate so a lesion-free re-render matches
 _TAGS = {"rsna": 0, "siim": 1}  # the two data sets draw from different streams of one seed
-
-
-# ----------------------------------------------------------------------------- DICOM
-
-
-def write_dicom(
-    path,
-    pixels,
-    *,
-    photometric="MONOCHROME2",
-    jpeg=False,
-    patient_id="anon",
-    sop_instance_uid=None,
-    study_uid=None,
-    series_uid=None,
-    rescale=None,
-    bits_stored=None,
-    header=None,
-):
-    """Write a single-frame CR DICOM file atomically.
-
-    Parameters
-    ----------
-    path : str or Path
-    pixels : ndarray, 2-D uint8 or uint16
-        Stored values, written as given (for MONOCHROME1 pass values already inverted).
-    photometric : {"MONOCHROME2", "MONOCHROME1"}
-    jpeg : bool
-        JPEG Baseline (1.2.840.10008.1.2.4.50), 8-bit pixels only; otherwise Explicit VR
-        Little Endian, uncompressed.
-    patient_id, sop_instance_uid, study_uid, series_uid : str
-        UIDs left as None are derived from the patient id and the pixels (reproducible).
-    rescale : (slope, intercept) or None
-        Written as RescaleSlope / RescaleIntercept.
-    bits_stored : int or None
-        None: 8 for uint8, 16 for uint16.
-    header : dict or None
-        Further attributes by DICOM keyword (e.g. ``{"ViewPosition": "AP"}``), applied last.
-
-    Examples
-    --------
-    >>> write_dicom("a.dcm", np.zeros((4, 4), np.uint8))  # doctest: +SKIP
-    """
-    pixels = np.asarray(pixels)
-    if pixels.ndim != 2 or pixels.dtype not in (np.uint8, np.uint16):
-        raise CxrsalError(
-            f"{path}: pixels must be a 2-D uint8 or uint16 array, "
-            f"got {pixels.dtype} {pixels.shape}"
-        )
-    if photometric not in ("MONOCHROME1", "MONOCHROME2"):
-        raise CxrsalError(
-            f"{path}: photometric must be MONOCHROME1 or MONOCHROME2, got {photometric!r}"
-        )
-    allocated = pixels.dtype.itemsize * 8
-    if bits_stored is None:
-        bits_stored = allocated
-    if not allocated // 2 < bits_stored <= allocated:
-        raise CxrsalError(f"{path}: bits_stored {bits_stored} does not fit {pixels.dtype} pixels")
-    if pixels.size and int(pixels.max()) >= 2**bits_stored:
-        raise CxrsalError(
-            f"{path}: pixel value {int(pixels.max())} exceeds bits_stored {bits_stored}"
-        )
-    if jpeg and allocated != 8:
-        raise CxrsalError(
-            f"{path}: JPEG Baseline holds 8-bit pixels only; pass uint8 or jpeg=False"
-        )
-
-    digest = hashlib.sha256(pixels.tobytes()).hexdigest()
-    derived = lambda what: generate_uid(entropy_srcs=[str(patient_id), digest, what])  # noqa: E731
-    study_uid = study_uid or derived("study")
-    series_uid = series_uid or derived("series")
-    sop_instance_uid = sop_instance_uid or derived("sop")
-    rows, cols = pixels.shape
-    spacing = f"{0.143 * 1024 / max(rows, cols):.6g}"  # ~0.14 mm at 1024 px, as on Kaggle films
-
-    meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = UID(CR_IMAGE_STORAGE)
-    meta.MediaStorageSOPInstanceUID = UID(sop_instance_uid)
-    meta.TransferSyntaxUID = JPEGBaseline8Bit if jpeg else ExplicitVRLittleEndian
-
-    ds = Dataset()
-    ds.file_meta = meta
-    ds.SpecificCharacterSet = "ISO_IR 100"
-    ds.SOPClassUID = CR_IMAGE_STORAGE
-    ds.SOPInstanceUID = sop_instance_uid
-    ds.StudyDate = "19010101"
-    ds.StudyTime = "000000.00"
-    ds.AccessionNumber = ""
-    ds.Modality = "CR"
-    ds.ConversionType = "WSD"
-    ds.ReferringPhysicianName = ""
-    ds.SeriesDescription = "view: PA"
-    ds.PatientName = str(patient_id)
-    ds.PatientID = str(patient_id)
-    ds.PatientBirthDate = ""
-    ds.PatientSex = "O"
-    ds.BodyPartExamined = "CHEST"
-    ds.ViewPosition = "PA"
-    ds.StudyInstanceUID = study_uid
-    ds.SeriesInstanceUID = series_uid
-    ds.StudyID = ""
-    ds.SeriesNumber = 1
-    ds.InstanceNumber = 1
-    ds.PatientOrientation = ""
-    ds.SamplesPerPixel = 1
-    ds.PhotometricInterpretation = photometric
-    ds.Rows = rows
-    ds.Columns = cols
-    ds.PixelSpacing = [spacing, spacing]
-    ds.BitsAllocated = allocated
-    ds.BitsStored = bits_stored
-    ds.HighBit = bits_stored - 1
-    ds.PixelRepresentation = 0
-    if rescale is not None:
-        slope, intercept = rescale
-        ds.RescaleIntercept = f"{float(intercept):g}"
-        ds.RescaleSlope = f"{float(slope):g}"
-        ds.RescaleType = "US"
-    if jpeg:
-        ok, buf = cv2.imencode(
-            ".jpg", np.ascontiguousarray(pixels), [cv2.IMWRITE_JPEG_QUALITY, 95]
-        )
-        if not ok:
-            raise CxrsalError(f"{path}: JPEG encoding failed")
-        ds.LossyImageCompression = "01"
-        ds.LossyImageCompressionMethod = "ISO_10918_1"
-        ds.PixelData = encapsulate([buf.tobytes()])
-        ds["PixelData"].VR = "OB"
-        ds["PixelData"].is_undefined_length = True
-    else:
-        ds.PixelData = pixels.astype(pixels.dtype.newbyteorder("<"), copy=False).tobytes()
-        ds["PixelData"].VR = "OB" if allocated == 8 else "OW"
-    for keyword, value in (header or {}).items():
-        if pydicom.datadict.tag_for_keyword(keyword) is None:
-            raise CxrsalError(f"{path}: unknown DICOM keyword {keyword!r} in header")
-        setattr(ds, keyword, value)
-
-    with atomic_path(path) as tmp:
-        ds.save_as(tmp, enforce_file_format=True)
-    return Path(path)
 
 
 # ----------------------------------------------------------------------------- images
@@ -599,48 +447,31 @@ def _write_info(out, dataset, summary):
     atomic_write_text(path, json.dumps(info, indent=2, sort_keys=True) + "\n")
 
 
-def _rle_encode(mask):
-    """Kaggle SIIM run-length string of a boolean H x W mask; '-1' when empty.
-
-    Pixels are numbered column-major from 0; the first start is absolute, each later start
-    counts the zero pixels since the end of the previous run.
-    """
-    flat = np.asarray(mask, bool).ravel(order="F").astype(np.int8)
-    change = np.flatnonzero(np.diff(np.concatenate([[0], flat, [0]])))
-    if change.size == 0:
-        return "-1"
-    starts, ends = change[0::2], change[1::2]
-    gaps = starts - np.concatenate([[0], ends[:-1]])
-    pairs = np.stack([gaps, ends - starts], axis=1).ravel()
-    return " ".join(str(int(x)) for x in pairs)
-
-
-@SYNTHESIZERS.register("rsna")
 def synth_rsna(out, n, *, seed=0, image_size=1024, positive_fraction=0.4):
     """Write an RSNA Pneumonia (stage 2) style data set of `n` images under `out`.
 
     Returns a summary dict: images, positives, boxes, multi_box, not_normal, jpeg, mono1, bits12.
     """
-    out = _check_args(out, n, seed, image_size, positive_fraction, (RSNA_LABELS, RSNA_CLASSES))
+    out = _check_args(out, n, seed, image_size, positive_fraction, (rsna.LABELS, rsna.CLASS_INFO))
     cases = _plan("rsna", int(n), int(seed), positive_fraction)
     labels = ["patientId,x,y,width,height,Target"]
     classes = ["patientId,class"]
     n_boxes = 0
     for case in cases:
         img, boxes = _render_rsna(case, int(image_size))
-        _write_case(out / RSNA_IMAGES / f"{case.image_id}.dcm", img, case)
+        _write_case(out / rsna.IMAGES / f"{case.image_id}.dcm", img, case)
         if case.positive:
             for x, y, w, h in boxes:
                 labels.append(f"{case.image_id},{x:.1f},{y:.1f},{w:.1f},{h:.1f},1")
-                classes.append(f"{case.image_id},Lung Opacity")
+                classes.append(f"{case.image_id},{rsna.POSITIVE_CLASS}")
             n_boxes += len(boxes)
         else:
             labels.append(f"{case.image_id},,,,,0")
-            cls = "No Lung Opacity / Not Normal" if case.not_normal else "Normal"
+            cls = rsna.EXCLUDED_CLASS if case.not_normal else rsna.NORMAL_CLASS
             classes.append(f"{case.image_id},{cls}")
     # CSVs last: their presence marks a finished data set
-    atomic_write_text(out / RSNA_CLASSES, "\n".join(classes) + "\n")
-    atomic_write_text(out / RSNA_LABELS, "\n".join(labels) + "\n")
+    atomic_write_text(out / rsna.CLASS_INFO, "\n".join(classes) + "\n")
+    atomic_write_text(out / rsna.LABELS, "\n".join(labels) + "\n")
     summary = {
         "dataset": "rsna", "seed": int(seed), "n": int(n), "image_size": int(image_size),
         "positive_fraction": float(positive_fraction),
@@ -657,27 +488,26 @@ def synth_rsna(out, n, *, seed=0, image_size=1024, positive_fraction=0.4):
     return summary
 
 
-@SYNTHESIZERS.register("siim")
 def synth_siim(out, n, *, seed=0, image_size=1024, positive_fraction=0.4):
     """Write a SIIM-ACR Pneumothorax (stage 1) style data set of `n` images under `out`.
 
     Returns a summary dict: images, positives, annotations, multi_annotation, overlapping,
     jpeg, mono1.
     """
-    out = _check_args(out, n, seed, image_size, positive_fraction, (SIIM_RLE,))
+    out = _check_args(out, n, seed, image_size, positive_fraction, (siim.STAGE1_LABELS,))
     cases = _plan("siim", int(n), int(seed), positive_fraction)
     rows = ["ImageId, EncodedPixels"]
     n_rows = 0
     for case in cases:
         img, masks = _render_siim(case, int(image_size))
-        path = out / SIIM_IMAGES / case.study_uid / case.series_uid / f"{case.image_id}.dcm"
+        path = out / siim.IMAGES / case.study_uid / case.series_uid / f"{case.image_id}.dcm"
         _write_case(path, img, case)
         if masks:
-            rows.extend(f"{case.image_id}, {_rle_encode(m)}" for m in masks)
+            rows.extend(f"{case.image_id}, {rle.encode(m)}" for m in masks)
             n_rows += len(masks)
         else:
-            rows.append(f"{case.image_id}, -1")
-    atomic_write_text(out / SIIM_RLE, "\n".join(rows) + "\n")
+            rows.append(f"{case.image_id}, {rle.EMPTY}")
+    atomic_write_text(out / siim.STAGE1_LABELS, "\n".join(rows) + "\n")
     summary = {
         "dataset": "siim", "seed": int(seed), "n": int(n), "image_size": int(image_size),
         "positive_fraction": float(positive_fraction),
@@ -693,6 +523,13 @@ def synth_siim(out, n, *, seed=0, image_size=1024, positive_fraction=0.4):
     return summary
 
 
+# the writer of each registered data set (cxrsal.data.items.DATASETS), by its name
+WRITERS = {rsna.RSNA.name: synth_rsna, siim.SIIM.name: synth_siim}
+
+
 def synth(dataset, out, n, *, seed=0, image_size=1024, **kw):
     """Write the synthetic data set `dataset` ('rsna' or 'siim'); see synth_rsna / synth_siim."""
-    return SYNTHESIZERS.get(dataset)(out, n, seed=seed, image_size=image_size, **kw)
+    DATASETS.get(dataset)   # unknown: one line with the valid choices
+    if dataset not in WRITERS:
+        raise CxrsalError(f"dataset {dataset!r} has no synthetic writer; synth writes {', '.join(sorted(WRITERS))}")
+    return WRITERS[dataset](out, n, seed=seed, image_size=image_size, **kw)
