@@ -6,7 +6,7 @@ from sklearn.metrics import auc, average_precision_score, precision_recall_curve
 from skimage.metrics import structural_similarity
 
 from cxrsal.errors import CxrsalError
-from cxrsal.metrics import (auprc_score, auroc_score, average_mask, box_heatmap, degradation_threshold,
+from cxrsal.metrics import (argmax_points, auprc_score, auroc_score, average_mask, box_heatmap, degradation_threshold,
                             pointwise_average_precision, pointwise_hits, ssim_score)
 
 
@@ -160,11 +160,17 @@ def test_pointwise_detection_by_hand():
                      [[0, 0], [1, 0]],      # (1, 0): centre (x 16, y 48)
                      [[1, 0], [0, 0]]], float)
     boxes = [[(40, 0, 20, 20)], [(0, 0, 20, 20)], []]
-    hits = pointwise_hits(maps, boxes, 64)
-    assert hits.tolist() == [True, False, False]
-    assert pointwise_hits(maps, boxes, 64, tolerance=28).tolist() == [True, True, False]
-    # ranked by score: img0 (hit, P 1/1), img2 (negative: FP), img1 (positive missed)
+    points = argmax_points(maps, 64)
     labels, scores = [1, 1, 0], [0.9, 0.2, 0.5]
+    hits = pointwise_hits(points, labels, boxes)
+    assert hits.tolist() == [True, False, False]
+    assert pointwise_hits(points, labels, boxes, tolerance=28).tolist() == [True, True, False]
+    # a negative image never hits, even inside a box; without boxes a mask decides (SIIM)
+    assert pointwise_hits(points, [0, 1, 1], boxes).tolist() == [False, False, False]
+    mask = np.zeros((64, 64), bool)
+    mask[:20, :20] = True                     # image 2's arg-max centre (16, 16) lies on it
+    assert pointwise_hits(points, labels[:2] + [1], boxes, [None, None, mask]).tolist() == [True, False, True]
+    # ranked by score: img0 (hit, P 1/1), img2 (negative: FP), img1 (positive missed)
     # recall reaches 1/2 at precision 1, then no more true positives: AP = 0.5
     assert pointwise_average_precision(labels, scores, hits) == 0.5
     hits2 = np.array([True, True, False])

@@ -7,21 +7,16 @@ from pathlib import Path
 
 import numpy as np
 
+from ..config import write_config
 from ..errors import CxrsalError
+from ..geometry import resize_map
 from ..io import atomic_write_text, write_frame
 from ..metrics.similarity import LOW_BASELINE
 from ..saliency.postprocess import normalize
 from .randomization import similarity_map
 
 
-def _resize(m, size):
-    import cv2
-
-    return m if m.shape == (size, size) else cv2.resize(m.astype(np.float32), (size, size),
-                                                       interpolation=cv2.INTER_AREA).astype(np.float64)
-
-
-def run_compare(model_dirs, out, cfg, methods="all", *, baseline_maps=None, progress=True, log=print, maps=()):
+def run_compare(model_dirs, out, cfg, methods="study", *, baseline_maps=None, progress=True, log=print, maps=()):
     """Per-image SSIM between two models' maps (`cfg.similarity`: which maps, data_range;
     `cfg.compare.n_images`: positive test images, 0 = all), and between two localization
     networks' heatmaps (`baseline_maps`, the high baseline). The verdicts are `cxrsal stats`'.
@@ -33,9 +28,11 @@ def run_compare(model_dirs, out, cfg, methods="all", *, baseline_maps=None, prog
     from ..data.pipeline import PreparedSplit
     from ..metrics import ssim_score
     from ..saliency.adapter import ModelAdapter
-    from ..saliency.runner import fill_store, parse_methods, select
+    from ..runs import CLASSIFICATION, Run
+    from ..saliency.base import parse_methods
+    from ..saliency.runner import fill_store, select
     from ..saliency.store import MapStore, remember, remembered, weights_digest
-    from ..training.fit import load_run_model, versions
+    from ..training.fit import versions
     from .provenance import result_meta
     from .scoring import read_probability_map
 
@@ -46,11 +43,9 @@ def run_compare(model_dirs, out, cfg, methods="all", *, baseline_maps=None, prog
     stores, sizes, method_sets = [], [], []
     chosen = None
     for k, model_dir in enumerate(model_dirs):
-        model_dir = Path(model_dir)
-        if not (model_dir / "data.json").exists():
-            raise CxrsalError(f"--models {model_dir}: not a `cxrsal train` run (no data.json)")
-        data_dir = json.loads((model_dir / "data.json").read_text())["dir"]
-        model = load_run_model(model_dir, s.checkpoint)
+        run = Run(model_dir, option="--models").expect(CLASSIFICATION)
+        model_dir, data_dir = run.path, run.data
+        model = run.model(s.checkpoint)
         adapter = ModelAdapter(model, batch_size=s.batch_size, input_channels=s.input_channels)
         manifest = read_manifest(data_dir)
         if chosen is None:
@@ -80,8 +75,8 @@ def run_compare(model_dirs, out, cfg, methods="all", *, baseline_maps=None, prog
     for method in names:
         ch = stores[0].params(method)["channels"]
         for i in chosen:
-            a = _resize(similarity_map(stores[0].load(method, i), ch, sim.maps), size)
-            b = _resize(similarity_map(stores[1].load(method, i), ch, sim.maps), size)
+            a = resize_map(similarity_map(stores[0].load(method, i), ch, sim.maps), size)
+            b = resize_map(similarity_map(stores[1].load(method, i), ch, sim.maps), size)
             records.append(dict(image_id=i, model_a=Path(model_dirs[0]).name, model_b=Path(model_dirs[1]).name,
                                 method=method, metric="ssim", value=ssim_score(a, b, data_range=sim.data_range)))
     if baseline_maps:
@@ -99,6 +94,7 @@ def run_compare(model_dirs, out, cfg, methods="all", *, baseline_maps=None, prog
     write_frame(out / "compare.csv", table)
     write_frame(out / "compare.parquet", table)
     write_frame(out / "compare_summary.csv", summary)
+    write_config(cfg, out)   # the settings used (compare:, similarity:, saliency:)
     atomic_write_text(out / "compare.json", json.dumps(
         {"models": [str(m) for m in model_dirs], **result_meta(model_dirs, cfg), "size": size,
          "maps": sim.maps, "data_range": sim.data_range, "low_baseline": LOW_BASELINE}, indent=2) + "\n")

@@ -1,10 +1,9 @@
 """Detector heatmaps and pointwise detection ([B]): the arg-max cell of a map as a detection."""
 
-import math
-
 import numpy as np
 
 from ..errors import CxrsalError
+from ..geometry import box_pixels, hw
 
 
 def box_heatmap(boxes, scores, shape, *, min_score=0.01, original_size=None):
@@ -16,17 +15,13 @@ def box_heatmap(boxes, scores, shape, *, min_score=0.01, original_size=None):
     >>> box_heatmap([(0, 0, 2, 2), (1, 1, 2, 1)], [0.5, 0.9], (3, 3)).tolist()
     [[0.5, 0.5, 0.0], [0.5, 0.9, 0.9], [0.0, 0.0, 0.0]]
     """
-    h, w = shape
-    oh, ow = original_size if original_size is not None else shape
-    sy, sx = h / oh, w / ow
-    heat = np.zeros((h, w), np.float64)
+    heat = np.zeros(hw(shape), np.float64)
     if len(boxes) != len(scores):
         raise CxrsalError(f"{len(boxes)} boxes but {len(scores)} scores")
-    for (x, y, bw, bh), s in zip(boxes, scores):
+    for box, s in zip(boxes, scores):
         if s <= min_score:
             continue
-        y0, y1 = max(0, math.floor(y * sy)), min(h, math.ceil((y + bh) * sy))
-        x0, x1 = max(0, math.floor(x * sx)), min(w, math.ceil((x + bw) * sx))
+        y0, y1, x0, x1 = box_pixels(box, original_size if original_size is not None else shape, shape)
         heat[y0:y1, x0:x1] = np.maximum(heat[y0:y1, x0:x1], s)
     return heat
 
@@ -77,10 +72,27 @@ def points_in_masks(points, masks):
     return np.array(hits, bool)
 
 
-def pointwise_hits(maps, boxes, input_size, *, tolerance=0.0, geometry=None):
-    """Whether each map's arg-max cell centre (`argmax_points`) lies inside one of the image's
-    boxes (x, y, width, height in input pixels)."""
-    return points_in_boxes(argmax_points(maps, input_size, geometry=geometry), boxes, tolerance=tolerance)
+def pointwise_hits(points, labels, boxes, masks=None, *, tolerance=0.0):
+    """Whether each detection point (y, x) hits: on a positive image, inside one of its boxes
+    (x, y, width, height, in the points' pixels; RSNA) -- or, for an image without boxes, on a
+    pixel of its mask (SIIM). Negative images and missing points (NaN) never hit.
+
+    >>> pointwise_hits([(1, 1), (1, 1), (0, 0)], [1, 0, 1], [[(0, 0, 2, 2)], [(0, 0, 2, 2)], []],
+    ...                [None, None, [[0, 1], [0, 0]]]).tolist()
+    [True, False, False]
+    """
+    masks = masks if masks is not None else [None] * len(points)
+    out = []
+    for p, label, bxs, mask in zip(points, labels, boxes, masks):
+        if label != 1 or not np.isfinite(p).all():
+            out.append(False)
+        elif bxs:
+            out.append(bool(points_in_boxes([p], [bxs], tolerance=tolerance)[0]))
+        elif mask is not None:
+            out.append(bool(points_in_masks([p], [np.asarray(mask)])[0]))
+        else:
+            out.append(False)
+    return np.array(out, bool)
 
 
 def pointwise_average_precision(labels, scores, hits):
