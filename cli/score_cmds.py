@@ -2,20 +2,23 @@
 
 import click
 
+from .options import config_options
+
 
 def register(cli):
-    from .main import config_options
 
     @cli.command()
     @click.option("--maps", "store", type=click.Path(file_okay=False), required=True, help="Map store.")
     @click.option("--data", "data_dir", type=click.Path(file_okay=False), default=None,
                   help="Run of `cxrsal prepare` [default: the one the model was trained on].")
-    @click.option("--baselines", default="", help="Comma list: avg, boxes:FILE (detector CSV), seg:DIR.")
+    @click.option("--baselines", default=None,
+                  help="Comma list: avg, boxes:FILE (detector CSV), seg:DIR. Config: score.baselines.")
     @click.option("--centres", type=click.Choice(("receptive-field", "grid")), default=None,
                   help="Pointwise detection: GradCAM/WILDCAT cells at their receptive-field centres (default) or "
                        "on [B]'s grid. Config: pointwise.centres.")
-    @click.option("--parts", default="utility,pointwise", show_default=True,
-                  help="What to score: utility (positives), pointwise (every image of the store), or both.")
+    @click.option("--parts", default=None,
+                  help="What to score: utility (positives), pointwise (every image of the store), or both "
+                       "[default: utility,pointwise]. Config: score.parts.")
     @click.option("--out", type=click.Path(file_okay=False), required=True, help="Folder for the tables.")
     @config_options
     def score(store, data_dir, baselines, centres, parts, out, config_path, overrides):
@@ -23,7 +26,8 @@ def register(cli):
         from cxrsal.config import load_config
         from cxrsal.experiments.scoring import score_store
 
-        cfg = load_config(config_path, overrides, options={"pointwise.centres": centres})
-        table = score_store(store, out, data_dir=data_dir, baselines=baselines, cfg=cfg,
-                            parts=tuple(p.strip() for p in parts.split(",") if p.strip()), log=click.echo)
+        parts = [p.strip() for p in parts.split(",") if p.strip()] if parts is not None else None
+        cfg = load_config(config_path, overrides, options={"pointwise.centres": centres, "score.baselines": baselines,
+                                                           "score.parts": parts})
+        table = score_store(store, out, data_dir=data_dir, cfg=cfg, log=click.echo)
         click.echo(f"{len(table)} rows: {out}/scores.csv (and .parquet), summary.csv, pointwise.csv")

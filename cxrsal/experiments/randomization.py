@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..config import write_config
 from ..errors import CxrsalError
 from ..io import atomic_path, atomic_write_text, write_frame
 
@@ -112,7 +113,7 @@ def steps_of(blocks, *, independent, all_blocks, arch):
     return [(b, names[: i + 1]) for i, b in enumerate(names)]
 
 
-def run_randomization(model_dirs, out, cfg, methods="all", *, progress=True, log=print, maps=()):
+def run_randomization(model_dirs, out, cfg, methods="study", *, progress=True, log=print, maps=()):
     """Maps of every step for every model, then the tables, thresholds, verdicts and figure.
 
     Settings: `cfg.randomization` (images, re-initialisation, threshold pairs, seed),
@@ -125,9 +126,11 @@ def run_randomization(model_dirs, out, cfg, methods="all", *, progress=True, log
     from ..data.pipeline import PreparedSplit
     from ..models import backbone_blocks
     from ..saliency.adapter import ModelAdapter
-    from ..saliency.runner import fill_store, parse_methods, select
+    from ..runs import CLASSIFICATION, Run
+    from ..saliency.base import parse_methods
+    from ..saliency.runner import fill_store, select
     from ..saliency.store import MapStore, remember, remembered, weights_digest
-    from ..training.fit import load_run_config, load_run_model, versions
+    from ..training.fit import versions
     from .provenance import result_meta
 
     out = Path(out)
@@ -138,11 +141,10 @@ def run_randomization(model_dirs, out, cfg, methods="all", *, progress=True, log
                           f"{', '.join(f'{a}/{h}' for a, h in zip(meta['archs'], meta['heads']))}")
     plan = []
     for k, model_dir in enumerate(model_dirs):
-        model_dir = Path(model_dir)
-        run_cfg = load_run_config(model_dir)
-        data_dir = json.loads((model_dir / "data.json").read_text())["dir"]
-        model = load_run_model(model_dir, s.checkpoint)
-        arch = run_cfg.model.arch
+        run = Run(model_dir).expect(CLASSIFICATION)
+        model_dir, data_dir = run.path, run.data
+        model = run.model(s.checkpoint)
+        arch = run.config.model.arch
         blocks = backbone_blocks(model, arch)
         steps = steps_of(blocks, independent=rz.independent, all_blocks=rz.all_blocks, arch=arch)
         rows = select(read_manifest(data_dir), s.split, s.positives_only, rz.n_images)
@@ -228,6 +230,7 @@ def analyse(out, plan, cfg, meta, *, log=print):
         write_frame(out / name, frame)
     write_frame(out / "randomization.parquet", table)
     plot_curves(curves, thr, out / "fig3a.png")
+    write_config(cfg, out)   # the settings used (randomization:, similarity:, saliency:)
     atomic_write_text(out / "randomization.json", json.dumps(
         {"models": [str(p[1]) for p in plan], **meta, "data_range": sim.data_range, "maps": sim.maps,
          "pairs_per_image": rz.pairs_per_image, "pairs": rz.pairs, "seed": rz.seed,

@@ -6,12 +6,16 @@ per method and metric, and pointwise detection AP per method.
 """
 
 import csv
+import dataclasses
 import json
 from pathlib import Path
 
 import numpy as np
 
+from ..config import SCORE_PARTS as PARTS  # noqa: F401  (re-exported: what `parts` takes)
+from ..config import ConfigError, write_config
 from ..errors import CxrsalError
+from ..geometry import resize_map, scale_boxes
 from ..io import atomic_write_text, write_frame
 
 UTILITY = ("auprc", "auprc_trapezoid", "auroc")
@@ -75,7 +79,7 @@ def read_probability_map(folder, image_id, size):
     m = np.squeeze(m)
     if m.ndim != 2:
         raise CxrsalError(f"seg:{folder}/{image_id}: expected a 2-D probability map, got shape {m.shape}")
-    return cv2.resize(m, (size, size), interpolation=cv2.INTER_LINEAR) if m.shape != (size, size) else m
+    return resize_map(m, size)
 
 
 def truth_masks(data_dir, data, rows, size):
@@ -99,11 +103,8 @@ def _detector_name(path):
     return path.parents[2].name if (path.parent / "predictions.json").exists() else path.stem
 
 
-PARTS = ("utility", "pointwise")
-
-
-def score_store(store_path, out, *, data_dir=None, baselines="", model_name=None, step="trained", cfg=None,
-                parts=PARTS, log=print):
+def score_store(store_path, out, *, data_dir=None, baselines=None, model_name=None, step="trained", cfg=None,
+                parts=None, log=print):
     """Score every map of a store (and the baselines) against the ground truth; returns the table.
 
     Utility on the positive images; pointwise detection ([B]) on every image of the store,
@@ -118,17 +119,22 @@ def score_store(store_path, out, *, data_dir=None, baselines="", model_name=None
     from ..config import Config
     from ..data.manifest import read_manifest
     from ..data.pipeline import PreparedSplit, load_batch
-    from ..metrics import (argmax_points, average_mask, box_heatmap, pointwise_average_precision, points_in_boxes,
-                           points_in_masks)
+    from ..metrics import argmax_points, average_mask, box_heatmap, pointwise_average_precision, pointwise_hits
     from ..saliency.base import METHODS
     from ..saliency.store import MapStore
     from .provenance import result_meta
 
     cfg = cfg or Config()
+    # `baselines` and `parts` given here override the config's `score:` section; the settings
+    # used are written into OUT/config.yaml
+    try:
+        cfg = dataclasses.replace(cfg, score=dataclasses.replace(
+            cfg.score, baselines=cfg.score.baselines if baselines is None else baselines,
+            parts=cfg.score.parts if parts is None else tuple(parts)))
+    except ConfigError as e:
+        raise CxrsalError(str(e).replace("score.parts", "score parts")) from None
+    baselines, parts = cfg.score.baselines, cfg.score.parts
     pw = cfg.pointwise
-    unknown = [p for p in parts if p not in PARTS]
-    if unknown or not parts:
-        raise CxrsalError(f"score parts {', '.join(unknown) or '(none)'}: valid choices: {', '.join(PARTS)}")
     do_utility, do_pointwise = "utility" in parts, "pointwise" in parts
     store = MapStore(store_path)
     meta = store.meta
@@ -151,16 +157,9 @@ def score_store(store_path, out, *, data_dir=None, baselines="", model_name=None
 
     def hits_of(points, image_ids, truth=masks):
         """A point inside a box (RSNA) or on the mask (SIIM, no boxes) of a positive image."""
-        out = []
-        for p, i in zip(points, image_ids):
-            bx = boxes[i] if i in boxes else scaled_boxes(rows[i], size)
-            if rows[i]["label"] != 1 or not np.isfinite(p).all():
-                out.append(False)
-            elif bx:
-                out.append(bool(points_in_boxes([p], [bx], tolerance=pw.tolerance)[0]))
-            else:
-                out.append(bool(points_in_masks([p], [truth[i]])[0]))
-        return out
+        return list(pointwise_hits(points, [rows[i]["label"] for i in image_ids],
+                                   [boxes[i] if i in boxes else scaled_boxes(rows[i], size) for i in image_ids],
+                                   [truth.get(i) for i in image_ids], tolerance=pw.tolerance))
 
     records, pointwise = [], []
 
@@ -236,9 +235,9 @@ def score_store(store_path, out, *, data_dir=None, baselines="", model_name=None
                     points.append((np.nan, np.nan))
                     continue
                 k = int(np.argmax(s))
-                x, y, w, h = b[k]
+                x, y, w, h = scale_boxes([b[k]], (rows[i]["height"], rows[i]["width"]), size)[0]
                 best.append(s[k])
-                points.append(((y + h / 2) * size / rows[i]["height"], (x + w / 2) * size / rows[i]["width"]))
+                points.append((y + h / 2, x + w / 2))
             truth = truth_masks(data_dir, data, [rows[i] for i in seen], size)
             add_pointwise(_detector_name(arg), "baseline:detector", [rows[i]["label"] for i in seen], best,
                           hits_of(points, seen, truth), "box centre")
@@ -259,6 +258,7 @@ def score_store(store_path, out, *, data_dir=None, baselines="", model_name=None
     write_frame(out / "summary.csv", summary)
     write_frame(out / "pointwise.csv", pd.DataFrame(pointwise, columns=["model", "method", "step", "n", "n_negative",
                                                                         "pointwise_ap", "centres"]))
+    write_config(cfg, out)
     model_dir = Path(meta["model"])
     provenance = result_meta([model_dir], cfg) if model_dir.exists() else {"choices": cfg.choices()}
     atomic_write_text(out / "score.json", json.dumps({"maps": str(Path(store_path).resolve()), "data": data_dir,
@@ -277,5 +277,4 @@ def scaled_boxes(row, size):
     """A manifest row's boxes (original pixels) in pixels of a `size` x `size` map."""
     from ..data.manifest import parse_boxes
 
-    return [(x * size / row["width"], y * size / row["height"], w * size / row["width"], h * size / row["height"])
-            for x, y, w, h in parse_boxes(row["boxes"])]
+    return scale_boxes(parse_boxes(row["boxes"]), (row["height"], row["width"]), size)

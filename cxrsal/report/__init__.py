@@ -9,8 +9,11 @@ from pathlib import Path
 import numpy as np
 
 from ..io import atomic_path, atomic_write_text
+from ..registry import Registry
 
-FIGURES = ("fig2_utility", "fig3a_randomization", "overlays", "pr_curve")
+# figure name (named by the result kinds, cxrsal.stats.results) -> fn(folders of that kind, stats
+# results) giving (caption, png) or None
+FIGURES = Registry("report figure")
 
 
 def _plt():
@@ -112,19 +115,58 @@ def fig_pr_curve(store_path, method=None):
     return _png(fig)
 
 
+def _score_tables(folders):
+    import pandas as pd
+
+    return pd.concat([pd.read_csv(d / "scores.csv") for d in folders], ignore_index=True)
+
+
+def _richest_store(folders):
+    """The store with the most methods (not a pointwise-only store of grid maps)."""
+    from ..saliency.store import MapStore
+
+    stores = [json.loads((d / "score.json").read_text())["maps"] for d in folders]
+    return max(stores, key=lambda p: len(MapStore(p).methods()) if (Path(p) / "store.json").exists() else -1)
+
+
+@FIGURES.register("fig2_utility")
+def _fig2(folders, res):
+    scores = _score_tables(folders)
+    if (scores.metric == "auprc").any():
+        return ("Utility per method with the average-mask and localization baselines ([A] Fig 2)",
+                fig_utility(scores))
+    return None
+
+
+@FIGURES.register("overlays")
+def _overlays(folders, res):
+    return "Each method's map with the ground-truth outline", fig_overlays(_richest_store(folders))
+
+
+@FIGURES.register("pr_curve")
+def _pr(folders, res):
+    return "Precision-recall curve of one map", fig_pr_curve(_richest_store(folders))
+
+
+@FIGURES.register("fig3a_randomization")
+def _fig3a(folders, res):
+    return ("Cascading randomization: SSIM with the trained maps per step, dotted: degradation thresholds "
+            "([A] Fig 3a)", fig_randomization(folders[0]))
+
+
 def _provenance(found):
-    """Resolved configs and versions behind every number."""
-    items = []
-    for kind in ("runs", "score", "randomization", "compare"):
-        for d in found[kind]:
-            for name in ("config.yaml", "run.json", "score.json", "randomization.json", "compare.json"):
+    """Resolved configs and versions behind every number: each result folder's config.yaml and
+    marker file, then what its kind adds (a score's map store)."""
+    from ..stats.results import kinds
+
+    items, extra = [], []
+    for kind in sorted(kinds(), key=lambda k: k.name != "runs"):     # run cards first
+        for d in found[kind.name]:
+            for name in ("config.yaml", kind.marker):
                 if (d / name).exists():
                     items.append((f"{d}/{name}", (d / name).read_text()))
-    for d in found["score"]:
-        store = json.loads((d / "score.json").read_text())["maps"]
-        if (Path(store) / "store.json").exists():
-            items.append((f"{store}/store.json", (Path(store) / "store.json").read_text()))
-    return items
+            extra += [(str(p), Path(p).read_text()) for p in kind.extra_files(d)]
+    return items + extra
 
 
 def _lines_html(lines):
@@ -147,7 +189,7 @@ def build_report(dirs, out, *, log=print, posthoc="mixedlm"):
 
     `posthoc` ("mixedlm" or "tukey") is passed to `run_stats`.
     """
-    from ..saliency.store import MapStore
+    from ..stats.results import kinds
     from ..stats.study import (FINDINGS_TITLE, NO_DATA, TABLE1_TITLE, TABLE1_UTILITY_TITLE, markdown, run_stats,
                                table2_sections, tables_markdown)
 
@@ -155,22 +197,11 @@ def build_report(dirs, out, *, log=print, posthoc="mixedlm"):
     res = run_stats(dirs, out / "stats", posthoc=posthoc, log=log)
     found = res["found"]
     figures = {}
-    import pandas as pd
-
-    if found["score"]:
-        scores = pd.concat([pd.read_csv(d / "scores.csv") for d in found["score"]], ignore_index=True)
-        if (scores.metric == "auprc").any():
-            figures["fig2_utility"] = ("Utility per method with the average-mask and localization baselines "
-                                       "([A] Fig 2)", fig_utility(scores))
-        # the overlays show the store with the most methods (not a pointwise-only store of grid maps)
-        stores = [json.loads((d / "score.json").read_text())["maps"] for d in found["score"]]
-        store = max(stores, key=lambda p: len(MapStore(p).methods()) if (Path(p) / "store.json").exists() else -1)
-        figures["overlays"] = ("Each method's map with the ground-truth outline", fig_overlays(store))
-        figures["pr_curve"] = ("Precision-recall curve of one map", fig_pr_curve(store))
-    if found["randomization"]:
-        figures["fig3a_randomization"] = ("Cascading randomization: SSIM with the trained maps per step, "
-                                          "dotted: degradation thresholds ([A] Fig 3a)",
-                                          fig_randomization(found["randomization"][0]))
+    for kind in kinds():
+        for name in kind.figures if found[kind.name] else ():
+            drawn = FIGURES.get(name)(found[kind.name], res)
+            if drawn is not None:
+                figures[name] = drawn
     (out / "figures").mkdir(parents=True, exist_ok=True)
     for key, (_, png) in figures.items():
         with atomic_path(out / "figures" / f"{key}.png") as tmp:

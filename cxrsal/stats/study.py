@@ -11,16 +11,15 @@ from ..data.manifest import MANIFEST_FILE, manifest_hash
 from ..errors import CxrsalError
 from ..io import atomic_path, write_frame
 from ..metrics.similarity import LOW_BASELINE
+from ..runs import CARD_FILE
+from ..saliency.base import METHODS, ordered, study_methods
+from .results import RESULTS, ResultKind, kinds, register_result, table_names
 from . import ALPHA, POSTHOC, better_than, finding, mixed_model, one_sample, tukey, vs_threshold  # noqa: F401 (tukey, one_sample: re-exported)
 
 HIGH = ("baseline:detector", "baseline:segmentation")
 LOCALIZATION = "baseline:localization"
-SALIENCY = ("grad", "sg", "ig", "sig", "gcam", "xrai", "gbp", "ggcam", "wildcat")
 UNKNOWN = "unknown"
 NO_DATA = "no data"
-# the file that marks each kind of result folder
-RESULT_FILES = {"score": "score.json", "randomization": "randomization.json", "compare": "compare.json",
-                "runs": "run.json"}
 TESTS_COLUMNS = ("dataset", "group", "question", "model", "method", "comparison", "estimate", "ci_low", "ci_high",
                  "p_value", "test", "finding", "decision", "source")
 TABLE2_COLUMNS = ("utility vs average mask", "utility vs localization network", "trained vs randomized",
@@ -31,13 +30,13 @@ POOLING = "Results of different data sets or architectures are never pooled: eac
 
 def discover(dirs):
     """Result folders under `dirs` (any depth): score, randomization, compare outputs and run cards."""
-    found = {kind: [] for kind in RESULT_FILES}
+    found = {kind.name: [] for kind in kinds()}
     for d in dirs:
         d = Path(d)
         if not d.exists():
             raise CxrsalError(f"--results {d}: no such folder")
-        for kind, name in RESULT_FILES.items():
-            found[kind] += sorted(p.parent for p in d.rglob(name))
+        for kind in kinds():
+            found[kind.name] += sorted(p.parent for p in d.rglob(kind.marker))
     if not any(found.values()):
         raise CxrsalError(f"--results {', '.join(map(str, dirs))}: no results (score, randomize, compare or "
                           "train outputs) found")
@@ -68,8 +67,8 @@ def _card(ref, runs_by_name):
     if not ref:
         return None
     for d in (Path(ref), runs_by_name.get(Path(ref).name)):
-        if d is not None and (Path(d) / RESULT_FILES["runs"]).is_file():
-            return _read_json(Path(d) / RESULT_FILES["runs"])
+        if d is not None and (Path(d) / CARD_FILE).is_file():
+            return _read_json(Path(d) / CARD_FILE)
     return None
 
 
@@ -82,7 +81,7 @@ def result_info(path, kind, runs_by_name=None):
     """
     path = Path(path)
     runs_by_name = runs_by_name or {}
-    meta = _read_json(path / RESULT_FILES[kind])
+    meta = _read_json(path / RESULTS.get(kind).marker)
     if kind == "score":
         # score.json names the model by its directory's name; its map store holds the path
         store = Path(meta.get("maps", "")) / "store.json"
@@ -148,31 +147,19 @@ def _tagged(info, frame, group_of_row):
 
 
 def _load_results(infos):
-    """Tidy tables of every folder, each row tagged with its data set, group and source."""
+    """Tidy tables of every folder (each kind's `tables`), each row tagged with its data set,
+    group and source."""
     import pandas as pd
 
-    out = {name: [] for name in ("scores", "pointwise", "rand", "thresholds", "compare")}
+    out = {name: [] for name in table_names()}
     for info in infos:
-        p, dataset, models = info["path"], info["dataset"], info["models"]
-        first = group_name(dataset, models[0]["key"]) if models else group_name(dataset, UNKNOWN)
-        if info["kind"] == "score":
-            for name, file in (("scores", "scores.csv"), ("pointwise", "pointwise.csv")):
-                frame = _read_csv(p / file) if (p / file).is_file() else pd.DataFrame()
-                if len(frame):
-                    out[name].append(_tagged(info, frame, lambda f: first))
-        elif info["kind"] == "randomization":
-            # rows name their model by the tag f"{k:02d}-{dir name}" of the k-th model
-            tags = {f"{k:02d}-{m['name']}": group_name(dataset, m["key"]) for k, m in enumerate(models)}
-            by_tag = lambda f: f["model"].astype(str).map(lambda t: tags.get(t, first))
-            for name, file in (("rand", "randomization.csv"), ("thresholds", "thresholds.csv")):
-                frame = _read_csv(p / file) if (p / file).is_file() else pd.DataFrame()
-                if len(frame):
-                    out[name].append(_tagged(info, frame, by_tag))
-        elif info["kind"] == "compare" and (p / "compare.csv").is_file() and len(_read_csv(p / "compare.csv")):
-            # two architectures: the result belongs to model A's group
-            frame = _tagged(info, _read_csv(p / "compare.csv"), lambda f: first)
-            frame["question_kind"] = info["compare_kind"]
-            out["compare"].append(frame)
+        kind, p = RESULTS.get(info["kind"]), info["path"]
+        models = info["models"]
+        first = group_name(info["dataset"], models[0]["key"]) if models else group_name(info["dataset"], UNKNOWN)
+        for name, file in kind.tables.items():
+            frame = _read_csv(p / file) if (p / file).is_file() else pd.DataFrame()
+            if len(frame):
+                out[name].append(kind.prepare(info, _tagged(info, frame, kind.group_of_rows(info, first))))
     return {k: pd.concat(v, ignore_index=True) if v else pd.DataFrame() for k, v in out.items()}
 
 
@@ -314,7 +301,7 @@ def table2(tests):
         tests["dataset"] = UNKNOWN
     rows = []
     for (dataset, group), g in sorted(tests.groupby(["dataset", "group"]), key=lambda kv: kv[0]):
-        for m in [m for m in SALIENCY if m in set(g.method)]:
+        for m in ordered([m for m in set(g.method) if m in METHODS]):
             row = {"dataset": dataset, "model": _split_group(group), "method": m}
             for q in TABLE2_COLUMNS:
                 d = g[(g.method == m) & (g.question == q)]
@@ -345,7 +332,7 @@ def posthoc_tests(sets, procedure="mixedlm", alpha=ALPHA):
     return pd.concat(tables, ignore_index=True) if tables else pd.DataFrame()
 
 
-def _posthoc_sets(scores, rand, compare):
+def _utility_sets(scores):
     sets = []
     if not scores.empty:
         auprc = scores[scores.metric == "auprc"]
@@ -353,12 +340,22 @@ def _posthoc_sets(scores, rand, compare):
         for values, d in auprc.groupby(keys, sort=True):
             ids = _ids(keys, values)
             sets.append(({k: v for k, v in ids.items() if k != "model"}, "utility", ids.get("model", ""), d))
+    return sets
+
+
+def _randomization_sets(rand):
+    sets = []
     if not rand.empty:
         last = _final_step(rand)
         keys = _keys(last)
         for values, d in (last.groupby(keys, sort=True) if keys else [((), last)]):
             sets.append((_ids(keys, values), "trained vs randomized", ", ".join(sorted(map(str, d.model.unique()))),
                          d))
+    return sets
+
+
+def _compare_sets(compare):
+    sets = []
     if not compare.empty:
         keys = _keys(compare)
         for values, d in compare.groupby(keys, sort=True):
@@ -366,6 +363,78 @@ def _posthoc_sets(scores, rand, compare):
             pair = f"{saliency.model_a.iloc[0]} vs {saliency.model_b.iloc[0]}" if len(saliency) else ""
             sets.append((_ids(keys, values), str(d.question_kind.iloc[0]), pair, d))
     return sets
+
+
+# ---------------------------------------------------------------- the registered result kinds
+
+@register_result
+class ScoreResult(ResultKind):
+    """`cxrsal score`: utility per image and method, pointwise detection per method."""
+    name, marker, order = "score", "score.json", 0
+    tables = {"scores": "scores.csv", "pointwise": "pointwise.csv"}
+    sections = ("saliency", "score", "pointwise")
+    figures = ("fig2_utility", "overlays", "pr_curve")
+
+    def tests(self, tables, alpha):
+        return utility_tests(tables["scores"], alpha)
+
+    def posthoc_sets(self, tables):
+        return _utility_sets(tables["scores"])
+
+    def extra_files(self, folder):
+        store = Path(_read_json(Path(folder) / self.marker)["maps"]) / "store.json"
+        return [store] if store.is_file() else []
+
+
+@register_result
+class RandomizationResult(ResultKind):
+    """`cxrsal randomize`: SSIM per step, image and method; degradation thresholds."""
+    name, marker, order = "randomization", "randomization.json", 1
+    tables = {"rand": "randomization.csv", "thresholds": "thresholds.csv"}
+    sections = ("saliency", "randomization", "similarity")
+    figures = ("fig3a_randomization",)
+
+    def group_of_rows(self, info, first):
+        # rows name their model by the tag f"{k:02d}-{dir name}" of the k-th model
+        tags = {f"{k:02d}-{m['name']}": group_name(info["dataset"], m["key"]) for k, m in enumerate(info["models"])}
+        return lambda f: f["model"].astype(str).map(lambda t: tags.get(t, first))
+
+    def tests(self, tables, alpha):
+        return randomization_tests(tables["rand"], tables["thresholds"], alpha)
+
+    def posthoc_sets(self, tables):
+        return _randomization_sets(tables["rand"])
+
+
+@register_result
+class CompareResult(ResultKind):
+    """`cxrsal compare`: SSIM per image between two models' maps (and two localization networks')."""
+    name, marker, order = "compare", "compare.json", 2
+    tables = {"compare": "compare.csv"}
+    sections = ("saliency", "compare", "similarity")
+    first_model_only = True     # two architectures: the result belongs to model A's group
+
+    def prepare(self, info, frame):
+        frame["question_kind"] = _compare_kind(info)
+        return frame
+
+    def tests(self, tables, alpha):
+        rows = []
+        compare = tables["compare"]
+        if not compare.empty:
+            for kind, d in compare.groupby("question_kind", sort=True):
+                rows += compare_tests(d, kind, alpha)
+        return rows
+
+    def posthoc_sets(self, tables):
+        return _compare_sets(tables["compare"])
+
+
+@register_result
+class RunCard(ResultKind):
+    """`cxrsal train` / `train-baseline`: the run card (Table 1)."""
+    name, marker, order = "runs", CARD_FILE, 3
+    sections = ("model", "train", "pipeline", "baseline")
 
 
 # ---------------------------------------------------------------- Table 1 ([B])
@@ -390,7 +459,7 @@ def chosen_runs(runs):
     """
     cards = []
     for r in runs:
-        path = Path(r) / RESULT_FILES["runs"]
+        path = Path(r) / CARD_FILE
         if path.is_file():
             card = _read_json(path)
             cards.append(dict(card=card, run=Path(r).name, task=card.get("task", "classification"),
@@ -466,7 +535,13 @@ def table1(runs, pointwise):
                                        "pointwise AP", "pointwise AP of"])
 
 
-UTILITY_COLUMNS = {**{m: m for m in SALIENCY}, "baseline:avg": "average mask", "baseline:detector": "RetinaNet heatmap"}
+BASELINE_COLUMNS = {"baseline:avg": "average mask", "baseline:detector": "RetinaNet heatmap"}
+
+
+def utility_columns(present=()):
+    """Table 1's method columns: the study's methods always, any other registered method with scores."""
+    methods = ordered(set(study_methods()) | {m for m in present if m in METHODS})
+    return {**{m: m for m in methods}, **BASELINE_COLUMNS}
 
 
 def table1_utility(runs, scores):
@@ -480,18 +555,19 @@ def table1_utility(runs, scores):
     if len(auprc) and "label" in auprc.columns:
         auprc = auprc[auprc.label == 1]
     rows = []
+    columns = utility_columns(set(auprc.method) if len(auprc) else ())
     for c in chosen_runs(runs):
         if c["head"] == "retinanet":
             continue
         d = auprc[auprc.model.astype(str) == c["run"]] if len(auprc) else auprc
         row = {"dataset": c["dataset"], "backbone": c["backbone"], "head": c["head"], "run": c["run"],
                "positives": int(d.image_id.nunique()) if len(d) else 0}
-        for method, column in UTILITY_COLUMNS.items():
+        for method, column in columns.items():
             m = d[d.method == method] if len(d) else d
             # an image scored twice counts once
             row[column] = float(m.groupby("image_id").value.mean().mean()) if len(m) else NO_DATA
         rows.append(row)
-    return pd.DataFrame(rows, columns=["dataset", "backbone", "head", "run", "positives", *UTILITY_COLUMNS.values()])
+    return pd.DataFrame(rows, columns=["dataset", "backbone", "head", "run", "positives", *columns.values()])
 
 
 # ---------------------------------------------------------------- choices and the tables' text
@@ -655,25 +731,23 @@ def run_stats(dirs, out, *, alpha=ALPHA, posthoc="mixedlm", log=print):
     found = discover(dirs)
     runs_by_name = {p.name: p for p in found["runs"]}
     infos = []
-    for kind in ("score", "randomization", "compare"):
-        for path in found[kind]:
-            info = result_info(path, kind, runs_by_name)
+    for kind in kinds():
+        if not kind.tables:
+            continue
+        for path in found[kind.name]:
+            info = result_info(path, kind.name, runs_by_name)
             info["source"] = _source(path, dirs)
-            info["compare_kind"] = _compare_kind(info) if kind == "compare" else None
             keys = [m["key"] for m in info["models"]] or [UNKNOWN]
-            # a comparison of two models belongs to model A's group only
-            info["groups"] = sorted({group_name(info["dataset"], k) for k in (keys[:1] if kind == "compare" else keys)})
+            info["groups"] = sorted({group_name(info["dataset"], k) for k in (keys[:1] if kind.first_model_only
+                                                                               else keys)})
             infos.append(info)
     t = _load_results(infos)
-    scores, pointwise, rand, compare = t["scores"], t["pointwise"], t["rand"], t["compare"]
-    rows = utility_tests(scores, alpha) + randomization_tests(rand, t["thresholds"], alpha)
-    if not compare.empty:
-        for kind, d in compare.groupby("question_kind", sort=True):
-            rows += compare_tests(d, kind, alpha)
+    scores, pointwise = t["scores"], t["pointwise"]
+    rows = [row for kind in kinds() for row in kind.tests(t, alpha)]
     tests = pd.DataFrame(rows, columns=list(TESTS_COLUMNS))
     tests = tests.sort_values(["dataset", "group", "question", "source", "method"], kind="stable",
                               ignore_index=True)
-    post = posthoc_tests(_posthoc_sets(scores, rand, compare), posthoc, alpha)
+    post = posthoc_tests([s for kind in kinds() for s in kind.posthoc_sets(t)], posthoc, alpha)
 
     groups = {}
     for info in infos:
