@@ -44,6 +44,6 @@ def register(cli):
     @click.option("--quiet", is_flag=True, help="No progress bars.")
     def demo(out, size, seed, quiet):
         """The whole study on synthetic data, from DICOM files to the report."""
-        from cxrsal.experiments.demo import run_demo
+        from cxrsal.demo import run_demo
 
         run_demo(out, size=size, seed=seed, log=click.echo, progress=not quiet)

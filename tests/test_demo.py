@@ -83,7 +83,7 @@ def test_demo_tiny_end_to_end(tmp_path):
 
 
 def test_demo_without_its_config_says_so(tmp_path, monkeypatch):
-    import cxrsal.experiments.demo as demo
+    import cxrsal.demo as demo
 
     monkeypatch.setattr(demo, "CONFIG", tmp_path / "missing.yaml")
     r = CliRunner().invoke(cli, ["demo", "--size", "tiny", "--out", str(tmp_path / "d"), "--quiet"])
