@@ -11,7 +11,7 @@ from pathlib import Path
 
 from .config import load_config
 
-CONFIG = Path(__file__).resolve().parents[2] / "configs" / "demo.yaml"
+CONFIG = Path(__file__).resolve().parents[1] / "configs" / "demo.yaml"
 
 SIZES = {
     # smallest: every stage runs, in about two minutes (the CLI test)

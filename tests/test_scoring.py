@@ -29,6 +29,9 @@ def test_table_against_sklearn_and_baselines(store, tmp_path):
     table = score_store(store, tmp_path / "s", baselines="avg", log=lambda *_: None)
     assert set(table.columns) >= {"image_id", "model", "method", "step", "metric", "value"}
     assert (tmp_path / "s" / "scores.parquet").exists()
+    # the settings used, as a config section, beside the tables
+    written = load_config(tmp_path / "s" / "config.yaml").score
+    assert written.baselines == "avg" and written.parts == ("utility", "pointwise")
     pq = pd.read_parquet(tmp_path / "s" / "scores.parquet")
     assert len(pq) == len(table)
     st = MapStore(store)
