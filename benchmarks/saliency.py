@@ -72,6 +72,9 @@ def main():
     ap.add_argument("--arch", default="densenet121")
     ap.add_argument("--size", type=int, default=224)
     ap.add_argument("--images", type=int, default=2)
+    ap.add_argument("--group", type=int, default=8,
+                    help="sg and ig run on this many images, as the runner groups them (saliency.group_size); "
+                         "PAIR, one image at a time, on --images")
     ap.add_argument("--methods", default="grad,sg,ig,sig,gcam,xrai,gbp,ggcam")
     ap.add_argument("--batch-sizes", default="1,8,16,32,64")
     ap.add_argument("--xrai-images", type=int, default=4,
@@ -112,7 +115,12 @@ def main():
         m = METHODS.get(name)
         params = m.resolve({})
         cheap = EVALS[name] <= 2
-        batch = np.resize(images, (best_bs if cheap else len(images), *images.shape[1:])) if cheap else images
+        if cheap:
+            batch = np.resize(images, (best_bs, *images.shape[1:]))
+        elif name in ("sg", "ig"):
+            batch = np.resize(images, (args.group, *images.shape[1:]))
+        else:
+            batch = images
         m.compute(adapter, images[:1], cls[:1], rngs()[:1], **{**params, **({"steps": 2} if name == "xrai" else {})})
         if name == "xrai":
             # the runner's pipelining: each image's region selection overlaps the next one's gradients
@@ -143,6 +151,7 @@ def main():
         pair_rate = None
         if name in ("grad", "sg", "ig", "sig", "gcam", "xrai"):
             n_pair = min(4, len(batch)) if cheap else (len(images) if name not in ("sig", "xrai") else 1)
+            n_pair = min(n_pair, len(batch))
             pair_images = batch[:n_pair]
             pair_readme(model, grey[:1], "grad")        # warm-up (PAIR's README: the model's own input)
             t0 = time.perf_counter()

@@ -135,7 +135,7 @@ def run_demo(out, *, size="full", seed=0, log=print, progress=True):
     for name in ("resnet18-a", "resnet18-wildcat"):
         # maps are computed once: randomization's trained step and the comparisons copy these
         # (the store is listed in the model run, MapStore.reuse)
-        stage(f"saliency maps of {name} (all methods)")
+        stage(f"saliency maps of {name} (the study's methods)")
         run_saliency(out / "models" / name, out / "maps" / name, scfg, "study", progress=progress, log=quiet)
         stage(f"score {name}")
         score_store(out / "maps" / name, results / f"score-{name}", baselines=f"avg,{boxes}", cfg=scfg,
