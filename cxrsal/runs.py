@@ -97,8 +97,7 @@ class Run:
     @cached_property
     def card(self):
         """run.json, or None while training has not ended."""
-        path = self.path / CARD_FILE
-        return _read_json(path) if path.is_file() else None
+        return read_card(self.path)
 
     @property
     def task(self):
@@ -151,6 +150,13 @@ class Run:
             pass
         facts.update(data_hash=self.data_info.get("manifest_sha256", "unknown"), data=self.data_info.get("dir", ""))
         return facts
+
+
+def read_card(run_dir):
+    """The run card (run.json) of a run directory, or None: for readers of results (stats,
+    report) that meet run folders copied without their checkpoints or state."""
+    path = Path(run_dir) / CARD_FILE
+    return _read_json(path) if path.is_file() else None
 
 
 def read_config(run_dir, option="--model"):

@@ -11,7 +11,7 @@ from ..data.manifest import MANIFEST_FILE, manifest_hash
 from ..errors import CxrsalError
 from ..io import atomic_path, write_frame
 from ..metrics.similarity import LOW_BASELINE
-from ..runs import CARD_FILE
+from ..runs import CARD_FILE, read_card
 from ..saliency.base import METHODS, ordered, study_methods
 from .results import RESULTS, ResultKind, kinds, register_result, table_names
 from . import ALPHA, POSTHOC, better_than, finding, mixed_model, one_sample, tukey, vs_threshold  # noqa: F401 (tukey, one_sample: re-exported)
@@ -67,8 +67,9 @@ def _card(ref, runs_by_name):
     if not ref:
         return None
     for d in (Path(ref), runs_by_name.get(Path(ref).name)):
-        if d is not None and (Path(d) / CARD_FILE).is_file():
-            return _read_json(Path(d) / CARD_FILE)
+        card = read_card(d) if d is not None else None
+        if card is not None:
+            return card
     return None
 
 
@@ -459,9 +460,8 @@ def chosen_runs(runs):
     """
     cards = []
     for r in runs:
-        path = Path(r) / CARD_FILE
-        if path.is_file():
-            card = _read_json(path)
+        card = read_card(r)
+        if card is not None:
             cards.append(dict(card=card, run=Path(r).name, task=card.get("task", "classification"),
                               dataset=((card.get("data") or {}).get("manifest_sha256") or UNKNOWN)[:12],
                               backbone=card.get("arch", UNKNOWN), head=card.get("head", "classification")))
