@@ -6,6 +6,20 @@ import tempfile
 from pathlib import Path
 
 
+def _umask():
+    """The process umask, read without changing it where Linux says it (/proc), else set and reset."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except OSError:
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 @contextlib.contextmanager
 def atomic_path(path):
     """Yield a temporary path beside `path`; on success it is renamed onto `path`.
@@ -21,6 +35,9 @@ def atomic_path(path):
     os.close(fd)
     try:
         yield Path(tmp)
+        # mkstemp makes the file 0600: give it the mode a normal file gets under the user's umask,
+        # so a colleague of the group can read a shared results folder
+        os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
