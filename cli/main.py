@@ -8,8 +8,30 @@ from cxrsal.console import quiet_native_logs
 from cxrsal.errors import CxrsalError
 
 
+# Click >= 8.2 raises this for a group called without a command (8.1 prints the help itself)
+_NO_ARGS = getattr(click.exceptions, "NoArgsIsHelpError", ())
+
+
 class Group(click.Group):
-    """Turns a user mistake (CxrsalError) into one line on stderr instead of a traceback."""
+    """Turns a user mistake (CxrsalError, or an option Click refuses) into one line on stderr
+    instead of a traceback or a usage block."""
+
+    def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
+        if not standalone_mode:
+            return super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        try:
+            rv = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        except _NO_ARGS as e:   # `cxrsal` alone: the help, as Click gives it
+            click.echo(e.format_message(), err=True)
+            sys.exit(e.exit_code)
+        except click.ClickException as e:
+            where = f"cxrsal {e.ctx.info_name}: " if getattr(e, "ctx", None) and e.ctx.parent else ""
+            click.echo(f"error: {where}{e.format_message()} (see --help)", err=True)
+            sys.exit(2 if isinstance(e, click.UsageError) else e.exit_code)
+        except click.exceptions.Abort:
+            click.echo("aborted", err=True)
+            sys.exit(1)
+        sys.exit(rv if isinstance(rv, int) else 0)
 
     def invoke(self, ctx):
         try:

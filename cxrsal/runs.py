@@ -138,7 +138,12 @@ class Run:
         with warnings.catch_warnings():
             # without compiling, Keras says it skips the saved optimizer's variables: that is the point
             warnings.filterwarnings("ignore", message="Skipping variable loading for optimizer")
-            return keras.models.load_model(path, compile=compile)
+            try:
+                return keras.models.load_model(path, compile=compile)
+            except Exception as e:   # a truncated or foreign file: zipfile, h5py and Keras errors alike
+                first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+                raise CxrsalError(f"{self.option} {self.path}: checkpoint {path.name} cannot be read "
+                                  f"({type(e).__name__}: {first[:200]})") from None
 
     def facts(self):
         """{"arch", "head", "data_hash", "data"} ("unknown" where the run does not say)."""

@@ -70,9 +70,15 @@ def read_probability_map(folder, image_id, size):
 
     folder = Path(folder)
     if (folder / f"{image_id}.npy").exists():
-        m = np.load(folder / f"{image_id}.npy").astype(np.float32)
+        try:
+            m = np.load(folder / f"{image_id}.npy", allow_pickle=False).astype(np.float32)
+        except (OSError, ValueError, EOFError) as e:
+            raise CxrsalError(f"seg:{folder}/{image_id}.npy: not a readable NumPy array ({e})") from None
     elif (folder / f"{image_id}.png").exists():
-        m = cv2.imread(str(folder / f"{image_id}.png"), cv2.IMREAD_UNCHANGED).astype(np.float32)
+        m = cv2.imread(str(folder / f"{image_id}.png"), cv2.IMREAD_UNCHANGED)
+        if m is None:
+            raise CxrsalError(f"seg:{folder}/{image_id}.png: not a readable image")
+        m = m.astype(np.float32)
         m /= 65535.0 if m.max() > 255 else 255.0
     else:
         raise CxrsalError(f"seg:{folder}: no {image_id}.npy or .png")
