@@ -79,3 +79,24 @@ def test_probability_maps(tmp_path):
     np.save(tmp_path / "c.npy", np.zeros((2, 3, 4)))
     with pytest.raises(CxrsalError, match="expected a 2-D probability map"):
         read_probability_map(tmp_path, "c", 8)
+
+
+def test_label_files(tmp_path):
+    bom, binary = tmp_path / "bom", tmp_path / "binary"
+    bom.mkdir()
+    binary.mkdir()
+    # a BOM is read through (the header is found); the missing image is then named with its line
+    (bom / "stage_2_train_labels.csv").write_bytes(b"\xef\xbb\xbfpatientId,x,y,width,height,Target\nabc,,,,,0\n")
+    line = one_line(["prepare", "--dataset", "rsna", "--root", bom, "--out", tmp_path / "p1", "--quiet"])
+    assert "stage_2_train_labels.csv line 2: abc: image file missing" in line
+    (binary / "stage_2_train_labels.csv").write_bytes(bytes(range(256)) * 2)
+    line = one_line(["prepare", "--dataset", "rsna", "--root", binary, "--out", tmp_path / "p2", "--quiet"])
+    assert "stage_2_train_labels.csv: not a CSV file" in line
+
+
+def test_detections_csv_with_a_wrong_header(tmp_path):
+    from cxrsal.experiments.scoring import read_detections
+
+    (tmp_path / "det.csv").write_text("a,b\n1,2\n")
+    with pytest.raises(CxrsalError, match=r"det.csv: header must hold height, patientId, score"):
+        read_detections(tmp_path / "det.csv")
