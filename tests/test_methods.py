@@ -2,6 +2,7 @@
 picked up here with no edit): batched maps equal maps computed one image at a time, bit for bit
 with the seeded noise, and processed maps are finite and in [0, 1]."""
 
+import keras
 import numpy as np
 import pytest
 
@@ -18,6 +19,7 @@ STUDY = ["grad", "sg", "ig", "sig", "gcam", "xrai", "gbp", "ggcam", "wildcat"]
 
 @pytest.fixture(scope="module")
 def models():
+    keras.utils.set_random_seed(0)     # weights independent of the tests run before
     wildcat = build_model("resnet18", "wildcat", (32, 32, 1), output_stride=8, num_maps=2)
     return {"plain": small_cnn(activation="relu"), "wildcat": wildcat}
 

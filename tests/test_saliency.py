@@ -167,6 +167,7 @@ def test_gbp_equals_tf_keras_vis_guided_backprop():
         warnings.simplefilter("ignore", DeprecationWarning)
         from tf_keras_vis.utils.model_modifiers import GuidedBackpropagation
 
+    keras.utils.set_random_seed(8)
     model = build_model("resnet18", "classification", (32, 32, 1), output_stride=8)
     x = images(3, 32, seed=8)
     raw, _ = compute_maps(model, x, "gbp", input_channels=1)
