@@ -28,6 +28,8 @@ CKPT_DIR = "checkpoints"
 BEST = "best.keras"
 
 TASKS = Registry("task")
+# what `Run.facts` says of a run that says nothing
+UNKNOWN_FACTS = {"arch": "unknown", "head": "unknown", "data_hash": "unknown", "data": ""}
 CLASSIFICATION = "classification"
 
 
@@ -39,8 +41,6 @@ class Task:
 
     name = ""
     monitor, mode = "val_loss", "min"
-    # what a user opens a run of this task with, for error messages
-    what = ""
 
     def __init__(self, cfg, data_dir):
         self.cfg, self.data_dir = cfg, data_dir
@@ -147,7 +147,7 @@ class Run:
 
     def facts(self):
         """{"arch", "head", "data_hash", "data"} ("unknown" where the run does not say)."""
-        facts = {"arch": "unknown", "head": "unknown", "data_hash": "unknown", "data": ""}
+        facts = dict(UNKNOWN_FACTS)
         try:
             model = self.config.model
             facts.update(arch=model.arch, head=model.head)

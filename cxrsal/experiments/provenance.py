@@ -2,7 +2,7 @@
 the models (architecture, head) and the choices where [A]'s text and code disagree."""
 
 from ..errors import CxrsalError
-from ..runs import Run
+from ..runs import UNKNOWN_FACTS, Run
 
 
 def model_facts(model_dir):
@@ -11,7 +11,7 @@ def model_facts(model_dir):
     try:
         return Run(model_dir).facts()
     except CxrsalError:
-        return {"arch": "unknown", "head": "unknown", "data_hash": "unknown", "data": ""}
+        return dict(UNKNOWN_FACTS)
 
 
 def result_meta(model_dirs, cfg):

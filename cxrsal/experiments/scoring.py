@@ -12,7 +12,6 @@ from pathlib import Path
 
 import numpy as np
 
-from ..config import SCORE_PARTS as PARTS  # noqa: F401  (re-exported: what `parts` takes)
 from ..config import ConfigError, write_config
 from ..errors import CxrsalError
 from ..geometry import resize_map, scale_boxes

@@ -1,6 +1,7 @@
 """`cxrsal report`: one self-contained HTML page (figures embedded) plus Markdown."""
 
 import base64
+import functools
 import html
 import io
 import json
@@ -121,8 +122,10 @@ def _score_tables(folders):
     return pd.concat([pd.read_csv(d / "scores.csv") for d in folders], ignore_index=True)
 
 
+@functools.lru_cache(maxsize=4)
 def _richest_store(folders):
-    """The store with the most methods (not a pointwise-only store of grid maps)."""
+    """The store with the most methods (not a pointwise-only store of grid maps); `folders` a
+    tuple (the overlays and the PR curve both draw from it: looked up once)."""
     from ..saliency.store import MapStore
 
     stores = [json.loads((d / "score.json").read_text())["maps"] for d in folders]
@@ -140,12 +143,12 @@ def _fig2(folders, res):
 
 @FIGURES.register("overlays")
 def _overlays(folders, res):
-    return "Each method's map with the ground-truth outline", fig_overlays(_richest_store(folders))
+    return "Each method's map with the ground-truth outline", fig_overlays(_richest_store(tuple(folders)))
 
 
 @FIGURES.register("pr_curve")
 def _pr(folders, res):
-    return "Precision-recall curve of one map", fig_pr_curve(_richest_store(folders))
+    return "Precision-recall curve of one map", fig_pr_curve(_richest_store(tuple(folders)))
 
 
 @FIGURES.register("fig3a_randomization")

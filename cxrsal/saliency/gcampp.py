@@ -7,6 +7,7 @@ upsamples the grid bilinearly (scipy zoom, order 1); the store post-processes it
 
 import numpy as np
 
+from .adapter import pad_batch
 from .base import Method, register
 
 
@@ -29,10 +30,7 @@ class GradCAMPlusPlus(Method):
         out = []
         for start in range(0, len(x), b):
             # chunks padded to the full batch, as the adapter's: the same map whatever the batch
-            xb, cb = x[start:start + b], cls[start:start + b]
-            n = len(xb)
-            xb = np.concatenate([xb, np.zeros((b - n, *xb.shape[1:]), np.float32)])
-            cb = np.concatenate([cb, np.ones(b - n, np.int32)])
+            xb, cb, n = pad_batch(x[start:start + b], cls[start:start + b], b)
             maps = cam(lambda logits, cb=cb: adapter.explained(logits, cb), xb, penultimate_layer="features",
                        seek_penultimate_conv_layer=False, normalize_cam=False)
             out.append(np.asarray(maps, np.float32).reshape(b, *images.shape[1:3])[:n])

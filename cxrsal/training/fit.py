@@ -23,6 +23,7 @@ from ..errors import CxrsalError
 from ..io import atomic_path, atomic_write_text, remove_stale_tmp
 from ..runs import BEST, CARD_FILE, CKPT_DIR, DATA_FILE, HISTORY_FILE, STATE_FILE, Run, read_config
 from .classifier import ClassificationTask
+from .monitor import FIELDS as MONITOR_FIELDS
 from .monitor import Monitor
 
 def versions():
@@ -116,22 +117,21 @@ def train(cfg: Config, data_dir, out, *, log=print, verbose=1, on_epoch_end=None
     state_path = out / STATE_FILE
     state = json.loads(state_path.read_text()) if state_path.exists() else None
     monitor = task.monitor
+    if state and "best" not in state:   # a classifier run of cxrsal 0.1 (before tasks)
+        state.update(task="classification", monitor="val_auc", lr=float(t.lr), plateau_wait=0,
+                     best=state["best_auc"] if state.get("best_auc", -1.0) >= 0 else None)
+    watch = Monitor(task.mode, t.patience, lr=t.lr, plateau_patience=t.plateau_patience,
+                    plateau_factor=t.plateau_factor, min_lr=t.min_lr,
+                    state={k: state[k] for k in MONITOR_FIELDS} if state else None)
     with strategy.scope():
         if state:
-            if "best" not in state:   # a classifier run of cxrsal 0.1 (before tasks)
-                state.update(task="classification", monitor="val_auc", lr=float(t.lr), plateau_wait=0,
-                             best=state["best_auc"] if state.get("best_auc", -1.0) >= 0 else None)
             model = Run(out, option="--out").expect(task.name).model("last", compile=True)
             model.optimizer.learning_rate.assign(state["lr"])
             best = "none yet" if state["best"] is None else f"{state['best']:.4f}"
             log(f"resuming after epoch {state['epoch']} (best {monitor} {best} at epoch {state['best_epoch']})")
         else:
             model = task.build(size)
-            state = {"task": task.name, "monitor": monitor, "epoch": 0, "best": None, "best_epoch": 0, "wait": 0,
-                     "plateau_wait": 0, "lr": float(t.lr), "last": None, "history": [], "stopped_early": False}
-    watch = Monitor(task.mode, t.patience, lr=t.lr, plateau_patience=t.plateau_patience,
-                    plateau_factor=t.plateau_factor, min_lr=t.min_lr,
-                    state={k: state[k] for k in ("best", "best_epoch", "wait", "plateau_wait", "lr", "stopped_early")})
+            state = {"task": task.name, "monitor": monitor, "epoch": 0, "last": None, "history": [], **watch.state}
     # TensorBoard scalars written once per epoch here: Keras' TensorBoard callback cost ~10 %
     # of a small model's training time on a 2-core CPU (measured)
     tb_writer = tf.summary.create_file_writer(str(out / "logs"))

@@ -3,7 +3,7 @@
 Its whole state is a plain dict (kept in state.json), so a resumed run continues the same count.
 """
 
-FIELDS = ("best", "best_epoch", "wait", "plateau_wait", "lr", "stopped_early")
+FIELDS = ("best", "best_epoch", "wait", "plateau_wait", "lr", "stopped_early")   # its part of state.json
 
 
 class Monitor:
