@@ -1,9 +1,53 @@
 """Atomic file writes: a file appears whole under its final name or not at all."""
 
 import contextlib
+import errno
 import os
+import re
+import signal
+import socket
 import tempfile
+import threading
+import time
 from pathlib import Path
+
+# Fault injection, for the tests only (tests/kill_harness.py): every atomic write passes three
+# write points ("open": the temporary file exists, empty; "written": it is complete but not yet
+# renamed; "renamed": the final name is in place). A spec "N[:PHASE[:TEXT]]" names the first write
+# point, from the process's N-th on, of that phase on a path holding TEXT. KILL_AT_ENV=SPEC: the
+# process SIGKILLs itself there (a pool worker, its parent first); FAIL_AT_ENV=SPEC: the write fails there with OSError(ENOSPC), as
+# on a full disk ("open" or "written" only); WRITE_LOG_ENV=FILE: each point is appended to FILE.
+KILL_AT_ENV = "CXRSAL_TEST_KILL_AT"
+FAIL_AT_ENV = "CXRSAL_TEST_FAIL_AT"
+WRITE_LOG_ENV = "CXRSAL_TEST_WRITE_LOG"
+_points = {"n": 0}
+_points_lock = threading.Lock()
+
+
+def _at(spec, n, phase, path):
+    at, _, rest = spec.partition(":")
+    at_phase, _, fragment = rest.partition(":")
+    return n >= int(at) and at_phase in ("", phase) and fragment in str(path)
+
+
+def _write_point(phase, path):
+    kill_at, fail_at, write_log = (os.environ.get(k) for k in (KILL_AT_ENV, FAIL_AT_ENV, WRITE_LOG_ENV))
+    if not (kill_at or fail_at or write_log):
+        return
+    with _points_lock:
+        _points["n"] += 1
+        n = _points["n"]
+        if write_log:
+            with open(write_log, "a") as f:
+                f.write(f"{n}\t{phase}\t{path}\n")
+        if kill_at and _at(kill_at, n, phase, path):
+            import multiprocessing
+
+            if multiprocessing.parent_process() is not None:    # a worker of a pool: the job dies
+                os.kill(os.getppid(), signal.SIGKILL)
+            os.kill(os.getpid(), signal.SIGKILL)
+        if fail_at and _at(fail_at, n, phase, path):
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
 
 
 def _umask():
@@ -20,29 +64,46 @@ def _umask():
     return mask
 
 
+def _owner_tag():
+    """`@host@pid@`: which process owns a temporary file, so a cleanup never removes the file of a
+    live process (shards of one run may write into one folder, from one host or several)."""
+    host = "".join(c if c.isalnum() or c in "-_" else "_" for c in socket.gethostname())
+    return f"@{host}@{os.getpid()}@"
+
+
+_TAG = re.compile(r"@(?P<host>[A-Za-z0-9_-]*)@(?P<pid>[0-9]+)@")
+STALE_AFTER_S = 24 * 3600     # a temporary file of another host older than this is abandoned
+
+
 @contextlib.contextmanager
 def atomic_path(path):
     """Yield a temporary path beside `path`; on success it is renamed onto `path`.
 
     On any exception (or a kill) the final name is untouched and the temporary file is removed
-    when possible; a leftover `.tmp-*` file from a kill is never mistaken for a result.
+    when possible; a leftover `.tmp-*` file from a kill is never mistaken for a result, and
+    `remove_stale_tmp` deletes it once its process is gone.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     # same suffix as the target: some writers (Keras' .keras, .weights.h5) insist on it
-    fd, tmp = tempfile.mkstemp(prefix=f".tmp-{path.name}.", suffix="".join(path.suffixes[-2:]),
+    fd, tmp = tempfile.mkstemp(prefix=f".tmp-{path.name}.{_owner_tag()}", suffix="".join(path.suffixes[-2:]),
                                dir=path.parent)
     os.close(fd)
     try:
+        _write_point("open", path)
         yield Path(tmp)
+        _write_point("written", path)
         # mkstemp makes the file 0600: give it the mode a normal file gets under the user's umask,
         # so a colleague of the group can read a shared results folder
         os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
+        if isinstance(e, OSError) and e.filename in (None, tmp):
+            e.filename = str(path)      # the user's file, not our temporary name for it
         raise
+    _write_point("renamed", path)
 
 
 def atomic_write_text(path, text):
@@ -55,11 +116,38 @@ def atomic_write_bytes(path, data):
         tmp.write_bytes(data)
 
 
-def remove_stale_tmp(directory):
-    """Delete temporary files left by a killed run in `directory` (not recursive)."""
+def _alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:     # another user's live process
+        return True
+    return True
+
+
+def _abandoned(p, host, now):
+    m = _TAG.search(p.name)
+    if m is None:      # written before files carried their owner
+        return True
+    if m["host"] == host:
+        return int(m["pid"]) != os.getpid() and not _alive(int(m["pid"]))
+    try:
+        return now - p.stat().st_mtime > STALE_AFTER_S
+    except FileNotFoundError:
+        return False
+
+
+def remove_stale_tmp(directory, *, recursive=False):
+    """Delete the temporary files that killed runs left in `directory` (and below it when
+    `recursive`); files of live processes, this one included, are kept."""
     directory = Path(directory)
-    if directory.is_dir():
-        for p in directory.glob(".tmp-*"):
+    if not directory.is_dir():
+        return
+    host = _owner_tag().split("@")[1]
+    now = time.time()
+    for p in (directory.rglob if recursive else directory.glob)(".tmp-*"):
+        if p.is_file() and _abandoned(p, host, now):
             with contextlib.suppress(FileNotFoundError):
                 p.unlink()
 

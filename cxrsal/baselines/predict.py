@@ -103,8 +103,7 @@ def predict_baseline(run_dir, *, split=None, data_dir=None, out=None, which="bes
     out = Path(out) if out else run.path / "predictions" / split
     maps_dir = out / "maps"
     maps_dir.mkdir(parents=True, exist_ok=True)
-    remove_stale_tmp(maps_dir)
-    remove_stale_tmp(out)
+    remove_stale_tmp(out, recursive=True)
     (out / "predictions.json").unlink(missing_ok=True)
 
     rows = split_rows(read_manifest(data_dir), split)

@@ -10,7 +10,7 @@ import cv2
 import numpy as np
 
 from ..errors import CxrsalError
-from ..io import atomic_write_text
+from ..io import atomic_write_text, remove_stale_tmp
 from . import rle, rsna, siim
 from .dicom import write_dicom
 from .items import DATASETS
@@ -403,6 +403,7 @@ def _check_args(out, n, seed, image_size, positive_fraction, csvs):
         if (out / name).exists():
             raise CxrsalError(f"{out} already holds {name}; use an empty folder")
     out.mkdir(parents=True, exist_ok=True)
+    remove_stale_tmp(out, recursive=True)     # a killed synth's half-written files
     return out
 
 

@@ -13,7 +13,7 @@ import numpy as np
 
 from ..config import write_config
 from ..errors import CxrsalError
-from ..io import atomic_path, atomic_write_text, write_frame
+from ..io import atomic_path, atomic_write_text, remove_stale_tmp, write_frame
 
 INITS = ("truncated-normal", "layer")
 
@@ -134,6 +134,7 @@ def run_randomization(model_dirs, out, cfg, methods="study", *, progress=True, l
     from .provenance import result_meta
 
     out = Path(out)
+    remove_stale_tmp(out, recursive=True)
     s, rz = cfg.saliency, cfg.randomization
     meta = result_meta(model_dirs, cfg)
     if len(set(zip(meta["archs"], meta["heads"]))) > 1:

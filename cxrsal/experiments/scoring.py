@@ -15,7 +15,7 @@ import numpy as np
 from ..config import ConfigError, write_config
 from ..errors import CxrsalError
 from ..geometry import resize_map, scale_boxes
-from ..io import atomic_write_text, write_frame
+from ..io import atomic_write_text, remove_stale_tmp, write_frame
 
 UTILITY = ("auprc", "auprc_trapezoid", "auroc")
 
@@ -258,6 +258,7 @@ def score_store(store_path, out, *, data_dir=None, baselines=None, model_name=No
                .agg(["mean", "std", "count"]).reset_index())
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
+    remove_stale_tmp(out)
     write_frame(out / "scores.csv", table)
     write_frame(out / "scores.parquet", table)
     write_frame(out / "summary.csv", summary)

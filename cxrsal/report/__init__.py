@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..io import atomic_path, atomic_write_text
+from ..io import atomic_path, atomic_write_text, remove_stale_tmp
 from ..registry import Registry
 
 # figure name (named by the result kinds, cxrsal.stats.results) -> fn(folders of that kind, stats
@@ -197,6 +197,7 @@ def build_report(dirs, out, *, log=print, posthoc="mixedlm"):
                                table2_sections, tables_markdown)
 
     out = Path(out)
+    remove_stale_tmp(out, recursive=True)
     res = run_stats(dirs, out / "stats", posthoc=posthoc, log=log)
     found = res["found"]
     figures = {}

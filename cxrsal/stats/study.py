@@ -9,7 +9,7 @@ import numpy as np
 
 from ..data.manifest import MANIFEST_FILE, manifest_hash
 from ..errors import CxrsalError
-from ..io import atomic_path, write_frame
+from ..io import atomic_path, remove_stale_tmp, write_frame
 from ..metrics.similarity import LOW_BASELINE
 from ..runs import CARD_FILE, read_card
 from ..saliency.base import METHODS, ordered, study_methods
@@ -764,6 +764,7 @@ def run_stats(dirs, out, *, alpha=ALPHA, posthoc="mixedlm", log=print):
     res["findings"] = findings(res)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
+    remove_stale_tmp(out)
     for name, key in (("tests.csv", "tests"), ("posthoc.csv", "posthoc"), ("table2.csv", "table2"),
                       ("table1.csv", "table1"), ("table1_utility.csv", "table1_utility"),
                       ("choices.csv", "choices"), ("findings.csv", "findings")):
