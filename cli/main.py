@@ -39,6 +39,10 @@ class Group(click.Group):
         except CxrsalError as e:
             click.echo(f"error: {e}", err=True)
             sys.exit(2)
+        except OSError as e:     # a full disk, a folder we may not write: the file and the reason
+            where = f"{e.filename}: " if e.filename else ""
+            click.echo(f"error: {where}{e.strerror or e}", err=True)
+            sys.exit(2)
         except KeyboardInterrupt:
             click.echo("interrupted: finished work is kept; run the same command again to resume", err=True)
             sys.exit(130)

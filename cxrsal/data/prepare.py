@@ -10,14 +10,16 @@ import io
 import json
 import os
 import time
+import zipfile
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 
 import numpy as np
 
 from ..config import Config, to_dict, write_config
 from ..errors import CxrsalError, DataError, DicomReadError
-from ..io import atomic_path, atomic_write_text
+from ..io import atomic_path, atomic_write_text, remove_stale_tmp
 from . import rsna, siim  # noqa: F401  (register the datasets)
 from .dicom import read_image
 from .items import DATASETS, Skipped
@@ -54,19 +56,34 @@ def to_uint16(image):
     return np.round(np.clip(image, 0.0, 1.0) * SCALE).astype(np.uint16)
 
 
+def _read_cache(target, size):
+    """(image, original shape) of a cache file, or None when it cannot be read whole (truncated,
+    not a NumPy archive, keys or size not those written here)."""
+    try:
+        with np.load(target) as z:
+            image, shape = z["image"], tuple(int(v) for v in z["shape"])
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
+        return None
+    return (image, shape) if image.shape == (size, size) and len(shape) == 2 else None
+
+
 def decode_to_cache(path, size, cache_dir):
-    """(key, original (h, w), decoded now) of `path`'s cached image at `size`; decodes only when absent."""
+    """(key, original (h, w), decoded now, repaired) of `path`'s cached image at `size`; decodes
+    only when absent, or when the cache file is unreadable (then `repaired`)."""
     key = cache_key(path, size)
     target = cache_file(cache_dir, key)
+    repaired = False
     if target.exists():
-        with np.load(target) as z:
-            return key, tuple(int(v) for v in z["shape"]), False
+        cached = _read_cache(target, size)
+        if cached is not None:
+            return key, cached[1], False, False
+        repaired = True
     image = read_image(path)
     small = to_uint16(resize_image(image, size))
     with atomic_path(target) as tmp:
         with open(tmp, "wb") as f:
             np.savez(f, image=small, shape=np.array(image.shape, np.int64))
-    return key, image.shape, True
+    return key, image.shape, True, repaired
 
 
 def load_cached(cache_dir, key):
@@ -78,16 +95,16 @@ def _process(job):
     """Worker: decode/cache one item and check its labels against the image. Never raises for data."""
     item, dataset, size, cache_dir = job
     try:
-        key, shape, decoded = decode_to_cache(item.path, size, cache_dir)
+        key, shape, decoded, repaired = decode_to_cache(item.path, size, cache_dir)
     except FileNotFoundError:
-        return item, None, None, f"image file missing: {item.path}", False
+        return item, None, None, f"image file missing: {item.path}", False, False
     except DicomReadError as e:
-        return item, None, None, e.reason, False
+        return item, None, None, e.reason, False, False
     try:
         DATASETS.get(dataset).mask(item, shape, size)
     except ValueError as e:
-        return item, None, None, str(e), decoded
-    return item, key, shape, None, decoded
+        return item, None, None, str(e), decoded, repaired
+    return item, key, shape, None, decoded, repaired
 
 
 # ---------------------------------------------------------------- the command
@@ -167,8 +184,9 @@ def prepare(cfg: Config, out, *, progress=True, log=print):
     _check_same_run(out, cfg)
     write_config(cfg, out)
     cache_dir = Path(d.cache) if d.cache else out / "cache"
-    for stale in cache_dir.rglob(".tmp-*") if cache_dir.exists() else ():
-        stale.unlink(missing_ok=True)
+    # a cache may be shared by several prepares at once: only dead processes' files go
+    remove_stale_tmp(cache_dir, recursive=True)
+    remove_stale_tmp(out, recursive=True)
 
     labels = ds.read_labels(root)
     skipped = list(labels.skipped)
@@ -188,13 +206,15 @@ def prepare(cfg: Config, out, *, progress=True, log=print):
 
     jobs = [(it, d.dataset, d.size, str(cache_dir)) for it in items]
     workers = d.workers or os.cpu_count() or 1
-    results, decoded_now = [], 0
+    results, decoded_now, repaired = [], 0, []
     bar = tqdm(total=len(jobs), desc="decode+cache", unit="img", disable=not progress)
     pool = ProcessPoolExecutor(workers) if workers > 1 else None
     try:
         stream = pool.map(_process, jobs, chunksize=8) if pool else map(_process, jobs)
-        for item, key, shape, reason, decoded in stream:
+        for item, key, shape, reason, decoded, fixed in stream:
             bar.update()
+            if fixed:
+                repaired.append(item.path)
             if reason is not None:
                 s = Skipped(item.image_id, item.source, reason)
                 if d.strict:
@@ -203,11 +223,18 @@ def prepare(cfg: Config, out, *, progress=True, log=print):
             else:
                 results.append((item, key, shape))
                 decoded_now += decoded
+    except BrokenProcessPool:
+        raise DataError(f"{root}: a decoding worker died (killed by the system, perhaps for memory); the images "
+                        "decoded so far are kept: run the same command again to resume (--workers 1 uses "
+                        "less memory)") from None
     finally:
         bar.close()
         if pool:
             pool.shutdown(cancel_futures=True)
 
+    if repaired:
+        log(f"note: {len(repaired)} unreadable cache file(s) in {cache_dir} decoded again from their images "
+            f"(first: {repaired[0]})")
     if not results:
         raise DataError(f"{root}: every image was skipped; see {out / SKIPPED_FILE}"
                         + (f" (first: {skipped[0].line()})" if skipped else ""))

@@ -10,7 +10,7 @@ import numpy as np
 from ..config import write_config
 from ..errors import CxrsalError
 from ..geometry import resize_map
-from ..io import atomic_write_text, write_frame
+from ..io import atomic_write_text, remove_stale_tmp, write_frame
 from ..metrics.similarity import LOW_BASELINE
 from ..saliency.postprocess import normalize
 from .randomization import similarity_map
@@ -40,21 +40,26 @@ def run_compare(model_dirs, out, cfg, methods="study", *, baseline_maps=None, pr
         raise CxrsalError(f"--models: give exactly two trained runs, got {len(model_dirs)}")
     s, sim = cfg.saliency, cfg.similarity
     out = Path(out)
+    remove_stale_tmp(out, recursive=True)
+    # both models' images first: a mismatch is one line before any map is computed
+    runs = [Run(d, option="--models").expect(CLASSIFICATION) for d in model_dirs]
+    manifests = [read_manifest(run.data) for run in runs]
+    chosen = [r["image_id"] for r in select(manifests[0], s.split, s.positives_only, cfg.compare.n_images)]
+    if not chosen:
+        raise CxrsalError(f"--models {runs[0].path}: no {s.split} images to compare in {runs[0].data}")
+    for run, manifest in zip(runs[1:], manifests[1:]):
+        in_split = {r["image_id"] for r in manifest if r["split"] == s.split}
+        missing = [i for i in chosen if i not in in_split]
+        if missing:
+            raise CxrsalError(f"--models {run.path}: {len(missing)} of the {len(chosen)} {s.split} images of "
+                              f"{runs[0].path.name} (first: {missing[0]}) are not in the {s.split} split of "
+                              f"{run.data}; the two models must be trained on the same split")
     stores, sizes, method_sets = [], [], []
-    chosen = None
-    for k, model_dir in enumerate(model_dirs):
-        run = Run(model_dir, option="--models").expect(CLASSIFICATION)
+    for k, (run, manifest) in enumerate(zip(runs, manifests)):
         model_dir, data_dir = run.path, run.data
         model = run.model(s.checkpoint)
         adapter = ModelAdapter(model, batch_size=s.batch_size, input_channels=s.input_channels)
-        manifest = read_manifest(data_dir)
-        if chosen is None:
-            chosen = [r["image_id"] for r in select(manifest, s.split, s.positives_only, cfg.compare.n_images)]
         by_id = {r["image_id"]: r for r in manifest if r["split"] == s.split}
-        missing = [i for i in chosen if i not in by_id]
-        if missing:
-            raise CxrsalError(f"--models {model_dir}: image {missing[0]} is not in its data's {s.split} split; "
-                              "the two models must be trained on the same split")
         rows = [by_id[i] for i in chosen]
         names = parse_methods(methods, adapter.has_class_maps)
         store = MapStore(out / "maps" / f"{k}-{model_dir.name}")

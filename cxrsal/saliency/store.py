@@ -16,6 +16,7 @@ recomputed (`reuse`): `cxrsal saliency`, the trained step of `cxrsal randomize` 
 import hashlib
 import json
 import shutil
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -74,7 +75,9 @@ class MapStore:
         return json.loads(p.read_text())
 
     def init(self, meta, keys=("model", "checkpoint", "weights", "data", "split", "image_ids")):
-        """Write store.json, or check that an existing store holds the same selection."""
+        """Write store.json, or check that an existing store holds the same selection; the
+        temporary files killed runs left in the store go (not those of live shards)."""
+        remove_stale_tmp(self.path, recursive=True)
         p = self.path / "store.json"
         if p.exists():
             old = json.loads(p.read_text())
@@ -89,7 +92,6 @@ class MapStore:
     def init_method(self, method, params):
         d = self.path / method
         d.mkdir(parents=True, exist_ok=True)
-        remove_stale_tmp(d)
         p = d / "params.json"
         if p.exists():
             old = json.loads(p.read_text())
@@ -149,15 +151,23 @@ class MapStore:
         return json.loads((self.path / method / "params.json").read_text())
 
     def ids(self, method):
-        return sorted(p.stem for p in (self.path / method).glob("*.npz"))
+        # not the temporary files of a write under way (`.tmp-*`)
+        return sorted(p.stem for p in (self.path / method).glob("*.npz") if not p.name.startswith("."))
 
     def load(self, method, image_id, *, quantized=False):
         """The stored map; `quantized`: processed as the stored uint16 (exact ranks, fast scoring)."""
         f = self.file(method, image_id)
         if not f.exists():
             raise CxrsalError(f"{f}: no such map (method {method}, image {image_id})")
-        with np.load(f) as z:
-            out = {k: z[k] for k in z.files}
+        try:
+            with np.load(f) as z:
+                out = {k: z[k] for k in z.files}
+            missing = {"raw", "processed", "constant", "logit", "label", "index"} - set(out)
+            if missing:
+                raise KeyError(", ".join(sorted(missing)))
+        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as e:
+            raise CxrsalError(f"{f}: not a readable map file ({type(e).__name__}: {e}); delete it and run "
+                              "`cxrsal saliency` again to recompute it") from None
         out["processed"] = out["processed"] if quantized else out["processed"].astype(np.float32) / SCALE
         for k, t in (("constant", bool), ("logit", float), ("label", int), ("index", int)):
             out[k] = t(out[k])

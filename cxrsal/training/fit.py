@@ -38,6 +38,8 @@ def versions():
 
 def _check_resumable(out, cfg, data_dir, task):
     """A run directory continues only the same experiment."""
+    from ..data.manifest import manifest_hash
+
     if not (out / "config.yaml").exists() or not (out / STATE_FILE).exists():
         return      # nothing trained yet (a failed start may have left its config): start afresh
     run = Run(out, option="--out")
@@ -51,6 +53,9 @@ def _check_resumable(out, cfg, data_dir, task):
                               f"(or the same config to resume it)")
     if run.data != str(Path(data_dir).resolve()):
         raise CxrsalError(f"{out} was trained on {run.data}, not {data_dir}")
+    if run.data_info.get("manifest_sha256") not in (None, manifest_hash(data_dir)):
+        raise CxrsalError(f"{out} was trained on other data than {data_dir} holds now (its manifest changed "
+                          "since); use a new --out directory")
 
 
 def _write_history(out, rows):
@@ -91,14 +96,18 @@ def train(cfg: Config, data_dir, out, *, log=print, verbose=1, on_epoch_end=None
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     _check_resumable(out, cfg, data_dir, task.name)
+    if (out / CARD_FILE).exists() and (out / STATE_FILE).exists():
+        # the card is the run's last write: this experiment is finished (the same settings,
+        # checked above); a rerun returns it instead of testing the best checkpoint again
+        log(f"already trained: {out / CARD_FILE}")
+        return json.loads((out / CARD_FILE).read_text())
     write_config(cfg, out)
     atomic_write_text(out / DATA_FILE, json.dumps(
         {"dir": str(Path(data_dir).resolve()), "manifest_sha256": manifest_hash(data_dir),
          "dataset": data_summary["dataset"], "size": data_summary["size"]}, indent=2) + "\n")
     ckpt_dir = out / CKPT_DIR
     ckpt_dir.mkdir(exist_ok=True)
-    remove_stale_tmp(ckpt_dir)
-    remove_stale_tmp(out)
+    remove_stale_tmp(out, recursive=True)
 
     m, t = cfg.model, cfg.train
     keras.utils.set_random_seed(t.seed)
