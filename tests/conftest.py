@@ -9,6 +9,15 @@ from cxrsal.data.prepare import prepare
 from cxrsal.data.synth import synth
 
 
+@pytest.fixture(autouse=True)
+def _seeded():
+    """Every test starts from one random state: the weights of a model a test builds, and any
+    unseeded draw, do not depend on which tests ran before it."""
+    import keras
+
+    keras.utils.set_random_seed(0)
+
+
 @pytest.fixture(scope="session")
 def rsna_root(tmp_path_factory):
     root = tmp_path_factory.mktemp("rsna")

@@ -1,7 +1,8 @@
 """Bad input through the real command, stderr apart from stdout: exit code 2, exactly one line
-on stderr, no traceback (issue 14 point 2, the cases that need no trained model)."""
+on stderr, no traceback (issue 14 point 2)."""
 
 import json
+import os
 import subprocess
 import sys
 
@@ -100,3 +101,161 @@ def test_detections_csv_with_a_wrong_header(tmp_path):
     (tmp_path / "det.csv").write_text("a,b\n1,2\n")
     with pytest.raises(CxrsalError, match=r"det.csv: header must hold height, patientId, score"):
         read_detections(tmp_path / "det.csv")
+
+
+# ---------------------------------------------------------------- with a trained model and its maps
+
+def quiet(*_):
+    pass
+
+
+@pytest.fixture(scope="module")
+def gcam_store(trained_classifier, tmp_path_factory):
+    """GradCAM maps of the session's tiny classifier on its test split."""
+    from cxrsal.config import load_config
+    from cxrsal.saliency.runner import run_saliency
+
+    out = tmp_path_factory.mktemp("bad-store") / "maps"
+    run_saliency(trained_classifier, out, load_config(options={"saliency.batch_size": 8}), "gcam", progress=False,
+                 log=quiet)
+    return out
+
+
+def copy_store(store, dst):
+    import shutil
+
+    shutil.copytree(store, dst)
+    return dst
+
+
+def test_damaged_map_stores(gcam_store, tmp_path):
+    from cxrsal.saliency.store import MapStore
+
+    ids = MapStore(gcam_store).ids("gcam")
+    cut = copy_store(gcam_store, tmp_path / "cut")
+    f = cut / "gcam" / f"{ids[1]}.npz"
+    f.write_bytes(f.read_bytes()[:40])               # a map file cut short
+    line = one_line(["score", "--maps", cut, "--out", tmp_path / "o1"])
+    assert f"{f}: not a readable map file" in line and "run `cxrsal saliency` again" in line
+    garbage = copy_store(gcam_store, tmp_path / "garbage")
+    (garbage / "gcam" / f"{ids[0]}.npz").write_bytes(b"\x93NUMPY not a zip")
+    assert "not a readable map file" in one_line(["overlay", "--maps", garbage, "--out", tmp_path / "o2"])
+    empty = copy_store(gcam_store, tmp_path / "empty")
+    for p in (empty / "gcam").glob("*.npz"):
+        p.unlink()
+    assert "holds no maps" in one_line(["score", "--maps", empty, "--out", tmp_path / "o3"])
+    assert "not a map store" in one_line(["score", "--maps", tmp_path, "--out", tmp_path / "o4"])
+
+
+def test_overlay_names_what_the_store_lacks(gcam_store, tmp_path):
+    assert "--methods ig: not in the store" in one_line(["overlay", "--maps", gcam_store, "--methods", "ig",
+                                                         "--out", tmp_path / "o"])
+    assert "image nobody: not in split test" in one_line(["overlay", "--maps", gcam_store, "--images", "nobody",
+                                                          "--out", tmp_path / "o"])
+
+
+def test_foreign_baseline_files_through_score(gcam_store, tmp_path):
+    """seg:DIR maps and a detections CSV that cannot be used: one line naming the file."""
+    from cxrsal.saliency.store import MapStore
+
+    store = MapStore(gcam_store)
+    ids = store.ids("gcam")
+    first = [i for i in ids if store.load("gcam", i)["label"] == 1][-1]     # a positive: scored for utility
+    cases = {
+        "npy": lambda d: (d / f"{first}.npy").write_bytes(b"\x93NUMPY\x01\x00garbage"),
+        "short": lambda d: (d / f"{first}.npy").write_bytes(_npy_bytes(np.ones((8, 8)))[:-20]),
+        "png": lambda d: (d / f"{first}.png").write_bytes(b"not a png"),
+        "shape": lambda d: np.save(d / f"{first}.npy", np.zeros((2, 3, 4))),
+    }
+    expected = {"npy": f"{first}.npy: not a readable NumPy array", "short": f"{first}.npy: not a readable NumPy array",
+                "png": f"{first}.png: not a readable image", "shape": "expected a 2-D probability map"}
+    for name, damage in cases.items():
+        d = tmp_path / name
+        d.mkdir()
+        for i in ids:                       # good maps for every image but one
+            if i != first:
+                np.save(d / f"{i}.npy", np.ones((8, 8), np.float32))
+        damage(d)
+        line = one_line(["score", "--maps", gcam_store, "--baselines", f"seg:{d}", "--out", tmp_path / f"o-{name}"])
+        assert expected[name] in line, (name, line)
+    (tmp_path / "det.csv").write_text("a,b\n1,2\n")
+    line = one_line(["score", "--maps", gcam_store, "--baselines", f"boxes:{tmp_path / 'det.csv'}",
+                     "--out", tmp_path / "o-det"])
+    assert "det.csv: header must hold height, patientId, score" in line
+
+
+def _npy_bytes(array):
+    import io
+
+    buf = io.BytesIO()
+    np.save(buf, array)
+    return buf.getvalue()
+
+
+def test_a_full_disk_keeps_the_previous_file(gcam_store, tmp_path):
+    from cxrsal.io import FAIL_AT_ENV
+
+    rc, _, err = cxrsal("score", "--maps", gcam_store, "--out", tmp_path / "o")
+    assert rc == 0, err
+    before = (tmp_path / "o" / "scores.csv").read_bytes()
+    # the rewrite of scores.csv fails once complete, before its rename, as on a full disk
+    out = subprocess.run([sys.executable, "-m", "cxrsal.cli", "score", "--maps", str(gcam_store), "--out",
+                          str(tmp_path / "o"), "--set", "pointwise.tolerance=2"], capture_output=True, text=True,
+                         env={**os.environ, FAIL_AT_ENV: "1:written:scores.csv"})
+    lines = out.stderr.strip().splitlines()
+    assert out.returncode == 2 and len(lines) == 1 and "Traceback" not in out.stderr, out.stderr
+    assert lines[0] == f"error: {tmp_path / 'o' / 'scores.csv'}: No space left on device"
+    assert (tmp_path / "o" / "scores.csv").read_bytes() == before
+    assert not list((tmp_path / "o").glob(".tmp-*"))
+
+
+def test_compare_needs_models_of_one_split(trained_classifier, tiny_run, rsna_root, tmp_path):
+    import shutil
+
+    from cxrsal.config import load_config
+    from cxrsal.data.prepare import prepare
+
+    other = tmp_path / "other-split"
+    prepare(load_config(options={"data.root": str(rsna_root), "data.size": 32, "data.workers": 1,
+                                 "data.split": [0.5, 0.25, 0.25], "data.seed": 7}), other, progress=False, log=quiet)
+    moved = shutil.copytree(trained_classifier, tmp_path / "moved")
+    info = json.loads((moved / "data.json").read_text())
+    (moved / "data.json").write_text(json.dumps({**info, "dir": str(other)}))
+    line = one_line(["compare", "--models", trained_classifier, moved, "--out", tmp_path / "c", "--quiet"])
+    assert "the two models must be trained on the same split" in line and str(other) in line
+    assert not (tmp_path / "c").exists()      # refused before any map was computed
+
+
+def test_resuming_a_training_folder_with_other_data(trained_classifier, tiny_run, tmp_path):
+    import shutil
+
+    run = shutil.copytree(trained_classifier, tmp_path / "run")
+    again = ["train", "--config", run / "config.yaml", "--out", run, "--quiet"]
+    data = shutil.copytree(tiny_run, tmp_path / "data")
+    line = one_line([*again, "--data", data])
+    assert f"was trained on {tiny_run.resolve()}, not {data}" in line
+    # the same folder, its content changed since (prepared again with other labels)
+    info = json.loads((run / "data.json").read_text())
+    (run / "data.json").write_text(json.dumps({**info, "dir": str(data.resolve())}))
+    manifest = data / "manifest.csv"
+    manifest.write_text(manifest.read_text().replace(",0,", ",1,", 1))
+    assert "trained on other data than" in one_line([*again, "--data", data])
+    # the untouched run, finished, is returned as it is
+    rc, out, err = cxrsal("train", "--config", run / "config.yaml", "--out", trained_classifier, "--data", tiny_run)
+    assert rc == 0 and "already trained" in out + err, err
+
+
+def test_corrupt_cache_files_are_decoded_again(rsna_root, tmp_path):
+    args = ["prepare", "--dataset", "rsna", "--root", rsna_root, "--size", 32, "--out", tmp_path / "p",
+            "--workers", 1, "--quiet"]
+    rc, _, err = cxrsal(*args)
+    assert rc == 0, err
+    arrays = {p.name: np.load(p) for p in (tmp_path / "p" / "arrays").glob("*.npy")}
+    cache = sorted((tmp_path / "p" / "cache").rglob("*.npz"))
+    cache[0].write_bytes(cache[0].read_bytes()[:50])        # cut short
+    cache[1].write_bytes(b"garbage")                         # not an archive
+    rc, out, err = cxrsal(*args)
+    assert rc == 0 and "Traceback" not in err, err
+    assert "note: 2 unreadable cache file(s)" in out + err
+    for name, a in arrays.items():
+        np.testing.assert_array_equal(np.load(tmp_path / "p" / "arrays" / name), a, err_msg=name)

@@ -141,15 +141,10 @@ def killed_after(epoch, cfg, data, out):
         train_baseline(cfg, data, out, log=quiet, verbose=0, on_epoch_end=kill)
 
 
-def test_unet_resume_equals_uninterrupted_and_maps_are_scored(tiny_run, store, tmp_path):
+def test_unet_maps_are_scored(tiny_run, store, tmp_path):
+    # (its resume after a real SIGKILL: tests/test_kill_resume.py)
     cfg = load_config(overrides=UNET + ["train.epochs=3", "train.patience=3", "train.plateau_patience=1"])
-    full = train_baseline(cfg, tiny_run, tmp_path / "full", log=quiet, verbose=0)
-    killed_after(2, cfg, tiny_run, tmp_path / "resumed")
-    lines = []
-    resumed = train_baseline(cfg, tiny_run, tmp_path / "resumed", log=lines.append, verbose=0)
-    assert any(line.startswith("resuming after epoch 2") for line in lines)
-    assert resumed["metrics"] == full["metrics"]
-    assert_same_weights(tmp_path / "full", tmp_path / "resumed", ("last", "best"))
+    train_baseline(cfg, tiny_run, tmp_path / "full", log=quiet, verbose=0)
     # a classifier config may not continue a U-Net run directory
     with pytest.raises(CxrsalError, match="holds a unet run"):
         train(load_config(overrides=["train.epochs=1"]), tiny_run, tmp_path / "full", log=quiet, verbose=0)

@@ -7,6 +7,7 @@ from click.testing import CliRunner
 
 from cxrsal.cli.main import cli
 from cxrsal.stats.study import TABLE2_COLUMNS
+from kill_harness import assert_same_map_files, assert_same_weights, kill_specs, no_temporary_files
 
 
 class Collect(HTMLParser):
@@ -73,13 +74,32 @@ def test_demo_tiny_end_to_end(tmp_path):
     assert {"similarity.maps", "saliency.input_channels", "pointwise.centres"} <= set(choices.key)
     assert (tmp_path / "demo" / "report" / "report.md").read_text().count("![") == 4
 
-    # a second run with the same seed, from scratch elsewhere, gives the same tables
-    r2 = CliRunner().invoke(cli, ["demo", "--size", "tiny", "--out", str(tmp_path / "again"), "--quiet"])
-    assert r2.exit_code == 0, r2.output
+    # the same demo as a real process elsewhere, SIGKILLed inside four stages (each kill in a rerun
+    # of the last), then run to the end: the same tables, weights and maps
+    again = tmp_path / "again"
+    kills = kill_specs(["demo", "--size", "tiny", "--out", again, "--quiet"], DEMO_KILLS)
+    assert len(kills) == len(DEMO_KILLS) and "Traceback" not in kills.final_stderr
+    no_temporary_files(again)
     for name in ("tests.csv", "table2.csv", "table1.csv", "posthoc.csv", "findings.csv"):
-        a, b = (without_data_hash(pd.read_csv(d / "report" / "stats" / name)) for d in (tmp_path / "demo",
-                                                                                       tmp_path / "again"))
+        a, b = (without_data_hash(pd.read_csv(d / "report" / "stats" / name)) for d in (tmp_path / "demo", again))
         pd.testing.assert_frame_equal(a, b, check_exact=False, rtol=1e-9, obj=name)
+    for model in ("resnet18-a", "resnet18-wildcat"):
+        assert_same_weights(tmp_path / "demo" / "models" / model, again / "models" / model)
+    assert_same_weights(tmp_path / "demo" / "baselines" / "retinanet-seed0", again / "baselines" / "retinanet-seed0",
+                        ("best",))
+    assert_same_map_files(tmp_path / "demo" / "maps", again / "maps")
+    assert_same_map_files(tmp_path / "demo" / "results" / "randomization", again / "results" / "randomization")
+
+
+# kills inside four of the demo's stages ("N:PHASE:TEXT", cxrsal.io: the first write point of
+# that phase on a path holding TEXT); training, saliency, score, compare and stats are killed
+# as commands of their own in tests/test_kill_resume.py
+DEMO_KILLS = [
+    "1:written:/prepared/cache/",                            # prepare: a decoding worker, and the job with it
+    "1:open:/baselines/retinanet-seed0/predictions/",        # the localization network predicting
+    "1:renamed:/results/randomization/maps/",                # randomization, inside a step's store
+    "1:renamed:/report/figures/",                            # the report, its tables written
+]
 
 
 def test_demo_without_its_config_says_so(tmp_path, monkeypatch):

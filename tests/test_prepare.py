@@ -6,7 +6,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 
 import numpy as np
 import pytest
@@ -206,23 +205,23 @@ def test_interrupted_run_resumes_without_redoing(rsna_root, tmp_path, monkeypatc
 
 
 def test_sigkill_then_rerun_matches_uninterrupted(rsna_root, tmp_path):
-    """A real kill -9 of the CLI while it decodes; the second run finishes the same data."""
+    """A real kill -9 of the CLI while it decodes (at its third cache file, complete but not yet
+    renamed: the test hook of cxrsal.io, no race); the second run finishes the same data."""
+    from cxrsal.io import KILL_AT_ENV
+
     reference = tmp_path / "reference"
     prepare(cfg_for("rsna", rsna_root), reference, progress=False, log=quiet)
     run = tmp_path / "run"
     cmd = [sys.executable, "-m", "cxrsal.cli", "prepare", "--dataset", "rsna", "--root", str(rsna_root),
            "--size", "32", "--out", str(run), "--workers", "1", "--quiet"]
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 60
-    while time.time() < deadline and proc.poll() is None:
-        if len(list((run / "cache").rglob("*.npz"))) >= 3 if (run / "cache").exists() else False:
-            break
-        time.sleep(0.002)
-    killed_midway = proc.poll() is None
-    os.kill(proc.pid, signal.SIGKILL) if killed_midway else None
-    proc.wait()
-    assert killed_midway, "prepare finished before it could be killed; make the data larger"
+    killed = subprocess.run(cmd, capture_output=True, env={**os.environ, KILL_AT_ENV: "1:written:/cache/"})
+    assert killed.returncode == -signal.SIGKILL
     assert not (run / "summary.json").exists()
+    assert len(list((run / "cache").rglob(".tmp-*"))) == 1 and not list((run / "cache").rglob("??/[!.]*.npz"))
+    killed = subprocess.run(cmd, capture_output=True, env={**os.environ, KILL_AT_ENV: "12:renamed:/cache/"})
+    assert killed.returncode == -signal.SIGKILL
+    assert not list((run / "cache").rglob(".tmp-*"))          # the dead run's file, removed by the next
+    assert len(list((run / "cache").rglob("??/[!.]*.npz"))) >= 2      # a few decoded, the rest to do
     rc = subprocess.run(cmd, capture_output=True, text=True)
     assert rc.returncode == 0, rc.stderr
     for split in ("train", "val", "test"):

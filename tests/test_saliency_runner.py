@@ -156,6 +156,8 @@ MIRRORED = r"""
 import sys, numpy as np, tensorflow as tf
 cpu = tf.config.list_physical_devices("CPU")[0]
 tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+import keras
+keras.utils.set_random_seed(0)
 from cxrsal.models import build_model
 from cxrsal.saliency import ModelAdapter, compute_maps
 strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
