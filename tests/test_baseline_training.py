@@ -254,3 +254,33 @@ def test_pretrained_backbone_offline_is_one_line(monkeypatch):
     with pytest.raises(CxrsalError, match="no ImageNet preset for resnet34"):
         _backbone("resnet34", "imagenet", 64)
 
+
+
+def iou(a, b):
+    """Intersection over union of two (x, y, width, height) boxes, written out."""
+    ix = max(0.0, min(a[0] + a[2], b[0] + b[2]) - max(a[0], b[0]))
+    iy = max(0.0, min(a[1] + a[3], b[1] + b[3]) - max(a[1], b[1]))
+    inter = ix * iy
+    return inter / (a[2] * a[3] + b[2] * b[3] - inter)
+
+
+def test_retinanet_finds_the_boxes_it_was_trained_on(tiny_run, tmp_path):
+    """Trained until it fits its training split, the detector's best box on each training
+    positive overlaps a ground-truth box, in the original image's pixels: the boxes go through
+    scaling to the input, anchor encoding, decoding and scaling back without a shift or a swap."""
+    from cxrsal.data.manifest import parse_boxes, read_manifest
+
+    cfg = load_config(overrides=RETINANET + ["train.epochs=30", "train.patience=30", "train.plateau_patience=30",
+                                             "baseline.predict_split=train"])
+    train_baseline(cfg, tiny_run, tmp_path / "fit", log=quiet, verbose=0)
+    det = read_detections(tmp_path / "fit" / "predictions" / "train" / "detections.csv")
+    positives = [r for r in read_manifest(tiny_run) if r["split"] == "train" and r["label"] == 1]
+    best = []
+    for r in positives:
+        boxes, scores = det.get(r["image_id"], ([], []))
+        truth = parse_boxes(r["boxes"])
+        top = boxes[int(np.argmax(scores))] if scores else None
+        best.append(max(iou(top, t) for t in truth) if top is not None else 0.0)
+    # measured here: see the note of issue 14; a box shifted by its own width, or x and y
+    # swapped, gives an IoU near 0 on these 8-20 px lesions
+    assert np.median(best) > 0.5 and np.mean(np.array(best) > 0.3) >= 0.75, best
