@@ -4,7 +4,28 @@ import click
 
 from .options import config_options
 
-DATASET_CHOICES = ("rsna", "siim")
+DATASET_CHOICES = ("rsna", "siim")                     # what synth writes
+PREPARE_CHOICES = (*DATASET_CHOICES, "folder", "coco")  # what prepare reads
+SPLITS = ("train", "val", "test")
+
+
+def parse_split(ctx, param, text):
+    """`TRAIN:VAL:TEST` fractions (e.g. 0.8:0.1:0.1), or `all=SPLIT` (e.g. all=test, for a set
+    too small to split, audited only) -> three fractions."""
+    if text is None:
+        return None
+    if text.startswith("all="):
+        name = text[4:]
+        if name not in SPLITS:
+            raise click.BadParameter(f"{text!r}: all= takes one of {', '.join(SPLITS)}")
+        return tuple(1.0 if s == name else 0.0 for s in SPLITS)
+    try:
+        fractions = tuple(float(v) for v in text.split(":"))
+    except ValueError:
+        fractions = ()
+    if len(fractions) != 3 or min(fractions) < 0 or sum(fractions) <= 0:
+        raise click.BadParameter(f"{text!r}: give TRAIN:VAL:TEST fractions (e.g. 0.8:0.1:0.1) or all=test")
+    return fractions
 
 
 def register(cli):
@@ -25,8 +46,17 @@ def register(cli):
         click.echo(f"wrote {out}")
 
     @cli.command()
-    @click.option("--dataset", type=click.Choice(DATASET_CHOICES), default=None, help="[default: rsna]")
-    @click.option("--root", type=click.Path(), default=None, help="The Kaggle download (or synth output).")
+    @click.option("--dataset", type=click.Choice(PREPARE_CHOICES), default=None,
+                  help="[default: rsna]; folder: labels.csv (+ boxes.csv or masks/) and images under --root; "
+                       "coco: images under --root, lesions in --annotations.")
+    @click.option("--root", type=click.Path(), default=None,
+                  help="The Kaggle download (or synth output); folder/coco: the images' folder.")
+    @click.option("--annotations", type=click.Path(dir_okay=False), default=None,
+                  help="coco: the annotation file (JSON).")
+    @click.option("--positive", multiple=True, help="coco: a category that makes an image positive "
+                                                    "(repeatable) [default: any annotation].")
+    @click.option("--split", callback=parse_split, default=None,
+                  help="TRAIN:VAL:TEST fractions, or all=test to audit every image [default: the dataset's].")
     @click.option("--size", type=int, default=None, help="Cached image side in pixels [default: 320].")
     @click.option("--out", type=click.Path(file_okay=False), required=True, help="Run directory to write.")
     @click.option("--seed", type=int, default=None, help="Split seed [default: 0].")
@@ -36,13 +66,16 @@ def register(cli):
     @click.option("--strict", is_flag=True, default=None, help="Stop at the first bad item instead of skipping it.")
     @click.option("--quiet", is_flag=True, help="No progress bar.")
     @config_options
-    def prepare(dataset, root, size, out, seed, cache, workers, strict, quiet, config_path, overrides):
+    def prepare(dataset, root, annotations, positive, split, size, out, seed, cache, workers, strict, quiet,
+                config_path, overrides):
         """Split, decode and cache a data set; write manifest, arrays, skipped.csv and a summary."""
         from cxrsal.config import load_config
         from cxrsal.data.prepare import format_summary, prepare as run
 
         cfg = load_config(config_path, overrides, options={
-            "data.dataset": dataset, "data.root": root, "data.size": size, "data.seed": seed,
+            "data.dataset": dataset, "data.root": root, "data.annotations": annotations,
+            "data.positive": list(positive) or None, "data.split": list(split) if split else None,
+            "data.size": size, "data.seed": seed,
             "data.cache": cache, "data.workers": workers, "data.strict": strict})
         summary = run(cfg, out, progress=not quiet, log=click.echo)
         click.echo(format_summary(summary))

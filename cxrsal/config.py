@@ -17,14 +17,16 @@ def _one_of(section, key, value, choices):
 
 @dataclass(frozen=True)
 class DataConfig:
-    dataset: str = "rsna"              # rsna | siim
-    root: str = ""                     # the Kaggle download (or `cxrsal synth` output)
+    dataset: str = "rsna"              # rsna | siim | folder | coco
+    root: str = ""                     # the Kaggle download (or `cxrsal synth` output); folder/COCO: the images
     size: int = 320                    # cached image side, pixels ([A]: 320 for InceptionV3)
     seed: int = 0                      # split seed
     split: typing.Optional[tuple[float, float, float]] = None   # None: 80:10:10 RSNA, 81:9:10 SIIM
     cache: str = ""                    # decoded-image cache; "" = RUN/cache
     workers: int = 0                   # decoding processes; 0 = one per core
     strict: bool = False               # stop at the first bad item instead of skipping it
+    annotations: str = ""              # coco: the annotation file (JSON)
+    positive: tuple[str, ...] = ()     # coco: the categories that make an image positive; () = any
 
 
 @dataclass(frozen=True)

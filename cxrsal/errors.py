@@ -13,13 +13,17 @@ class DataError(CxrsalError):
     """A data file, row or item that cannot be used."""
 
 
-class DicomReadError(DataError):
-    """A file that is missing, truncated or not a readable DICOM image."""
+class ImageReadError(DataError):
+    """An image file that is missing, truncated or cannot be decoded."""
 
     def __init__(self, path, reason):
         self.path = str(path)
         self.reason = reason
         super().__init__(f"{path}: {reason}")
+
+
+class DicomReadError(ImageReadError):
+    """A file that is missing, truncated or not a readable DICOM image."""
 
 
 class RLEError(DataError):

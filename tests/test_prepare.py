@@ -171,7 +171,7 @@ def test_interrupted_run_resumes_without_redoing(rsna_root, tmp_path, monkeypatc
     prepare(cfg_for("rsna", rsna_root), reference, progress=False, log=quiet)
 
     calls = []
-    real = mod.read_image
+    real = mod.read_any
 
     def dies_after_five(path):
         if len(calls) == 5:
@@ -179,7 +179,7 @@ def test_interrupted_run_resumes_without_redoing(rsna_root, tmp_path, monkeypatc
         calls.append(path)
         return real(path)
 
-    monkeypatch.setattr(mod, "read_image", dies_after_five)
+    monkeypatch.setattr(mod, "read_any", dies_after_five)
     run = tmp_path / "run"
     with pytest.raises(KeyboardInterrupt):
         prepare(cfg_for("rsna", rsna_root), run, progress=False, log=quiet)
@@ -190,7 +190,7 @@ def test_interrupted_run_resumes_without_redoing(rsna_root, tmp_path, monkeypatc
     (done[0].parent / ".tmp-half.npz.x").write_bytes(b"\x93NUMPY garbage")
     stamps = {p: p.stat().st_mtime_ns for p in done}
 
-    monkeypatch.setattr(mod, "read_image", real)
+    monkeypatch.setattr(mod, "read_any", real)
     summary = prepare(cfg_for("rsna", rsna_root), run, progress=False, log=quiet)
     assert summary["from_cache"] == 5 and summary["decoded"] == summary["images"] - 5
     assert {p: p.stat().st_mtime_ns for p in done} == stamps

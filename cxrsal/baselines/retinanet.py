@@ -206,13 +206,13 @@ class RetinaNetTask(BaselineTask):
     name = "retinanet"
 
     def __init__(self, cfg, data_dir):
-        from ..data.prepare import check_prepared
+        from ..data.prepare import annotation_of, check_prepared
 
         super().__init__(cfg, data_dir)
         summary = check_prepared(data_dir)
-        if summary["dataset"] != "rsna":
-            raise CxrsalError(f"--data {data_dir}: RetinaNet trains on boxes, which only RSNA runs have "
-                              "(use the unet baseline for SIIM masks)")
+        if annotation_of(summary) != "boxes":
+            raise CxrsalError(f"--data {data_dir}: RetinaNet trains on boxes; this {summary['dataset']} run has "
+                              f"{annotation_of(summary)} (use the unet baseline for masks)")
         check_settings(cfg.baseline, cfg.model.input_size or summary["size"])
 
     def describe(self):

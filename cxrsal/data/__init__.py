@@ -1,6 +1,6 @@
-"""Data layer: DICOM reading, SIIM RLE, RSNA/SIIM labels, splits, cache and the tf.data pipeline."""
+"""Data layer: image reading, SIIM RLE, RSNA/SIIM/folder/COCO labels, splits, cache and the tf.data pipeline."""
 
-from . import rsna, siim  # noqa: F401  (register the datasets)
+from . import coco, folder, rsna, siim  # noqa: F401  (register the datasets)
 from .items import DATASETS
 from .masks import boxes_to_mask
 

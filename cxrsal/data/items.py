@@ -10,11 +10,13 @@ DATASETS = Registry("dataset")
 @dataclass(frozen=True)
 class Item:
     image_id: str
-    path: str                 # DICOM file
+    path: str                 # image file (DICOM; PNG or JPEG for the folder and COCO sets)
     label: int                # 1 = disease present
-    boxes: tuple = ()         # RSNA: (x, y, width, height) in pixels of the original image
+    boxes: tuple = ()         # RSNA, folder, COCO: (x, y, width, height) in pixels of the original image
     rles: tuple = ()          # SIIM: the EncodedPixels of every annotation row
     source: str = ""          # where the label came from, e.g. "stage_2_train_labels.csv rows 2-3"
+    mask: str = ""            # folder: a lesion mask PNG of the original image's size
+    polygons: tuple = ()      # COCO: segmentations (pycocotools' RLE dicts), decoded at the image's size
 
 
 @dataclass(frozen=True)
@@ -33,3 +35,4 @@ class LabelSet:
     skipped: list = field(default_factory=list)
     excluded: dict = field(default_factory=dict)   # reason -> count (cohort rules, not errors)
     notes: list = field(default_factory=list)
+    annotation: str = ""      # boxes | masks | none; "" = the dataset's own kind

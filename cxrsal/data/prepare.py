@@ -18,10 +18,10 @@ from pathlib import Path
 import numpy as np
 
 from ..config import Config, to_dict, write_config
-from ..errors import CxrsalError, DataError, DicomReadError
+from ..errors import CxrsalError, DataError, ImageReadError
 from ..io import atomic_path, atomic_write_text, remove_stale_tmp
-from . import rsna, siim  # noqa: F401  (register the datasets)
-from .dicom import read_image
+from . import coco, folder, rsna, siim  # noqa: F401  (register the datasets)
+from .images import read_any
 from .items import DATASETS, Skipped
 from .manifest import (MANIFEST_FILE, SPLITS, format_boxes, load_or_make_splits, write_manifest)
 
@@ -78,7 +78,7 @@ def decode_to_cache(path, size, cache_dir):
         if cached is not None:
             return key, cached[1], False, False
         repaired = True
-    image = read_image(path)
+    image = read_any(path)
     small = to_uint16(resize_image(image, size))
     with atomic_path(target) as tmp:
         with open(tmp, "wb") as f:
@@ -98,7 +98,7 @@ def _process(job):
         key, shape, decoded, repaired = decode_to_cache(item.path, size, cache_dir)
     except FileNotFoundError:
         return item, None, None, f"image file missing: {item.path}", False, False
-    except DicomReadError as e:
+    except ImageReadError as e:
         return item, None, None, e.reason, False, False
     try:
         DATASETS.get(dataset).mask(item, shape, size)
@@ -188,7 +188,7 @@ def prepare(cfg: Config, out, *, progress=True, log=print):
     remove_stale_tmp(cache_dir, recursive=True)
     remove_stale_tmp(out, recursive=True)
 
-    labels = ds.read_labels(root)
+    labels = ds.read_labels(root, **{k: getattr(d, k) for k in getattr(ds, "options", ())})
     skipped = list(labels.skipped)
     if d.strict and skipped:
         raise DataError(f"{root}/{skipped[0].line()} (--strict stops at the first bad item)")
@@ -258,7 +258,7 @@ def prepare(cfg: Config, out, *, progress=True, log=print):
         kind = s.reason.split(":")[0].split("(")[0].strip()
         reasons[kind] = reasons.get(kind, 0) + 1
     summary = dict(
-        dataset=d.dataset, root=str(root), size=d.size, seed=d.seed, split_fractions=list(fractions),
+        dataset=d.dataset, annotation=labels.annotation or ds.annotation, root=str(root), size=d.size, seed=d.seed, split_fractions=list(fractions),
         images=len(results), counts=counts, skipped=len(skipped), skipped_reasons=reasons,
         excluded=labels.excluded, notes=labels.notes, decoded=decoded_now,
         from_cache=len(results) - decoded_now, seconds=round(time.time() - t0, 2),
@@ -279,6 +279,13 @@ def format_summary(summary):
     for reason, n in sorted(summary["skipped_reasons"].items(), key=lambda kv: -kv[1]):
         lines.append(f"  {n:>6}  {reason}")
     return "\n".join(lines)
+
+
+def annotation_of(summary):
+    """How a prepared run's lesions are given: "boxes" (drawn at any size from their original
+    coordinates), "masks" (packed arrays) or "none"; runs of cxrsal before the folder and COCO
+    sets say it by their dataset."""
+    return summary.get("annotation") or {"rsna": "boxes"}.get(summary.get("dataset"), "masks")
 
 
 def check_prepared(run_dir):

@@ -121,6 +121,7 @@ def read_labels(root):
 @DATASETS.register("rsna")
 class RSNA:
     name = "rsna"
+    annotation = "boxes"
     fractions = (0.8, 0.1, 0.1)
     read_labels = staticmethod(read_labels)
 

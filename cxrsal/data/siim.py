@@ -70,6 +70,7 @@ def read_labels(root):
 @DATASETS.register("siim")
 class SIIM:
     name = "siim"
+    annotation = "masks"
     fractions = (0.81, 0.09, 0.10)
     read_labels = staticmethod(read_labels)
 

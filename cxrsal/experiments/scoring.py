@@ -88,14 +88,15 @@ def read_probability_map(folder, image_id, size):
 
 
 def truth_masks(data_dir, data, rows, size):
-    """image_id -> ground-truth mask at the maps' size: RSNA boxes drawn at that size from their
-    original coordinates (exact at any size); SIIM masks as prepared, resized when needed."""
+    """image_id -> ground-truth mask at the maps' size: boxes (RSNA, a folder's boxes.csv, COCO
+    boxes) drawn at that size from their original coordinates (exact at any size); masks (SIIM,
+    a folder's masks/, COCO segmentations) as prepared, resized when needed."""
     from ..data import boxes_to_mask
     from ..data.manifest import parse_boxes
     from ..data.pipeline import load_batch
-    from ..data.prepare import check_prepared
+    from ..data.prepare import annotation_of, check_prepared
 
-    if check_prepared(data_dir)["dataset"] == "rsna":
+    if annotation_of(check_prepared(data_dir)) == "boxes":
         return {r["image_id"]: boxes_to_mask(parse_boxes(r["boxes"]), size, (r["height"], r["width"])) for r in rows}
     masks = load_batch(data, [r["index"] for r in rows], size)[2]
     return {r["image_id"]: m[..., 0] > 0 for r, m in zip(rows, masks)}
