@@ -50,7 +50,9 @@ class Group(click.Group):
 
 @click.group(cls=Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="cxrsal")
-def cli():
+@click.option("-v", "--verbose", is_flag=True,
+              help="Show TensorFlow's own log lines and warnings too (hidden by default).")
+def cli(verbose):
     """cxrsal: can this chest X-ray heat map be trusted?
 
     \b
@@ -77,6 +79,19 @@ def _register():
 _register()
 
 
+def verbose_requested(argv):
+    """True when -v/--verbose comes before the command's name (`cxrsal -v train ...`)."""
+    for arg in argv:
+        if arg in ("-v", "--verbose"):
+            return True
+        if not arg.startswith("-"):
+            return False
+    return False
+
+
 def main():
-    quiet_native_logs()   # TensorFlow's C++ log lines are not for our users (cxrsal/console.py)
+    # TensorFlow's C++ log lines and Python warnings are not for our users (cxrsal/console.py);
+    # decided before Click parses, since the filter must be in place before TensorFlow starts
+    if not verbose_requested(sys.argv[1:]):
+        quiet_native_logs()
     cli(prog_name="cxrsal")

@@ -5,8 +5,8 @@ TensorFlow's C++ runtime writes abseil-format lines straight to file descriptor 
 whatever `TF_CPP_MIN_LOG_LEVEL` says. `quiet_native_logs()` (called by the `cxrsal` command
 before anything imports TensorFlow) keeps Python's `sys.stderr` on the terminal and routes
 descriptor 2 through a filter that drops those lines and passes everything else through.
-`CXRSAL_NATIVE_LOGS=show` turns the filter off; `CXRSAL_NATIVE_LOGS=FILE` appends the dropped
-lines to FILE.
+`cxrsal -v` or `CXRSAL_NATIVE_LOGS=show` turns the filter off; `CXRSAL_NATIVE_LOGS=FILE` appends
+the dropped lines to FILE. TensorFlow's Python logger is set to errors only in the same stroke.
 """
 
 import atexit
@@ -54,6 +54,9 @@ def quiet_native_logs():
     if setting == "show" or getattr(quiet_native_logs, "active", False):
         return
     logging.getLogger("tensorflow").addFilter(_not_retracing)
+    # TensorFlow's Python logger speaks of TensorFlow (retracing, deprecations): errors only;
+    # `cxrsal -v` shows it all
+    logging.getLogger("tensorflow").setLevel(logging.ERROR)
     try:
         sys.stderr.flush()
         terminal = os.dup(2)

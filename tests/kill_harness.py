@@ -10,6 +10,7 @@ The tests then compare every output with an uninterrupted run.
 
 import contextlib
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -69,12 +70,18 @@ class WritePoint:
     path: str
 
 
+NATIVE = re.compile(r"^[IWEF]\d{4} ")        # a TensorFlow C++ log line (I0000 ..., E0000 ...)
+
+
 def reference(args, log_file):
-    """Run `args` to the end, uninterrupted, logging its write points; returns them."""
+    """Run `args` to the end, uninterrupted, logging its write points; returns them. Its stderr
+    must hold none of TensorFlow's native log lines and no TensorFlow warning."""
     log_file = Path(log_file)
     log_file.unlink(missing_ok=True)
     done = run(args, write_log=log_file)
     assert done.returncode == 0, f"{args[0]}: {done.stderr}"
+    noise = [line for line in done.stderr.splitlines() if NATIVE.match(line) or "WARNING:tensorflow" in line]
+    assert not noise, f"{args[0]} printed TensorFlow's log lines: {noise[:3]}"
     points = []
     for line in log_file.read_text().splitlines():
         n, phase, path = line.split("\t")

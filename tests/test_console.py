@@ -61,3 +61,17 @@ def test_tensorflow_start_prints_no_native_line():
     assert r.returncode == 0, r.stderr.decode()[-2000:]
     assert r.stdout.decode().strip() == "3"
     assert not [line for line in r.stderr.decode().splitlines() if ABSL.match(line)], r.stderr.decode()[-2000:]
+
+
+def test_verbose_flag_brings_tensorflow_lines_back():
+    from cxrsal.cli.main import verbose_requested
+
+    assert verbose_requested(["-v", "train", "--data", "x"]) and verbose_requested(["--verbose", "saliency"])
+    assert not verbose_requested(["train", "-v"]) and not verbose_requested(["saliency", "--model", "-v"])
+    assert not verbose_requested([])
+    # the option is Click's too: accepted before a command, listed in the help
+    out = subprocess.run([sys.executable, "-m", "cxrsal.cli", "-v", "evaluate", "--model", "/nonexistent"],
+                         capture_output=True, text=True)
+    assert out.returncode == 2 and "not a `cxrsal train` run" in out.stderr, out.stderr
+    helped = subprocess.run([sys.executable, "-m", "cxrsal.cli", "--help"], capture_output=True, text=True)
+    assert "-v, --verbose" in helped.stdout
