@@ -2,7 +2,7 @@
 
 import click
 
-from .options import config_options, methods_option
+from .options import config_options, methods_option, resolve_models, user_model_options
 
 
 def register(cli):
@@ -37,8 +37,10 @@ def register(cli):
         return load_config(config_path, ("saliency.positives_only=true",) + tuple(overrides), options=options)
 
     @cli.command()
-    @click.option("--model", "models", multiple=True, required=True, type=click.Path(file_okay=False),
-                  help="Trained run; repeat for replicates (sd band in the figure).")
+    @click.option("--model", "models", multiple=True, required=True, type=click.Path(),
+                  help="Trained run (or a saved Keras model with --data); repeat for replicates (sd band in the "
+                       "figure).")
+    @user_model_options
     @click.option("--init", type=click.Choice(("truncated-normal", "layer")), default=None,
                   help="Re-initialisation: truncated normal as [A] (default), or each layer's own.")
     @click.option("--sigma", type=float, default=None, help="Truncated normal sigma (default 0.01).")
@@ -51,7 +53,7 @@ def register(cli):
                   help="Degradation threshold: that many random pairs in all instead ([A]'s text: 50).")
     @click.option("--seed", type=int, default=None, help="Re-initialisation and threshold pairs (default 0).")
     @with_common
-    def randomize(models, init, sigma, independent, all_blocks, pairs_per_image, pairs, seed, methods, n_images,
+    def randomize(models, data_dir, model_card, init, sigma, independent, all_blocks, pairs_per_image, pairs, seed, methods, n_images,
                   similarity_maps, data_range, maps, out, quiet, config_path, overrides):
         """Cascading randomization: SSIM degradation curves, thresholds, PASS/FAIL per method."""
         from cxrsal.experiments.randomization import run_randomization
@@ -61,22 +63,26 @@ def register(cli):
             "randomization.independent": independent or None, "randomization.all_blocks": all_blocks or None,
             "randomization.pairs_per_image": pairs_per_image, "randomization.pairs": pairs,
             "randomization.seed": seed, "similarity.maps": similarity_maps, "similarity.data_range": data_range})
+        models = resolve_models(models, data_dir, model_card, out)
         run_randomization(models, out, cfg, methods, progress=not quiet, log=click.echo, maps=maps)
         click.echo(f"tables and fig3a.png: {out}")
 
     @cli.command()
-    @click.option("--models", nargs=2, required=True, type=click.Path(file_okay=False),
-                  help="Two trained runs (replicates: repeatability; two architectures: reproducibility).")
+    @click.option("--models", nargs=2, required=True, type=click.Path(),
+                  help="Two trained runs or saved Keras models (with --data) (replicates: repeatability; two "
+                       "architectures: reproducibility).")
+    @user_model_options
     @click.option("--baseline-maps", nargs=2, default=None, type=click.Path(file_okay=False),
                   help="Two folders of localization-network heatmaps (the high baseline).")
     @with_common
-    def compare(models, baseline_maps, methods, n_images, similarity_maps, data_range, maps, out, quiet, config_path,
+    def compare(models, data_dir, model_card, baseline_maps, methods, n_images, similarity_maps, data_range, maps, out, quiet, config_path,
                 overrides):
         """Per-image SSIM between two models' maps (and two localization networks' heatmaps)."""
         from cxrsal.experiments.repeatability import run_compare
 
         cfg = cfg_from(config_path, overrides, {
             "compare.n_images": n_images, "similarity.maps": similarity_maps, "similarity.data_range": data_range})
+        models = resolve_models(models, data_dir, model_card, out, option="--models")
         run_compare(list(models), out, cfg, methods, baseline_maps=baseline_maps, progress=not quiet,
                     log=click.echo, maps=maps)
         click.echo(f"tables: {out}")

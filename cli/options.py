@@ -27,3 +27,46 @@ class MethodsOption(click.Option):
 
 def methods_option(f):
     return click.option("--methods", cls=MethodsOption, default="study", show_default=True)(f)
+
+
+def user_model_options(f):
+    """--data and --model-card: what a saved Keras model given as --model needs (the images to
+    explain, and what to explain in it)."""
+    f = click.option("--model-card", "model_card", type=click.Path(dir_okay=False), default=None,
+                     help="A saved Keras model's card (YAML): logit layer and class, GradCAM layer, input, "
+                          "preprocessing, randomization blocks; every field has a default.")(f)
+    f = click.option("--data", "data_dir", type=click.Path(file_okay=False), default=None,
+                     help="With a saved Keras model as --model: the `cxrsal prepare` run of the images.")(f)
+    return f
+
+
+def is_saved_model(path):
+    from pathlib import Path
+
+    p = Path(path)
+    return p.is_file() or (p.is_dir() and (p / "saved_model.pb").is_file())
+
+
+def resolve_models(paths, data_dir, model_card, out, option="--model"):
+    """Run directories for `paths`: a cxrsal run as it is; a saved Keras model (.keras, .h5, a
+    SavedModel folder) adopted into OUT/adopted/external-<name> (`cxrsal adopt`)."""
+    from pathlib import Path
+
+    from cxrsal.errors import CxrsalError
+
+    runs, saved = [], [p for p in paths if is_saved_model(p)]
+    if saved and not data_dir:
+        raise CxrsalError(f"{option} {saved[0]}: a saved Keras model needs --data PREPARED_RUN (the images to explain)")
+    if (data_dir or model_card) and not saved:
+        raise CxrsalError(f"--data / --model-card: only with a saved Keras model as {option}; a cxrsal run knows "
+                          "its data and layers")
+    for p in paths:
+        if is_saved_model(p):
+            from cxrsal.models.external import read_model_card
+            from cxrsal.training.adopt import adopt, external_arch
+
+            runs.append(adopt(p, data_dir, Path(out) / "adopted" / external_arch(p), read_model_card(model_card),
+                              log=click.echo))
+        else:
+            runs.append(p)
+    return runs

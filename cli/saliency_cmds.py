@@ -2,14 +2,15 @@
 
 import click
 
-from .options import config_options, methods_option
+from .options import config_options, methods_option, resolve_models, user_model_options
 
 
 def register(cli):
 
     @cli.command()
-    @click.option("--model", "model_dir", type=click.Path(file_okay=False), required=True,
-                  help="Run directory of `cxrsal train`.")
+    @click.option("--model", "model_dir", type=click.Path(), required=True,
+                  help="Run directory of `cxrsal train`, or a saved Keras model (.keras, .h5) with --data.")
+    @user_model_options
     @methods_option
     @click.option("--split", type=click.Choice(("train", "val", "test")), default=None, help="[default: test]")
     @click.option("--positives-only", is_flag=True, default=None, help="Only images with disease.")
@@ -22,7 +23,7 @@ def register(cli):
     @click.option("--shard-index", type=click.IntRange(min=0), default=0, show_default=True)
     @click.option("--quiet", is_flag=True, help="No progress bar.")
     @config_options
-    def saliency(model_dir, methods, split, positives_only, limit, out, batch_size, seed, num_shards, shard_index,
+    def saliency(model_dir, data_dir, model_card, methods, split, positives_only, limit, out, batch_size, seed, num_shards, shard_index,
                  quiet, config_path, overrides):
         """Compute saliency maps of a trained model into a resumable map store."""
         from cxrsal.config import load_config
@@ -31,6 +32,7 @@ def register(cli):
         cfg = load_config(config_path, overrides, options={
             "saliency.split": split, "saliency.positives_only": positives_only, "saliency.limit": limit,
             "saliency.batch_size": batch_size, "saliency.seed": seed})
+        model_dir, = resolve_models([model_dir], data_dir, model_card, out)
         written = run_saliency(model_dir, out, cfg, methods, num_shards=num_shards, shard_index=shard_index,
                                progress=not quiet, log=click.echo)
         click.echo(f"map store: {out}  ({sum(written.values())} maps written this run)")

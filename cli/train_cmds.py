@@ -53,3 +53,20 @@ def register(cli):
         from cxrsal.training.classifier import evaluate as run
 
         run(run_dir, split, checkpoint, data_dir, log=click.echo)
+
+    @cli.command()
+    @click.option("--model", "model_path", type=click.Path(exists=False), required=True,
+                  help="A saved Keras classifier: .keras, .h5 (or a SavedModel folder, refused with the reason).")
+    @click.option("--data", "data_dir", type=click.Path(file_okay=False), required=True,
+                  help="The `cxrsal prepare` run of the images to audit it on.")
+    @click.option("--model-card", "model_card", type=click.Path(dir_okay=False), default=None,
+                  help="YAML: logit_layer, class_index, gradcam_layer, input_size, input_channels, "
+                       "preprocessing, blocks (every field optional).")
+    @click.option("--out", type=click.Path(file_okay=False), required=True, help="Run directory to write.")
+    def adopt(model_path, data_dir, model_card, out):
+        """Make a saved Keras classifier a cxrsal run (flat graph, logit, GradCAM layer, blocks)."""
+        from cxrsal.models.external import read_model_card
+        from cxrsal.training.adopt import adopt as run
+
+        run(model_path, data_dir, out, read_model_card(model_card), log=click.echo)
+        click.echo(f"run directory: {out}  (give it as --model to saliency, randomize, compare, evaluate)")

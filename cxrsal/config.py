@@ -51,6 +51,7 @@ class ModelConfig:
     kmax: float = 1                    # WILDCAT k: <1 a fraction of the cells, else a count ([B]: 1)
     kmin: typing.Optional[float] = None   # None: = kmax
     alpha: float = 0.0                 # WILDCAT min-region weight ([B]: 0)
+    blocks: tuple[str, ...] = ()       # a user's model (arch external-*): randomization blocks, top down
 
     def head_options(self):
         if self.head == "wildcat":

@@ -146,7 +146,7 @@ def run_randomization(model_dirs, out, cfg, methods="study", *, progress=True, l
         model_dir, data_dir = run.path, run.data
         model = run.model(s.checkpoint)
         arch = run.config.model.arch
-        blocks = backbone_blocks(model, arch)
+        blocks = backbone_blocks(model, arch, run.config.model.blocks)
         steps = steps_of(blocks, independent=rz.independent, all_blocks=rz.all_blocks, arch=arch)
         rows = select(read_manifest(data_dir), s.split, s.positives_only, rz.n_images)
         data = PreparedSplit(data_dir, s.split)

@@ -133,13 +133,23 @@ def class_map_model(model):
     return keras.Model(model.input, [maps, logit_tensor(model)])
 
 
-def backbone_blocks(model, arch):
+EXTERNAL = "external"   # arch prefix of a user's own model (`cxrsal adopt`)
+
+
+def backbone_blocks(model, arch, prefixes=()):
     """[(block, [layer names])] from the top down: `logits` (the head) first, then the
-    backbone's ordered blocks. Only layers between `preprocess` and `features` are backbone."""
-    bb = BACKBONES.get(arch)
+    backbone's ordered blocks. Only layers between `preprocess` and `features` are backbone.
+    A user's model (arch `external-*`): blocks named by `prefixes`, or discovered
+    (`cxrsal.models.external.discover_blocks`)."""
     names = [l.name for l in model.layers]
     start, stop = names.index("preprocess") + 1, names.index("features")
     body, head = names[start:stop], names[stop + 1:]
+    if arch.startswith(EXTERNAL):
+        from .external import discover_blocks
+
+        groups, order = discover_blocks(body, prefixes)
+        return [("logits", head)] + [(b, [n for n in body if groups[n] == b]) for b in order]
+    bb = BACKBONES.get(arch)
     if bb.group is None:
         groups = inception_groups(body)
     else:

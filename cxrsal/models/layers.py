@@ -9,7 +9,7 @@ PACKAGE = "cxrsal"
 _TORCH_MEAN = (0.485, 0.456, 0.406)
 _TORCH_STD = (0.229, 0.224, 0.225)
 _CAFFE_MEAN_BGR = (103.939, 116.779, 123.68)
-MODES = ("tf", "torch", "caffe")
+MODES = ("tf", "torch", "caffe", "unit", "pixels")
 
 
 @keras.saving.register_keras_serializable(package=PACKAGE)
@@ -18,20 +18,28 @@ class GrayToBackbone(keras.layers.Layer):
     [0, 1] input is scaled without the replication).
 
     `tf`: [-1, 1] (InceptionV3, as [A]); `torch`: ImageNet mean/std (DenseNet, ResNet-18/34);
-    `caffe`: 0-255 BGR minus the ImageNet means (ResNet-50/101/152, VGG-19).
+    `caffe`: 0-255 BGR minus the ImageNet means (ResNet-50/101/152, VGG-19); for a user's own
+    model (`cxrsal.models.external`): `unit` [0, 1] as it is, `pixels` 0-255 (the model scales
+    inside). `channels` 1 keeps the grey image one channel (a model with a grey input).
     """
 
-    def __init__(self, mode="tf", **kwargs):
+    def __init__(self, mode="tf", channels=3, **kwargs):
         super().__init__(**kwargs)
         if mode not in MODES:
             raise ValueError(f"unknown preprocessing mode {mode!r}; valid choices: {', '.join(MODES)}")
-        self.mode = mode
+        if channels not in (1, 3) or (channels == 1 and mode not in ("tf", "unit", "pixels")):
+            raise ValueError(f"channels {channels} with mode {mode!r}: 3, or 1 with tf, unit or pixels")
+        self.mode, self.channels = mode, channels
 
     def call(self, x):
-        if x.shape[-1] == 1:
+        if x.shape[-1] == 1 and self.channels == 3:
             x = ops.concatenate([x, x, x], axis=-1)
         # else: already the replicated 3-channel [0, 1] image (saliency differentiates with
         # respect to it, as [A]); only the scaling applies
+        if self.mode == "unit":
+            return x
+        if self.mode == "pixels":
+            return x * 255.0
         if self.mode == "tf":
             return x * 2.0 - 1.0
         if self.mode == "torch":
@@ -41,10 +49,10 @@ class GrayToBackbone(keras.layers.Layer):
         return x * 255.0 - ops.convert_to_tensor(_CAFFE_MEAN_BGR, dtype=x.dtype)
 
     def compute_output_shape(self, input_shape):
-        return (*input_shape[:-1], 3)
+        return (*input_shape[:-1], self.channels)
 
     def get_config(self):
-        return {**super().get_config(), "mode": self.mode}
+        return {**super().get_config(), "mode": self.mode, "channels": self.channels}
 
 
 @keras.saving.register_keras_serializable(package=PACKAGE)

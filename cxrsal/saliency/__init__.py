@@ -24,7 +24,7 @@ __all__ = ["compute_maps", "METHODS", "Method", "ORDER", "ModelAdapter", "noise_
 
 
 def compute_maps(model, images, method, *, target="positive", seed=0, batch_size=32, input_channels=3,
-                 indices=None, return_flags=False, **params):
+                 indices=None, return_flags=False, card=None, **params):
     """Saliency maps of `images` ([N, H, W, 1] in [0, 1]) for one method.
 
     Returns (raw, processed): raw maps as the method gives them (float32, [N, H, W, C] for
@@ -32,10 +32,19 @@ def compute_maps(model, images, method, *, target="positive", seed=0, batch_size
     image replicated to 3 channels) -- [N, H, W] for 2-D ones) and processed 2-D maps in [0, 1]; with
     `return_flags`, also a bool array marking constant maps (processed to zeros). `indices`
     (default 0..N-1) name each image's noise stream, so a map does not depend on the batch.
+
+    `model`: a cxrsal model, or any Keras classifier (wrapped once by
+    `cxrsal.models.external.wrap` with `card`, a `ModelCard`: logit, GradCAM layer, input,
+    preprocessing); keep the returned adapter's model (`ModelAdapter(wrap(...))`) to call again.
     """
     m = METHODS.get(method)
     params = m.resolve(params)
     images = np.asarray(images, np.float32)
+    if not isinstance(model, ModelAdapter) and (card is not None or not {"features", "logit", "logits"}
+                                                 & {layer.name for layer in model.layers}):
+        from ..models.external import ModelCard, wrap
+
+        model = wrap(model, card or ModelCard())
     adapter = model if isinstance(model, ModelAdapter) else ModelAdapter(model, batch_size=batch_size,
                                                                          input_channels=input_channels)
     images = adapter.lift(images)
