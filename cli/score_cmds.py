@@ -29,5 +29,5 @@ def register(cli):
         parts = [p.strip() for p in parts.split(",") if p.strip()] if parts is not None else None
         cfg = load_config(config_path, overrides, options={"pointwise.centres": centres, "score.baselines": baselines,
                                                            "score.parts": parts})
-        table = score_store(store, out, data_dir=data_dir, cfg=cfg, log=click.echo)
+        table = score_store(store, out, data_dir=data_dir, cfg=cfg, log=click.echo, progress=True)
         click.echo(f"{len(table)} rows: {out}/scores.csv (and .parquet), summary.csv, pointwise.csv")

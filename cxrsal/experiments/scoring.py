@@ -110,7 +110,7 @@ def _detector_name(path):
 
 
 def score_store(store_path, out, *, data_dir=None, baselines=None, model_name=None, step="trained", cfg=None,
-                parts=None, log=print):
+                parts=None, log=print, progress=False):
     """Score every map of a store (and the baselines) against the ground truth; returns the table.
 
     Utility on the positive images; pointwise detection ([B]) on every image of the store,
@@ -180,8 +180,14 @@ def score_store(store_path, out, *, data_dir=None, baselines=None, model_name=No
             pointwise.append(dict(model=model, method=method, step=step, n=len(labels), n_negative=n_neg,
                                   pointwise_ap=pointwise_average_precision(labels, scores, hits), centres=centres))
 
+    from tqdm import tqdm
+
     logits = {}
-    for method in store.methods():
+    methods = store.methods()
+    # a bar with rate and ETA on a terminal (progress=None), none in a log or a pipe
+    bar = tqdm(total=sum(len(store.ids(m)) for m in methods), desc="score", unit="map",
+               disable=None if progress else True)
+    for method in methods:
         stored = store.ids(method)
         on_grid = geometry is not None and getattr(METHODS.get(method), "grid", False)
         grids, scores, labs, constant = [], [], [], []
@@ -194,6 +200,7 @@ def score_store(store_path, out, *, data_dir=None, baselines=None, model_name=No
             labs.append(rows[image_id]["label"])
             constant.append(d["constant"])
             logits[image_id] = d["logit"]
+            bar.update()
         if not do_pointwise:
             continue
         points = argmax_points(grids, size, geometry=geometry if on_grid else None)
@@ -202,6 +209,7 @@ def score_store(store_path, out, *, data_dir=None, baselines=None, model_name=No
             add(image_id, method, {"pointwise_hit": float(hit)}, constant=flat)
         add_pointwise(model_name, method, labs, scores, hits, "receptive-field" if on_grid else "grid")
 
+    bar.close()
     positives = [i for i in ids if rows[i]["label"] == 1]
     for kind, arg in parse_baselines(baselines):
         if kind == "avg":
