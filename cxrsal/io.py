@@ -9,14 +9,16 @@ import socket
 import tempfile
 import threading
 import time
+import zipfile
 from pathlib import Path
 
 # Fault injection, for the tests only (tests/kill_harness.py): every atomic write passes three
 # write points ("open": the temporary file exists, empty; "written": it is complete but not yet
 # renamed; "renamed": the final name is in place). A spec "N[:PHASE[:TEXT]]" names the first write
 # point, from the process's N-th on, of that phase on a path holding TEXT. KILL_AT_ENV=SPEC: the
-# process SIGKILLs itself there (a pool worker, its parent first); FAIL_AT_ENV=SPEC: the write fails there with OSError(ENOSPC), as
-# on a full disk ("open" or "written" only); WRITE_LOG_ENV=FILE: each point is appended to FILE.
+# process SIGKILLs itself there (a pool worker, its parent first); FAIL_AT_ENV=SPEC: the write
+# fails there with OSError(ENOSPC), as on a full disk ("open" or "written" only);
+# WRITE_LOG_ENV=FILE: each point is appended to FILE.
 KILL_AT_ENV = "CXRSAL_TEST_KILL_AT"
 FAIL_AT_ENV = "CXRSAL_TEST_FAIL_AT"
 WRITE_LOG_ENV = "CXRSAL_TEST_WRITE_LOG"
@@ -64,11 +66,18 @@ def _umask():
     return mask
 
 
+# what np.load raises for a damaged or foreign file (truncated, not an archive, keys missing)
+UNREADABLE = (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile)
+
+
+def _host():
+    return "".join(c if c.isalnum() or c in "-_" else "_" for c in socket.gethostname())
+
+
 def _owner_tag():
     """`@host@pid@`: which process owns a temporary file, so a cleanup never removes the file of a
     live process (shards of one run may write into one folder, from one host or several)."""
-    host = "".join(c if c.isalnum() or c in "-_" else "_" for c in socket.gethostname())
-    return f"@{host}@{os.getpid()}@"
+    return f"@{_host()}@{os.getpid()}@"
 
 
 _TAG = re.compile(r"@(?P<host>[A-Za-z0-9_-]*)@(?P<pid>[0-9]+)@")
@@ -144,8 +153,7 @@ def remove_stale_tmp(directory, *, recursive=False):
     directory = Path(directory)
     if not directory.is_dir():
         return
-    host = _owner_tag().split("@")[1]
-    now = time.time()
+    host, now = _host(), time.time()
     for p in (directory.rglob if recursive else directory.glob)(".tmp-*"):
         if p.is_file() and _abandoned(p, host, now):
             with contextlib.suppress(FileNotFoundError):

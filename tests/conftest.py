@@ -71,3 +71,15 @@ def trained_wildcat(tiny_run, tmp_path_factory):
     return _trained(tiny_run, tmp_path_factory, "wc", ["model.arch=resnet18", "model.head=wildcat",
                                                        "model.input_size=64", "train.epochs=1",
                                                        "pipeline.batch_size=8"])
+
+
+@pytest.fixture(scope="session")
+def gcam_store(trained_classifier, tmp_path_factory):
+    """GradCAM maps of `trained_classifier` on its RSNA test split: a map store to score, overlay
+    or damage (copy it first)."""
+    from cxrsal.saliency.runner import run_saliency
+
+    out = tmp_path_factory.mktemp("gcam-store") / "maps"
+    run_saliency(trained_classifier, out, load_config(options={"saliency.batch_size": 8}), "gcam", progress=False,
+                 log=lambda *_: None)
+    return out

@@ -109,18 +109,6 @@ def quiet(*_):
     pass
 
 
-@pytest.fixture(scope="module")
-def gcam_store(trained_classifier, tmp_path_factory):
-    """GradCAM maps of the session's tiny classifier on its test split."""
-    from cxrsal.config import load_config
-    from cxrsal.saliency.runner import run_saliency
-
-    out = tmp_path_factory.mktemp("bad-store") / "maps"
-    run_saliency(trained_classifier, out, load_config(options={"saliency.batch_size": 8}), "gcam", progress=False,
-                 log=quiet)
-    return out
-
-
 def copy_store(store, dst):
     import shutil
 

@@ -45,15 +45,10 @@ def siim_run(siim_root, tmp_path_factory):
     return out
 
 
-@pytest.fixture(scope="module")
-def store(trained_classifier, tmp_path_factory):
-    """GradCAM maps of the tiny classifier on the RSNA test split (what `score` scores)."""
-    from cxrsal.saliency.runner import run_saliency
-
-    out = tmp_path_factory.mktemp("store") / "maps"
-    run_saliency(trained_classifier, out, load_config(options={"saliency.batch_size": 8}), "gcam", progress=False,
-                 log=quiet)
-    return out
+@pytest.fixture
+def store(gcam_store):
+    """The session's GradCAM store (tests/conftest.py): what `score` scores."""
+    return gcam_store
 
 
 class ScriptedTask(ClassificationTask):

@@ -10,7 +10,6 @@ import io
 import json
 import os
 import time
-import zipfile
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
@@ -19,7 +18,7 @@ import numpy as np
 
 from ..config import Config, to_dict, write_config
 from ..errors import CxrsalError, DataError, ImageReadError
-from ..io import atomic_path, atomic_write_text, remove_stale_tmp
+from ..io import UNREADABLE, atomic_path, atomic_write_text, remove_stale_tmp
 from . import coco, folder, rsna, siim  # noqa: F401  (register the datasets)
 from .images import read_any
 from .items import DATASETS, Skipped
@@ -62,7 +61,7 @@ def _read_cache(target, size):
     try:
         with np.load(target) as z:
             image, shape = z["image"], tuple(int(v) for v in z["shape"])
-    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
+    except UNREADABLE:
         return None
     return (image, shape) if image.shape == (size, size) and len(shape) == 2 else None
 
@@ -185,8 +184,9 @@ def prepare(cfg: Config, out, *, progress=True, log=print):
     write_config(cfg, out)
     cache_dir = Path(d.cache) if d.cache else out / "cache"
     # a cache may be shared by several prepares at once: only dead processes' files go
-    remove_stale_tmp(cache_dir, recursive=True)
     remove_stale_tmp(out, recursive=True)
+    if not cache_dir.resolve().is_relative_to(out.resolve()):
+        remove_stale_tmp(cache_dir, recursive=True)
 
     labels = ds.read_labels(root, **{k: getattr(d, k) for k in getattr(ds, "options", ())})
     skipped = list(labels.skipped)
@@ -258,7 +258,8 @@ def prepare(cfg: Config, out, *, progress=True, log=print):
         kind = s.reason.split(":")[0].split("(")[0].strip()
         reasons[kind] = reasons.get(kind, 0) + 1
     summary = dict(
-        dataset=d.dataset, annotation=labels.annotation or ds.annotation, root=str(root), size=d.size, seed=d.seed, split_fractions=list(fractions),
+        dataset=d.dataset, annotation=labels.annotation or ds.annotation, root=str(root), size=d.size,
+        seed=d.seed, split_fractions=list(fractions),
         images=len(results), counts=counts, skipped=len(skipped), skipped_reasons=reasons,
         excluded=labels.excluded, notes=labels.notes, decoded=decoded_now,
         from_cache=len(results) - decoded_now, seconds=round(time.time() - t0, 2),

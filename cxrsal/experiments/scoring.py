@@ -15,7 +15,7 @@ import numpy as np
 from ..config import ConfigError, write_config
 from ..errors import CxrsalError
 from ..geometry import resize_map, scale_boxes
-from ..io import atomic_write_text, remove_stale_tmp, write_frame
+from ..io import UNREADABLE, atomic_write_text, remove_stale_tmp, write_frame
 
 UTILITY = ("auprc", "auprc_trapezoid", "auroc")
 
@@ -71,7 +71,7 @@ def read_probability_map(folder, image_id, size):
     if (folder / f"{image_id}.npy").exists():
         try:
             m = np.load(folder / f"{image_id}.npy", allow_pickle=False).astype(np.float32)
-        except (OSError, ValueError, EOFError) as e:
+        except UNREADABLE as e:
             raise CxrsalError(f"seg:{folder}/{image_id}.npy: not a readable NumPy array ({e})") from None
     elif (folder / f"{image_id}.png").exists():
         m = cv2.imread(str(folder / f"{image_id}.png"), cv2.IMREAD_UNCHANGED)

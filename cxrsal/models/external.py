@@ -76,19 +76,15 @@ def read_model_card(path=None, **options):
 
 
 def load_user_model(path):
-    """A saved Keras model: `.keras`, `.h5`, or a SavedModel folder (through TFSMLayer)."""
+    """A saved Keras model: `.keras` or `.h5`. A SavedModel folder is refused: Keras 3 opens it
+    only as one opaque TFSMLayer, whose inner layers cannot be reached."""
     import keras
 
     path = Path(path)
     if not path.exists():
         raise CxrsalError(f"--model {path}: no such file or folder")
     if path.is_dir() and (path / "saved_model.pb").is_file():
-        inputs = keras.Input((None, None, 3))
-        try:
-            layer = keras.layers.TFSMLayer(str(path), call_endpoint="serving_default")
-        except Exception as e:
-            raise CxrsalError(f"--model {path}: SavedModel cannot be loaded ({type(e).__name__}: {e})") from None
-        raise CxrsalError(f"--model {path}: a SavedModel is one opaque layer {layer.name!r} ({inputs.shape}): its "
+        raise CxrsalError(f"--model {path}: a SavedModel opens in Keras 3 only as one opaque layer (TFSMLayer): its "
                           "inner layers (GradCAM's, the randomization blocks) cannot be reached; save the model "
                           "as .keras (model.save('model.keras')) to audit it")
     try:

@@ -16,13 +16,12 @@ recomputed (`reuse`): `cxrsal saliency`, the trained step of `cxrsal randomize` 
 import hashlib
 import json
 import shutil
-import zipfile
 from pathlib import Path
 
 import numpy as np
 
 from ..errors import CxrsalError
-from ..io import atomic_path, atomic_write_text, remove_stale_tmp
+from ..io import UNREADABLE, atomic_path, atomic_write_text, remove_stale_tmp
 
 SCALE = 65535
 DTYPES = {"raw": "float32", "processed": "uint16 (value / 65535)"}
@@ -165,7 +164,7 @@ class MapStore:
             missing = {"raw", "processed", "constant", "logit", "label", "index"} - set(out)
             if missing:
                 raise KeyError(", ".join(sorted(missing)))
-        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as e:
+        except UNREADABLE as e:
             raise CxrsalError(f"{f}: not a readable map file ({type(e).__name__}: {e}); delete it and run "
                               "`cxrsal saliency` again to recompute it") from None
         out["processed"] = out["processed"] if quantized else out["processed"].astype(np.float32) / SCALE

@@ -34,19 +34,16 @@ def external_arch(model_path):
 def adopt(model_path, data_dir, out, card=None, *, log=print):
     """Write run directory `out` for the saved model at `model_path` on prepared run `data_dir`;
     a second call with the same model, data and card returns the same run untouched."""
-    from ..data.manifest import manifest_hash
     from ..data.prepare import check_prepared
     from ..models.external import ModelCard, load_user_model, wrap
-    from .fit import versions
+    from .fit import data_record, versions
 
     card = card or ModelCard()
-    summary = check_prepared(data_dir)
     out = Path(out)
     source = {"path": str(Path(model_path).resolve()), "sha256": _digest(model_path),
               "model_card": {k: (list(v) if isinstance(v, tuple) else v)
                              for k, v in dataclasses.asdict(card).items()}}
-    data = {"dir": str(Path(data_dir).resolve()), "manifest_sha256": manifest_hash(data_dir),
-            "dataset": summary["dataset"], "size": summary["size"]}
+    data = data_record(data_dir, check_prepared(data_dir))
     if (out / CARD_FILE).exists():
         old = json.loads((out / CARD_FILE).read_text())
         if old.get("source") == source and old.get("data", {}).get("manifest_sha256") == data["manifest_sha256"]:

@@ -36,6 +36,14 @@ def versions():
             "keras": keras.__version__, "numpy": np.__version__, "platform": platform.platform()}
 
 
+def data_record(data_dir, summary):
+    """A run's data.json: the prepared run it uses, its manifest's hash, dataset and size."""
+    from ..data.manifest import manifest_hash
+
+    return {"dir": str(Path(data_dir).resolve()), "manifest_sha256": manifest_hash(data_dir),
+            "dataset": summary["dataset"], "size": summary["size"]}
+
+
 def _check_resumable(out, cfg, data_dir, task):
     """A run directory continues only the same experiment."""
     from ..data.manifest import manifest_hash
@@ -86,7 +94,6 @@ def train(cfg: Config, data_dir, out, *, log=print, verbose=1, on_epoch_end=None
     import keras
     import tensorflow as tf
 
-    from ..data.manifest import manifest_hash
     from ..data.prepare import check_prepared
     from .strategy import choose_strategy
 
@@ -102,9 +109,7 @@ def train(cfg: Config, data_dir, out, *, log=print, verbose=1, on_epoch_end=None
         log(f"already trained: {out / CARD_FILE}")
         return json.loads((out / CARD_FILE).read_text())
     write_config(cfg, out)
-    atomic_write_text(out / DATA_FILE, json.dumps(
-        {"dir": str(Path(data_dir).resolve()), "manifest_sha256": manifest_hash(data_dir),
-         "dataset": data_summary["dataset"], "size": data_summary["size"]}, indent=2) + "\n")
+    atomic_write_text(out / DATA_FILE, json.dumps(data_record(data_dir, data_summary), indent=2) + "\n")
     ckpt_dir = out / CKPT_DIR
     ckpt_dir.mkdir(exist_ok=True)
     remove_stale_tmp(out, recursive=True)
