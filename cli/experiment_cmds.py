@@ -44,8 +44,16 @@ def register(cli):
     @click.option("--init", type=click.Choice(("truncated-normal", "layer")), default=None,
                   help="Re-initialisation: truncated normal as [A] (default), or each layer's own.")
     @click.option("--sigma", type=float, default=None, help="Truncated normal sigma (default 0.01).")
-    @click.option("--independent", is_flag=True, default=None,
-                  help="Randomize one block at a time instead of cumulatively.")
+    @click.option("--order", type=click.Choice(("top-down", "bottom-up", "independent")), default=None,
+                  help="Which blocks each step randomizes: cumulatively from the logits down ([A], default), "
+                       "cumulatively from the lowest block up, or one block at a time. Config: randomization.order.")
+    @click.option("--independent", is_flag=True, default=None, help="Same as --order independent.")
+    @click.option("--smooth-samples", type=int, default=None,
+                  help="sMPRT: average every map over this many noisy copies of the input (default 0: MPRT). "
+                       "Config: randomization.smooth_samples.")
+    @click.option("--smooth-noise", type=float, default=None,
+                  help="sMPRT noise sigma as a fraction of the image's range (default 0.1). Config: "
+                       "randomization.smooth_noise.")
     @click.option("--all-blocks", is_flag=True, default=None, help="Also the stem (and InceptionV3's mixed0).")
     @click.option("--pairs-per-image", type=int, default=None,
                   help="Degradation threshold: random partners per image (default 50, [A]'s code).")
@@ -53,19 +61,27 @@ def register(cli):
                   help="Degradation threshold: that many random pairs in all instead ([A]'s text: 50).")
     @click.option("--seed", type=int, default=None, help="Re-initialisation and threshold pairs (default 0).")
     @with_common
-    def randomize(models, data_dir, model_card, init, sigma, independent, all_blocks, pairs_per_image, pairs, seed, methods, n_images,
+    def randomize(models, data_dir, model_card, init, sigma, order, independent, smooth_samples, smooth_noise,
+                  all_blocks, pairs_per_image, pairs, seed, methods, n_images,
                   similarity_maps, data_range, maps, out, quiet, config_path, overrides):
-        """Cascading randomization: SSIM degradation curves, thresholds, PASS/FAIL per method."""
+        """Model parameter randomization (MPRT as [A], sMPRT, eMPRT): SSIM degradation curves, thresholds,
+        complexity rise, PASS/FAIL per method."""
         from cxrsal.experiments.randomization import run_randomization
+
+        if independent:
+            if order not in (None, "independent"):
+                raise click.UsageError(f"--independent contradicts --order {order}")
+            order = "independent"
 
         cfg = cfg_from(config_path, overrides, {
             "randomization.n_images": n_images, "randomization.init": init, "randomization.sigma": sigma,
-            "randomization.independent": independent or None, "randomization.all_blocks": all_blocks or None,
+            "randomization.order": order, "randomization.smooth_samples": smooth_samples,
+            "randomization.smooth_noise": smooth_noise, "randomization.all_blocks": all_blocks or None,
             "randomization.pairs_per_image": pairs_per_image, "randomization.pairs": pairs,
             "randomization.seed": seed, "similarity.maps": similarity_maps, "similarity.data_range": data_range})
         models = resolve_models(models, data_dir, model_card, out)
         run_randomization(models, out, cfg, methods, progress=not quiet, log=click.echo, maps=maps)
-        click.echo(f"tables and fig3a.png: {out}")
+        click.echo(f"tables, fig3a.png and fig_emprt.png: {out}")
 
     @cli.command()
     @click.option("--models", nargs=2, required=True, type=click.Path(),

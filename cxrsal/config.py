@@ -196,12 +196,21 @@ class RandomizationConfig:
     pairs: int = 0                     # > 0: that many random pairs in all instead ([A]'s text: 50)
     init: str = "truncated-normal"     # truncated-normal ([A]) | layer (each layer's own initializers)
     sigma: float = 0.01                # truncated normal sigma
-    independent: bool = False          # one block at a time instead of cumulatively
+    # top-down ([A], Adebayo et al. 2018): cumulatively from the logits down; bottom-up:
+    # cumulatively from the first block up (Binder et al. 2023); independent: one block at a time
+    order: str = "top-down"
     all_blocks: bool = False           # also the stem (and InceptionV3's mixed0)
+    # sMPRT (Hedstroem et al. 2023): every map of every step averaged over this many noisy copies
+    # of the input (0 = plain MPRT, [A]); noise sigma as a fraction of the image's max - min
+    smooth_samples: int = 0
+    smooth_noise: float = 0.1
     seed: int = 0
 
     def __post_init__(self):
         _one_of("randomization", "init", self.init, ("truncated-normal", "layer"))
+        _one_of("randomization", "order", self.order, ("top-down", "bottom-up", "independent"))
+        if self.smooth_samples < 0 or self.smooth_noise < 0:
+            raise ConfigError("randomization.smooth_samples and smooth_noise: must be 0 or more")
         for key in ("n_images", "pairs", "pairs_per_image"):
             if getattr(self, key) < 0:
                 raise ConfigError(f"randomization.{key} {getattr(self, key)}: must be 0 or more")

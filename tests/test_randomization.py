@@ -43,7 +43,7 @@ def test_cascade_changes_exactly_the_top_blocks(model_and_blocks, init):
     trained = [np.array(w) for w in model.get_weights()]
     before = layer_values(model)
     work = keras.models.clone_model(model)
-    steps = steps_of(blocks, independent=False, all_blocks=True, arch="resnet18")
+    steps = steps_of(blocks, order="top-down", all_blocks=True, arch="resnet18")
     assert [s for s, _ in steps] == ["logits", "conv5", "conv4", "conv3", "conv2", "stem"]
     x = np.random.default_rng(1).random((2, 32, 32, 1)).astype(np.float32)
     for k, (name, randomized) in enumerate(steps, start=1):
@@ -67,7 +67,7 @@ def test_cascade_changes_exactly_the_top_blocks(model_and_blocks, init):
 
 def test_independent_randomizes_one_block_at_a_time(model_and_blocks):
     model, blocks = model_and_blocks
-    steps = steps_of(blocks, independent=True, all_blocks=False, arch="resnet18")
+    steps = steps_of(blocks, order="independent", all_blocks=False, arch="resnet18")
     assert steps == [("logits", ["logits"]), ("conv5", ["conv5"]), ("conv4", ["conv4"]), ("conv3", ["conv3"]),
                      ("conv2", ["conv2"])]
     values = step_weights(model, blocks, ["conv4"], init="truncated-normal", sigma=0.01, seed=0)
@@ -77,7 +77,7 @@ def test_independent_randomizes_one_block_at_a_time(model_and_blocks):
 
 def test_inception_default_steps_stop_at_mixed1():
     model = build_model("inceptionv3", "classification", (75, 75, 1))
-    names = [s for s, _ in steps_of(backbone_blocks(model, "inceptionv3"), independent=False, all_blocks=False,
+    names = [s for s, _ in steps_of(backbone_blocks(model, "inceptionv3"), order="top-down", all_blocks=False,
                                      arch="inceptionv3")]
     assert names == ["logits"] + [f"mixed{i}" for i in range(10, 0, -1)]
 
@@ -215,3 +215,106 @@ def test_compare_high_baseline_from_two_localization_networks(trained_classifier
     assert meta["low_baseline"] == 0.5 and meta["archs"] == ["resnet18", "resnet18"]
     assert meta["choices"]["similarity.maps"] == "processed" and meta["data_hash"] == json.loads(
         (trained_classifier / "data.json").read_text())["manifest_sha256"]
+
+
+def test_bottom_up_reverses_the_cascade_and_ends_at_the_same_model(model_and_blocks):
+    model, blocks = model_and_blocks
+    down = steps_of(blocks, order="top-down", all_blocks=True, arch="resnet18")
+    up = steps_of(blocks, order="bottom-up", all_blocks=True, arch="resnet18")
+    assert [s for s, _ in up] == ["stem", "conv2", "conv3", "conv4", "conv5", "logits"]
+    assert up[1] == ("conv2", ["stem", "conv2"])
+    # the fully randomized model is the same whichever the order: each block's values depend on
+    # (seed, block, layer) only
+    a = step_weights(model, blocks, down[-1][1], init="truncated-normal", sigma=0.01, seed=2)
+    b = step_weights(model, blocks, up[-1][1], init="truncated-normal", sigma=0.01, seed=2)
+    assert a.keys() == b.keys() and all(np.array_equal(a[k], b[k]) for k in a)
+    with pytest.raises(Exception, match="valid choices: top-down, bottom-up, independent"):
+        steps_of(blocks, order="sideways", all_blocks=True, arch="resnet18")
+
+
+def test_orders_on_the_blob_detector(analytic_run, tmp_path):
+    """Bottom-up randomizes conv2 first, then up to the logits; the last step of both orders is
+    one model, so its maps are bit-identical."""
+    from cxrsal.saliency.store import MapStore
+
+    runs = {}
+    for order in ("top-down", "bottom-up"):
+        cfg = load_config(overrides=["saliency.positives_only=true", "saliency.split=test",
+                                     "randomization.n_images=6", f"randomization.order={order}"])
+        runs[order] = run_randomization([analytic_run], tmp_path / order, cfg, "gcam", progress=False, log=quiet)
+    up = runs["bottom-up"][1]
+    up = up[(up.metric == "ssim")].sort_values("step")
+    assert list(up.step_name) == ["trained", "conv2", "conv5", "logits"]
+    down = runs["top-down"][1]
+    assert list(down[(down.metric == "ssim")].sort_values("step").step_name) == ["trained", "logits", "conv5",
+                                                                                  "conv2"]
+    a = MapStore(next((tmp_path / "top-down" / "maps").glob("*/step-03-conv2")))
+    b = MapStore(next((tmp_path / "bottom-up" / "maps").glob("*/step-03-logits")))
+    for i in a.ids("gcam"):
+        assert np.array_equal(a.load("gcam", i)["raw"], b.load("gcam", i)["raw"])
+    assert runs["bottom-up"][3].check.iloc[0] == "MPRT bottom-up"
+    import json
+    assert json.loads((tmp_path / "bottom-up" / "randomization.json").read_text())["order"] == "bottom-up"
+
+
+def test_smprt_with_one_noiseless_copy_is_mprt(analytic_run, tmp_path):
+    """sMPRT averages every map over N noisy inputs; N = 1 at noise 0 is MPRT, map for map."""
+    from cxrsal.saliency.store import MapStore
+
+    base = ["saliency.positives_only=true", "saliency.split=test", "randomization.n_images=4", "saliency.samples=3"]
+    mprt = run_randomization([analytic_run], tmp_path / "mprt", load_config(overrides=base), "grad,sg,gcam",
+                             progress=False, log=quiet)
+    smprt = run_randomization([analytic_run], tmp_path / "smprt", load_config(
+        overrides=base + ["randomization.smooth_samples=1", "randomization.smooth_noise=0"]), "grad,sg,gcam",
+        progress=False, log=quiet)
+    pd.testing.assert_frame_equal(smprt[0], mprt[0])
+    assert smprt[3].check.iloc[0] == "sMPRT top-down"
+    for step in (tmp_path / "mprt" / "maps").glob("*/step-*"):
+        a, b = MapStore(step), MapStore(tmp_path / "smprt" / "maps" / step.parent.name / step.name)
+        assert b.params("sg")["smoothing"] == {"samples": 1, "noise": 0.0} and "smoothing" not in a.params("sg")
+        for m in ("grad", "sg", "gcam"):
+            for i in a.ids(m):
+                assert np.array_equal(a.load(m, i)["raw"], b.load(m, i)["raw"])
+
+
+def test_smprt_map_is_the_mean_over_noisy_inputs(analytic_run):
+    """NoiseAveraged against a slow loop: the plain mean of the method's maps of each noisy copy,
+    the noise drawn as SmoothGrad draws it (base.image_noise from the image's generator)."""
+    from cxrsal.runs import Run
+    from cxrsal.saliency.adapter import ModelAdapter
+    from cxrsal.saliency.base import METHODS, image_noise, noise_rng
+    from cxrsal.saliency.smooth import NoiseAveraged
+
+    model = Run(analytic_run).model("best")
+    adapter = ModelAdapter(model, batch_size=8, input_channels=3)
+    images = adapter.lift(np.random.default_rng(0).random((2, 64, 64, 1)).astype(np.float32))
+    cls = np.zeros(2, int)
+    got = NoiseAveraged(METHODS.get("grad"), 3, 0.2).compute(adapter, images, cls, [noise_rng(7, i) for i in (0, 1)])
+    expected = []
+    for i in (0, 1):
+        draws = image_noise(noise_rng(7, i), images[i], 3, 0.2)
+        maps = [METHODS.get("grad").compute(adapter, (images[i] + d)[None], cls[:1], None)[0] for d in draws]
+        expected.append(np.mean(np.asarray(maps, np.float64), axis=0))
+    np.testing.assert_allclose(got, np.asarray(expected), rtol=1e-5, atol=1e-7)
+
+
+def test_emprt_table_on_known_complexities():
+    """eMPRT from complexities set by hand: a method whose maps spread on every image PASSes
+    (Wilcoxon one-sided, 8 positive differences: p = 1/256), one that does not FAILs, all-zero
+    maps (NaN) are counted apart."""
+    rows = []
+    for i in range(8):
+        for method, before, after in (("spreads", 1.0 + 0.1 * i, 2.0 + 0.1 * i), ("same", 1.0 + 0.1 * i, 0.9)):
+            for step, v in ((0, before), (1, 0.5), (2, after)):
+                rows.append(dict(image_id=f"i{i}", model="00-m", method=method, step=step, step_name=str(step),
+                                 metric="complexity", value=v))
+    rows.append(dict(image_id="i8", model="00-m", method="spreads", step=0, step_name="0", metric="complexity",
+                     value=1.0))
+    rows.append(dict(image_id="i8", model="00-m", method="spreads", step=2, step_name="2", metric="complexity",
+                     value=float("nan")))
+    t = rnd.emprt_table(pd.DataFrame(rows)).set_index("method")
+    assert t.loc["spreads", "p_value"] == pytest.approx(1 / 256) and t.loc["spreads", "result"] == "PASS"
+    assert t.loc["spreads", "n"] == 8 and t.loc["spreads", "undefined"] == 1
+    # mean ratio (2 + 0.1 i) / (1 + 0.1 i) over i = 0..7, computed here by a loop
+    assert t.loc["spreads", "rise"] == pytest.approx(np.mean([(2 + 0.1 * i) / (1 + 0.1 * i) for i in range(8)]))
+    assert t.loc["same", "result"] == "FAIL" and t.loc["same", "trained"] == pytest.approx(1.35)

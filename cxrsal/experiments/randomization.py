@@ -1,5 +1,7 @@
-"""Cascading randomization [Adebayo et al. 2018] as in [A]: re-initialise blocks from the top
-(logits) down, recompute every map, compare with the trained model's maps.
+"""Model parameter randomization tests: cascading randomization [Adebayo et al. 2018] as in [A]
+(re-initialise blocks from the top (logits) down, recompute every map, compare with the trained
+model's maps), in three orders (top-down, bottom-up, independent), as MPRT or sMPRT (every map
+denoised by averaging over noisy inputs), with eMPRT's complexity rise from the same maps.
 
 The trained model on disk is never touched: weights are copied in memory, each step's weights
 are a pure function of (trained weights, seed, blocks randomized), and every step's maps go to
@@ -103,14 +105,30 @@ def apply_weights(work, trained, values):
         v.assign(values.get(v.path, t))
 
 
-def steps_of(blocks, *, independent, all_blocks, arch):
-    """[(step name, blocks randomized)] after the trained step 0."""
+ORDERS = ("top-down", "bottom-up", "independent")
+
+
+def steps_of(blocks, *, order="top-down", all_blocks, arch):
+    """[(step name, blocks randomized)] after the trained step 0, blocks listed top (logits) first.
+
+    top-down ([A]): cumulatively from the logits down; bottom-up: cumulatively from the lowest
+    block up, ending with the same fully randomized model (each block's values depend only on the
+    seed and the block); independent: one block at a time."""
+    if order not in ORDERS:
+        raise CxrsalError(f"randomization.order {order!r}: valid choices: {', '.join(ORDERS)}")
     names = [b for b, _ in blocks]
     if not all_blocks:   # [A]: stem (and InceptionV3's mixed0) only as optional extra steps
         names = [b for b in names if b != "stem" and not (arch == "inceptionv3" and b == "mixed0")]
-    if independent:
+    if order == "independent":
         return [(b, [b]) for b in names]
+    if order == "bottom-up":
+        names = names[::-1]
     return [(b, names[: i + 1]) for i, b in enumerate(names)]
+
+
+def check_name(rz):
+    """The sanity check a randomization run makes: "MPRT top-down" ([A]), "sMPRT bottom-up", ..."""
+    return f"{'sMPRT' if rz.smooth_samples else 'MPRT'} {rz.order}"
 
 
 def run_randomization(model_dirs, out, cfg, methods="study", *, progress=True, log=print, maps=()):
@@ -137,6 +155,12 @@ def run_randomization(model_dirs, out, cfg, methods="study", *, progress=True, l
     remove_stale_tmp(out, recursive=True)
     s, rz = cfg.saliency, cfg.randomization
     meta = result_meta(model_dirs, cfg)
+    wrap = None
+    if rz.smooth_samples:    # sMPRT: every step's maps (the trained one's too) denoised alike
+        from ..saliency.smooth import NoiseAveraged
+
+        def wrap(method):
+            return NoiseAveraged(method, rz.smooth_samples, rz.smooth_noise)
     if len(set(zip(meta["archs"], meta["heads"]))) > 1:
         raise CxrsalError(f"--model: replicates must share one architecture and head, got "
                           f"{', '.join(f'{a}/{h}' for a, h in zip(meta['archs'], meta['heads']))}")
@@ -147,7 +171,7 @@ def run_randomization(model_dirs, out, cfg, methods="study", *, progress=True, l
         model = run.model(s.checkpoint)
         arch = run.config.model.arch
         blocks = backbone_blocks(model, arch, run.config.model.blocks)
-        steps = steps_of(blocks, independent=rz.independent, all_blocks=rz.all_blocks, arch=arch)
+        steps = steps_of(blocks, order=rz.order, all_blocks=rz.all_blocks, arch=arch)
         rows = select(read_manifest(data_dir), s.split, s.positives_only, rz.n_images)
         data = PreparedSplit(data_dir, s.split)
         trained = [np.array(w) for w in model.get_weights()]
@@ -157,7 +181,7 @@ def run_randomization(model_dirs, out, cfg, methods="study", *, progress=True, l
         adapter = ModelAdapter(work, batch_size=s.batch_size, input_channels=s.input_channels)
         names = parse_methods(methods, adapter.has_class_maps)
         tag = f"{k:02d}-{model_dir.name}"
-        log(f"{model_dir}: {arch}, {len(steps)} steps ({'independent' if rz.independent else 'cascading'}), "
+        log(f"{model_dir}: {arch}, {len(steps)} steps ({check_name(rz)}), "
             f"{len(rows)} images, methods {', '.join(names)}")
         all_steps = [("trained", [])] + steps
         for i, (step_name, randomized) in enumerate(all_steps):
@@ -178,7 +202,7 @@ def run_randomization(model_dirs, out, cfg, methods="study", *, progress=True, l
                 sources = [MapStore(p) for p in [*remembered(model_dir), *maps]]
                 remember(model_dir, store.path)
             fill_store(adapter, store, rows, data, names, cfg, progress=progress, log=log,
-                       label=f"step {i} ({step_name}) ", sources=sources)
+                       label=f"step {i} ({step_name}) ", sources=sources, wrap=wrap)
         plan.append((tag, model_dir, all_steps, names, rows))
     return analyse(out, plan, cfg, meta, log=log)
 
@@ -212,7 +236,7 @@ def analyse(out, plan, cfg, meta, *, log=print):
                     a = ranks[i]
                     rho = spearmanr(a, b).statistic if a.std() > 0 and b.std() > 0 else float("nan")
                     for metric, value in (("ssim", ssim_score(base[i], m, data_range=sim.data_range)),
-                                          ("spearman", rho)):
+                                          ("spearman", rho), ("complexity", complexity_of(stored, channels))):
                         records.append(dict(image_id=i, model=tag, method=method, step=k, step_name=all_steps[k][0],
                                             metric=metric, value=float(value)))
     table = pd.DataFrame.from_records(records)
@@ -225,25 +249,95 @@ def analyse(out, plan, cfg, meta, *, log=print):
     verdict = last.merge(thr.groupby("method")["threshold"].mean().reset_index(), on="method")
     verdict["result"] = np.where(verdict["mean"] < verdict["threshold"], "PASS", "FAIL")
     verdict = verdict.rename(columns={"mean": "randomized_ssim"})
+    verdict.insert(0, "check", check_name(rz))
+    emprt = emprt_table(table)
     out.mkdir(parents=True, exist_ok=True)
     for name, frame in (("randomization.csv", table), ("curves.csv", curves), ("thresholds.csv", thr),
-                        ("verdicts.csv", verdict)):
+                        ("verdicts.csv", verdict), ("emprt.csv", emprt)):
         write_frame(out / name, frame)
     write_frame(out / "randomization.parquet", table)
-    plot_curves(curves, thr, out / "fig3a.png")
+    plot_curves(curves, thr, out / "fig3a.png", title=check_name(rz))
+    plot_complexity(curves, out / "fig_emprt.png", title=f"eMPRT {rz.order}")
     write_config(cfg, out)   # the settings used (randomization:, similarity:, saliency:)
     atomic_write_text(out / "randomization.json", json.dumps(
-        {"models": [str(p[1]) for p in plan], **meta, "data_range": sim.data_range, "maps": sim.maps,
+        {"models": [str(p[1]) for p in plan], **meta, "check": check_name(rz), "order": rz.order,
+         "smoothing": {"samples": rz.smooth_samples, "noise": rz.smooth_noise} if rz.smooth_samples else None,
+         "data_range": sim.data_range, "maps": sim.maps,
          "pairs_per_image": rz.pairs_per_image, "pairs": rz.pairs, "seed": rz.seed,
          "n_images": len(plan[0][4]) if plan else 0}, indent=2) + "\n")
     log(f"SSIM of {sim.maps} maps, data_range {sim.data_range:g}; threshold from "
         + (f"{rz.pairs} random pairs" if rz.pairs else f"{rz.pairs_per_image} partners per image"))
     for r in verdict.itertuples():
         log(f"{r.method:<8} randomized SSIM {r.randomized_ssim:.3f} vs threshold {r.threshold:.3f}: {r.result}")
+    for r in emprt.itertuples():
+        log(f"{r.method:<8} eMPRT complexity {r.trained:.3f} -> {r.randomized:.3f} nats (x{r.rise:.3f}, "
+            f"p {r.p_value:.3g}): {r.result}")
     return table, curves, thr, verdict
 
 
-def plot_curves(curves, thresholds, path):
+def complexity_of(stored, channels):
+    """eMPRT's complexity of a stored map: entropy of its |raw| map (channels: sum of |values|)."""
+    from ..metrics import explanation_entropy
+
+    raw = np.abs(np.asarray(stored["raw"], np.float64))
+    return explanation_entropy(raw.sum(axis=-1) if channels and raw.ndim == 3 else raw)
+
+
+def emprt_table(table, alpha=0.05):
+    """eMPRT per method: complexity of the trained model's maps against the fully randomized
+    model's, paired by (model, image); PASS when it rises significantly (Wilcoxon signed-rank,
+    one-sided "greater", p < alpha). `rise` is the mean ratio randomized / trained (eMPRT's score,
+    > 1 = more complex); `undefined` counts pairs with an all-zero map (no entropy), left out."""
+    import pandas as pd
+    from scipy.stats import wilcoxon
+
+    c = table[table.metric == "complexity"]
+    rows = []
+    for method, d in c.groupby("method", sort=False):
+        last = d.groupby("model")["step"].transform("max")
+        pairs = (d[d.step == 0].set_index(["model", "image_id"]).value.to_frame("trained")
+                 .join(d[d.step == last].set_index(["model", "image_id"]).value.rename("randomized"), how="inner"))
+        ok = pairs.dropna()
+        diff = ok.randomized - ok.trained
+        if len(ok) and (diff != 0).any():
+            p = float(wilcoxon(ok.randomized, ok.trained, alternative="greater", zero_method="wilcox").pvalue)
+        else:
+            p = float("nan")
+        rows.append(dict(method=method, trained=float(ok.trained.mean()) if len(ok) else float("nan"),
+                         randomized=float(ok.randomized.mean()) if len(ok) else float("nan"),
+                         rise=float((ok.randomized / ok.trained).replace(np.inf, np.nan).mean()) if len(ok) else
+                         float("nan"),
+                         n=int(len(ok)), undefined=int(len(pairs) - len(ok)), p_value=p,
+                         result="PASS" if p < alpha else ("FAIL" if np.isfinite(p) else "n/a")))
+    return pd.DataFrame(rows, columns=["method", "trained", "randomized", "rise", "n", "undefined", "p_value",
+                                       "result"])
+
+
+def plot_complexity(curves, path, title=""):
+    """eMPRT: mean explanation complexity (entropy, nats) per step per method."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    c = curves[curves.metric == "complexity"]
+    fig, ax = plt.subplots(figsize=(8, 4.5))
+    for k, (method, m) in enumerate(c.groupby("method", sort=False)):
+        m = m.sort_values("step")
+        ax.plot(m.step, m["mean"], marker="o", color=f"C{k}", label=method)
+    names = c.drop_duplicates("step").sort_values("step")
+    ax.set_xticks(names.step, names.step_name, rotation=45, ha="right")
+    ax.set_ylabel("explanation complexity (entropy, nats)")
+    ax.set_xlabel("randomized down to" if "bottom-up" not in title else "randomized up to")
+    ax.set_title(title)
+    ax.legend(fontsize=8, ncol=2)
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=120, format="png")
+    plt.close(fig)
+
+
+def plot_curves(curves, thresholds, path, title=""):
     """[A] Fig 3a: mean SSIM per step per method, sd band across replicates, dotted thresholds."""
     import matplotlib
 
@@ -264,7 +358,8 @@ def plot_curves(curves, thresholds, path):
     names = ssim.drop_duplicates("step").sort_values("step")
     ax.set_xticks(names.step, names.step_name, rotation=45, ha="right")
     ax.set_ylabel("SSIM with the trained model's map")
-    ax.set_xlabel("randomized down to")
+    ax.set_xlabel("randomized down to" if "bottom-up" not in title else "randomized up to")
+    ax.set_title(title)
     ax.set_ylim(-0.05, 1.05)
     ax.legend(fontsize=8, ncol=2)
     fig.tight_layout()

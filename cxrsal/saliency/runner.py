@@ -69,12 +69,14 @@ def run_saliency(model_dir, out, cfg: Config, methods="study", *, num_shards=1, 
 
 
 def fill_store(adapter, store, rows, data, names, cfg, *, num_shards=1, shard_index=0, progress=True, log=print,
-               label="", sources=()):
+               label="", sources=(), wrap=None):
     """Compute the maps of `names` for `rows` that `store` lacks; returns {method: maps written}.
 
     Maps of the same identity in one of `sources` (MapStores) are copied instead of computed
     (`MapStore.reuse`). Images are handed to the methods in the adapter's space (`adapter.lift`:
-    the grey image replicated to 3 channels with `saliency.input_channels: 3`)."""
+    the grey image replicated to 3 channels with `saliency.input_channels: 3`). `wrap`: a function
+    of a registered method giving the method to run instead (sMPRT's `NoiseAveraged`); what it
+    adds (`smoothing`) is part of the maps' parameters."""
     from tqdm import tqdm
 
     from ..data.pipeline import load_batch
@@ -85,14 +87,15 @@ def fill_store(adapter, store, rows, data, names, cfg, *, num_shards=1, shard_in
     written = {}
     with ThreadPoolExecutor(max_workers=1) as executor:
         for name in names:
-            method = METHODS.get(name)
+            method = METHODS.get(name) if wrap is None else wrap(METHODS.get(name))
             params = method.resolve(cfg.method_params(name))
             per_group = max(s.group_size, -(-s.batch_size // method.evaluations(params)))
             groups = [rows[i:i + per_group] for i in range(0, len(rows), per_group)]
             mine = groups[shard_index::num_shards]
             store.init_method(name, {"method": name, "params": params, "target": s.target, "seed": s.seed,
                                      "input_channels": adapter.input_channels,
-                                     "dtypes": DTYPES, "channels": method.channels, "versions": versions()})
+                                     "dtypes": DTYPES, "channels": method.channels, "versions": versions(),
+                                     **({"smoothing": method.smoothing} if hasattr(method, "smoothing") else {})})
             written[name] = store.reuse(sources, name, [r["image_id"] for g in mine for r in g])
             if written[name]:
                 log(f"{label}{name}: {written[name]} maps of the same model and parameters reused")

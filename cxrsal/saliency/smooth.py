@@ -1,5 +1,5 @@
 """Smoothing as a wrapper over any method instance (Captum's NoiseTunnel): `sg` = Smooth(Grad()),
-`sig` = Smooth(IG()).
+`sig` = Smooth(IG()); `NoiseAveraged(method)` is sMPRT's denoising of any method.
 
 Every image draws its own seeded noise (base.noise_rng); the noisy copies of a batch are
 handed to the wrapped method as one stack, in pieces small enough for memory.
@@ -38,19 +38,54 @@ class Smooth(Method):
 
     def compute(self, adapter, images, cls, rngs, samples=25, noise=0.15, magnitude=True, **base_params):
         base_params = self.base.resolve(base_params)
-        n = len(images)
-        noise_draws = np.stack([image_noise(rng, img, samples, noise) for rng, img in zip(rngs, images)], axis=1)
-        total = None
-        per_piece = max(1, EVALS_PER_PIECE // (self.base.evaluations(base_params) * n))
-        for start in range(0, samples, per_piece):
-            chunk = noise_draws[start:start + per_piece]                   # [s, N, H, W, C]
-            noisy = (images[None] + chunk).reshape(-1, *images.shape[1:])
-            maps = np.asarray(self.base.compute(adapter, noisy, np.tile(cls, len(chunk)), None, **base_params))
-            maps = maps.reshape(len(chunk), n, *maps.shape[1:]).astype(np.float64)
-            for m in maps:     # sample by sample, in order: the sum does not depend on the pieces
-                m = m * m if magnitude else m
-                total = m if total is None else total + m
-        return (total / samples).astype(np.float32)
+        return average_over_noise(self.base, adapter, images, cls, rngs, samples, noise, magnitude, base_params)
+
+
+def average_over_noise(base, adapter, images, cls, rngs, samples, noise, magnitude, base_params):
+    """The mean of `base`'s maps (squared first when `magnitude`) over `samples` noisy copies of
+    each image; the noise of image i comes from rngs[i]. The wrapped method gets, for every copy
+    of image i, a copy of rngs[i] as it was before the noise was drawn (so a wrapped SmoothGrad
+    draws its own noise as it would unwrapped); methods without noise ignore them."""
+    import copy
+
+    n = len(images)
+    inner = [copy.deepcopy(r) for r in rngs] if rngs is not None else None
+    noise_draws = np.stack([image_noise(rng, img, samples, noise) for rng, img in zip(rngs, images)], axis=1)
+    total = None
+    per_piece = max(1, EVALS_PER_PIECE // (base.evaluations(base_params) * n))
+    for start in range(0, samples, per_piece):
+        chunk = noise_draws[start:start + per_piece]                       # [s, N, H, W, C]
+        noisy = (images[None] + chunk).reshape(-1, *images.shape[1:])
+        copies = None if inner is None else [copy.deepcopy(r) for _ in range(len(chunk)) for r in inner]
+        maps = np.asarray(base.compute(adapter, noisy, np.tile(cls, len(chunk)), copies, **base_params))
+        maps = maps.reshape(len(chunk), n, *maps.shape[1:]).astype(np.float64)
+        for m in maps:     # sample by sample, in order: the sum does not depend on the pieces
+            m = m * m if magnitude else m
+            total = m if total is None else total + m
+    return (total / samples).astype(np.float32)
+
+
+class NoiseAveraged(Method):
+    """sMPRT's denoised explanation (Hedstroem et al. 2023, "Sanity checks revisited"): any
+    method's maps averaged (plain mean, not squared) over `samples` copies of the input with
+    Gaussian noise of sigma = `noise` x (max - min of the image). With samples 1 and noise 0 it
+    gives the method's own maps, bit for bit (so sMPRT reduces to MPRT). Same name, parameters
+    and table place as the wrapped method; `smoothing` is recorded in the store's params.json."""
+
+    def __init__(self, base, samples, noise):
+        self.base, self.samples, self.noise = base, int(samples), float(noise)
+        for attr in ("name", "order", "study", "needs_wildcat", "channels", "grid", "defaults", "config"):
+            setattr(self, attr, getattr(base, attr))
+        self.smoothing = {"samples": self.samples, "noise": self.noise}
+
+    def evaluations(self, params):
+        return self.samples * self.base.evaluations(params)
+
+    def extras(self, adapter, images):
+        return self.base.extras(adapter, images)
+
+    def compute(self, adapter, images, cls, rngs, **params):
+        return average_over_noise(self.base, adapter, images, cls, rngs, self.samples, self.noise, False, params)
 
 
 register(Smooth(Grad(), "sg", order=20, study=True))
