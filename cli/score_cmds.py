@@ -19,15 +19,24 @@ def register(cli):
     @click.option("--parts", default=None,
                   help="What to score: utility (positives), pointwise (every image of the store), or both "
                        "[default: utility,pointwise]. Config: score.parts.")
+    @click.option("--validation", type=click.Path(file_okay=False), default=None,
+                  help="Map store of the same model on the validation split (`cxrsal saliency --split val`): each "
+                       "method's IoU threshold is tuned there (never on test) for the mIoU column. "
+                       "Config: score.validation.")
+    @click.option("--bootstrap", type=click.IntRange(min=0), default=None,
+                  help="Image-level bootstrap replicates of every summary interval (95%, paired across methods); "
+                       "0: none [default: 1000]. Config: score.bootstrap (seed: score.seed).")
     @click.option("--out", type=click.Path(file_okay=False), required=True, help="Folder for the tables.")
     @config_options
-    def score(store, data_dir, baselines, centres, parts, out, config_path, overrides):
-        """Localization utility (AUPRC, AUROC) and pointwise detection of every stored map."""
+    def score(store, data_dir, baselines, centres, parts, validation, bootstrap, out, config_path, overrides):
+        """Localization utility (AUPRC, AUROC, pointing-game hit rate, mIoU) and pointwise detection of every
+        stored map, with bootstrap intervals."""
         from cxrsal.config import load_config
         from cxrsal.experiments.scoring import score_store
 
         parts = [p.strip() for p in parts.split(",") if p.strip()] if parts is not None else None
         cfg = load_config(config_path, overrides, options={"pointwise.centres": centres, "score.baselines": baselines,
-                                                           "score.parts": parts})
+                                                           "score.parts": parts, "score.validation": validation,
+                                                           "score.bootstrap": bootstrap})
         table = score_store(store, out, data_dir=data_dir, cfg=cfg, log=click.echo, progress=True)
-        click.echo(f"{len(table)} rows: {out}/scores.csv (and .parquet), summary.csv, pointwise.csv")
+        click.echo(f"{len(table)} rows: {out}/scores.csv (and .parquet), summary.csv, pointwise.csv, thresholds.csv")

@@ -21,9 +21,15 @@ def register(cli):
     @click.option("--lr", type=float, default=None)
     @click.option("--batch-size", type=int, default=None)
     @click.option("--seed", type=int, default=None, help="Initialisation seed (train.seed).")
+    @click.option("--permute-labels", "permute", type=int, default=None, metavar="SEED",
+                  help="Data randomization test: train on the training labels permuted with SEED until the model "
+                       "fits them (training AUC train.fit_auc, default 0.95); the run card marks the model "
+                       "label-permuted. Then `cxrsal compare --models TRUE_RUN THIS_RUN`. Config: "
+                       "train.permute_labels.")
     @click.option("--quiet", is_flag=True, help="No per-step progress.")
     @config_options
-    def train(arch, head, data_dir, out, weights, epochs, lr, batch_size, seed, quiet, config_path, overrides):
+    def train(arch, head, data_dir, out, weights, epochs, lr, batch_size, seed, permute, quiet, config_path,
+              overrides):
         """Train a classifier (or WILDCAT) on a prepared data set; resumes when run again."""
         from pathlib import Path
 
@@ -33,13 +39,18 @@ def register(cli):
 
         cfg = load_config(config_path, overrides, options={
             "model.arch": arch, "model.head": head, "model.weights": weights, "train.epochs": epochs,
-            "train.lr": lr, "pipeline.batch_size": batch_size, "train.seed": seed})
+            "train.lr": lr, "pipeline.batch_size": batch_size, "train.seed": seed, "train.permute_labels": permute})
+        if cfg.train.permute_labels < -1:
+            raise click.BadParameter("must be 0 or more (a seed)", param_hint="--permute-labels")
         from cxrsal.models import BACKBONES, HEADS
         BACKBONES.get(cfg.model.arch), HEADS.get(cfg.model.head)   # unknown names: one line with the choices
-        out = out or str(Path(data_dir) / "models" / f"{cfg.model.arch}-{cfg.model.head}-seed{cfg.train.seed}")
+        permuted = f"-permuted{cfg.train.permute_labels}" if cfg.train.permute_labels >= 0 else ""
+        out = out or str(Path(data_dir) / "models" / f"{cfg.model.arch}-{cfg.model.head}-seed{cfg.train.seed}{permuted}")
         click.echo(f"run directory: {out}")
         card = run(cfg, data_dir, out, log=click.echo, verbose=0 if quiet else 1)
-        click.echo(f"run card: {Path(out) / CARD_FILE}  (test AUC {card['metrics']['test_auc']:.4f})")
+        fit = card["metrics"].get("train_auc_permuted")
+        click.echo(f"run card: {Path(out) / CARD_FILE}  (test AUC {card['metrics']['test_auc']:.4f}"
+                   + (f"; training AUC on the permuted labels {fit:.4f}" if fit is not None else "") + ")")
 
     @cli.command()
     @click.option("--model", "run_dir", type=click.Path(file_okay=False), required=True,

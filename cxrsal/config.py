@@ -71,6 +71,11 @@ class TrainConfig:
     deterministic: bool = True         # TensorFlow op determinism: a resumed run equals an uninterrupted one
     mixed_precision: bool = False      # float16 compute on GPUs (ignored on the CPU)
     steps_per_epoch: int = 0           # 0: one pass over the training split
+    # data randomization test (Adebayo et al. 2018): >= 0 trains on the training labels permuted
+    # with this seed, keeping the epoch with the best training AUC on those labels, and stops
+    # once it reaches `fit_auc` (the model has memorised them); -1: the true labels
+    permute_labels: int = -1
+    fit_auc: float = 0.95
 
 
 @dataclass(frozen=True)
@@ -231,11 +236,18 @@ class ScoreConfig:
     baselines: str = ""                # comma list: avg, boxes:FILE (detector CSV), seg:DIR (probability maps)
     # utility (AUPRC/AUROC of the positives) and pointwise detection (every image of the store)
     parts: tuple[str, ...] = SCORE_PARTS
+    # CheXlocalize's mIoU: a map store of the same model on the validation split, where each
+    # method's threshold is tuned (never on test); "" = no IoU
+    validation: str = ""
+    bootstrap: int = 1000              # image-level replicates of every summary interval (95%); 0 = none
+    seed: int = 0                      # the bootstrap's seed (every method resampled on the same images)
 
     def __post_init__(self):
         unknown = [p for p in self.parts if p not in SCORE_PARTS]
         if unknown or not self.parts:
             raise ConfigError(f"score.parts {', '.join(unknown) or '(none)'}: valid choices: {', '.join(SCORE_PARTS)}")
+        if self.bootstrap < 0:
+            raise ConfigError(f"score.bootstrap {self.bootstrap}: must be 0 (no intervals) or more")
 
 
 @dataclass(frozen=True)

@@ -45,6 +45,10 @@ class Task:
     def __init__(self, cfg, data_dir):
         self.cfg, self.data_dir = cfg, data_dir
 
+    def fitted(self, scores):
+        """True when training may stop now (`scores`: this epoch's validation figures)."""
+        return False
+
     @classmethod
     def prepare_loading(cls):
         """Register the custom objects its checkpoints need (Keras deserialisation)."""

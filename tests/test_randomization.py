@@ -241,13 +241,14 @@ def test_orders_on_the_blob_detector(analytic_run, tmp_path):
     for order in ("top-down", "bottom-up"):
         cfg = load_config(overrides=["saliency.positives_only=true", "saliency.split=test",
                                      "randomization.n_images=6", f"randomization.order={order}"])
-        runs[order] = run_randomization([analytic_run], tmp_path / order, cfg, "gcam", progress=False, log=quiet)
+        runs[order] = run_randomization([analytic_run], tmp_path / order, cfg, "grad,gcam", progress=False,
+                                        log=quiet)
     up = runs["bottom-up"][1]
-    up = up[(up.metric == "ssim")].sort_values("step")
+    up = up[(up.metric == "ssim") & (up.method == "gcam")].sort_values("step")
     assert list(up.step_name) == ["trained", "conv2", "conv5", "logits"]
     down = runs["top-down"][1]
-    assert list(down[(down.metric == "ssim")].sort_values("step").step_name) == ["trained", "logits", "conv5",
-                                                                                  "conv2"]
+    down = down[(down.metric == "ssim") & (down.method == "gcam")].sort_values("step")
+    assert list(down.step_name) == ["trained", "logits", "conv5", "conv2"]
     a = MapStore(next((tmp_path / "top-down" / "maps").glob("*/step-03-conv2")))
     b = MapStore(next((tmp_path / "bottom-up" / "maps").glob("*/step-03-logits")))
     for i in a.ids("gcam"):
@@ -255,6 +256,25 @@ def test_orders_on_the_blob_detector(analytic_run, tmp_path):
     assert runs["bottom-up"][3].check.iloc[0] == "MPRT bottom-up"
     import json
     assert json.loads((tmp_path / "bottom-up" / "randomization.json").read_text())["order"] == "bottom-up"
+    # each order is its own sanity check beside [A]'s (Table 2's "trained vs randomized"), eMPRT too
+    from cxrsal.stats.study import run_stats
+
+    res = run_stats([tmp_path / "top-down", tmp_path / "bottom-up"], tmp_path / "stats", log=quiet)
+    sanity = res["sanity"].set_index("method")
+    assert list(sanity.columns[2:]) == ["MPRT top-down", "eMPRT top-down", "MPRT bottom-up", "eMPRT bottom-up"]
+    tests = res["tests"].set_index(["question", "method"])
+    # the final steps are one model: the same maps, so both orders' verdicts agree
+    assert sanity.loc["gcam", "MPRT top-down"] == sanity.loc["gcam", "MPRT bottom-up"] == \
+        res["table2"].set_index("method").loc["gcam", "trained vs randomized"]
+    assert tests.loc[("MPRT bottom-up", "gcam"), "estimate"] == pytest.approx(
+        tests.loc[("trained vs randomized", "gcam"), "estimate"])
+    emprt = pd.read_csv(tmp_path / "bottom-up" / "emprt.csv", keep_default_na=False).set_index("method")
+    for m in ("grad", "gcam"):
+        assert tests.loc[("eMPRT bottom-up", m), "decision"] == emprt.loc[m, "result"]
+    # the randomized blob detector's GradCAM maps are all zero (ReLU of a negative sum): no
+    # entropy, counted as undefined, no verdict; the gradient maps have one
+    assert emprt.loc["gcam", "undefined"] == 6 and emprt.loc["gcam", "result"] == "n/a"
+    assert emprt.loc["grad", "n"] == 6 and emprt.loc["grad", "result"] in ("PASS", "FAIL")
 
 
 def test_smprt_with_one_noiseless_copy_is_mprt(analytic_run, tmp_path):
@@ -312,9 +332,53 @@ def test_emprt_table_on_known_complexities():
                      value=1.0))
     rows.append(dict(image_id="i8", model="00-m", method="spreads", step=2, step_name="2", metric="complexity",
                      value=float("nan")))
-    t = rnd.emprt_table(pd.DataFrame(rows)).set_index("method")
+    from cxrsal.stats import emprt_table
+
+    t = emprt_table(pd.DataFrame(rows)).set_index("method")
     assert t.loc["spreads", "p_value"] == pytest.approx(1 / 256) and t.loc["spreads", "result"] == "PASS"
     assert t.loc["spreads", "n"] == 8 and t.loc["spreads", "undefined"] == 1
     # mean ratio (2 + 0.1 i) / (1 + 0.1 i) over i = 0..7, computed here by a loop
     assert t.loc["spreads", "rise"] == pytest.approx(np.mean([(2 + 0.1 * i) / (1 + 0.1 * i) for i in range(8)]))
     assert t.loc["same", "result"] == "FAIL" and t.loc["same", "trained"] == pytest.approx(1.35)
+
+
+def test_data_randomization_gradcam_passes_and_reaches_table2(analytic_run, tmp_path):
+    """Adebayo et al.'s data randomization test: the blob detector (GradCAM points at the lesions
+    by construction) against a ResNet-18 trained on permuted labels until it fits them. Measured
+    here: the permuted model fits in 7 epochs (training AUC 0.96 on its labels, test AUC 0.40);
+    GradCAM SSIM 0.015 against a threshold of 0.150. A model of random labels has no reason to
+    find the blobs, and the margin is ten-fold."""
+    import json
+
+    from cxrsal.runs import read_card
+    from cxrsal.stats.study import run_stats
+
+    data = analytic_run.parent / "run"
+    cfg = load_config(overrides=["model.arch=resnet18", "train.epochs=25", "train.lr=0.001", "train.patience=25",
+                                 "pipeline.batch_size=16", "train.permute_labels=0", "train.fit_auc=0.9"])
+    card = train(cfg, data, tmp_path / "permuted", log=quiet, verbose=0)
+    assert card["label_permuted"] == {"seed": 0, "fit_auc": 0.9}
+    fit = card["metrics"]["train_auc_permuted"]
+    assert fit >= 0.9 and card["metrics"]["best_train_auc"] == pytest.approx(fit)
+    assert card["metrics"]["epochs_run"] < 25                   # stopped once it fitted
+    # the labels it learnt are the training labels permuted: the same prevalence, another order
+    from cxrsal.data.pipeline import PreparedSplit
+    from cxrsal.training.classifier import permuted_labels
+    true = PreparedSplit(data, "train").labels
+    perm = permuted_labels(true, 0)
+    assert sorted(perm) == sorted(true) and not np.array_equal(perm, true)
+
+    out = tmp_path / "results" / "data-randomization"
+    ccfg = load_config(overrides=["saliency.positives_only=true", "saliency.split=test"])
+    table, summary = run_compare([analytic_run, tmp_path / "permuted"], out, ccfg, "gcam", progress=False, log=quiet)
+    v = pd.read_csv(out / "verdicts.csv").set_index("method").loc["gcam"]
+    assert v.ssim < v.threshold - 0.05 and v.ssim < v.threshold / 2 and v.result == "PASS"
+    assert json.loads((out / "compare.json").read_text())["check"] == "data randomization"
+    assert read_card(tmp_path / "permuted")["label_permuted"]["seed"] == 0
+
+    res = run_stats([tmp_path / "results"], tmp_path / "stats", log=quiet)
+    t2 = res["table2"].set_index("method")
+    assert t2.loc["gcam", "data randomization"] == "PASS"
+    assert t2.loc["gcam", "repeatability vs 0.5"] == "no data"      # not a repeatability question
+    assert res["sanity"].set_index("method").loc["gcam", "data randomization"] == "PASS"
+    assert "data randomization" in (tmp_path / "stats" / "tables.md").read_text()

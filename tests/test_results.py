@@ -55,5 +55,5 @@ def test_the_studys_kinds_name_their_files():
     assert {k.name: (k.marker, dict(k.tables)) for k in kinds()} == {
         "score": ("score.json", {"scores": "scores.csv", "pointwise": "pointwise.csv"}),
         "randomization": ("randomization.json", {"rand": "randomization.csv", "thresholds": "thresholds.csv"}),
-        "compare": ("compare.json", {"compare": "compare.csv"}),
+        "compare": ("compare.json", {"compare": "compare.csv", "compare_thresholds": "thresholds.csv"}),
         "runs": ("run.json", {})}

@@ -65,7 +65,7 @@ def epoch_order(labels, *, epoch, seed, shuffle, balanced):
 
 def make_dataset(run_dir, split, *, batch_size=32, image_size=0, balanced=False, flip=False,
                  shuffle=None, seed=0, start_epoch=0, advance=True, repeat=False, with_masks=True,
-                 drop_remainder=False, with_index=False):
+                 drop_remainder=False, with_index=False, labels=None):
     """A `tf.data.Dataset` of `(images, labels, masks)` batches (or `(images, labels)`).
 
     `with_index` appends each image's index in the split (int64 [B]) and whether it was flipped
@@ -76,19 +76,23 @@ def make_dataset(run_dir, split, *, batch_size=32, image_size=0, balanced=False,
     shuffled by (seed, epoch); `start_epoch` continues an interrupted training run's sequence;
     `advance=False` makes every pass epoch `start_epoch` (however often a trainer iterates it).
     Horizontal flips (training) are drawn from the same seeded generator, so a run is repeatable.
+    `labels` replaces the split's labels (uint8 [N], the data randomization test's permutation).
     """
     import tensorflow as tf
 
     data = PreparedSplit(run_dir, split)
     if len(data) == 0:
         raise DataError(f"{run_dir}: split {split!r} is empty")
+    split_labels = data.labels if labels is None else np.asarray(labels, np.uint8)
+    if len(split_labels) != len(data):
+        raise DataError(f"{run_dir}: {len(split_labels)} labels given for the {len(data)} images of {split!r}")
     shuffle = (split == "train") if shuffle is None else shuffle
     src = data.size
     epoch = [start_epoch]
 
     def batches():
         """Indices and flip decisions of one epoch's batches (cheap; the gathering is parallel)."""
-        order = epoch_order(data.labels, epoch=epoch[0], seed=seed, shuffle=shuffle, balanced=balanced)
+        order = epoch_order(split_labels, epoch=epoch[0], seed=seed, shuffle=shuffle, balanced=balanced)
         rng = np.random.default_rng([seed, epoch[0], 1])
         epoch[0] += int(advance)
         stop = len(order) - (len(order) % batch_size if drop_remainder else 0)
@@ -97,7 +101,7 @@ def make_dataset(run_dir, split, *, batch_size=32, image_size=0, balanced=False,
             yield idx, (rng.random(len(idx)) < 0.5) if flip else np.zeros(len(idx), bool)
 
     def gather(idx):
-        return data.images[idx], data.labels[idx], data.masks[idx]
+        return data.images[idx], split_labels[idx], data.masks[idx]
 
     def load(idx, flips):
         images, labels, masks = tf.numpy_function(gather, [idx], [tf.uint16, tf.uint8, tf.uint8])

@@ -1,6 +1,11 @@
 """Repeatability (two replicates of one architecture) and reproducibility (two architectures):
 per-image SSIM between the two models' maps of the same images, against the low baseline 0.5
-and, when given, the high baseline of two localization networks' heatmaps."""
+and, when given, the high baseline of two localization networks' heatmaps.
+
+With a model trained on permuted labels (`cxrsal train --permute-labels`) and one trained on the
+true labels, the comparison is the data randomization test (Adebayo et al. 2018): a method
+passes when its maps of the two models are less similar than its degradation threshold (the
+mean SSIM between the true model's maps of random pairs of images, as `cxrsal randomize`)."""
 
 import json
 from pathlib import Path
@@ -11,7 +16,7 @@ from ..config import write_config
 from ..errors import CxrsalError
 from ..geometry import resize_map
 from ..io import atomic_write_text, remove_stale_tmp, write_frame
-from ..metrics.similarity import LOW_BASELINE
+from ..metrics.similarity import LOW_BASELINE, degradation_threshold
 from ..saliency.postprocess import normalize
 from .randomization import similarity_map
 
@@ -28,7 +33,7 @@ def run_compare(model_dirs, out, cfg, methods="study", *, baseline_maps=None, pr
     from ..data.pipeline import PreparedSplit
     from ..metrics import ssim_score
     from ..saliency.adapter import ModelAdapter
-    from ..runs import CLASSIFICATION, Run
+    from ..runs import CLASSIFICATION, Run, read_card
     from ..saliency.base import parse_methods
     from ..saliency.runner import fill_store, select
     from ..saliency.store import MapStore, remember, remembered, weights_digest
@@ -43,6 +48,11 @@ def run_compare(model_dirs, out, cfg, methods="study", *, baseline_maps=None, pr
     remove_stale_tmp(out, recursive=True)
     # both models' images first: a mismatch is one line before any map is computed
     runs = [Run(d, option="--models").expect(CLASSIFICATION) for d in model_dirs]
+    permuted = [bool((read_card(run.path) or {}).get("label_permuted")) for run in runs]
+    data_randomization = sum(permuted) == 1
+    if sum(permuted) == 2:
+        raise CxrsalError("--models: both models were trained on permuted labels; the data randomization test "
+                          "compares a model of the true labels with one of permuted labels")
     manifests = [read_manifest(run.data) for run in runs]
     chosen = [r["image_id"] for r in select(manifests[0], s.split, s.positives_only, cfg.compare.n_images)]
     if not chosen:
@@ -96,14 +106,35 @@ def run_compare(model_dirs, out, cfg, methods="study", *, baseline_maps=None, pr
     table = pd.DataFrame.from_records(records)
     summary = table.groupby("method")["value"].agg(["mean", "std", "count"]).reset_index()
     out.mkdir(parents=True, exist_ok=True)
+    check = "data randomization" if data_randomization else None
+    if data_randomization:
+        true = permuted.index(False)
+        thr = []
+        for method in names:
+            ch = stores[true].params(method)["channels"]
+            maps = np.stack([resize_map(similarity_map(stores[true].load(method, i), ch, sim.maps), size)
+                             for i in chosen])
+            rz = cfg.randomization
+            thr.append(dict(method=method, threshold=degradation_threshold(
+                maps, pairs_per_image=rz.pairs_per_image, pairs=rz.pairs or None, seed=rz.seed,
+                data_range=sim.data_range) if len(chosen) > 1 else float("nan")))
+        verdicts = summary[summary.method.isin(names)].merge(pd.DataFrame(thr), on="method")
+        verdicts["result"] = np.where(verdicts["mean"] < verdicts["threshold"], "PASS", "FAIL")
+        write_frame(out / "thresholds.csv", pd.DataFrame(thr))
+        write_frame(out / "verdicts.csv", verdicts.rename(columns={"mean": "ssim"}))
     write_frame(out / "compare.csv", table)
     write_frame(out / "compare.parquet", table)
     write_frame(out / "compare_summary.csv", summary)
     write_config(cfg, out)   # the settings used (compare:, similarity:, saliency:)
     atomic_write_text(out / "compare.json", json.dumps(
         {"models": [str(m) for m in model_dirs], **result_meta(model_dirs, cfg), "size": size,
-         "maps": sim.maps, "data_range": sim.data_range, "low_baseline": LOW_BASELINE}, indent=2) + "\n")
+         "maps": sim.maps, "data_range": sim.data_range, "low_baseline": LOW_BASELINE, "check": check,
+         "label_permuted": [str(m) for m, p in zip(model_dirs, permuted) if p]}, indent=2) + "\n")
     log(f"SSIM of {sim.maps} maps, data_range {sim.data_range:g} (PASS/FAIL: `cxrsal stats`)")
     for r in summary.itertuples():
         log(f"{r.method:<22} SSIM {r.mean:.3f} +/- {0 if np.isnan(r.std) else r.std:.3f} (n={r.count})")
+    if data_randomization:
+        log(f"data randomization test ({Path(model_dirs[permuted.index(True)]).name}: permuted labels):")
+        for r in verdicts.itertuples():
+            log(f"{r.method:<22} SSIM {r.mean:.3f} vs threshold {r.threshold:.3f}: {r.result}")
     return table, summary

@@ -1,8 +1,9 @@
 """`cxrsal score`: per-image tidy table of localization utility and pointwise detection.
 
-One row per image x model x method x step x metric. Utility (AUPRC, trapezoid AUPRC, AUROC)
-is defined for positives only; pointwise hits for every image; the summary gives mean and sd
-per method and metric, and pointwise detection AP per method.
+One row per image x model x method x step x metric. Utility (AUPRC, trapezoid AUPRC, AUROC,
+and CheXlocalize's pointing-game hit and IoU) is defined for positives only; pointwise hits
+for every image; the summary gives mean, sd and a bootstrap interval per method and metric,
+and pointwise detection AP (with its interval) per method.
 """
 
 import csv
@@ -16,15 +17,23 @@ from ..config import ConfigError, write_config
 from ..errors import CxrsalError
 from ..geometry import resize_map, scale_boxes
 from ..io import UNREADABLE, atomic_write_text, remove_stale_tmp, write_frame
+from ..metrics import (argmax_points, auprc_score, auroc_score, average_mask, bootstrap_ap_ci, bootstrap_mean_ci,
+                       box_heatmap, iou_score, pointing_hit, pointwise_average_precision, pointwise_hits,
+                       tune_threshold)
 
-UTILITY = ("auprc", "auprc_trapezoid", "auroc")
+# the per-image metrics of the positives, summarized (mean, sd, interval) per method
+UTILITY = ("auprc", "auprc_trapezoid", "auroc", "hit", "iou")
+SUMMARY_KEYS = ["model", "method", "step", "metric"]
+THRESHOLD_COLUMNS = ["method", "threshold", "val_miou", "n_val"]
+NO_IOU = ("mIoU not scored: it needs --validation STORE, maps of the same model on the validation split "
+          "(`cxrsal saliency --split val`), where each method's threshold is tuned; never on the test images scored")
 
 
 def utility(mask, smap):
-    from ..metrics import auprc_score, auroc_score
-
+    """AUPRC (both rules), AUROC and the pointing game's hit of one map of a positive image."""
     out = {"auprc": auprc_score(mask, smap), "auprc_trapezoid": auprc_score(mask, smap, method="trapezoid")}
     out["auroc"] = auroc_score(mask, smap) if not np.asarray(mask).all() else float("nan")
+    out["hit"] = float(pointing_hit(mask, smap))
     return out
 
 
@@ -102,6 +111,101 @@ def truth_masks(data_dir, data, rows, size):
     return {r["image_id"]: m[..., 0] > 0 for r, m in zip(rows, masks)}
 
 
+def validation_thresholds(validation, store, manifest, data_dir, methods, *, log=print):
+    """Each method's IoU threshold tuned on a map store of the validation split, as CheXlocalize
+    (Saporta et al. 2022): the threshold maximizing the mean IoU over the validation positives
+    (`tune_threshold`), applied to the images scored. Returns ({method: threshold}, rows of
+    thresholds.csv).
+
+    `validation` must hold maps of the validation split (never test) of the same model (weights
+    digest), prepared data, input size and channels as `store`, each method made with the same
+    parameters (its noise seed aside); anything else is refused. A method `validation` lacks, or
+    holds no positive image of, gets no threshold, and the log says so."""
+    from ..data.pipeline import PreparedSplit
+    from ..saliency.store import MapStore
+
+    opt = f"--validation {validation}"
+    vstore = MapStore(validation)
+    if not (vstore.path / "store.json").exists():
+        raise CxrsalError(f"{opt}: not a map store (no store.json); make one with `cxrsal saliency --split val`")
+    meta, vmeta = store.meta, vstore.meta
+    split = vmeta.get("split")
+    if split == "test":
+        raise CxrsalError(f"{opt}: its maps are of the test split; the IoU threshold is tuned on the validation "
+                          "split, never on test (`cxrsal saliency --split val`)")
+    if split != "val" or split == meta.get("split"):
+        raise CxrsalError(f"{opt}: its maps are of the {split} split; the IoU threshold is tuned on the validation "
+                          f"split, scored on another (--maps is of the {meta.get('split')} split)")
+    mine, theirs = store.identity(), vstore.identity()
+    if mine["weights"] is None or theirs["weights"] is None:
+        raise CxrsalError(f"{opt}: --maps or --validation does not record its model's weights digest (an old "
+                          "store): cannot check that both hold maps of one model")
+    for key, what in (("weights", "model (weights digest)"), ("data", "prepared data"),
+                      ("input_size", "input size"), ("input_channels", "input channels")):
+        a, b = mine[key], theirs[key]
+        if key == "data":
+            a, b = Path(a).resolve(), Path(b).resolve()
+        if a != b:
+            raise CxrsalError(f"{opt}: its maps are of another {what} than --maps {store.path}; tune the "
+                              "threshold on the same model's maps of the validation split")
+    rows = {r["image_id"]: r for r in manifest if r["split"] == split}
+    missing = [i for i in vmeta["image_ids"] if i not in rows]
+    if missing:
+        raise CxrsalError(f"{opt}: image {missing[0]} of the store is not in the {split} split of {data_dir}")
+    # the parameters that make a method's maps (not its noise seed nor the library versions)
+    made = {"method", "params", "target"}
+    held, positives = set(vstore.methods()), {}
+    for method in methods:
+        if method not in held:
+            log(f"{method}: no maps in {opt}; no mIoU")
+            continue
+        a = {k: v for k, v in store.params(method).items() if k in made}
+        b = {k: v for k, v in vstore.params(method).items() if k in made}
+        if a != b:
+            raise CxrsalError(f"{opt}: its {method} maps were made with {b.get('params')} (target "
+                              f"{b.get('target')}), those scored with {a.get('params')} (target {a.get('target')})")
+        positives[method] = [i for i in vstore.ids(method) if rows[i]["label"] == 1]
+        if not positives[method]:
+            log(f"{method}: no positive image in {opt}; no mIoU")
+            del positives[method]
+    needed = sorted({i for ids in positives.values() for i in ids})
+    masks = truth_masks(data_dir, PreparedSplit(data_dir, split), [rows[i] for i in needed],
+                        vmeta["input_size"]) if needed else {}
+    thresholds, table = {}, []
+    for method, ids in positives.items():
+        t, miou = tune_threshold([masks[i] for i in ids], [vstore.load(method, i)["processed"] for i in ids])
+        thresholds[method] = t
+        table.append(dict(method=method, threshold=t, val_miou=miou, n_val=len(ids)))
+    return thresholds, table
+
+
+def summarize(table, *, replicates=1000, seed=0, level=0.95):
+    """Mean, sd, count and percentile interval (`replicates` image-level bootstrap replicates; 0:
+    NaN) of each utility metric per model, method and step.
+
+    Paired: for each model, step and metric, one matrix [methods, images] over every image any
+    method was scored on (NaN where a method lacks it, or its value is undefined) is resampled
+    at once, so all methods' intervals come from the same replicate image sets."""
+    import pandas as pd
+
+    util = table[table.metric.isin(UTILITY)]
+    summary = util.groupby(SUMMARY_KEYS)["value"].agg(["mean", "std", "count"]).reset_index()
+    cis = []
+    for (model, step, metric), d in util.groupby(["model", "step", "metric"]) if replicates else ():
+        # (two detectors' rows share one method name: their values of an image are averaged)
+        wide = d.groupby(["method", "image_id"])["value"].mean().unstack("image_id")
+        low, high = bootstrap_mean_ci(wide.to_numpy(np.float64), replicates=replicates, seed=seed, level=level)
+        cis.append(pd.DataFrame(dict(model=model, method=wide.index, step=step, metric=metric, ci_low=low,
+                                     ci_high=high)))
+    if not cis:
+        return summary.assign(ci_low=np.nan, ci_high=np.nan)
+    return summary.merge(pd.concat(cis, ignore_index=True), on=SUMMARY_KEYS, how="left")
+
+
+def _interval_text(low, high):
+    return "" if np.isnan(low) or np.isnan(high) else f" [{low:.3f}, {high:.3f}]"
+
+
 def _detector_name(path):
     """The RetinaNet run a detections CSV belongs to (RUN/predictions/SPLIT/detections.csv), or
     the CSV's own name."""
@@ -110,10 +214,17 @@ def _detector_name(path):
 
 
 def score_store(store_path, out, *, data_dir=None, baselines=None, model_name=None, step="trained", cfg=None,
-                parts=None, log=print, progress=False):
+                parts=None, validation=None, log=print, progress=False):
     """Score every map of a store (and the baselines) against the ground truth; returns the table.
 
-    Utility on the positive images; pointwise detection ([B]) on every image of the store,
+    Utility on the positive images: AUPRC, AUROC and CheXlocalize's pointing game (`hit`: the
+    processed map's maximum inside the mask) for every method and baseline, and, given a
+    `validation` store (`cfg.score.validation`: maps of the same model on the validation split),
+    the IoU of each saliency method's processed map thresholded where its mean IoU over the
+    validation positives is highest (`iou`; baselines get none), the thresholds written to
+    thresholds.csv. The summary's intervals and pointwise AP's come from `cfg.score.bootstrap`
+    image-level replicates (seed `cfg.score.seed`), paired across methods.
+    Pointwise detection ([B]) on every image of the store,
     ranked by the model's logit, negatives included (a store of positives only has no false
     positives from negatives: the AP is written with n_negative = 0 and a warning). Cells of
     the maps that come from the feature grid (GradCAM, WILDCAT) are placed by
@@ -125,21 +236,22 @@ def score_store(store_path, out, *, data_dir=None, baselines=None, model_name=No
     from ..config import Config
     from ..data.manifest import read_manifest
     from ..data.pipeline import PreparedSplit, load_batch
-    from ..metrics import argmax_points, average_mask, box_heatmap, pointwise_average_precision, pointwise_hits
     from ..saliency.base import METHODS
-    from ..saliency.store import MapStore
+    from ..saliency.store import SCALE, MapStore
     from .provenance import result_meta
 
     cfg = cfg or Config()
-    # `baselines` and `parts` given here override the config's `score:` section; the settings
-    # used are written into OUT/config.yaml
+    # `baselines`, `parts` and `validation` given here override the config's `score:` section;
+    # the settings used are written into OUT/config.yaml
     try:
         cfg = dataclasses.replace(cfg, score=dataclasses.replace(
             cfg.score, baselines=cfg.score.baselines if baselines is None else baselines,
-            parts=cfg.score.parts if parts is None else tuple(parts)))
+            parts=cfg.score.parts if parts is None else tuple(parts),
+            validation=cfg.score.validation if validation is None else str(validation)))
     except ConfigError as e:
         raise CxrsalError(str(e).replace("score.parts", "score parts")) from None
-    baselines, parts = cfg.score.baselines, cfg.score.parts
+    baselines, parts, validation = cfg.score.baselines, cfg.score.parts, cfg.score.validation
+    replicates, seed = cfg.score.bootstrap, cfg.score.seed
     pw = cfg.pointwise
     do_utility, do_pointwise = "utility" in parts, "pointwise" in parts
     store = MapStore(store_path)
@@ -154,6 +266,15 @@ def score_store(store_path, out, *, data_dir=None, baselines=None, model_name=No
         raise CxrsalError(f"--data {data_dir}: image {missing[0]} of the store is not in its {split} split")
     data = PreparedSplit(data_dir, split)
     ids = meta["image_ids"]
+    # the IoU thresholds first: a wrong validation store is refused before the scoring starts
+    methods = store.methods()
+    thresholds, threshold_rows = {}, []
+    if validation and do_utility:
+        thresholds, threshold_rows = validation_thresholds(validation, store, manifest, data_dir, methods, log=log)
+    elif validation:
+        log(f"--validation {validation}: not used; mIoU is part of utility, not scored here (score parts: pointwise)")
+    elif do_utility:
+        log(NO_IOU)
     masks = truth_masks(data_dir, data, [rows[i] for i in ids], size)
     boxes = {i: scaled_boxes(rows[i], size) for i in ids}
     geometry = meta.get("geometry") if pw.centres == "receptive-field" else None
@@ -177,13 +298,15 @@ def score_store(store_path, out, *, data_dir=None, baselines=None, model_name=No
     def add_pointwise(model, method, labels, scores, hits, centres):
         if any(labels):
             n_neg = int(len(labels) - sum(labels))
+            low, high = (bootstrap_ap_ci(labels, scores, hits, replicates=replicates, seed=seed) if replicates
+                         else (np.nan, np.nan))
             pointwise.append(dict(model=model, method=method, step=step, n=len(labels), n_negative=n_neg,
-                                  pointwise_ap=pointwise_average_precision(labels, scores, hits), centres=centres))
+                                  pointwise_ap=pointwise_average_precision(labels, scores, hits), centres=centres,
+                                  ci_low=low, ci_high=high))
 
     from tqdm import tqdm
 
     logits = {}
-    methods = store.methods()
     # a bar with rate and ETA on a terminal (progress=None), none in a log or a pipe
     bar = tqdm(total=sum(len(store.ids(m)) for m in methods), desc="score", unit="map",
                disable=None if progress else True)
@@ -194,7 +317,12 @@ def score_store(store_path, out, *, data_dir=None, baselines=None, model_name=No
         for image_id in stored:
             d = store.load(method, image_id, quantized=True)
             if do_utility and rows[image_id]["label"] == 1:
-                add(image_id, method, utility(masks[image_id], d["processed"]), constant=d["constant"])
+                metrics = utility(masks[image_id], d["processed"])
+                if method in thresholds:
+                    # the map's [0, 1] values, as MapStore.load gives them (validation maps too)
+                    metrics["iou"] = iou_score(masks[image_id], d["processed"].astype(np.float32) / SCALE,
+                                               threshold=thresholds[method])
+                add(image_id, method, metrics, constant=d["constant"])
             grids.append(d.get("native", d["processed"]))
             scores.append(d["logit"])
             labs.append(rows[image_id]["label"])
@@ -263,8 +391,7 @@ def score_store(store_path, out, *, data_dir=None, baselines=None, model_name=No
     if not records:
         raise CxrsalError(f"--maps {store_path}: the store holds no maps")
     table = pd.DataFrame.from_records(records)
-    summary = (table[table.metric.isin(UTILITY)].groupby(["model", "method", "step", "metric"])["value"]
-               .agg(["mean", "std", "count"]).reset_index())
+    summary = summarize(table, replicates=replicates, seed=seed)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     remove_stale_tmp(out)
@@ -272,19 +399,32 @@ def score_store(store_path, out, *, data_dir=None, baselines=None, model_name=No
     write_frame(out / "scores.parquet", table)
     write_frame(out / "summary.csv", summary)
     write_frame(out / "pointwise.csv", pd.DataFrame(pointwise, columns=["model", "method", "step", "n", "n_negative",
-                                                                        "pointwise_ap", "centres"]))
+                                                                        "pointwise_ap", "ci_low", "ci_high",
+                                                                        "centres"]))
+    write_frame(out / "thresholds.csv", pd.DataFrame(threshold_rows, columns=THRESHOLD_COLUMNS))
     write_config(cfg, out)
     model_dir = Path(meta["model"])
     provenance = result_meta([model_dir], cfg) if model_dir.exists() else {"choices": cfg.choices()}
     atomic_write_text(out / "score.json", json.dumps({"maps": str(Path(store_path).resolve()), "data": data_dir,
                                                       "baselines": baselines, "model": model_name, **provenance,
+                                                      "validation": str(Path(validation).resolve()) if validation
+                                                      else None,
                                                       "input_channels": meta.get("input_channels")},
                                                      indent=2) + "\n")
-    for r in summary[summary.metric == "auprc"].itertuples():
-        log(f"{r.method:<22} AUPRC {r.mean:.3f} +/- {0 if np.isnan(r.std) else r.std:.3f}  (n={r.count})")
+    tuned = {r["method"]: r for r in threshold_rows}
+    names = {"auprc": "AUPRC", "hit": "hit rate", "iou": "mIoU"}
+    shown = summary[summary.metric.isin(list(names))]
+    shown = shown.assign(order=shown.metric.map(list(names).index)).sort_values(["model", "method", "order"])
+    for r in shown.itertuples():
+        name = names[r.metric]
+        at = (f", threshold {tuned[r.method]['threshold']:.2f} tuned on {tuned[r.method]['n_val']} validation "
+              "positives") if r.metric == "iou" else ""
+        log(f"{r.method:<22} {name} {r.mean:.3f}{_interval_text(r.ci_low, r.ci_high)} "
+            f"+/- {0 if np.isnan(r.std) else r.std:.3f}  (n={r.count}{at})")
     for p in pointwise:
         note = "  (positives only: no false positives from negatives, AP inflated)" if p["n_negative"] == 0 else ""
-        log(f"{p['method']:<22} pointwise AP {p['pointwise_ap']:.3f}  ({p['n']} images, {p['centres']}){note}")
+        log(f"{p['method']:<22} pointwise AP {p['pointwise_ap']:.3f}{_interval_text(p['ci_low'], p['ci_high'])}  "
+            f"({p['n']} images, {p['centres']}){note}")
     return table
 
 

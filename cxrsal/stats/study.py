@@ -24,7 +24,25 @@ TESTS_COLUMNS = ("dataset", "group", "question", "model", "method", "comparison"
                  "p_value", "test", "finding", "decision", "source")
 TABLE2_COLUMNS = ("utility vs average mask", "utility vs localization network", "trained vs randomized",
                   "repeatability vs 0.5", "repeatability vs localization network", "reproducibility vs 0.5",
-                  "reproducibility vs localization network")
+                  "reproducibility vs localization network", "data randomization")
+# [A]'s one sanity check (cascading randomization, top-down) is Table 2's "trained vs randomized"
+A_CHECK = "MPRT top-down"
+ORDERS = ("top-down", "bottom-up", "independent")
+# the sanity checks published since [A], in the order of the report's "Sanity checks" table
+SANITY_COLUMNS = tuple(f"{test} {order}" for order in ORDERS for test in ("MPRT", "sMPRT", "eMPRT")) + (
+    "data randomization",)
+SANITY_MEANING = {
+    "MPRT": "the maps of the fully randomized model are less similar (SSIM) to the trained model's than two "
+            "different images' maps are: the method depends on what the model learnt",
+    "sMPRT": "as MPRT, every map first averaged over noisy copies of the input, so that noise in the maps cannot "
+             "make them look changed (Hedstroem et al. 2023)",
+    "eMPRT": "the maps' complexity (entropy of the normalized |map|) rises significantly from the trained to the "
+             "fully randomized model (paired one-sided Wilcoxon), no similarity measure needed "
+             "(Hedstroem et al. 2023)",
+    "data randomization": "the maps of a model trained on permuted labels are less similar to the true model's "
+                          "than two different images' maps are: the method depends on the labels the model "
+                          "learnt from (Adebayo et al. 2018)",
+}
 POOLING = "Results of different data sets or architectures are never pooled: each Table 2 holds one group."
 
 
@@ -165,7 +183,11 @@ def _load_results(infos):
 
 
 def _compare_kind(info):
-    """Repeatability when both models share an architecture (model key), reproducibility otherwise."""
+    """The data randomization test when one model learnt permuted labels; else repeatability when
+    both models share an architecture (model key), reproducibility otherwise."""
+    marker = Path(info["path"]) / "compare.json"
+    if marker.is_file() and _read_json(marker).get("check") == "data randomization":
+        return "data randomization"
     keys = [m["key"] for m in info["models"]]
     return "repeatability" if len(set(keys)) == 1 and UNKNOWN not in keys else "reproducibility"
 
@@ -221,6 +243,8 @@ def utility_tests(scores, alpha=ALPHA):
 def _final_step(rand):
     """SSIM rows of each randomization folder's fully randomized step (models of one group)."""
     ssim = rand[rand.metric == "ssim"]
+    if "check" not in ssim.columns:
+        ssim = ssim.assign(check=A_CHECK)
     keys = _keys(ssim)
     if not keys:
         return ssim[ssim.step == ssim.step.max()]
@@ -228,26 +252,72 @@ def _final_step(rand):
     return ssim[ssim.step == last]
 
 
+def _check_question(check):
+    """The tests.csv question of a randomization check: [A]'s is Table 2's "trained vs randomized"."""
+    return "trained vs randomized" if check == A_CHECK else check
+
+
+def _threshold_test(ids, question, model, method, values, thr, alpha):
+    mean = float(np.mean(values))
+    decision, found = vs_threshold(mean, thr)
+    lo, hi = _t_interval(values, alpha)
+    return _row(ids, question, model, method, "threshold", mean - thr, lo - thr, hi - thr, one_sample(values, thr),
+                "t-test (two-sided)", decision, found)
+
+
 def randomization_tests(rand, thresholds, alpha=ALPHA):
     """Fully randomized mean SSIM against each method's degradation threshold (its own rule);
-    the t-test's p-value (two-sided) is shown, the decision does not use it."""
+    the t-test's p-value (two-sided) is shown, the decision does not use it. Each folder's check
+    (MPRT or sMPRT in one order) is its own question; an MPRT folder also gives eMPRT's test
+    (complexity rise, `emprt_table`) of the same maps."""
+    from . import emprt_table
+
     rows = []
     if rand.empty:
         return rows
+    if "check" not in rand.columns:
+        rand = rand.assign(check=A_CHECK)
     last = _final_step(rand)
-    keys = _keys(last)
+    keys = _keys(last, "check")
     for values, d in last.groupby(keys + ["method"], sort=True):
         ids, method = _ids(keys, values[:-1]), values[-1]
         th = thresholds[thresholds.method == method]
         for k, v in ids.items():
             th = th[th[k] == v] if k in th.columns else th
         thr = float(th.threshold.mean()) if len(th) else float("nan")
-        mean = float(d.value.mean())
-        decision, found = vs_threshold(mean, thr)
-        lo, hi = _t_interval(d.value, alpha)
-        rows.append(_row(ids, "trained vs randomized", ", ".join(sorted(map(str, d.model.unique()))), method,
-                         "threshold", mean - thr, lo - thr, hi - thr, one_sample(d.value, thr), "t-test (two-sided)",
-                         decision, found))
+        check = ids.pop("check")
+        rows.append(_threshold_test(ids, _check_question(check), ", ".join(sorted(map(str, d.model.unique()))),
+                                    method, d.value, thr, alpha))
+    complexity = rand[rand.metric == "complexity"]
+    for values, d in (complexity.groupby(keys, sort=True) if len(complexity) else ()):
+        ids = _ids(keys, values)
+        check = ids.pop("check")
+        if not check.startswith("MPRT"):
+            continue       # eMPRT is defined on the plain maps
+        models = ", ".join(sorted(map(str, d.model.unique())))
+        for r in emprt_table(d, alpha).itertuples():
+            rows.append(_row(ids, "e" + check, models, r.method, "trained model's complexity", r.rise - 1,
+                             float("nan"), float("nan"), r.p_value, "Wilcoxon signed-rank (one-sided)", r.result,
+                             "complexity rose" if r.result == "PASS" else
+                             ("n/a" if r.result == "n/a" else "complexity did not rise")))
+    return rows
+
+
+def data_randomization_tests(compare, thresholds, alpha=ALPHA):
+    """The data randomization test: mean SSIM between the true and the label-permuted model's
+    maps against the degradation threshold of the true model's maps (PASS below it)."""
+    rows = []
+    keys = _keys(compare)
+    for values, d in (compare.groupby(keys + ["method"], sort=True) if len(compare) else ()):
+        ids, method = _ids(keys, values[:-1]), values[-1]
+        if str(method).startswith("baseline:"):
+            continue
+        th = thresholds[thresholds.method == method] if len(thresholds) else thresholds
+        for k, v in ids.items():
+            th = th[th[k] == v] if k in th.columns else th
+        thr = float(th.threshold.mean()) if len(th) else float("nan")
+        pair = f"{d.model_a.iloc[0]} vs {d.model_b.iloc[0]}" if {"model_a", "model_b"} <= set(d.columns) else ""
+        rows.append(_threshold_test(ids, "data randomization", pair, method, d.value, thr, alpha))
     return rows
 
 
@@ -283,7 +353,17 @@ def _split_group(group):
     return group.split("/", 1)[-1] if isinstance(group, str) else UNKNOWN
 
 
-def table2(tests):
+def sanity_table(tests):
+    """PASS/FAIL per group and method of every sanity check present (`SANITY_COLUMNS`; [A]'s
+    top-down MPRT is Table 2's "trained vs randomized"), columns without any result left out."""
+    if tests.empty:
+        return table2(tests, columns=())
+    tests = tests.assign(question=tests.question.replace({"trained vs randomized": A_CHECK}))
+    present = tuple(c for c in SANITY_COLUMNS if c in set(tests.question))
+    return table2(tests, columns=present)
+
+
+def table2(tests, columns=TABLE2_COLUMNS):
     """PASS/FAIL per data set x model group, method and criterion; a cell without data says so.
 
     A cell PASSes when every test behind it (e.g. several scored runs of one architecture)
@@ -292,7 +372,8 @@ def table2(tests):
     """
     import pandas as pd
 
-    columns = ["dataset", "model", "method", *TABLE2_COLUMNS]
+    criteria = tuple(columns)
+    columns = ["dataset", "model", "method", *criteria]
     if tests.empty:
         return pd.DataFrame(columns=columns)
     tests = tests.copy()
@@ -304,7 +385,7 @@ def table2(tests):
     for (dataset, group), g in sorted(tests.groupby(["dataset", "group"]), key=lambda kv: kv[0]):
         for m in ordered([m for m in set(g.method) if m in METHODS]):
             row = {"dataset": dataset, "model": _split_group(group), "method": m}
-            for q in TABLE2_COLUMNS:
+            for q in criteria:
                 d = g[(g.method == m) & (g.question == q)]
                 if d.empty:
                     row[q] = NO_DATA
@@ -348,10 +429,11 @@ def _randomization_sets(rand):
     sets = []
     if not rand.empty:
         last = _final_step(rand)
-        keys = _keys(last)
-        for values, d in (last.groupby(keys, sort=True) if keys else [((), last)]):
-            sets.append((_ids(keys, values), "trained vs randomized", ", ".join(sorted(map(str, d.model.unique()))),
-                         d))
+        keys = _keys(last, "check")
+        for values, d in last.groupby(keys, sort=True):
+            ids = _ids(keys, values)
+            check = ids.pop("check")
+            sets.append((ids, _check_question(check), ", ".join(sorted(map(str, d.model.unique()))), d))
     return sets
 
 
@@ -395,6 +477,11 @@ class RandomizationResult(ResultKind):
     sections = ("saliency", "randomization", "similarity")
     figures = ("fig3a_randomization",)
 
+    def prepare(self, info, frame):
+        # which check the folder made (MPRT/sMPRT and order); older folders: [A]'s
+        frame["check"] = _read_json(Path(info["path"]) / self.marker).get("check") or A_CHECK
+        return frame
+
     def group_of_rows(self, info, first):
         # rows name their model by the tag f"{k:02d}-{dir name}" of the k-th model
         tags = {f"{k:02d}-{m['name']}": group_name(info["dataset"], m["key"]) for k, m in enumerate(info["models"])}
@@ -411,7 +498,7 @@ class RandomizationResult(ResultKind):
 class CompareResult(ResultKind):
     """`cxrsal compare`: SSIM per image between two models' maps (and two localization networks')."""
     name, marker, order = "compare", "compare.json", 2
-    tables = {"compare": "compare.csv"}
+    tables = {"compare": "compare.csv", "compare_thresholds": "thresholds.csv"}
     sections = ("saliency", "compare", "similarity")
     first_model_only = True     # two architectures: the result belongs to model A's group
 
@@ -424,7 +511,10 @@ class CompareResult(ResultKind):
         compare = tables["compare"]
         if not compare.empty:
             for kind, d in compare.groupby("question_kind", sort=True):
-                rows += compare_tests(d, kind, alpha)
+                if kind == "data randomization":
+                    rows += data_randomization_tests(d, tables["compare_thresholds"], alpha)
+                else:
+                    rows += compare_tests(d, kind, alpha)
         return rows
 
     def posthoc_sets(self, tables):
@@ -713,7 +803,22 @@ def tables_markdown(res, level=2):
               markdown(res["table1_utility"]) if len(res["table1_utility"]) else NO_DATA, ""]
     if len(res.get("findings", ())):
         parts += [f"{h} {FINDINGS_TITLE}", "", markdown(res["findings"]), ""]
+    sanity = res.get("sanity")
+    if sanity is not None and len(sanity):
+        parts += [f"{h} {SANITY_TITLE}", "", markdown(sanity), "", *sanity_meanings(sanity), ""]
     return "\n".join(parts)
+
+
+SANITY_TITLE = "Sanity checks: every randomization order, sMPRT, eMPRT and data randomization"
+
+
+def sanity_meanings(sanity):
+    """One sentence per check present: what a PASS means."""
+    out = []
+    for column in sanity.columns[3:]:
+        test = column.split()[0] if column != "data randomization" else column
+        out.append(f"- {column}: PASS = {SANITY_MEANING[test]}.")
+    return out
 
 
 # ---------------------------------------------------------------- the command
@@ -758,7 +863,8 @@ def run_stats(dirs, out, *, alpha=ALPHA, posthoc="mixedlm", log=print):
                 g["data"].append(info["data"])
             g["sources"].append(info["source"])
     groups = {k: groups[k] for k in sorted(groups)}
-    res = {"tests": tests, "posthoc": post, "table2": table2(tests), "table1": table1(found["runs"], pointwise),
+    res = {"tests": tests, "posthoc": post, "table2": table2(tests), "sanity": sanity_table(tests),
+           "table1": table1(found["runs"], pointwise),
            "table1_utility": table1_utility(found["runs"], scores), "choices": choices_table(infos),
            "groups": groups, "found": found, "posthoc_name": posthoc, "alpha": alpha, "pointwise_table": pointwise}
     res["findings"] = findings(res)
@@ -767,7 +873,7 @@ def run_stats(dirs, out, *, alpha=ALPHA, posthoc="mixedlm", log=print):
     remove_stale_tmp(out)
     for name, key in (("tests.csv", "tests"), ("posthoc.csv", "posthoc"), ("table2.csv", "table2"),
                       ("table1.csv", "table1"), ("table1_utility.csv", "table1_utility"),
-                      ("choices.csv", "choices"), ("findings.csv", "findings")):
+                      ("choices.csv", "choices"), ("findings.csv", "findings"), ("sanity.csv", "sanity")):
         write_frame(out / name, res[key])
     with atomic_path(out / "tables.md") as tmp:
         tmp.write_text(tables_markdown(res))

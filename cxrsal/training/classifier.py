@@ -16,6 +16,12 @@ def auc_score(labels, scores):
     return float(roc_auc_score(labels, np.asarray(scores).ravel()))
 
 
+def permuted_labels(labels, seed):
+    """The training labels of the data randomization test: `labels` shuffled by `seed` (the
+    same prevalence, no relation left to the images)."""
+    return np.random.default_rng(np.random.SeedSequence([int(seed), 1801])).permutation(np.asarray(labels))
+
+
 def predict_split(model, data_dir, split, *, batch_size=32, image_size=0):
     """(labels, scores) of every image of `split`, in manifest order."""
     from ..data.pipeline import make_dataset
@@ -37,8 +43,27 @@ class ClassificationTask(Task):
     name = CLASSIFICATION
     monitor, mode = "val_auc", "max"
 
+    def __init__(self, cfg, data_dir):
+        super().__init__(cfg, data_dir)
+        self.permute = cfg.train.permute_labels
+        self.labels = None
+        if self.permute >= 0:
+            # the data randomization test: the best epoch is the one that fits the permuted
+            # training labels best (validation AUC means nothing for such a model)
+            from ..data.pipeline import PreparedSplit
+
+            self.monitor = "train_auc"
+            self.labels = permuted_labels(PreparedSplit(data_dir, "train").labels, self.permute)
+
     def describe(self):
-        return {"arch": self.cfg.model.arch, "head": self.cfg.model.head, "options": to_dict(self.cfg)["model"]}
+        out = {"arch": self.cfg.model.arch, "head": self.cfg.model.head, "options": to_dict(self.cfg)["model"]}
+        if self.permute >= 0:
+            out["label_permuted"] = {"seed": self.permute, "fit_auc": self.cfg.train.fit_auc}
+        return out
+
+    def fitted(self, scores):
+        """A permuted-label model stops once it fits its labels (`train.fit_auc`)."""
+        return self.permute >= 0 and scores.get("train_auc", 0.0) >= self.cfg.train.fit_auc
 
     def build(self, size):
         import keras
@@ -56,17 +81,28 @@ class ClassificationTask(Task):
         from ..data.pipeline import dataset_from_config
 
         return dataset_from_config(self.data_dir, "train", self.cfg.pipeline, image_size=size, start_epoch=epoch,
-                                   advance=False, with_masks=False, repeat=bool(self.cfg.train.steps_per_epoch))
+                                   advance=False, with_masks=False, repeat=bool(self.cfg.train.steps_per_epoch),
+                                   labels=self.labels)
 
     def validate(self, model, size):
         labels, scores = predict_split(model, self.data_dir, "val", batch_size=self.cfg.pipeline.batch_size,
                                        image_size=size)
-        return {"val_auc": auc_score(labels, scores)}
+        out = {"val_auc": auc_score(labels, scores)}
+        if self.labels is not None:     # how well it fits the labels it learns (manifest order)
+            _, train_scores = predict_split(model, self.data_dir, "train", batch_size=self.cfg.pipeline.batch_size,
+                                            image_size=size)
+            out["train_auc"] = auc_score(self.labels, train_scores)
+        return out
 
     def test(self, model, size, out):
         labels, scores = predict_split(model, self.data_dir, "test", batch_size=self.cfg.pipeline.batch_size,
                                        image_size=size)
-        return {"test_auc": auc_score(labels, scores)}
+        out = {"test_auc": auc_score(labels, scores)}
+        if self.labels is not None:
+            _, train_scores = predict_split(model, self.data_dir, "train", batch_size=self.cfg.pipeline.batch_size,
+                                            image_size=size)
+            out["train_auc_permuted"] = auc_score(self.labels, train_scores)
+        return out
 
 
 def evaluate(run_dir, split="test", which="best", data_dir=None, log=print):

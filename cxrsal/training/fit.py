@@ -184,6 +184,8 @@ def train(cfg: Config, data_dir, out, *, log=print, verbose=1, on_epoch_end=None
         previous = state["last"]
         state.update(epoch=epoch + 1, last=last, history=state["history"] + [row], **watch.state)
         note = ""
+        if task.fitted(val):
+            state.update(stopped_early=True, fitted=True)
         if new_lr is not None:
             model.optimizer.learning_rate.assign(new_lr)
             note = f"; learning rate now {new_lr:.3g}"
@@ -195,7 +197,9 @@ def train(cfg: Config, data_dir, out, *, log=print, verbose=1, on_epoch_end=None
             + ("  (best)" if improved else f"  (no gain for {state['wait']}{note})"))
         if on_epoch_end:
             on_epoch_end(epoch + 1)
-    if state["stopped_early"]:
+    if state.get("fitted"):
+        log(f"stopped: {monitor} {state['history'][-1][monitor]:.4f} reached train.fit_auc {t.fit_auc}")
+    elif state["stopped_early"]:
         log(f"early stop: no better {monitor} for {t.patience} epochs")
 
     best = Run(out, option="--out").model("best")
