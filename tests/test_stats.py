@@ -378,3 +378,44 @@ def test_stats_import_no_tensorflow():
             "print([m for m in ('tensorflow', 'keras') if m in sys.modules])")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_localization_table_intervals_against_a_slow_loop():
+    """AUPRC, hit rate and mIoU per method with paired image-level bootstrap intervals: each
+    interval equals a loop over the same replicate image sets (bootstrap_indices, seed 0)."""
+    from cxrsal.metrics import bootstrap_indices
+    from cxrsal.stats.study import localization_table
+
+    rng = np.random.default_rng(3)
+    ids = [f"img{i}" for i in range(12)]
+    rows = []
+    for method in ("gcam", "grad"):
+        for i in ids:
+            for metric, value in (("auprc", rng.random()), ("hit", float(rng.random() < 0.5)), ("iou", rng.random())):
+                rows.append(dict(dataset="d", group="d/resnet18", model="m", method=method, step="trained",
+                                 metric=metric, value=value, label=1, image_id=i))
+    rows.append(dict(dataset="d", group="d/resnet18", model="m", method="gcam", step="trained", metric="auprc",
+                     value=0.99, label=0, image_id="negative"))          # negatives are not scored for utility
+    scores = pd.DataFrame(rows)
+    t = localization_table(scores, replicates=200, seed=0).set_index("method")
+    assert list(t.index) == ["grad", "gcam"]                              # [A]'s order
+    idx = bootstrap_indices(len(ids), replicates=200, seed=0)
+    for method in ("gcam", "grad"):
+        for metric, name in (("auprc", "AUPRC"), ("hit", "hit rate"), ("iou", "mIoU")):
+            d = scores[(scores.method == method) & (scores.metric == metric) & (scores.label == 1)]
+            v = d.set_index("image_id").loc[sorted(ids), "value"].to_numpy()
+            means = [v[r].mean() for r in idx]
+            low, high = np.percentile(means, [2.5, 97.5])
+            assert t.loc[method, name] == pytest.approx(v.mean())
+            assert t.loc[method, f"{name} 95% CI"] == f"[{low:.3f}, {high:.3f}]"
+    assert t.loc["gcam", "positives"] == 12
+
+
+def test_threshold_interval_is_the_bootstrap_of_the_mean():
+    from cxrsal.metrics import bootstrap_indices
+    from cxrsal.stats.study import _t_interval
+
+    v = np.random.default_rng(0).normal(0.3, 0.1, 40)
+    idx = bootstrap_indices(40, replicates=1000, seed=0)
+    low, high = np.percentile([v[r].mean() for r in idx], [2.5, 97.5])
+    assert _t_interval(v, 0.05) == pytest.approx((low, high), abs=1e-12)

@@ -244,8 +244,10 @@ def analyse(out, plan, cfg, meta, *, log=print):
                  .reset_index(name="mean"))
     curves = (per_model.groupby(["method", "step", "step_name", "metric"])["mean"]
               .agg(mean="mean", sd="std", replicates="count").reset_index())
+    curves = with_intervals(table, curves, ["method", "step", "step_name", "metric"], seed=rz.seed)
     thr = pd.DataFrame(thresholds)
-    last = curves[(curves.metric == "ssim") & (curves.step == curves.step.max())][["method", "mean"]]
+    last = curves[(curves.metric == "ssim") & (curves.step == curves.step.max())][["method", "mean", "ci_low",
+                                                                                   "ci_high"]]
     verdict = last.merge(thr.groupby("method")["threshold"].mean().reset_index(), on="method")
     verdict["result"] = np.where(verdict["mean"] < verdict["threshold"], "PASS", "FAIL")
     verdict = verdict.rename(columns={"mean": "randomized_ssim"})
@@ -270,11 +272,31 @@ def analyse(out, plan, cfg, meta, *, log=print):
     log(f"SSIM of {sim.maps} maps, data_range {sim.data_range:g}; threshold from "
         + (f"{rz.pairs} random pairs" if rz.pairs else f"{rz.pairs_per_image} partners per image"))
     for r in verdict.itertuples():
-        log(f"{r.method:<8} randomized SSIM {r.randomized_ssim:.3f} vs threshold {r.threshold:.3f}: {r.result}")
+        log(f"{r.method:<8} randomized SSIM {r.randomized_ssim:.3f} [{r.ci_low:.3f}, {r.ci_high:.3f}] vs threshold "
+            f"{r.threshold:.3f}: {r.result}")
     for r in emprt.itertuples():
         log(f"{r.method:<8} eMPRT complexity {r.trained:.3f} -> {r.randomized:.3f} nats (x{r.rise:.3f}, "
             f"p {r.p_value:.3g}): {r.result}")
     return table, curves, thr, verdict
+
+
+def with_intervals(table, summary, keys, *, seed=0, replicates=1000):
+    """`summary` with `ci_low`, `ci_high`: 95 % image-level bootstrap intervals of each row's mean
+    over images (an image's value: its mean over the models), all rows of one metric resampled
+    with the same image sets (paired), in one vectorized call per metric."""
+    import pandas as pd
+
+    from ..metrics import bootstrap_mean_ci
+
+    parts = []
+    for metric, d in table.groupby("metric", sort=False):
+        wide = d.pivot_table(index=[k for k in keys if k != "metric"], columns="image_id", values="value",
+                             aggfunc="mean")
+        low, high = (bootstrap_mean_ci(wide.to_numpy(np.float64), replicates=replicates, seed=seed)
+                     if wide.shape[1] > 1 else (np.full(len(wide), np.nan),) * 2)
+        parts.append(wide.index.to_frame(index=False).assign(metric=metric, ci_low=low, ci_high=high))
+    ci = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=[*keys, "ci_low", "ci_high"])
+    return summary.merge(ci, on=keys, how="left")
 
 
 def complexity_of(stored, channels):

@@ -18,7 +18,7 @@ from ..geometry import resize_map
 from ..io import atomic_write_text, remove_stale_tmp, write_frame
 from ..metrics.similarity import LOW_BASELINE, degradation_threshold
 from ..saliency.postprocess import normalize
-from .randomization import similarity_map
+from .randomization import similarity_map, with_intervals
 
 
 def run_compare(model_dirs, out, cfg, methods="study", *, baseline_maps=None, progress=True, log=print, maps=()):
@@ -105,6 +105,7 @@ def run_compare(model_dirs, out, cfg, methods="study", *, baseline_maps=None, pr
                                 value=ssim_score(a, b, data_range=sim.data_range)))
     table = pd.DataFrame.from_records(records)
     summary = table.groupby("method")["value"].agg(["mean", "std", "count"]).reset_index()
+    summary = with_intervals(table.assign(metric="ssim"), summary, ["method"], seed=cfg.randomization.seed)
     out.mkdir(parents=True, exist_ok=True)
     check = "data randomization" if data_randomization else None
     if data_randomization:
@@ -132,7 +133,8 @@ def run_compare(model_dirs, out, cfg, methods="study", *, baseline_maps=None, pr
          "label_permuted": [str(m) for m, p in zip(model_dirs, permuted) if p]}, indent=2) + "\n")
     log(f"SSIM of {sim.maps} maps, data_range {sim.data_range:g} (PASS/FAIL: `cxrsal stats`)")
     for r in summary.itertuples():
-        log(f"{r.method:<22} SSIM {r.mean:.3f} +/- {0 if np.isnan(r.std) else r.std:.3f} (n={r.count})")
+        log(f"{r.method:<22} SSIM {r.mean:.3f} [{r.ci_low:.3f}, {r.ci_high:.3f}] +/- "
+            f"{0 if np.isnan(r.std) else r.std:.3f} (n={r.count})")
     if data_randomization:
         log(f"data randomization test ({Path(model_dirs[permuted.index(True)]).name}: permuted labels):")
         for r in verdicts.itertuples():

@@ -43,6 +43,7 @@ SANITY_MEANING = {
                           "than two different images' maps are: the method depends on the labels the model "
                           "learnt from (Adebayo et al. 2018)",
 }
+BOOTSTRAP = 1000    # image-level replicates of every interval of a mean
 POOLING = "Results of different data sets or architectures are never pooled: each Table 2 holds one group."
 
 
@@ -209,14 +210,15 @@ def _row(ids, question, model, method, comparison, estimate, ci_low, ci_high, p,
 
 
 def _t_interval(values, alpha):
-    from scipy.stats import t
+    """The (1 - alpha) interval of a mean over images: percentile interval of `BOOTSTRAP`
+    image-level bootstrap replicates (seed 0); NaN for fewer than two finite values."""
+    from ..metrics import bootstrap_mean_ci
 
     values = np.asarray(values, float)
     values = values[np.isfinite(values)]
     if len(values) < 2:
         return float("nan"), float("nan")
-    half = t.ppf(1 - alpha / 2, len(values) - 1) * values.std(ddof=1) / np.sqrt(len(values))
-    return float(values.mean() - half), float(values.mean() + half)
+    return bootstrap_mean_ci(values, replicates=BOOTSTRAP, seed=0, level=1 - alpha)
 
 
 def utility_tests(scores, alpha=ALPHA):
@@ -615,14 +617,75 @@ def table1(runs, pointwise):
     rows = []
     for c in chosen_runs(runs):
         test = _metric(c["card"], "test_auc")
+        native = NATIVE.get(c["head"], "gcam")
         rows.append({"dataset": c["dataset"], "backbone": c["backbone"], "head": c["head"], "run": c["run"],
                      "selected by": c["selected by"],
                      "val score": c["val score"] if c["val score"] is not None else NO_DATA,
                      "test AUC": test if test is not None else NO_DATA,
-                     "pointwise AP": _pointwise_cell(pointwise, c["run"], NATIVE.get(c["head"], "gcam")),
-                     "pointwise AP of": NATIVE.get(c["head"], "gcam")})
+                     "test AUC 95% CI": _interval_cell((c["card"].get("metrics") or {}).get("test_auc_ci")),
+                     "pointwise AP": _pointwise_cell(pointwise, c["run"], native),
+                     "pointwise AP 95% CI": _pointwise_ci_cell(pointwise, c["run"], native),
+                     "pointwise AP of": native})
     return pd.DataFrame(rows, columns=["dataset", "backbone", "head", "run", "selected by", "val score", "test AUC",
-                                       "pointwise AP", "pointwise AP of"])
+                                       "test AUC 95% CI", "pointwise AP", "pointwise AP 95% CI", "pointwise AP of"])
+
+
+def _interval_cell(interval):
+    """[low, high] as a table cell ("no data" when missing or undefined)."""
+    if not interval or len(interval) != 2 or not all(np.isfinite(float(v)) for v in interval):
+        return NO_DATA
+    return f"[{float(interval[0]):.3f}, {float(interval[1]):.3f}]"
+
+
+def _pointwise_ci_cell(pointwise, run, method):
+    if pointwise.empty or "ci_low" not in pointwise.columns:
+        return NO_DATA
+    d = _trained(pointwise)
+    d = d[(d.model.astype(str) == run) & (d.method == method)].dropna(subset=["ci_low", "ci_high"])
+    return _interval_cell([d.ci_low.iloc[0], d.ci_high.iloc[0]]) if len(d) == 1 else NO_DATA
+
+
+LOCALIZATION_METRICS = {"auprc": "AUPRC", "hit": "hit rate", "iou": "mIoU"}
+
+
+def localization_table(scores, replicates=BOOTSTRAP, seed=0):
+    """Localization per scored model and method as clinicians read it beside AUPRC: mean AUPRC,
+    hit rate (pointing game) and mIoU (threshold tuned on validation maps), each with its 95 %
+    image-level bootstrap interval (paired: one set of resampled images for every method of a
+    model). Positive images of the trained step; an image scored twice counts once."""
+    import pandas as pd
+
+    from ..metrics import bootstrap_mean_ci
+
+    columns = ["dataset", "group", "model", "method", "positives"]
+    for name in LOCALIZATION_METRICS.values():
+        columns += [name, f"{name} 95% CI"]
+    if scores.empty:
+        return pd.DataFrame(columns=columns)
+    d = _trained(scores[scores.metric.isin(list(LOCALIZATION_METRICS))])
+    if "label" in d.columns:
+        d = d[d.label == 1]
+    rows = {}
+    for (dataset, group, model), g in d.groupby(["dataset", "group", "model"], sort=True):
+        for metric, name in LOCALIZATION_METRICS.items():
+            m = g[g.metric == metric]
+            if m.empty:
+                continue
+            wide = m.pivot_table(index="method", columns="image_id", values="value", aggfunc="mean")
+            low, high = bootstrap_mean_ci(wide.to_numpy(np.float64), replicates=replicates, seed=seed)
+            for k, method in enumerate(wide.index):
+                row = rows.setdefault((dataset, group, model, method), {
+                    "dataset": dataset, "group": group, "model": model, "method": method,
+                    "positives": int(wide.loc[method].notna().sum())})
+                row[name] = float(np.nanmean(wide.loc[method].to_numpy(np.float64)))
+                row[f"{name} 95% CI"] = _interval_cell([low[k], high[k]])
+    order = {m: k for k, m in enumerate(ordered([m for m in {r[3] for r in rows} if m in METHODS]))}
+    out = pd.DataFrame(sorted(rows.values(), key=lambda r: (r["dataset"], r["group"], r["model"],
+                                                            order.get(r["method"], len(order)), r["method"])),
+                       columns=columns)
+    for c in columns[5:]:
+        out[c] = out[c].astype(object).where(out[c].notna(), NO_DATA)
+    return out
 
 
 BASELINE_COLUMNS = {"baseline:avg": "average mask", "baseline:detector": "RetinaNet heatmap"}
@@ -801,6 +864,10 @@ def tables_markdown(res, level=2):
     parts += [f"{h} {TABLE1_TITLE}", "", markdown(res["table1"]) if len(res["table1"]) else NO_DATA, "",
               f"{h} {TABLE1_UTILITY_TITLE}", "",
               markdown(res["table1_utility"]) if len(res["table1_utility"]) else NO_DATA, ""]
+    loc = res.get("localization")
+    if loc is not None and len(loc):
+        parts += [f"{h} {LOCALIZATION_TITLE}", "", markdown(loc.drop(columns=["group"])), "",
+                  LOCALIZATION_NOTE, ""]
     if len(res.get("findings", ())):
         parts += [f"{h} {FINDINGS_TITLE}", "", markdown(res["findings"]), ""]
     sanity = res.get("sanity")
@@ -809,6 +876,11 @@ def tables_markdown(res, level=2):
     return "\n".join(parts)
 
 
+LOCALIZATION_TITLE = "Localization as clinicians read it: AUPRC, hit rate and mIoU with 95% intervals"
+LOCALIZATION_NOTE = ("Hit rate: the map's maximum inside the ground truth (pointing game); mIoU: IoU of the map "
+                     "thresholded at the value tuned on the validation split's maps, never the test split's "
+                     "(CheXlocalize, Saporta et al. 2022); `no data` without `cxrsal score --validation`. "
+                     "Intervals: 1000 image-level bootstrap replicates, seed 0, the same images for every method.")
 SANITY_TITLE = "Sanity checks: every randomization order, sMPRT, eMPRT and data randomization"
 
 
@@ -864,7 +936,7 @@ def run_stats(dirs, out, *, alpha=ALPHA, posthoc="mixedlm", log=print):
             g["sources"].append(info["source"])
     groups = {k: groups[k] for k in sorted(groups)}
     res = {"tests": tests, "posthoc": post, "table2": table2(tests), "sanity": sanity_table(tests),
-           "table1": table1(found["runs"], pointwise),
+           "table1": table1(found["runs"], pointwise), "localization": localization_table(scores),
            "table1_utility": table1_utility(found["runs"], scores), "choices": choices_table(infos),
            "groups": groups, "found": found, "posthoc_name": posthoc, "alpha": alpha, "pointwise_table": pointwise}
     res["findings"] = findings(res)
@@ -873,7 +945,8 @@ def run_stats(dirs, out, *, alpha=ALPHA, posthoc="mixedlm", log=print):
     remove_stale_tmp(out)
     for name, key in (("tests.csv", "tests"), ("posthoc.csv", "posthoc"), ("table2.csv", "table2"),
                       ("table1.csv", "table1"), ("table1_utility.csv", "table1_utility"),
-                      ("choices.csv", "choices"), ("findings.csv", "findings"), ("sanity.csv", "sanity")):
+                      ("choices.csv", "choices"), ("findings.csv", "findings"), ("sanity.csv", "sanity"),
+                      ("localization.csv", "localization")):
         write_frame(out / name, res[key])
     with atomic_path(out / "tables.md") as tmp:
         tmp.write_text(tables_markdown(res))

@@ -16,6 +16,18 @@ def auc_score(labels, scores):
     return float(roc_auc_score(labels, np.asarray(scores).ravel()))
 
 
+def auc_interval(labels, scores, replicates=1000, seed=0):
+    """95 % percentile interval of the ROC AUC over `replicates` image-level bootstrap resamples
+    ([low, high]; NaN when a split holds a single class)."""
+    from ..metrics import bootstrap_auc_ci
+
+    labels = np.asarray(labels).ravel()
+    if len(np.unique(labels)) < 2:
+        return [float("nan"), float("nan")]
+    low, high = bootstrap_auc_ci(labels, np.asarray(scores, np.float64).ravel(), replicates=replicates, seed=seed)
+    return [float(low), float(high)]
+
+
 def permuted_labels(labels, seed):
     """The training labels of the data randomization test: `labels` shuffled by `seed` (the
     same prevalence, no relation left to the images)."""
@@ -97,7 +109,7 @@ class ClassificationTask(Task):
     def test(self, model, size, out):
         labels, scores = predict_split(model, self.data_dir, "test", batch_size=self.cfg.pipeline.batch_size,
                                        image_size=size)
-        out = {"test_auc": auc_score(labels, scores)}
+        out = {"test_auc": auc_score(labels, scores), "test_auc_ci": auc_interval(labels, scores)}
         if self.labels is not None:
             _, train_scores = predict_split(model, self.data_dir, "train", batch_size=self.cfg.pipeline.batch_size,
                                             image_size=size)
@@ -113,5 +125,7 @@ def evaluate(run_dir, split="test", which="best", data_dir=None, log=print):
     labels, scores = predict_split(model, data_dir, split, batch_size=run.config.pipeline.batch_size,
                                    image_size=model.input_shape[1])
     auc = auc_score(labels, scores)
-    log(f"{split} AUC {auc:.4f} ({len(labels)} images, {int(labels.sum())} positive; {which} checkpoint)")
-    return {"split": split, "auc": auc, "n": int(len(labels)), "positives": int(labels.sum()), "checkpoint": which}
+    ci = auc_interval(labels, scores)
+    log(f"{split} AUC {auc:.4f} [95% CI {ci[0]:.4f}, {ci[1]:.4f}] ({len(labels)} images, {int(labels.sum())} "
+        f"positive; {which} checkpoint)")
+    return {"split": split, "auc": auc, "auc_ci": ci, "n": int(len(labels)), "positives": int(labels.sum()), "checkpoint": which}

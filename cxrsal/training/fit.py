@@ -216,6 +216,8 @@ def train(cfg: Config, data_dir, out, *, log=print, verbose=1, on_epoch_end=None
         "first_epoch_seconds": first_epoch_s,
     }
     atomic_write_text(out / CARD_FILE, json.dumps(card, indent=2) + "\n")
-    shown = "  ".join(f"{k.replace('_', ' ')} {v:.4f}" for k, v in tested.items() if isinstance(v, float))
+    shown = "  ".join(f"{k.replace('_', ' ')} {v:.4f}" + (" [{:.4f}, {:.4f}]".format(*tested[k + "_ci"])
+                                                          if k + "_ci" in tested else "")
+                      for k, v in tested.items() if isinstance(v, float))
     log(f"{shown} (best epoch {state['best_epoch']}, {monitor} {state['best']:.4f})")
     return card
