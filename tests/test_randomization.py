@@ -268,6 +268,17 @@ def test_orders_on_the_blob_detector(analytic_run, tmp_path):
         res["table2"].set_index("method").loc["gcam", "trained vs randomized"]
     assert tests.loc[("MPRT bottom-up", "gcam"), "estimate"] == pytest.approx(
         tests.loc[("trained vs randomized", "gcam"), "estimate"])
+    # the report: a "Sanity checks" section with the table, one sentence per check, one curve per
+    # order and one eMPRT figure per order; figures scale to the page width
+    from cxrsal.report import build_report
+
+    page = build_report([tmp_path / "top-down", tmp_path / "bottom-up"], tmp_path / "report", log=quiet).read_text()
+    sanity_html = page[page.index("<h2 id='sanity'>"):page.index("<h2>Statistical tests</h2>")]
+    assert "MPRT bottom-up" in sanity_html and "eMPRT top-down" in sanity_html and "PASS = " in sanity_html
+    for key in ("fig3a_randomization", "randomization_mprt_bottom_up", "emprt_mprt_top_down",
+                "emprt_mprt_bottom_up"):
+        assert f"<figure id='{key}'>" in sanity_html and (tmp_path / "report" / "figures" / f"{key}.png").exists()
+    assert "img{max-width:100%;height:auto}" in page
     emprt = pd.read_csv(tmp_path / "bottom-up" / "emprt.csv", keep_default_na=False).set_index("method")
     for m in ("grad", "gcam"):
         assert tests.loc[("eMPRT bottom-up", m), "decision"] == emprt.loc[m, "result"]

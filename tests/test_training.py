@@ -73,3 +73,19 @@ def test_cli_train_and_evaluate(tiny_run, tmp_path):
     assert r.exit_code == 2 and "unknown architecture 'resnet19'; valid choices" in r.output
     r = runner.invoke(cli, ["evaluate", "--model", str(tmp_path / "nothing")])
     assert r.exit_code == 2 and "not a `cxrsal train` run" in r.output
+
+
+def test_run_config_names_the_data_it_learnt_from(trained_classifier, tiny_run):
+    """The run's config.yaml carries the prepared run's `data:` section (size 32, the fixture's
+    root), not the defaults `cxrsal train` never used (size 320, empty root); the card carries
+    the test AUC's 95 % bootstrap interval around the AUC."""
+    import json
+
+    import yaml
+
+    data = yaml.safe_load((trained_classifier / "config.yaml").read_text())["data"]
+    prepared = yaml.safe_load((tiny_run / "config.yaml").read_text())["data"]
+    assert data == prepared and data["size"] == 32 and data["root"]
+    m = json.loads((trained_classifier / "run.json").read_text())["metrics"]
+    low, high = m["test_auc_ci"]
+    assert low <= m["test_auc"] <= high

@@ -344,6 +344,10 @@ def plot_curves(curves, thresholds, path, title=""):
         c = c.sort_values("step")
         color = f"C{k}"
         ax.plot(c.step, c["mean"], marker="o", color=color, label=method)
+        if "ci_low" in c.columns and c.ci_low.notna().any():      # 95 % bootstrap interval over images
+            ax.errorbar(c.step, c["mean"], yerr=[(c["mean"] - c.ci_low).clip(lower=0),
+                                                 (c.ci_high - c["mean"]).clip(lower=0)],
+                        fmt="none", ecolor=color, capsize=2, linewidth=0.8)
         if (c.replicates > 1).any():
             sd = c.sd.fillna(0)
             ax.fill_between(c.step, c["mean"] - sd, c["mean"] + sd, color=color, alpha=0.2)

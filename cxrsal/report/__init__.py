@@ -34,12 +34,22 @@ def _png(fig):
 
 
 def fig_utility(scores):
-    """[A] Fig 2: AUPRC per method (positives) with the average-mask and localization baselines."""
+    """[A] Fig 2: AUPRC per method (positives) with the average-mask and localization baselines;
+    diamonds: each method's mean with its 95 % image-level bootstrap interval (error bar)."""
+    from ..metrics import bootstrap_mean_ci
+
     plt = _plt()
     auprc = scores[scores.metric == "auprc"]
     methods = [m for m in auprc.method.unique() if not m.startswith("baseline:")]
     fig, ax = plt.subplots(figsize=(max(6, 0.8 * len(methods) + 2), 4))
     ax.boxplot([auprc[auprc.method == m].value for m in methods], tick_labels=methods)
+    wide = auprc[auprc.method.isin(methods)].pivot_table(index="method", columns="image_id", values="value",
+                                                        aggfunc="mean").reindex(methods)
+    if wide.shape[1] > 1:
+        low, high = bootstrap_mean_ci(wide.to_numpy(np.float64), seed=0)
+        mean = np.nanmean(wide.to_numpy(np.float64), axis=1)
+        ax.errorbar(np.arange(1, len(methods) + 1), mean, yerr=[mean - low, high - mean], fmt="D", color="C3",
+                    markersize=4, capsize=3, label="mean, 95% bootstrap CI")
     for name, style in (("baseline:avg", "--"), ("baseline:detector", "-"), ("baseline:segmentation", "-")):
         d = auprc[auprc.method == name]
         if len(d):
@@ -51,16 +61,42 @@ def fig_utility(scores):
     return _png(fig)
 
 
-def fig_randomization(rand_dir):
+def fig_randomization(rand_dir, title=""):
     import pandas as pd
 
     from ..experiments.randomization import plot_curves
 
     path = Path(rand_dir) / "fig3a_report.png"
-    plot_curves(pd.read_csv(Path(rand_dir) / "curves.csv"), pd.read_csv(Path(rand_dir) / "thresholds.csv"), path)
+    plot_curves(pd.read_csv(Path(rand_dir) / "curves.csv"), pd.read_csv(Path(rand_dir) / "thresholds.csv"), path,
+                title=title)
     data = path.read_bytes()
     path.unlink()
     return data
+
+
+def fig_complexity(rand_dir, title=""):
+    import pandas as pd
+
+    from ..experiments.randomization import plot_complexity
+
+    curves = pd.read_csv(Path(rand_dir) / "curves.csv")
+    if not (curves.metric == "complexity").any():
+        return None
+    path = Path(rand_dir) / "fig_emprt_report.png"
+    plot_complexity(curves, path, title=title)
+    data = path.read_bytes()
+    path.unlink()
+    return data
+
+
+def _check_of(rand_dir):
+    """The sanity check of a randomization folder ("MPRT top-down" for folders before checks)."""
+    meta = json.loads((Path(rand_dir) / "randomization.json").read_text())
+    return meta.get("check") or "MPRT top-down"
+
+
+def _slug(text):
+    return "".join(c if c.isalnum() else "_" for c in text.lower())
 
 
 def fig_overlays(store_path, n_images=3):
@@ -153,8 +189,38 @@ def _pr(folders, res):
 
 @FIGURES.register("fig3a_randomization")
 def _fig3a(folders, res):
-    return ("Cascading randomization: SSIM with the trained maps per step, dotted: degradation thresholds "
-            "([A] Fig 3a)", fig_randomization(folders[0]))
+    """One figure per randomization folder (check and order); [A]'s (MPRT top-down) keeps the name
+    fig3a_randomization."""
+    out, seen = [], set()
+    for d in folders:
+        check = _check_of(d)
+        key = "fig3a_randomization" if check == "MPRT top-down" else f"randomization_{_slug(check)}"
+        if key in seen:
+            key = f"{key}_{len(seen)}"
+        seen.add(key)
+        what = ("Cascading randomization ([A] Fig 3a)" if check == "MPRT top-down" else f"{check} randomization")
+        out.append((key, f"{what}: SSIM with the trained maps per step, error bars: 95% bootstrap interval; "
+                         f"dotted: degradation thresholds ({d.name})", fig_randomization(d, title=check)))
+    return out
+
+
+@FIGURES.register("emprt")
+def _emprt(folders, res):
+    """eMPRT: explanation complexity per step, one figure per MPRT folder."""
+    out = []
+    for d in folders:
+        check = _check_of(d)
+        if not check.startswith("MPRT"):
+            continue
+        png = fig_complexity(d, title="e" + check)
+        if png is not None:
+            out.append((f"emprt_{_slug(check)}", f"e{check}: explanation complexity (entropy of the normalized "
+                                                  f"|map|) per step ({d.name})", png))
+    return out
+
+
+# figures shown in the "Sanity checks" section instead of the list of figures
+SANITY_FIGURES = ("fig3a_randomization", "emprt")
 
 
 def _provenance(found):
@@ -165,8 +231,8 @@ def _provenance(found):
     items, extra = [], []
     for kind in sorted(kinds(), key=lambda k: k.name != "runs"):     # run cards first
         for d in found[kind.name]:
-            for name in ("config.yaml", kind.marker):
-                if (d / name).exists():
+            for name in ("config.yaml", kind.marker, "data.json" if kind.name == "runs" else None):
+                if name and (d / name).exists():
                     items.append((f"{d}/{name}", (d / name).read_text()))
             extra += [(str(p), Path(p).read_text()) for p in kind.extra_files(d)]
     return items + extra
@@ -193,7 +259,8 @@ def build_report(dirs, out, *, log=print, posthoc="mixedlm"):
     `posthoc` ("mixedlm" or "tukey") is passed to `run_stats`.
     """
     from ..stats.results import kinds
-    from ..stats.study import (FINDINGS_TITLE, NO_DATA, TABLE1_TITLE, TABLE1_UTILITY_TITLE, markdown, run_stats,
+    from ..stats.study import (FINDINGS_TITLE, LOCALIZATION_NOTE, LOCALIZATION_TITLE, NO_DATA, SANITY_TITLE,
+                               TABLE1_TITLE, TABLE1_UTILITY_TITLE, markdown, run_stats, sanity_meanings,
                                table2_sections, tables_markdown)
 
     out = Path(out)
@@ -201,20 +268,27 @@ def build_report(dirs, out, *, log=print, posthoc="mixedlm"):
     res = run_stats(dirs, out / "stats", posthoc=posthoc, log=log)
     found = res["found"]
     figures = {}
+    sanity_figures = {}
     for kind in kinds():
         for name in kind.figures if found[kind.name] else ():
             drawn = FIGURES.get(name)(found[kind.name], res)
-            if drawn is not None:
-                figures[name] = drawn
+            if drawn is None:
+                continue
+            # a figure function gives (caption, png), or a list of (key, caption, png)
+            for key, caption, png in (drawn if isinstance(drawn, list) else [(name, *drawn)]):
+                (sanity_figures if name in SANITY_FIGURES else figures)[key] = (caption, png)
     (out / "figures").mkdir(parents=True, exist_ok=True)
-    for key, (_, png) in figures.items():
+    for key, (_, png) in {**figures, **sanity_figures}.items():
         with atomic_path(out / "figures" / f"{key}.png") as tmp:
             tmp.write_bytes(png)
     prov = _provenance(found)
     t1, t1u, tests = res["table1"], res["table1_utility"], res["tests"]
 
-    md = ["# cxrsal report", "", tables_markdown(res), "## Statistical tests", "",
-          markdown(tests.round(4)) if len(tests) else "no tests (no results with baselines)", ""]
+    md = ["# cxrsal report", "", tables_markdown(res)]
+    for key, (caption, _) in sanity_figures.items():
+        md += [f"### {caption}", "", f"![{key}](figures/{key}.png)", ""]
+    md += ["## Statistical tests", "",
+           markdown(tests.round(4)) if len(tests) else "no tests (no results with baselines)", ""]
     for key, (caption, _) in figures.items():
         md += [f"## {caption}", "", f"![{key}](figures/{key}.png)", ""]
     md += ["## Configs and versions", ""]
@@ -223,11 +297,20 @@ def build_report(dirs, out, *, log=print, posthoc="mixedlm"):
     atomic_write_text(out / "report.md", "\n".join(md))
 
     def table_html(df):
-        return df.to_html(index=False, border=0, classes="t", na_rep="", float_format=lambda v: f"{v:.3f}")
+        # a wide table scrolls inside its box instead of widening the page
+        return ("<div class='wide'>" + df.to_html(index=False, border=0, classes="t", na_rep="",
+                                                  float_format=lambda v: f"{v:.3f}") + "</div>")
 
-    parts = ["<!DOCTYPE html><html><head><meta charset='utf-8'><title>cxrsal report</title><style>"
-             "body{font-family:sans-serif;max-width:1100px;margin:2em auto}table.t{border-collapse:collapse}"
+    def figure_html(key, caption, png, level=2):
+        return (f"<h{level}>{html.escape(caption)}</h{level}><figure id='{key}'><img alt='{key}' "
+                f"src='data:image/png;base64,{base64.b64encode(png).decode()}'/></figure>")
+
+    parts = ["<!DOCTYPE html><html><head><meta charset='utf-8'>"
+             "<meta name='viewport' content='width=device-width, initial-scale=1'><title>cxrsal report</title><style>"
+             "body{font-family:sans-serif;max-width:1100px;margin:2em auto;padding:0 1em}"
+             "table.t{border-collapse:collapse}div.wide{max-width:100%;overflow-x:auto}"
              "table.t td,table.t th{border:1px solid #ccc;padding:3px 6px;font-size:12px}"
+             "figure{margin:0}img{max-width:100%;height:auto}"
              "pre{background:#f6f6f6;padding:6px;font-size:11px;overflow:auto}</style></head><body>",
              "<h1>cxrsal report</h1>"]
     sections = table2_sections(res)
@@ -236,16 +319,29 @@ def build_report(dirs, out, *, log=print, posthoc="mixedlm"):
     for title, before, rows, after in sections:
         parts += [f"<h2>{html.escape(title)}</h2>", _lines_html(before),
                   table_html(rows) if len(rows) else f"<p>{NO_DATA}</p>", _lines_html(after)]
-    for title, table in ((TABLE1_TITLE, t1), (TABLE1_UTILITY_TITLE, t1u), (FINDINGS_TITLE, res["findings"])):
+    loc = res["localization"]
+    for title, table in ((TABLE1_TITLE, t1), (TABLE1_UTILITY_TITLE, t1u),
+                         (LOCALIZATION_TITLE, loc.drop(columns=["group"]) if len(loc) else loc),
+                         (FINDINGS_TITLE, res["findings"])):
         parts += [f"<h2>{html.escape(title)}</h2>", table_html(table) if len(table) else f"<p>{NO_DATA}</p>"]
+        if title == LOCALIZATION_TITLE and len(loc):
+            parts.append(f"<p>{html.escape(LOCALIZATION_NOTE)}</p>")
+    sanity = res["sanity"]
+    parts.append(f"<h2 id='sanity'>{html.escape(SANITY_TITLE)}</h2>")
+    if len(sanity):
+        parts += [table_html(sanity), _lines_html(sanity_meanings(sanity))]
+    else:
+        parts.append(f"<p>{NO_DATA}: run `cxrsal randomize` (any --order, --smooth-samples) or `cxrsal compare` "
+                     "of a model and its `--permute-labels` twin</p>")
+    for key, (caption, png) in sanity_figures.items():
+        parts.append(figure_html(key, caption, png, level=3))
     parts += ["<h2>Statistical tests</h2>", table_html(tests) if len(tests) else "<p>no tests</p>"]
     for key, (caption, png) in figures.items():
-        parts.append(f"<h2>{html.escape(caption)}</h2><figure id='{key}'><img alt='{key}' "
-                     f"src='data:image/png;base64,{base64.b64encode(png).decode()}'/></figure>")
+        parts.append(figure_html(key, caption, png))
     parts.append("<h2>Configs and versions</h2>")
     for name, text in prov:
         parts.append(f"<h3>{html.escape(name)}</h3><pre>{html.escape(text)}</pre>")
     parts.append("</body></html>")
     atomic_write_text(out / "report.html", "\n".join(parts))
-    log(f"report: {out / 'report.html'} ({len(figures)} figures)")
+    log(f"report: {out / 'report.html'} ({len(figures) + len(sanity_figures)} figures)")
     return out / "report.html"

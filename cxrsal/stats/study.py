@@ -477,7 +477,7 @@ class RandomizationResult(ResultKind):
     name, marker, order = "randomization", "randomization.json", 1
     tables = {"rand": "randomization.csv", "thresholds": "thresholds.csv"}
     sections = ("saliency", "randomization", "similarity")
-    figures = ("fig3a_randomization",)
+    figures = ("fig3a_randomization", "emprt")
 
     def prepare(self, info, frame):
         # which check the folder made (MPRT/sMPRT and order); older folders: [A]'s

@@ -36,7 +36,7 @@ def adopt(model_path, data_dir, out, card=None, *, log=print):
     a second call with the same model, data and card returns the same run untouched."""
     from ..data.prepare import check_prepared
     from ..models.external import ModelCard, load_user_model, wrap
-    from .fit import data_record, versions
+    from .fit import data_record, versions, with_prepared_data
 
     card = card or ModelCard()
     out = Path(out)
@@ -56,7 +56,7 @@ def adopt(model_path, data_dir, out, card=None, *, log=print):
     cfg = Config()
     cfg = dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, arch=external_arch(model_path),
                                                              input_size=size, blocks=tuple(card.blocks or ())))
-    write_config(cfg, out)
+    write_config(with_prepared_data(cfg, data_dir), out)
     atomic_write_text(out / DATA_FILE, json.dumps(data, indent=2) + "\n")
     with atomic_path(out / CKPT_DIR / BEST) as tmp:
         model.save(tmp)

@@ -44,6 +44,22 @@ def data_record(data_dir, summary):
             "dataset": summary["dataset"], "size": summary["size"]}
 
 
+def with_prepared_data(cfg, data_dir):
+    """`cfg` with the `data:` section the prepared run was made with (its config.yaml), so that a
+    model's config says which data it learnt from, not the defaults `cxrsal train` never used."""
+    import dataclasses
+
+    from ..config import load_config
+
+    prepared = Path(data_dir) / "config.yaml"
+    if not prepared.is_file():
+        return cfg
+    try:
+        return dataclasses.replace(cfg, data=load_config(prepared).data)
+    except CxrsalError:
+        return cfg
+
+
 def _check_resumable(out, cfg, data_dir, task):
     """A run directory continues only the same experiment."""
     from ..data.manifest import manifest_hash
@@ -108,7 +124,7 @@ def train(cfg: Config, data_dir, out, *, log=print, verbose=1, on_epoch_end=None
         # checked above); a rerun returns it instead of testing the best checkpoint again
         log(f"already trained: {out / CARD_FILE}")
         return json.loads((out / CARD_FILE).read_text())
-    write_config(cfg, out)
+    write_config(with_prepared_data(cfg, data_dir), out)
     atomic_write_text(out / DATA_FILE, json.dumps(data_record(data_dir, data_summary), indent=2) + "\n")
     ckpt_dir = out / CKPT_DIR
     ckpt_dir.mkdir(exist_ok=True)
