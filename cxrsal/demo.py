@@ -2,8 +2,9 @@
 model (dilated ResNets: an 8 x 8 last map at 64 px, 12 x 12 for WILDCAT at 96 px) -> two
 RetinaNets (the localization network, two seeds) -> all nine map types of the test positives,
 scored for utility against the average-mask and detector baselines -> GradCAM / WILDCAT maps of
-every test image for pointwise detection ([B]: negatives ranked too) -> cascading randomization
--> repeatability / reproducibility (with the RetinaNets' heatmaps as the high baseline) ->
+every test image for pointwise detection ([B]: negatives ranked too), validation maps for
+mIoU's threshold -> cascading randomization top-down ([A]) and bottom-up, eMPRT, the data
+randomization test (a twin trained on permuted labels) -> repeatability / reproducibility (with the RetinaNets' heatmaps as the high baseline) ->
 statistics -> report, which says which findings of [A] and [B] hold. Every stage resumes."""
 
 import time
@@ -105,11 +106,18 @@ def run_demo(out, *, size="full", seed=0, log=print, progress=True):
         "resnet18-wildcat": ["model.arch=resnet18", "model.head=wildcat", f"model.input_size={p['wildcat_input']}",
                              f"train.seed={seed}"],
     }
+    # the data randomization test's model: resnet18-a's settings on permuted training labels,
+    # trained until it fits them (or twice the epochs)
+    models["resnet18-permuted"] = models["resnet18-a"] + [f"train.permute_labels={seed}",
+                                                          f"train.patience={2 * p['epochs']}"]
     for name, extra in models.items():
         stage(f"train {name}")
-        mcfg = _demo_config(extra + [f"train.epochs={p['epochs']}", *p["model"], *p["overrides"]])
+        epochs = p["epochs"] * (2 if name.endswith("permuted") else 1)
+        mcfg = _demo_config(extra + [f"train.epochs={epochs}", *p["model"], *p["overrides"]])
         card = train(mcfg, out / "prepared", out / "models" / name, log=quiet, verbose=0)
-        stage(f"  {name}: test AUC {card['metrics']['test_auc']:.3f}", timed=False)
+        fit = card["metrics"].get("train_auc_permuted")
+        stage(f"  {name}: test AUC {card['metrics']['test_auc']:.3f}"
+              + (f", training AUC on its permuted labels {fit:.3f}" if fit is not None else ""), timed=False)
 
     detectors = []
     for k in (0, 1):
@@ -132,14 +140,19 @@ def run_demo(out, *, size="full", seed=0, log=print, progress=True):
     every = _demo_config(["saliency.positives_only=false", *p["overrides"]])
     results = out / "results"
     boxes = f"boxes:{detectors[0] / 'detections.csv'}"
+    # the validation split's maps, on which mIoU's threshold is tuned (CheXlocalize; never on test)
+    vcfg = _demo_config([f"saliency.limit={p['n_images']}", "saliency.split=val", *p["overrides"]])
     for name in ("resnet18-a", "resnet18-wildcat"):
         # maps are computed once: randomization's trained step and the comparisons copy these
         # (the store is listed in the model run, MapStore.reuse)
         stage(f"saliency maps of {name} (the study's methods)")
         run_saliency(out / "models" / name, out / "maps" / name, scfg, "study", progress=progress, log=quiet)
+        stage(f"saliency maps of {name}, validation split (mIoU thresholds)")
+        run_saliency(out / "models" / name, out / "maps" / f"{name}-val", vcfg, "study", progress=progress,
+                     log=quiet)
         stage(f"score {name}")
         score_store(out / "maps" / name, results / f"score-{name}", baselines=f"avg,{boxes}", cfg=scfg,
-                    parts=("utility",), log=quiet)
+                    parts=("utility",), validation=out / "maps" / f"{name}-val", log=quiet)
         grid = "gcam,wildcat" if name.endswith("wildcat") else "gcam"
         stage(f"pointwise detection of {name} ({grid}, every test image)")
         run_saliency(out / "models" / name, out / "maps" / f"{name}-every", every, grid, progress=progress,
@@ -148,9 +161,17 @@ def run_demo(out, *, size="full", seed=0, log=print, progress=True):
         every_box = ",".join(f"boxes:{d / 'detections.csv'}" for d in detectors)
         score_store(out / "maps" / f"{name}-every", results / f"pointwise-{name}", baselines=f"avg,{every_box}",
                     cfg=every, parts=("pointwise",), log=quiet)
-    stage("cascading randomization of resnet18-a")
+    stage("cascading randomization of resnet18-a (top-down, as [A]; eMPRT from the same maps)")
     run_randomization([out / "models" / "resnet18-a"], results / "randomization", scfg, "study", progress=progress,
                       log=quiet)
+    stage("randomization of resnet18-a bottom-up")
+    up = _demo_config([f"randomization.n_images={p['n_images']}", f"randomization.seed={seed}",
+                       "randomization.order=bottom-up", *p["overrides"]])
+    run_randomization([out / "models" / "resnet18-a"], results / "randomization-bottom-up", up, "study",
+                      progress=progress, log=quiet)
+    stage("data randomization test (resnet18-a vs resnet18-permuted)")
+    run_compare([out / "models" / "resnet18-a", out / "models" / "resnet18-permuted"], results / "data-randomization",
+                scfg, "study", progress=progress, log=quiet)
     stage("repeatability (resnet18-a vs resnet18-b) and reproducibility (resnet18-a vs resnet34)")
     heatmaps = [d / "maps" for d in detectors]
     run_compare([out / "models" / "resnet18-a", out / "models" / "resnet18-b"], results / "repeatability", scfg,

@@ -49,8 +49,10 @@ def test_demo_tiny_end_to_end(tmp_path):
     assert any(l.startswith("demo finished in") for l in lines)
     page = Collect()
     page.feed((tmp_path / "demo" / "report" / "report.html").read_text())
-    assert set(page.figures) == {"fig2_utility", "fig3a_randomization", "overlays", "pr_curve"}
-    assert page.images == 4 and page.tables >= 3
+    figures = {"fig2_utility", "fig3a_randomization", "overlays", "pr_curve", "randomization_mprt_bottom_up",
+               "emprt_mprt_top_down", "emprt_mprt_bottom_up"}
+    assert set(page.figures) == figures
+    assert page.images == len(figures) and page.tables >= 3
     assert "Configs and versions" in page.h2
     t2 = pd.read_csv(tmp_path / "demo" / "report" / "stats" / "table2.csv", keep_default_na=False)
     # one Table 2 per model (never pooled): the classifier's with every question, the WILDCAT's
@@ -72,7 +74,19 @@ def test_demo_tiny_end_to_end(tmp_path):
     assert not t1["pointwise AP"].astype(str).str.contains("positives only").any()
     choices = pd.read_csv(tmp_path / "demo" / "report" / "stats" / "choices.csv")
     assert {"similarity.maps", "saliency.input_channels", "pointwise.centres"} <= set(choices.key)
-    assert (tmp_path / "demo" / "report" / "report.md").read_text().count("![") == 4
+    assert (tmp_path / "demo" / "report" / "report.md").read_text().count("![") == len(figures)
+    # issue 16: the sanity checks of every order, eMPRT and data randomization, with a verdict per
+    # method; mIoU tuned on the validation maps beside AUPRC and the hit rate, with intervals
+    sanity = pd.read_csv(tmp_path / "demo" / "report" / "stats" / "sanity.csv", keep_default_na=False)
+    assert list(sanity.columns[3:]) == ["MPRT top-down", "eMPRT top-down", "MPRT bottom-up", "eMPRT bottom-up",
+                                        "data randomization"]
+    s18 = sanity[sanity.model == "resnet18"]
+    assert set(s18[sanity.columns[3:]].to_numpy().ravel()) <= {"PASS", "FAIL", "n/a"}
+    loc = pd.read_csv(tmp_path / "demo" / "report" / "stats" / "localization.csv", keep_default_na=False)
+    gcam = loc[(loc.model == "resnet18-a") & (loc.method == "gcam")].iloc[0]
+    assert 0 <= float(gcam["mIoU"]) <= 1 and 0 <= float(gcam["hit rate"]) <= 1
+    assert gcam["mIoU 95% CI"].startswith("[") and gcam["AUPRC 95% CI"].startswith("[")
+    assert "resnet18-permuted" not in set(t1.run)          # the permuted twin is no Table 1 candidate
 
     # the same demo as a real process elsewhere, SIGKILLed inside two stages (each kill in a rerun
     # of the last), then run to the end: the same tables, weights and maps
@@ -80,7 +94,8 @@ def test_demo_tiny_end_to_end(tmp_path):
     kills = kill_specs(["demo", "--size", "tiny", "--out", again, "--quiet"], DEMO_KILLS)
     assert len(kills) == len(DEMO_KILLS) and "Traceback" not in kills.final_stderr
     no_temporary_files(again)
-    for name in ("tests.csv", "table2.csv", "table1.csv", "posthoc.csv", "findings.csv"):
+    for name in ("tests.csv", "table2.csv", "table1.csv", "posthoc.csv", "findings.csv", "sanity.csv",
+                 "localization.csv"):
         a, b = (without_data_hash(pd.read_csv(d / "report" / "stats" / name)) for d in (tmp_path / "demo", again))
         pd.testing.assert_frame_equal(a, b, check_exact=False, rtol=1e-9, obj=name)
     for model in ("resnet18-a", "resnet18-wildcat"):

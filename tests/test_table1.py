@@ -144,3 +144,23 @@ def test_findings_of_the_studies_on_hand_made_results(runs):
     assert f.loc["g/resnet18: gbp passes cascading randomization", "holds"] == "no"
     assert f.loc["g/resnet18: xrai fails cascading randomization", "holds"] == "yes"
     assert set(f.study) == {"[A]", "[B]"}
+
+
+def test_label_permuted_runs_are_never_chosen(tmp_path):
+    """A model of permuted labels (data randomization test) is no Table 1 candidate, even with the
+    best validation AUC of its backbone x head."""
+    import json
+
+    from cxrsal.stats.study import chosen_runs
+
+    runs = []
+    for name, val, permuted in (("true", 0.7, None), ("permuted", 0.9, {"seed": 0, "fit_auc": 0.95})):
+        d = tmp_path / name
+        d.mkdir()
+        card = {"task": "classification", "arch": "resnet18", "head": "classification",
+                "data": {"manifest_sha256": "ab" * 32}, "metrics": {"best_val_auc": val, "test_auc": 0.6}}
+        if permuted:
+            card["label_permuted"] = permuted
+        (d / "run.json").write_text(json.dumps(card))
+        runs.append(d)
+    assert [c["run"] for c in chosen_runs(runs)] == ["true"]

@@ -544,6 +544,7 @@ def _metric(card, name):
 def chosen_runs(runs):
     """Per data set x backbone x head the run Table 1 reports: classifiers by best validation AUC
     (`metrics.best_val_auc`; never test), RetinaNets by lowest validation loss (`best_val_loss`).
+    Models trained on permuted labels (the data randomization test) are never chosen.
 
     Returns
     -------
@@ -563,6 +564,8 @@ def chosen_runs(runs):
     chosen = {}
     for c in cards:
         if c["task"] not in rules:       # U-Nets and other localization networks: not Table 1 rows
+            continue
+        if c["card"].get("label_permuted"):   # the data randomization test's twin, not a candidate
             continue
         metric, label, sign = rules[c["task"]]
         head = c["head"] if c["task"] == "classification" else "retinanet"
@@ -745,7 +748,8 @@ def rules_sentence(posthoc, alpha=ALPHA):
     return (f"PASS = significantly better than the baseline, low or high (estimate > 0, two-sided p < {alpha}); "
             "FAIL = not significantly better (tests.csv's `finding` says whether worse or no different); "
             "randomization PASSES when the fully randomized mean SSIM is below the method's degradation "
-            f"threshold; post-hoc comparisons between methods: {how} (posthoc.csv).")
+            "threshold, data randomization when the SSIM between the true and the label-permuted model's maps is; "
+            f"intervals: {BOOTSTRAP} image-level bootstrap replicates (mixed-model rows: the model's own); post-hoc comparisons between methods: {how} (posthoc.csv).")
 
 
 def table2_sections(res):
