@@ -141,6 +141,9 @@ def test_threshold_pairs_reachable_from_config_and_cli():
 
     help_text = CliRunner().invoke(cli, ["randomize", "--help"]).output
     assert "--pairs-per-image" in help_text and "--pairs " in help_text and "--similarity-maps" in help_text
+    assert "--order [top-down|bottom-up|independent]" in help_text and "--smooth-samples" in help_text
+    r = CliRunner().invoke(cli, ["randomize", "--model", "x", "--out", "y", "--order", "bottom-up", "--independent"])
+    assert r.exit_code == 2 and "--independent contradicts --order bottom-up" in r.output
 
 
 def test_defaults_and_the_a_configs():

@@ -300,6 +300,11 @@ def test_smprt_with_one_noiseless_copy_is_mprt(analytic_run, tmp_path):
         progress=False, log=quiet)
     pd.testing.assert_frame_equal(smprt[0], mprt[0])
     assert smprt[3].check.iloc[0] == "sMPRT top-down"
+    from cxrsal.stats.study import run_stats
+
+    sanity = run_stats([tmp_path / "smprt"], tmp_path / "stats", log=quiet)["sanity"].set_index("method")
+    assert list(sanity.columns[2:]) == ["sMPRT top-down"]      # eMPRT only of plain maps
+    assert sanity.loc["gcam", "sMPRT top-down"] == mprt[3].set_index("method").loc["gcam", "result"]
     for step in (tmp_path / "mprt" / "maps").glob("*/step-*"):
         a, b = MapStore(step), MapStore(tmp_path / "smprt" / "maps" / step.parent.name / step.name)
         assert b.params("sg")["smoothing"] == {"samples": 1, "noise": 0.0} and "smoothing" not in a.params("sg")
@@ -364,10 +369,18 @@ def test_data_randomization_gradcam_passes_and_reaches_table2(analytic_run, tmp_
     from cxrsal.runs import read_card
     from cxrsal.stats.study import run_stats
 
+    from click.testing import CliRunner
+
+    from cxrsal.cli.main import cli
+
     data = analytic_run.parent / "run"
-    cfg = load_config(overrides=["model.arch=resnet18", "train.epochs=25", "train.lr=0.001", "train.patience=25",
-                                 "pipeline.batch_size=16", "train.permute_labels=0", "train.fit_auc=0.9"])
-    card = train(cfg, data, tmp_path / "permuted", log=quiet, verbose=0)
+    r = CliRunner().invoke(cli, ["train", "--arch", "resnet18", "--data", str(data), "--epochs", "25", "--lr", "0.001",
+                                 "--batch-size", "16", "--permute-labels", "0", "--quiet", "--set", "train.patience=25",
+                                 "--set", "train.fit_auc=0.9"])
+    assert r.exit_code == 0, r.output
+    assert "training AUC on the permuted labels" in r.output.splitlines()[-1]
+    (data / "models" / "resnet18-classification-seed0-permuted0").rename(tmp_path / "permuted")
+    card = read_card(tmp_path / "permuted")
     assert card["label_permuted"] == {"seed": 0, "fit_auc": 0.9}
     fit = card["metrics"]["train_auc_permuted"]
     assert fit >= 0.9 and card["metrics"]["best_train_auc"] == pytest.approx(fit)

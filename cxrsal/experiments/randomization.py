@@ -296,6 +296,8 @@ def with_intervals(table, summary, keys, *, seed=0, replicates=1000):
                      if wide.shape[1] > 1 else (np.full(len(wide), np.nan),) * 2)
         parts.append(wide.index.to_frame(index=False).assign(metric=metric, ci_low=low, ci_high=high))
     ci = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=[*keys, "ci_low", "ci_high"])
+    if "metric" not in keys:
+        ci = ci.drop(columns="metric", errors="ignore")
     return summary.merge(ci, on=keys, how="left")
 
 
