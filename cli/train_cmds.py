@@ -67,7 +67,8 @@ def register(cli):
 
     @cli.command()
     @click.option("--model", "model_path", type=click.Path(exists=False), required=True,
-                  help="A saved Keras classifier: .keras, .h5 (or a SavedModel folder, refused with the reason).")
+                  help="A saved Keras classifier: .keras, .h5, or a SavedModel folder (gradient methods only: its inner "
+                       "layers cannot be reached).")
     @click.option("--data", "data_dir", type=click.Path(file_okay=False), required=True,
                   help="The `cxrsal prepare` run of the images to audit it on.")
     @click.option("--model-card", "model_card", type=click.Path(dir_okay=False), default=None,

@@ -143,7 +143,11 @@ class Run:
             # without compiling, Keras says it skips the saved optimizer's variables: that is the point
             warnings.filterwarnings("ignore", message="Skipping variable loading for optimizer")
             try:
-                return keras.models.load_model(path, compile=compile)
+                # an adopted SavedModel (the user's own, given on the command line) is one TFSMLayer
+                # that Keras loads only outside safe mode
+                card = read_card(self.path) or {}
+                trusted = bool((card.get("source") or {}).get("saved_model"))
+                return keras.models.load_model(path, compile=compile, safe_mode=not trusted)
             except Exception as e:   # a truncated or foreign file: zipfile, h5py and Keras errors alike
                 first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
                 raise CxrsalError(f"{self.option} {self.path}: checkpoint {path.name} cannot be read "

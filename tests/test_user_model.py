@@ -186,3 +186,56 @@ def test_a_saved_model_needs_its_images(audit, tmp_path):
     (tmp_path / "junk.keras").write_bytes(b"PK\x03\x04 not a model")
     rc, _, err = cxrsal("saliency", "--model", tmp_path / "junk.keras", "--data", audit / "run", "--out", tmp_path / "m")
     assert rc == 2 and len(err.strip().splitlines()) == 1 and "not a loadable Keras model" in err
+
+
+def small_cnn(head):
+    keras.utils.set_random_seed(3)
+    x = keras.Input((H, H, 3))
+    h = keras.layers.Conv2D(4, 3, strides=2, padding="same", activation="relu")(x)
+    h = keras.layers.Conv2D(6, 3, strides=2, padding="same", activation="relu")(h)
+    h = keras.layers.GlobalAveragePooling2D()(h)
+    return keras.Model(x, keras.layers.Dense(1 if head == "sigmoid" else 2, activation=head, name="out")(h))
+
+
+def test_a_saved_model_folder_is_audited_where_gradients_allow(audit, tmp_path):
+    """A SavedModel (model.export) opens as one TFSMLayer: the gradient methods run, explaining
+    the log-odds of its sigmoid output, which is the pre-sigmoid logit: its gradient maps equal
+    those of the same model saved as .keras (explained at its logit) up to float rounding. The
+    methods needing inner layers, and randomization, are refused with one line each."""
+    from cxrsal.models.external import wrap_saved_model
+    from cxrsal.saliency.store import MapStore
+
+    user = small_cnn("sigmoid")
+    user.save(tmp_path / "user.keras")
+    user.export(str(tmp_path / "user_savedmodel"), verbose=False)
+    run = ["--data", audit / "run", "--limit", 2, "--quiet"]
+    rc, _, err = cxrsal("saliency", "--model", tmp_path / "user_savedmodel", *run, "--methods", "all",
+                        "--out", tmp_path / "sm", "--set", "saliency.samples=2", "--set", "saliency.ig_steps=2",
+                        "--set", "saliency.xrai_steps=2")
+    assert rc == 0, err
+    sm = MapStore(tmp_path / "sm")
+    assert sm.methods() == sorted(["grad", "sg", "ig", "sig", "xrai"])
+    rc, _, err = cxrsal("saliency", "--model", tmp_path / "user.keras", *run, "--methods", "grad",
+                        "--out", tmp_path / "keras")
+    assert rc == 0, err
+    ks = MapStore(tmp_path / "keras")
+    for i in ks.ids("grad"):
+        a, b = sm.load("grad", i), ks.load("grad", i)
+        assert a["logit"] == pytest.approx(b["logit"], rel=1e-4, abs=1e-5)
+        np.testing.assert_allclose(a["raw"], b["raw"], rtol=1e-3, atol=1e-6 * np.abs(b["raw"]).max())
+
+    for args, message in ((["saliency", "--methods", "gcam", "--out", tmp_path / "x"], "needs the model's inner layers"),
+                          (["randomize", "--methods", "grad", "--out", tmp_path / "y"], "randomization needs the model's own layers")):
+        rc, _, err = cxrsal(args[0], "--model", tmp_path / "user_savedmodel", "--data", audit / "run", *args[1:])
+        assert rc == 2 and len(err.strip().splitlines()) == 1 and message in err, err
+
+    # a softmax output: the explained logit is the log-odds of class 1, log p1 - log p0 = z1 - z0
+    two = small_cnn("softmax")
+    two.export(str(tmp_path / "two"), verbose=False)
+    wrapped = wrap_saved_model(tmp_path / "two")
+    x = np.random.default_rng(0).random((3, H, H, 1)).astype(np.float32)
+    p = np.asarray(two(np.repeat(x, 3, axis=-1)))
+    logit = keras.Model(wrapped.input, wrapped.get_layer("logit").output)
+    np.testing.assert_allclose(np.asarray(logit(x))[:, 0], np.log(p[:, 1]) - np.log(p[:, 0]), rtol=1e-4, atol=1e-5)
+    with pytest.raises(CxrsalError, match="inner layers cannot be reached"):
+        wrap_saved_model(tmp_path / "two", ModelCard(gradcam_layer="conv2d"))

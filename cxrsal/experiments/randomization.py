@@ -179,7 +179,7 @@ def run_randomization(model_dirs, out, cfg, methods="study", *, progress=True, l
         work = keras.models.clone_model(model)
         work.set_weights(trained)
         adapter = ModelAdapter(work, batch_size=s.batch_size, input_channels=s.input_channels)
-        names = parse_methods(methods, adapter.has_class_maps)
+        names = parse_methods(methods, adapter.has_class_maps, adapter.has_layers)
         tag = f"{k:02d}-{model_dir.name}"
         log(f"{model_dir}: {arch}, {len(steps)} steps ({check_name(rz)}), "
             f"{len(rows)} images, methods {', '.join(names)}")

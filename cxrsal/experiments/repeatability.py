@@ -71,7 +71,7 @@ def run_compare(model_dirs, out, cfg, methods="study", *, baseline_maps=None, pr
         adapter = ModelAdapter(model, batch_size=s.batch_size, input_channels=s.input_channels)
         by_id = {r["image_id"]: r for r in manifest if r["split"] == s.split}
         rows = [by_id[i] for i in chosen]
-        names = parse_methods(methods, adapter.has_class_maps)
+        names = parse_methods(methods, adapter.has_class_maps, adapter.has_layers)
         store = MapStore(out / "maps" / f"{k}-{model_dir.name}")
         store.init({"model": str(model_dir.resolve()), "checkpoint": s.checkpoint, "data": data_dir,
                     "split": s.split, "image_ids": chosen, "weights": weights_digest(model), "model_name": model.name,

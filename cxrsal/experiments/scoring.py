@@ -278,7 +278,8 @@ def score_store(store_path, out, *, data_dir=None, baselines=None, model_name=No
     masks = truth_masks(data_dir, data, [rows[i] for i in ids], size)
     boxes = {i: scaled_boxes(rows[i], size) for i in ids}
     geometry = meta.get("geometry") if pw.centres == "receptive-field" else None
-    if pw.centres == "receptive-field" and geometry is None:
+    on_grids = any(getattr(METHODS.get(m), "grid", False) for m in store.methods() if m in METHODS)
+    if pw.centres == "receptive-field" and geometry is None and on_grids:
         log(f"{store_path}: the store does not record its model's cell geometry (made before cxrsal 0.3); "
             "pointwise cells placed on the grid")
 

@@ -17,6 +17,13 @@ The model card (`--model-card FILE.yaml`, every field optional) says what to exp
 
 A Keras application used as one layer inside a Sequential or functional model (a nested model)
 is inlined layer by layer, so its inner layers (GradCAM's, the randomization blocks) are reachable.
+
+A SavedModel folder opens as one opaque `keras.layers.TFSMLayer` (its serving signature): the
+gradients of its output reach the input, so the gradient methods (grad, sg, ig, sig, xrai) work,
+but no inner layer does (no GradCAM, Guided Backprop or randomization blocks). Its explained
+logit: the output itself when it is one, else (a Sigmoid or Softmax op ends the signature's
+graph) the log-odds log p - log(1 - p) of the card's class, which for a sigmoid is exactly the
+pre-activation logit. The card's `logit_layer` names the signature's output (default: its only one).
 """
 
 import dataclasses
@@ -75,18 +82,19 @@ def read_model_card(path=None, **options):
     return ModelCard(**data)
 
 
+def is_saved_model(path):
+    return Path(path).is_dir() and (Path(path) / "saved_model.pb").is_file()
+
+
 def load_user_model(path):
-    """A saved Keras model: `.keras` or `.h5`. A SavedModel folder is refused: Keras 3 opens it
-    only as one opaque TFSMLayer, whose inner layers cannot be reached."""
+    """A saved Keras model: `.keras` or `.h5` (a SavedModel folder: `wrap_saved_model`)."""
     import keras
 
     path = Path(path)
     if not path.exists():
         raise CxrsalError(f"--model {path}: no such file or folder")
-    if path.is_dir() and (path / "saved_model.pb").is_file():
-        raise CxrsalError(f"--model {path}: a SavedModel opens in Keras 3 only as one opaque layer (TFSMLayer): its "
-                          "inner layers (GradCAM's, the randomization blocks) cannot be reached; save the model "
-                          "as .keras (model.save('model.keras')) to audit it")
+    if is_saved_model(path):
+        raise CxrsalError(f"--model {path}: a SavedModel folder; open it with wrap_saved_model (or `cxrsal adopt`)")
     try:
         return keras.models.load_model(path, compile=False)
     except Exception as e:
@@ -208,6 +216,97 @@ def wrap(model, card=ModelCard()):
     logit = SelectClass(index, name="logit")(logits)
     score = keras.layers.Activation("sigmoid", name="score")(logit)
     return keras.Model(image, score, name=f"{model.name}_audited")
+
+
+def _output_op(fn, index):
+    """The op type that computes output `index` of a concrete function, looking through
+    Identity ops and into the functions it calls (a SavedModel's serving signature calls the
+    model's traced function)."""
+    lib = {f.signature.name: f for f in fn.graph.as_graph_def().library.function}
+
+    def inside(fdef, tensor, depth):
+        node = {n.name: n for n in fdef.node_def}.get(tensor.split(":")[0])
+        if node is None or depth > 50:
+            return "argument"
+        if node.op in ("Identity", "IdentityN"):
+            return inside(fdef, node.input[0], depth + 1)
+        if node.op in ("StatefulPartitionedCall", "PartitionedCall") and node.attr["f"].func.name in lib:
+            inner = lib[node.attr["f"].func.name]
+            k = int(tensor.split(":")[-1]) if tensor.count(":") == 2 else 0
+            return inside(inner, inner.ret[inner.signature.output_arg[k].name], depth + 1)
+        return node.op
+
+    op = fn.outputs[index].op
+    while op.type == "Identity":
+        tensor = op.inputs[0]
+        op = tensor.op
+    if op.type in ("StatefulPartitionedCall", "PartitionedCall"):
+        name = op.get_attr("f").name
+        name = name.decode() if isinstance(name, bytes) else name
+        inner = lib.get(name)
+        if inner is not None:
+            return inside(inner, inner.ret[inner.signature.output_arg[tensor.value_index].name], 0)
+    return op.type
+
+
+def wrap_saved_model(path, card=ModelCard()):
+    """A SavedModel folder as a cxrsal model of its serving signature: grey [0, 1] in, the card's
+    preprocessing, one TFSMLayer, `logit` (the output, or the log-odds of a sigmoid/softmax
+    output's class), `score` = its sigmoid; no `features` (its inner layers are unreachable)."""
+    import keras
+    import tensorflow as tf
+
+    from .layers import GrayToBackbone, LogOdds, SelectClass
+
+    path = Path(path)
+    if card.gradcam_layer or card.blocks:
+        raise CxrsalError(f"--model {path}: a SavedModel's inner layers cannot be reached, so the model card's "
+                          f"{'gradcam_layer' if card.gradcam_layer else 'blocks'} cannot apply; save the model as "
+                          ".keras (model.save('model.keras')) for GradCAM, Guided Backprop and randomization")
+    try:
+        fn = tf.saved_model.load(str(path)).signatures["serving_default"]
+    except KeyError:
+        raise CxrsalError(f"--model {path}: the SavedModel has no serving_default signature (export it with "
+                          "model.export(path))") from None
+    except Exception as e:
+        first = (str(e).strip().splitlines() or [type(e).__name__])[0]
+        raise CxrsalError(f"--model {path}: not a loadable SavedModel ({type(e).__name__}: {first[:200]})") from None
+    args, kwargs = fn.structured_input_signature
+    specs = list(args) + list(kwargs.values())
+    if len(specs) != 1 or len(specs[0].shape) != 4:
+        raise CxrsalError(f"--model {path}: its serving signature takes {len(specs)} input(s) "
+                          f"{[tuple(s.shape) for s in specs]}; cxrsal audits a model of one image input [B, H, W, C]")
+    shape = tuple(specs[0].shape)
+    size = card.input_size or shape[1]
+    channels = card.input_channels or shape[-1]
+    if not size or shape[1] not in (None, size) or shape[2] not in (None, size):
+        raise CxrsalError(f"--model {path}: input {shape[1:]}, model card input_size {card.input_size}: give a "
+                          "square input_size the model accepts")
+    if shape[-1] not in (None, channels):
+        raise CxrsalError(f"model card input_channels {channels}: the model takes {shape[-1]} channels")
+    outputs = list(fn.structured_outputs)
+    key = card.logit_layer or (outputs[0] if len(outputs) == 1 else None)
+    if key not in outputs:
+        raise CxrsalError(f"--model {path}: " + (f"model card logit_layer {key!r}: no such output" if key else
+                          f"{len(outputs)} outputs") + f" (the signature's outputs: {', '.join(outputs)}); name "
+                          "one in the model card (logit_layer:)")
+    index_of_key = [t.name.split(":")[0] for t in fn.outputs].index(
+        fn.structured_outputs[key].name.split(":")[0]) if len(outputs) > 1 else 0
+    activation = _output_op(fn, index_of_key)
+    units = fn.structured_outputs[key].shape[-1]
+    index = card.class_index if card.class_index is not None else (0 if units == 1 else 1)
+    if units is None or not 0 <= index < units:
+        raise CxrsalError(f"model card class_index {index}: the output {key!r} has {units} unit(s)")
+    if activation in ("ArgMax", "ArgMin", "Round", "Cast"):
+        raise CxrsalError(f"--model {path}: output {key!r} comes from a {activation} op: no differentiable logit")
+    image = keras.Input((size, size, 1), name="image")
+    pre = GrayToBackbone(PREPROCESSING[card.preprocessing], channels=channels, name="preprocess")(image)
+    out = keras.layers.TFSMLayer(str(path.resolve()), call_endpoint="serving_default", name="saved_model")(pre)
+    out = out[key] if isinstance(out, dict) else out
+    probability = activation in ("Sigmoid", "Softmax")
+    logit = (LogOdds(index, name="logit") if probability else SelectClass(index, name="logit"))(out)
+    score = keras.layers.Activation("sigmoid", name="score")(logit)
+    return keras.Model(image, score, name=f"{path.name}_audited")
 
 
 def discover_blocks(names, prefixes=None):

@@ -142,6 +142,9 @@ def backbone_blocks(model, arch, prefixes=()):
     A user's model (arch `external-*`): blocks named by `prefixes`, or discovered
     (`cxrsal.models.external.discover_blocks`)."""
     names = [l.name for l in model.layers]
+    if "features" not in names or "preprocess" not in names:
+        raise CxrsalError(f"model {model.name}: randomization needs the model's own layers, which it does not expose "
+                          "(a SavedModel is one opaque layer); save the model as .keras to randomize it")
     start, stop = names.index("preprocess") + 1, names.index("features")
     body, head = names[start:stop], names[stop + 1:]
     if arch.startswith(EXTERNAL):

@@ -156,3 +156,29 @@ class SelectClass(keras.layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "index": self.index}
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class LogOdds(keras.layers.Layer):
+    """The log-odds of class `index` of probabilities [B, K]: log p - log(1 - p), as [B, 1].
+
+    For a sigmoid output it is the pre-activation logit itself (the inverse of the sigmoid), so
+    its gradients are the logit's; for a two-way softmax it is z1 - z0. What cxrsal explains of a
+    SavedModel, whose pre-activation logits cannot be reached. A saturated probability (0 or 1
+    in float32) has no finite log-odds."""
+
+    def __init__(self, index=0, **kwargs):
+        super().__init__(**kwargs)
+        self.index = int(index)
+
+    def call(self, p):
+        from keras import ops
+
+        q = p[:, self.index:self.index + 1]
+        return ops.log(q) - ops.log1p(-q)
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0], 1)
+
+    def get_config(self):
+        return {**super().get_config(), "index": self.index}

@@ -92,7 +92,11 @@ class ModelAdapter:
             entry, self._scale = pre.output, pre
         two_way = "logit" not in names and "logits" in names
         logits = model.get_layer("logits").output if two_way else logit_tensor(model)
-        self._net = keras.Model(entry, [model.get_layer("features").output, logits])
+        # a model without reachable inner layers (a SavedModel): gradients of the input only
+        self.has_layers = "features" in names
+        features = (model.get_layer("features").output if self.has_layers
+                    else keras.layers.Identity(name="no_features")(logits))   # a second output, never used
+        self._net = keras.Model(entry, [features, logits])
         self.input_shape = tuple(model.input_shape[1:-1]) + (3 if entry is not model.input else model.input_shape[-1],)
         self.input_channels = self.input_shape[-1]     # what the gradients are taken with respect to
         self.has_class_maps = "class_maps" in names

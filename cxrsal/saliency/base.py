@@ -29,6 +29,8 @@ class Method:
     config sets, {parameter: "section.key"} (`saliency.KEY` keys are declared by the method).
     `grid`: True when the map is the feature map's grid upsampled (GradCAM, WILDCAT), so its
     cells sit at the receptive-field centres of the feature map (pointwise detection).
+    `needs_layers`: needs the model's inner layers (the GradCAM layer, its ReLUs), which a
+    SavedModel does not expose; the gradient methods do not.
     """
 
     name = ""
@@ -37,6 +39,7 @@ class Method:
     needs_wildcat = False
     channels = True
     grid = False
+    needs_layers = False
     defaults = {}
     config = {}
 
@@ -88,20 +91,28 @@ def study_methods():
     return [n for n in ordered() if METHODS.get(n).study]
 
 
-def parse_methods(text, has_wildcat):
+def parse_methods(text, has_wildcat, has_layers=True):
     """`study` (the audited methods), `all` (every registered method) or a comma list ->
-    names in table order; methods needing a WILDCAT head are left out of the keywords when
-    the model has none and refused when named."""
+    names in table order; methods needing a WILDCAT head, or inner layers a SavedModel does
+    not expose, are left out of the keywords when the model lacks them and refused when named."""
     text = "study" if text in ("", None) else str(text)
+
+    def possible(n):
+        m = METHODS.get(n)
+        return (has_wildcat or not m.needs_wildcat) and (has_layers or not m.needs_layers)
+
     if text in KEYWORDS:
         names = study_methods() if text == "study" else ordered()
-        return [n for n in names if has_wildcat or not METHODS.get(n).needs_wildcat]
+        return [n for n in names if possible(n)]
     names = [t.strip() for t in text.split(",") if t.strip()]
     for n in names:
         if n not in METHODS:
             raise CxrsalError(f"--methods {n!r}: valid choices: {', '.join(KEYWORDS + tuple(ordered()))}")
         if METHODS.get(n).needs_wildcat and not has_wildcat:
             raise CxrsalError(f"--methods {n}: the model has no WILDCAT head")
+        if METHODS.get(n).needs_layers and not has_layers:
+            raise CxrsalError(f"--methods {n}: needs the model's inner layers, which a SavedModel does not expose; "
+                              "save the model as .keras, or use grad, sg, ig, sig, xrai")
     return ordered(set(names))
 
 

@@ -14,6 +14,7 @@ from .base import Method, register
 @register
 class GradCAMPlusPlus(Method):
     name = "gcampp"
+    needs_layers = True
     order = 55
     channels = False
     defaults = {}

@@ -23,6 +23,7 @@ def gradcam_maps(adapter, images, cls):
 @register
 class GradCAM(Method):
     name = "gcam"
+    needs_layers = True
     order = 50
     study = True
     channels = False

@@ -18,6 +18,7 @@ ORDERS = ("processed", "raw")
 @register
 class GuidedBackprop(Method):
     name = "gbp"
+    needs_layers = True
     order = 70
     study = True
     defaults = {}
@@ -29,6 +30,7 @@ class GuidedBackprop(Method):
 @register
 class GuidedGradCAM(Method):
     name = "ggcam"
+    needs_layers = True
     order = 80
     study = True
     channels = False

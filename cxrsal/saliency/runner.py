@@ -53,14 +53,14 @@ def run_saliency(model_dir, out, cfg: Config, methods="study", *, num_shards=1, 
     with strategy.scope():
         model = run.model(s.checkpoint)
     adapter = ModelAdapter(model, batch_size=s.batch_size, strategy=strategy, input_channels=s.input_channels)
-    names = parse_methods(methods, adapter.has_class_maps)
+    names = parse_methods(methods, adapter.has_class_maps, adapter.has_layers)
     rows = select(read_manifest(data_dir), s.split, s.positives_only, s.limit)
     data = PreparedSplit(data_dir, s.split)
     size = model.input_shape[1]
     store = MapStore(out)
     store.init({"model": str(model_dir.resolve()), "checkpoint": s.checkpoint, "data": data_dir, "split": s.split,
                 "image_ids": [r["image_id"] for r in rows], "weights": weights_digest(model), "model_name": model.name,
-                "input_size": size, "input_channels": adapter.input_channels, "geometry": feature_geometry(model),
+                "input_size": size, "input_channels": adapter.input_channels, "geometry": feature_geometry(model) if adapter.has_layers else None,
                 "config": to_dict(cfg)["saliency"], "versions": versions()})
     log(f"{described}; {len(rows)} images" + (f", shard {shard_index + 1}/{num_shards}" if num_shards > 1 else ""))
     remember(model_dir, store.path)   # randomize and compare take this model's maps from here

@@ -15,6 +15,7 @@ from .base import Method, register
 @register
 class ScoreCAM(Method):
     name = "scorecam"
+    needs_layers = True
     order = 57
     channels = False
     defaults = {"max_n": 0}           # 0: every channel

@@ -74,7 +74,8 @@ class NoiseAveraged(Method):
 
     def __init__(self, base, samples, noise):
         self.base, self.samples, self.noise = base, int(samples), float(noise)
-        for attr in ("name", "order", "study", "needs_wildcat", "channels", "grid", "defaults", "config"):
+        for attr in ("name", "order", "study", "needs_wildcat", "needs_layers", "channels", "grid", "defaults",
+                     "config"):
             setattr(self, attr, getattr(base, attr))
         self.smoothing = {"samples": self.samples, "noise": self.noise}
 

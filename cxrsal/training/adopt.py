@@ -35,21 +35,23 @@ def adopt(model_path, data_dir, out, card=None, *, log=print):
     """Write run directory `out` for the saved model at `model_path` on prepared run `data_dir`;
     a second call with the same model, data and card returns the same run untouched."""
     from ..data.prepare import check_prepared
-    from ..models.external import ModelCard, load_user_model, wrap
+    from ..models.external import ModelCard, is_saved_model, load_user_model, wrap, wrap_saved_model
     from .fit import data_record, versions, with_prepared_data
 
     card = card or ModelCard()
     out = Path(out)
     source = {"path": str(Path(model_path).resolve()), "sha256": _digest(model_path),
               "model_card": {k: (list(v) if isinstance(v, tuple) else v)
-                             for k, v in dataclasses.asdict(card).items()}}
+                             for k, v in dataclasses.asdict(card).items()},
+              "saved_model": is_saved_model(model_path)}
     data = data_record(data_dir, check_prepared(data_dir))
     if (out / CARD_FILE).exists():
         old = json.loads((out / CARD_FILE).read_text())
         if old.get("source") == source and old.get("data", {}).get("manifest_sha256") == data["manifest_sha256"]:
             return out
         raise CxrsalError(f"{out} holds another adopted model, card or data; use a new folder")
-    model = wrap(load_user_model(model_path), card)
+    model = (wrap_saved_model(model_path, card) if is_saved_model(model_path)
+             else wrap(load_user_model(model_path), card))
     size = model.input_shape[1]
     out.mkdir(parents=True, exist_ok=True)
     remove_stale_tmp(out, recursive=True)
