@@ -18,9 +18,12 @@ def register(cli):
     @click.option("--out", type=click.Path(file_okay=False), required=True, help="Map store directory.")
     @click.option("--batch-size", type=int, default=None, help="Model evaluations per call [default: 32].")
     @click.option("--seed", type=int, default=None, help="SmoothGrad noise seed [default: 0].")
-    @click.option("--num-shards", type=click.IntRange(min=1), default=1, show_default=True,
-                  help="Split the job over K machines (any scheduler); all write into one store.")
-    @click.option("--shard-index", type=click.IntRange(min=0), default=0, show_default=True)
+    @click.option("--num-shards", type=click.IntRange(min=1), default=None,
+                  help="Split the job over K machines [default: 1, or what --shard-index auto finds]; the shards "
+                       "write into one store, or each into its own (then `cxrsal merge`).")
+    @click.option("--shard-index", default="0", show_default=True,
+                  help="This machine's shard, 0..K-1, or `auto`: from a SLURM array job, a Kubernetes Indexed Job "
+                       "(with --num-shards or CXRSAL_NUM_SHARDS) or TF_CONFIG.")
     @click.option("--quiet", is_flag=True, help="No progress bar.")
     @config_options
     def saliency(model_dir, data_dir, model_card, methods, split, positives_only, limit, out, batch_size, seed, num_shards, shard_index,
@@ -32,10 +35,32 @@ def register(cli):
         cfg = load_config(config_path, overrides, options={
             "saliency.split": split, "saliency.positives_only": positives_only, "saliency.limit": limit,
             "saliency.batch_size": batch_size, "saliency.seed": seed})
+        if shard_index == "auto":
+            from cxrsal.saliency.shards import shard_from_environment
+
+            shard_index, num_shards = shard_from_environment(num_shards)
+        else:
+            try:
+                shard_index = int(shard_index)
+            except ValueError:
+                raise click.BadParameter(f"{shard_index!r}: a shard number (0, 1, ...) or auto",
+                                         param_hint="--shard-index") from None
+            num_shards = num_shards or 1
         model_dir, = resolve_models([model_dir], data_dir, model_card, out)
         written = run_saliency(model_dir, out, cfg, methods, num_shards=num_shards, shard_index=shard_index,
                                progress=not quiet, log=click.echo)
         click.echo(f"map store: {out}  ({sum(written.values())} maps written this run)")
+
+    @cli.command()
+    @click.argument("shards", nargs=-1, required=True, type=click.Path(file_okay=False))
+    @click.option("--out", type=click.Path(file_okay=False), required=True, help="The merged map store.")
+    def merge(shards, out):
+        """Merge the map stores of the shards of one `cxrsal saliency` job (each shard its own --out)
+        into one store: every map of the run exactly once, copied byte for byte."""
+        from cxrsal.saliency.shards import merge_stores
+
+        copied = merge_stores(shards, out, log=click.echo)
+        click.echo(f"map store: {out}  ({sum(copied.values())} maps copied this run)")
 
     @cli.command()
     @click.option("--maps", "store", type=click.Path(file_okay=False), required=True, help="Map store.")
