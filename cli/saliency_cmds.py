@@ -5,6 +5,16 @@ import click
 from .options import config_options, methods_option, resolve_models, user_model_options
 
 
+def _positive(text):
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise click.BadParameter(f"{text!r}: a positive integer or auto", param_hint="--batch-size")
+    return value
+
+
 def register(cli):
 
     @cli.command()
@@ -16,7 +26,13 @@ def register(cli):
     @click.option("--positives-only", is_flag=True, default=None, help="Only images with disease.")
     @click.option("--limit", type=int, default=None, help="At most N images (after --positives-only).")
     @click.option("--out", type=click.Path(file_okay=False), required=True, help="Map store directory.")
-    @click.option("--batch-size", type=int, default=None, help="Model evaluations per call [default: 32].")
+    @click.option("--batch-size", default=None,
+                  help="Model evaluations per call, or auto (the largest that fits the GPU) [default: 32]. An "
+                       "out-of-memory error halves it and computes the same images again.")
+    @click.option("--jit", "jit_compile", is_flag=True, default=None,
+                  help="XLA-compile the gradient functions (saliency.jit_compile).")
+    @click.option("--precision", type=click.Choice(("float32", "mixed")), default=None,
+                  help="mixed: bfloat16/float16 forward and backward, float32 variables and sums (saliency.precision).")
     @click.option("--seed", type=int, default=None, help="SmoothGrad noise seed [default: 0].")
     @click.option("--num-shards", type=click.IntRange(min=1), default=None,
                   help="Split the job over K machines [default: 1, or what --shard-index auto finds]; the shards "
@@ -26,15 +42,16 @@ def register(cli):
                        "(with --num-shards or CXRSAL_NUM_SHARDS) or TF_CONFIG.")
     @click.option("--quiet", is_flag=True, help="No progress bar.")
     @config_options
-    def saliency(model_dir, data_dir, model_card, methods, split, positives_only, limit, out, batch_size, seed, num_shards, shard_index,
-                 quiet, config_path, overrides):
+    def saliency(model_dir, data_dir, model_card, methods, split, positives_only, limit, out, batch_size, jit_compile,
+                 precision, seed, num_shards, shard_index, quiet, config_path, overrides):
         """Compute saliency maps of a trained model into a resumable map store."""
         from cxrsal.config import load_config
         from cxrsal.saliency.runner import run_saliency
 
         cfg = load_config(config_path, overrides, options={
             "saliency.split": split, "saliency.positives_only": positives_only, "saliency.limit": limit,
-            "saliency.batch_size": batch_size, "saliency.seed": seed})
+            "saliency.batch_size": (batch_size if batch_size in (None, "auto") else _positive(batch_size)),
+            "saliency.jit_compile": jit_compile, "saliency.precision": precision, "saliency.seed": seed})
         if shard_index == "auto":
             from cxrsal.saliency.shards import shard_from_environment
 

@@ -141,7 +141,14 @@ class SaliencyConfig:
     checkpoint: str = "best"           # best | last
     target: str = "positive"           # positive | predicted ([A] explained the predicted class)
     seed: int = 0                      # SmoothGrad noise (per image: seed and its index in the split)
-    batch_size: int = 32               # model evaluations per forward + gradient call
+    # model evaluations per forward + gradient call; auto: the largest that fits the GPU's memory
+    # (probed, halving on out-of-memory; 32 on a CPU). An out-of-memory error during a run halves
+    # it and retries the same images either way
+    batch_size: typing.Union[int, str] = 32
+    # XLA-compile the gradient functions; precision mixed: forward/backward in bfloat16 (float16
+    # where the GPU lacks bfloat16) with float32 variables, the methods' sums in float32 or wider
+    jit_compile: bool = False
+    precision: str = "float32"
     group_size: int = 8                # images computed together; the unit of sharding and resumption
     # [A] fed the grey image replicated to 3 channels and summed |gradient| over them: 3
     # differentiates with respect to that [0, 1] 3-channel image (noise drawn per channel);
@@ -154,6 +161,9 @@ class SaliencyConfig:
     def __post_init__(self):
         _one_of("saliency", "input_channels", self.input_channels, (3, 1))
         _one_of("saliency", "target", self.target, ("positive", "predicted"))
+        _one_of("saliency", "precision", self.precision, ("float32", "mixed"))
+        if self.batch_size != "auto" and not (isinstance(self.batch_size, int) and self.batch_size >= 1):
+            raise ConfigError(f"saliency.batch_size {self.batch_size!r}: a positive integer or auto")
 
     def __getattr__(self, name):
         # a declared method parameter reads like a field: cfg.saliency.ig_steps
@@ -308,7 +318,12 @@ def _coerce(value, tp, key, source):
         args = [a for a in typing.get_args(tp) if a is not type(None)]
         if value is None:
             return None
-        return _coerce(value, args[0], key, source)
+        for a in args[:-1]:      # the first type the value fits
+            try:
+                return _coerce(value, a, key, source)
+            except ConfigError:
+                pass
+        return _coerce(value, args[-1], key, source)
     if origin is tuple:
         args = typing.get_args(tp)
         if not isinstance(value, (list, tuple)) or (Ellipsis not in args and len(value) != len(args)):

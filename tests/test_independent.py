@@ -8,7 +8,7 @@ import keras
 import numpy as np
 import pandas as pd
 import pytest
-from scipy.stats import spearmanr
+from scipy.stats import entropy, spearmanr
 from skimage.metrics import structural_similarity
 from skimage.segmentation import find_boundaries
 from skimage.transform import resize
@@ -72,6 +72,10 @@ def test_randomization_ssim_and_spearman_match_skimage_and_scipy(trained_classif
         step = stored(stores[row.step] / row.method / f"{row.image_id}.npz")
         if row.metric == "ssim":
             expected = sk_ssim(trained[0], step[0])
+        elif row.metric == "complexity":   # eMPRT: entropy of the normalized |map| (scipy normalizes)
+            raw = np.abs(step[1])
+            raw = raw.sum(-1) if raw.ndim == 3 else raw
+            expected = entropy(raw.ravel()) if raw.any() else np.nan
         else:   # Spearman of |raw| (summed over channels first when the map has channels), SPEC §5
             flat = lambda raw: np.abs(raw.sum(-1) if raw.ndim == 3 else raw).ravel()
             expected = spearmanr(flat(trained[1]), flat(step[1])).statistic

@@ -178,7 +178,8 @@ def run_randomization(model_dirs, out, cfg, methods="study", *, progress=True, l
         digest = weights_digest(model)
         work = keras.models.clone_model(model)
         work.set_weights(trained)
-        adapter = ModelAdapter(work, batch_size=s.batch_size, input_channels=s.input_channels)
+        adapter = ModelAdapter(work, batch_size=s.batch_size, input_channels=s.input_channels,
+                               jit_compile=s.jit_compile, precision=s.precision, log=log)
         names = parse_methods(methods, adapter.has_class_maps, adapter.has_layers)
         tag = f"{k:02d}-{model_dir.name}"
         log(f"{model_dir}: {arch}, {len(steps)} steps ({check_name(rz)}), "
@@ -195,7 +196,7 @@ def run_randomization(model_dirs, out, cfg, methods="study", *, progress=True, l
                         "seed": rz.seed, "versions": versions()})
             if all((store.path / m).exists() and len(store.ids(m)) == len(rows) for m in names):
                 continue   # finished before a kill
-            apply_weights(work, trained, step_weights(model, blocks, randomized, init=rz.init, sigma=rz.sigma,
+            apply_weights(adapter.model, trained, step_weights(model, blocks, randomized, init=rz.init, sigma=rz.sigma,
                                                       seed=rz.seed))
             sources = []
             if i == 0:

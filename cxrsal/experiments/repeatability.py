@@ -68,7 +68,8 @@ def run_compare(model_dirs, out, cfg, methods="study", *, baseline_maps=None, pr
     for k, (run, manifest) in enumerate(zip(runs, manifests)):
         model_dir, data_dir = run.path, run.data
         model = run.model(s.checkpoint)
-        adapter = ModelAdapter(model, batch_size=s.batch_size, input_channels=s.input_channels)
+        adapter = ModelAdapter(model, batch_size=s.batch_size, input_channels=s.input_channels,
+                               jit_compile=s.jit_compile, precision=s.precision, log=log)
         by_id = {r["image_id"]: r for r in manifest if r["split"] == s.split}
         rows = [by_id[i] for i in chosen]
         names = parse_methods(methods, adapter.has_class_maps, adapter.has_layers)

@@ -46,6 +46,45 @@ def guided_clone(model):
     return clone, replaced
 
 
+AUTO_START = 1024      # the first batch `batch_size: auto` tries on a GPU (halved until it fits)
+AUTO_CPU = 32          # auto on a CPU: memory is not what limits it
+
+
+def is_out_of_memory(error):
+    """True for TensorFlow's out-of-memory errors (ResourceExhaustedError, and the XLA/GPU
+    allocators' InternalError saying so)."""
+    import tensorflow as tf
+
+    if isinstance(error, tf.errors.ResourceExhaustedError):
+        return True
+    return isinstance(error, tf.errors.InternalError) and "out of memory" in str(error).lower()
+
+
+def mixed_copy(model, strategy=None):
+    """A copy of `model` (same float32 variables) computing in bfloat16, or float16 on a GPU
+    without bfloat16 (compute capability < 8.0)."""
+    import contextlib
+
+    import keras
+    import tensorflow as tf
+
+    policy = "mixed_bfloat16"
+    for gpu in tf.config.list_physical_devices("GPU"):
+        cc = tf.config.experimental.get_device_details(gpu).get("compute_capability", (8, 0))
+        if tuple(cc) < (8, 0):
+            policy = "mixed_float16"
+    before = keras.config.dtype_policy()
+    scope = strategy.scope() if strategy is not None else contextlib.nullcontext()
+    try:
+        keras.config.set_dtype_policy(policy)
+        with scope:
+            clone = keras.models.clone_model(model)
+    finally:
+        keras.config.set_dtype_policy(before)
+    clone.set_weights(model.get_weights())
+    return clone
+
+
 def pad_batch(x, cls, size):
     """(x, cls) padded to `size` rows (zero images explained as class 1) and their own row count:
     a CPU kernel's float results depend on the batch size, not on an image's position in the
@@ -72,15 +111,22 @@ class ModelAdapter:
     input (`input_channels` then says what was used).
     """
 
-    def __init__(self, model, *, batch_size=32, strategy=None, input_channels=3):
+    def __init__(self, model, *, batch_size=32, strategy=None, input_channels=3, jit_compile=False,
+                 precision="float32", log=None):
         import keras
         import tensorflow as tf
 
         from ..models.factory import logit_tensor
 
+        if precision not in ("float32", "mixed"):
+            raise CxrsalError(f"saliency.precision {precision!r}: valid choices: float32, mixed")
+        self.precision, self.jit_compile = precision, bool(jit_compile)
+        if precision == "mixed":
+            model = mixed_copy(model, strategy)
         self.model = model
-        self.batch_size = int(batch_size)
+        self.batch_size = AUTO_CPU if batch_size == "auto" else int(batch_size)
         self.strategy = strategy
+        self._log = log or (lambda *_: None)
         names = {l.name for l in model.layers}
         if input_channels not in (1, 3):
             raise CxrsalError(f"saliency.input_channels {input_channels}: valid choices: 3, 1")
@@ -106,12 +152,34 @@ class ModelAdapter:
         self._logits = logits
         self._guided = None
         spec = (tf.TensorSpec((None, *self.input_shape), tf.float32), tf.TensorSpec((None,), tf.int32))
-        self._input_grads = tf.function(self._input_grads_impl, input_signature=spec)
-        self._conv_grads = tf.function(self._conv_grads_impl, input_signature=spec)
-        self._guided_grads = tf.function(self._guided_grads_impl, input_signature=spec)
-        self._margins = tf.function(self._margins_impl, input_signature=spec)
-        self._class_maps = tf.function(self._class_maps_impl, input_signature=spec)
+        fn = lambda f: tf.function(f, input_signature=spec, jit_compile=self.jit_compile)   # noqa: E731
+        self._input_grads = fn(self._input_grads_impl)
+        self._conv_grads = fn(self._conv_grads_impl)
+        self._guided_grads = fn(self._guided_grads_impl)
+        self._margins = fn(self._margins_impl)
+        self._class_maps = fn(self._class_maps_impl)
         self._replicated = {}
+        if batch_size == "auto" and tf.config.list_physical_devices("GPU"):
+            self.batch_size = self.probe_batch_size(AUTO_START)
+
+    def probe_batch_size(self, start):
+        """The largest batch of `start`, start/2, ... whose input gradients fit in memory (one
+        call of each size on zero images); 1 if none larger does."""
+        import tensorflow as tf
+
+        size = int(start)
+        while size > 1:
+            try:
+                zeros = tf.zeros((size, *self.input_shape), tf.float32)
+                self._input_grads(zeros, tf.ones((size,), tf.int32))
+                self._conv_grads(zeros, tf.ones((size,), tf.int32)) if self.has_layers else None
+                break
+            except Exception as e:
+                if not is_out_of_memory(e):
+                    raise
+                size //= 2
+        self._log(f"saliency.batch_size auto: {size}")
+        return size
 
     def lift(self, images):
         """Grey images [N, H, W, 1] -> the space gradients are taken in (replicated to 3
@@ -131,12 +199,17 @@ class ModelAdapter:
         return tf.where(cls == 1, z, -z)
 
     def _margins_impl(self, x, cls):
+        import tensorflow as tf
+
         _, logits = self._net(self._scale(x), training=False)
+        logits = tf.cast(logits, tf.float32)
         # two-way: z1 - z0 > 0 exactly when softmax gives the positive class more than 0.5
         return (logits[:, 1] - logits[:, 0] if self._two_way else logits[:, 0]),
 
     def _class_maps_impl(self, x, cls):
-        return self._maps(self._scale(x), training=False),
+        import tensorflow as tf
+
+        return tf.cast(self._maps(self._scale(x), training=False), tf.float32),
 
     def _gradient_wrt_input(self, net, x, cls):
         import tensorflow as tf
@@ -144,7 +217,7 @@ class ModelAdapter:
         with tf.GradientTape() as tape:
             tape.watch(x)
             _, logits = net(self._scale(x), training=False)
-            y = self._explained(logits, cls)
+            y = tf.cast(self._explained(logits, cls), tf.float32)
         return y, tape.gradient(y, x)
 
     def _input_grads_impl(self, x, cls):
@@ -155,8 +228,8 @@ class ModelAdapter:
 
         with tf.GradientTape() as tape:
             feats, logits = self._net(self._scale(x), training=False)
-            y = self._explained(logits, cls)
-        return y, feats, tape.gradient(y, feats)
+            y = tf.cast(self._explained(logits, cls), tf.float32)
+        return y, tf.cast(feats, tf.float32), tf.cast(tape.gradient(y, feats), tf.float32)
 
     def _guided_grads_impl(self, x, cls):
         return self._gradient_wrt_input(self._guided_net, x, cls)
@@ -166,29 +239,54 @@ class ModelAdapter:
         """Apply `fn` chunk by chunk (and replica by replica); outputs concatenated on axis 0.
 
         Every chunk is padded to the full batch (`pad_batch`; measured on ResNet-18 and
-        DenseNet121)."""
+        DenseNet121). Out of memory, the batch is halved and the same images computed again."""
         import tensorflow as tf
 
         x = np.ascontiguousarray(x, dtype=np.float32)
         cls = np.ascontiguousarray(cls, dtype=np.int32)
         replicas = self.strategy.num_replicas_in_sync if self.strategy is not None else 1
-        step = self.batch_size * replicas
         parts = []
-        for start in range(0, len(x), step):
+        start = 0
+        while start < len(x):
+            step = self.batch_size * replicas
             xb, cb, n = pad_batch(x[start:start + step], cls[start:start + step], step)
-            if replicas == 1:
-                out = fn(tf.constant(xb), tf.constant(cb))
-                parts.append([np.asarray(o)[:n] for o in out])
-                continue
-            xs, cs = np.array_split(xb, replicas), np.array_split(cb, replicas)
-            xv = self.strategy.experimental_distribute_values_from_function(
-                lambda ctx: tf.constant(xs[ctx.replica_id_in_sync_group]))
-            cv = self.strategy.experimental_distribute_values_from_function(
-                lambda ctx: tf.constant(cs[ctx.replica_id_in_sync_group]))
-            per_replica = self.strategy.experimental_local_results(self._replica_fn(fn)(xv, cv))
-            parts.append([np.concatenate([np.asarray(r[i]) for r in per_replica])[:n]
-                          for i in range(len(per_replica[0]))])
+            try:
+                out = self._call(fn, xb, cb, replicas)
+            except Exception as e:
+                if self.jit_compile and isinstance(e, tf.errors.UnimplementedError):
+                    raise CxrsalError("saliency.jit_compile: XLA cannot compile this model's gradient here ("
+                                      + str(e).strip().splitlines()[0][:160] + "); op determinism, which training "
+                                      "turns on in its process, has no XLA kernel for some gradients: run "
+                                      "`cxrsal saliency` in its own process, or without --jit") from None
+                if not is_out_of_memory(e):
+                    raise
+                self._halve(e)
+                continue        # the same images again, in smaller batches: nothing is lost
+            parts.append([o[:n] for o in out])
+            start += step
         return [np.concatenate([p[i] for p in parts]) for i in range(len(parts[0]))]
+
+    def _call(self, fn, xb, cb, replicas):
+        """`fn` on one padded batch, split across the replicas when there are several."""
+        import tensorflow as tf
+
+        if replicas == 1:
+            return [np.asarray(o) for o in fn(tf.constant(xb), tf.constant(cb))]
+        xs, cs = np.array_split(xb, replicas), np.array_split(cb, replicas)
+        xv = self.strategy.experimental_distribute_values_from_function(
+            lambda ctx: tf.constant(xs[ctx.replica_id_in_sync_group]))
+        cv = self.strategy.experimental_distribute_values_from_function(
+            lambda ctx: tf.constant(cs[ctx.replica_id_in_sync_group]))
+        per_replica = self.strategy.experimental_local_results(self._replica_fn(fn)(xv, cv))
+        return [np.concatenate([np.asarray(r[i]) for r in per_replica]) for i in range(len(per_replica[0]))]
+
+    def _halve(self, error):
+        """Out of memory: halve the batch (a run loses nothing: its images are computed again)."""
+        if self.batch_size == 1:
+            raise CxrsalError("out of memory with one image per batch: the model does not fit this device "
+                              f"({type(error).__name__})") from None
+        self.batch_size //= 2
+        self._log(f"out of memory: saliency batch size now {self.batch_size}")
 
     def _replica_fn(self, fn):
         """One tf.function running the plain Python body of `fn` on every replica."""

@@ -52,7 +52,8 @@ def run_saliency(model_dir, out, cfg: Config, methods="study", *, num_shards=1, 
     strategy, described = choose_strategy()
     with strategy.scope():
         model = run.model(s.checkpoint)
-    adapter = ModelAdapter(model, batch_size=s.batch_size, strategy=strategy, input_channels=s.input_channels)
+    adapter = ModelAdapter(model, batch_size=s.batch_size, strategy=strategy, input_channels=s.input_channels,
+                            jit_compile=s.jit_compile, precision=s.precision, log=log)
     names = parse_methods(methods, adapter.has_class_maps, adapter.has_layers)
     rows = select(read_manifest(data_dir), s.split, s.positives_only, s.limit)
     data = PreparedSplit(data_dir, s.split)
@@ -89,7 +90,10 @@ def fill_store(adapter, store, rows, data, names, cfg, *, num_shards=1, shard_in
         for name in names:
             method = METHODS.get(name) if wrap is None else wrap(METHODS.get(name))
             params = method.resolve(cfg.method_params(name))
-            per_group = max(s.group_size, -(-s.batch_size // method.evaluations(params)))
+            # groups from the configured batch (auto: the CPU's 32), not the one memory allowed, so
+            # that shards and resumed runs on other machines group the images alike
+            nominal = s.batch_size if isinstance(s.batch_size, int) else 32
+            per_group = max(s.group_size, -(-nominal // method.evaluations(params)))
             groups = [rows[i:i + per_group] for i in range(0, len(rows), per_group)]
             mine = groups[shard_index::num_shards]
             store.init_method(name, {"method": name, "params": params, "target": s.target, "seed": s.seed,
