@@ -239,3 +239,9 @@ def test_a_saved_model_folder_is_audited_where_gradients_allow(audit, tmp_path):
     np.testing.assert_allclose(np.asarray(logit(x))[:, 0], np.log(p[:, 1]) - np.log(p[:, 0]), rtol=1e-4, atol=1e-5)
     with pytest.raises(CxrsalError, match="inner layers cannot be reached"):
         wrap_saved_model(tmp_path / "two", ModelCard(gradcam_layer="conv2d"))
+    # in Python: compute_maps takes the folder's path; GradCAM is refused, not computed on nothing
+    raw, processed = compute_maps(str(tmp_path / "user_savedmodel"), x[:2], "grad")
+    keras_raw, _ = compute_maps(keras.models.load_model(tmp_path / "user.keras"), x[:2], "grad")
+    np.testing.assert_allclose(raw, keras_raw, rtol=1e-3, atol=1e-6 * np.abs(keras_raw).max())
+    with pytest.raises(CxrsalError, match="needs the model's inner layers"):
+        compute_maps(tmp_path / "user_savedmodel", x[:2], "gcam")

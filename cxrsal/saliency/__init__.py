@@ -10,6 +10,7 @@ import pkgutil
 
 import numpy as np
 
+from ..errors import CxrsalError
 from .adapter import ModelAdapter
 from .base import METHODS, Method, noise_rng, ordered, parse_methods, register, study_methods
 from .postprocess import normalize, postprocess, reduce_2d
@@ -33,13 +34,21 @@ def compute_maps(model, images, method, *, target="positive", seed=0, batch_size
     `return_flags`, also a bool array marking constant maps (processed to zeros). `indices`
     (default 0..N-1) name each image's noise stream, so a map does not depend on the batch.
 
-    `model`: a cxrsal model, or any Keras classifier (wrapped once by
-    `cxrsal.models.external.wrap` with `card`, a `ModelCard`: logit, GradCAM layer, input,
+    `model`: a cxrsal model, any Keras classifier, or the path of a saved one (.keras, .h5, a
+    SavedModel folder: gradient methods only) (wrapped once by `cxrsal.models.external.wrap` with `card`, a `ModelCard`: logit, GradCAM layer, input,
     preprocessing); keep the returned adapter's model (`ModelAdapter(wrap(...))`) to call again.
     """
+    import os
+
     m = METHODS.get(method)
     params = m.resolve(params)
     images = np.asarray(images, np.float32)
+    if isinstance(model, (str, os.PathLike)):      # a saved model: .keras, .h5 or a SavedModel folder
+        from ..models.external import ModelCard, is_saved_model, load_user_model, wrap, wrap_saved_model
+
+        card = card or ModelCard()
+        model = wrap_saved_model(model, card) if is_saved_model(model) else wrap(load_user_model(model), card)
+        card = None
     if not isinstance(model, ModelAdapter) and (card is not None or not {"features", "logit", "logits"}
                                                  & {layer.name for layer in model.layers}):
         from ..models.external import ModelCard, wrap
@@ -47,6 +56,9 @@ def compute_maps(model, images, method, *, target="positive", seed=0, batch_size
         model = wrap(model, card or ModelCard())
     adapter = model if isinstance(model, ModelAdapter) else ModelAdapter(model, batch_size=batch_size,
                                                                          input_channels=input_channels)
+    if m.needs_layers and not adapter.has_layers:
+        raise CxrsalError(f"method {method}: needs the model's inner layers, which a SavedModel does not expose; "
+                          "save the model as .keras, or use grad, sg, ig, sig, xrai")
     images = adapter.lift(images)
     indices = range(len(images)) if indices is None else indices
     cls = adapter.classes(images, target)
