@@ -284,22 +284,12 @@ def analyse(out, plan, cfg, meta, *, log=print):
 def with_intervals(table, summary, keys, *, seed=0, replicates=1000):
     """`summary` with `ci_low`, `ci_high`: 95 % image-level bootstrap intervals of each row's mean
     over images (an image's value: its mean over the models), all rows of one metric resampled
-    with the same image sets (paired), in one vectorized call per metric."""
-    import pandas as pd
+    with the same image sets (paired; `stats.paired_intervals`)."""
+    from ..stats import paired_intervals
 
-    from ..metrics import bootstrap_mean_ci
-
-    parts = []
-    for metric, d in table.groupby("metric", sort=False):
-        wide = d.pivot_table(index=[k for k in keys if k != "metric"], columns="image_id", values="value",
-                             aggfunc="mean")
-        low, high = (bootstrap_mean_ci(wide.to_numpy(np.float64), replicates=replicates, seed=seed)
-                     if wide.shape[1] > 1 else (np.full(len(wide), np.nan),) * 2)
-        parts.append(wide.index.to_frame(index=False).assign(metric=metric, ci_low=low, ci_high=high))
-    ci = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=[*keys, "ci_low", "ci_high"])
-    if "metric" not in keys:
-        ci = ci.drop(columns="metric", errors="ignore")
-    return summary.merge(ci, on=keys, how="left")
+    rows = [k for k in keys if k != "metric"]
+    ci = paired_intervals(table, rows, ["metric"], replicates=replicates, seed=seed)
+    return summary.merge(ci if "metric" in keys else ci.drop(columns="metric"), on=keys, how="left")
 
 
 def complexity_of(stored, channels):

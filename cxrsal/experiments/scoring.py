@@ -17,7 +17,7 @@ from ..config import ConfigError, write_config
 from ..errors import CxrsalError
 from ..geometry import resize_map, scale_boxes
 from ..io import UNREADABLE, atomic_write_text, remove_stale_tmp, write_frame
-from ..metrics import (argmax_points, auprc_score, auroc_score, average_mask, bootstrap_ap_ci, bootstrap_mean_ci,
+from ..metrics import (argmax_points, auprc_score, auroc_score, average_mask, bootstrap_ap_ci,
                        box_heatmap, iou_score, pointing_hit, pointwise_average_precision, pointwise_hits,
                        tune_threshold)
 
@@ -186,20 +186,16 @@ def summarize(table, *, replicates=1000, seed=0, level=0.95):
     Paired: for each model, step and metric, one matrix [methods, images] over every image any
     method was scored on (NaN where a method lacks it, or its value is undefined) is resampled
     at once, so all methods' intervals come from the same replicate image sets."""
-    import pandas as pd
+    from ..stats import paired_intervals
 
     util = table[table.metric.isin(UTILITY)]
     summary = util.groupby(SUMMARY_KEYS)["value"].agg(["mean", "std", "count"]).reset_index()
-    cis = []
-    for (model, step, metric), d in util.groupby(["model", "step", "metric"]) if replicates else ():
-        # (two detectors' rows share one method name: their values of an image are averaged)
-        wide = d.groupby(["method", "image_id"])["value"].mean().unstack("image_id")
-        low, high = bootstrap_mean_ci(wide.to_numpy(np.float64), replicates=replicates, seed=seed, level=level)
-        cis.append(pd.DataFrame(dict(model=model, method=wide.index, step=step, metric=metric, ci_low=low,
-                                     ci_high=high)))
-    if not cis:
+    # (two detectors' rows share one method name: their values of an image are averaged)
+    ci = paired_intervals(util, ["method"], ["model", "step", "metric"], replicates=replicates, seed=seed,
+                          level=level)
+    if ci.empty:
         return summary.assign(ci_low=np.nan, ci_high=np.nan)
-    return summary.merge(pd.concat(cis, ignore_index=True), on=SUMMARY_KEYS, how="left")
+    return summary.merge(ci, on=SUMMARY_KEYS, how="left")
 
 
 def _interval_text(low, high):

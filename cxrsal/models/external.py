@@ -157,6 +157,19 @@ def _logit_kind(layer):
                       "model card (logit_layer:)")
 
 
+def _input_of(shape, card, what):
+    """(size, channels) of the images a model of input `shape` [B, H, W, C] takes, the card's
+    input_size / input_channels over its own; refused when they do not fit."""
+    size = card.input_size or shape[1]
+    channels = card.input_channels or shape[-1]
+    if not size or shape[1] not in (None, size) or shape[2] not in (None, size):
+        raise CxrsalError(f"{what}: input {shape[1:]}, model card input_size {card.input_size}: give a square "
+                          "input_size the model accepts")
+    if shape[-1] not in (None, channels):
+        raise CxrsalError(f"model card input_channels {channels}: the model takes {shape[-1]} channels")
+    return size, channels
+
+
 def wrap(model, card=ModelCard()):
     """The user's `model` as a cxrsal model: grey [0, 1] (size, size, 1) in, the card's
     preprocessing, the model's layers inlined, `features` = the GradCAM layer, `logit` = the
@@ -169,13 +182,7 @@ def wrap(model, card=ModelCard()):
     shape = model.input_shape
     if isinstance(shape, list):
         raise CxrsalError(f"model {model.name}: {len(shape)} inputs; cxrsal audits a model of one image input")
-    size = card.input_size or shape[1]
-    channels = card.input_channels or shape[-1]
-    if not size or shape[1] not in (None, size) or shape[2] not in (None, size):
-        raise CxrsalError(f"model {model.name}: input {shape[1:]}, model card input_size {card.input_size}: "
-                          "give a square input_size the model accepts")
-    if shape[-1] not in (None, channels):
-        raise CxrsalError(f"model card input_channels {channels}: the model takes {shape[-1]} channels")
+    size, channels = _input_of(shape, card, f"model {model.name}")
 
     def replay(features=None):
         image = keras.Input((size, size, 1), name="image")
@@ -277,13 +284,7 @@ def wrap_saved_model(path, card=ModelCard()):
         raise CxrsalError(f"--model {path}: its serving signature takes {len(specs)} input(s) "
                           f"{[tuple(s.shape) for s in specs]}; cxrsal audits a model of one image input [B, H, W, C]")
     shape = tuple(specs[0].shape)
-    size = card.input_size or shape[1]
-    channels = card.input_channels or shape[-1]
-    if not size or shape[1] not in (None, size) or shape[2] not in (None, size):
-        raise CxrsalError(f"--model {path}: input {shape[1:]}, model card input_size {card.input_size}: give a "
-                          "square input_size the model accepts")
-    if shape[-1] not in (None, channels):
-        raise CxrsalError(f"model card input_channels {channels}: the model takes {shape[-1]} channels")
+    size, channels = _input_of(shape, card, f"--model {path}")
     outputs = list(fn.structured_outputs)
     key = card.logit_layer or (outputs[0] if len(outputs) == 1 else None)
     if key not in outputs:

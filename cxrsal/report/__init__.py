@@ -36,20 +36,19 @@ def _png(fig):
 def fig_utility(scores):
     """[A] Fig 2: AUPRC per method (positives) with the average-mask and localization baselines;
     diamonds: each method's mean with its 95 % image-level bootstrap interval (error bar)."""
-    from ..metrics import bootstrap_mean_ci
+    from ..stats import paired_intervals
 
     plt = _plt()
     auprc = scores[scores.metric == "auprc"]
     methods = [m for m in auprc.method.unique() if not m.startswith("baseline:")]
     fig, ax = plt.subplots(figsize=(max(6, 0.8 * len(methods) + 2), 4))
     ax.boxplot([auprc[auprc.method == m].value for m in methods], tick_labels=methods)
-    wide = auprc[auprc.method.isin(methods)].pivot_table(index="method", columns="image_id", values="value",
-                                                        aggfunc="mean").reindex(methods)
-    if wide.shape[1] > 1:
-        low, high = bootstrap_mean_ci(wide.to_numpy(np.float64), seed=0)
-        mean = np.nanmean(wide.to_numpy(np.float64), axis=1)
-        ax.errorbar(np.arange(1, len(methods) + 1), mean, yerr=[mean - low, high - mean], fmt="D", color="C3",
-                    markersize=4, capsize=3, label="mean, 95% bootstrap CI")
+    shown = auprc[auprc.method.isin(methods)]
+    ci = paired_intervals(shown, ["method"], ["metric"]).set_index("method").reindex(methods)
+    if ci.ci_low.notna().any():
+        mean = shown.groupby(["method", "image_id"]).value.mean().groupby("method").mean().reindex(methods)
+        ax.errorbar(np.arange(1, len(methods) + 1), mean, yerr=[mean - ci.ci_low, ci.ci_high - mean], fmt="D",
+                    color="C3", markersize=4, capsize=3, label="mean, 95% bootstrap CI")
     for name, style in (("baseline:avg", "--"), ("baseline:detector", "-"), ("baseline:segmentation", "-")):
         d = auprc[auprc.method == name]
         if len(d):

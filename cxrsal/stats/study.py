@@ -128,7 +128,7 @@ def result_info(path, kind, runs_by_name=None):
         data_hash = next((c["data"]["manifest_sha256"] for c in cards
                           if c and c.get("data", {}).get("manifest_sha256")), UNKNOWN)
     return dict(path=path, kind=kind, data_hash=data_hash, dataset=data_hash[:12], data=str(data), models=models,
-                choices=dict(meta.get("choices") or {}))
+                choices=dict(meta.get("choices") or {}), check=meta.get("check"))
 
 
 def group_name(dataset, key):
@@ -186,8 +186,7 @@ def _load_results(infos):
 def _compare_kind(info):
     """The data randomization test when one model learnt permuted labels; else repeatability when
     both models share an architecture (model key), reproducibility otherwise."""
-    marker = Path(info["path"]) / "compare.json"
-    if marker.is_file() and _read_json(marker).get("check") == "data randomization":
+    if info.get("check") == "data randomization":
         return "data randomization"
     keys = [m["key"] for m in info["models"]]
     return "repeatability" if len(set(keys)) == 1 and UNKNOWN not in keys else "reproducibility"
@@ -481,7 +480,7 @@ class RandomizationResult(ResultKind):
 
     def prepare(self, info, frame):
         # which check the folder made (MPRT/sMPRT and order); older folders: [A]'s
-        frame["check"] = _read_json(Path(info["path"]) / self.marker).get("check") or A_CHECK
+        frame["check"] = info.get("check") or A_CHECK
         return frame
 
     def group_of_rows(self, info, first):
@@ -658,7 +657,7 @@ def localization_table(scores, replicates=BOOTSTRAP, seed=0):
     model). Positive images of the trained step; an image scored twice counts once."""
     import pandas as pd
 
-    from ..metrics import bootstrap_mean_ci
+    from . import paired_intervals
 
     columns = ["dataset", "group", "model", "method", "positives"]
     for name in LOCALIZATION_METRICS.values():
@@ -668,20 +667,22 @@ def localization_table(scores, replicates=BOOTSTRAP, seed=0):
     d = _trained(scores[scores.metric.isin(list(LOCALIZATION_METRICS))])
     if "label" in d.columns:
         d = d[d.label == 1]
+    keys = ["dataset", "group", "model", "method", "metric"]
+    per_image = d.groupby([*keys, "image_id"])["value"].mean().reset_index()
+    means = per_image.groupby(keys)["value"].agg(["mean", "count"])
+    ci = paired_intervals(per_image, ["method"], ["dataset", "group", "model", "metric"], replicates=replicates,
+                          seed=seed).set_index(keys)
     rows = {}
-    for (dataset, group, model), g in d.groupby(["dataset", "group", "model"], sort=True):
-        for metric, name in LOCALIZATION_METRICS.items():
-            m = g[g.metric == metric]
-            if m.empty:
-                continue
-            wide = m.pivot_table(index="method", columns="image_id", values="value", aggfunc="mean")
-            low, high = bootstrap_mean_ci(wide.to_numpy(np.float64), replicates=replicates, seed=seed)
-            for k, method in enumerate(wide.index):
-                row = rows.setdefault((dataset, group, model, method), {
-                    "dataset": dataset, "group": group, "model": model, "method": method,
-                    "positives": int(wide.loc[method].notna().sum())})
-                row[name] = float(np.nanmean(wide.loc[method].to_numpy(np.float64)))
-                row[f"{name} 95% CI"] = _interval_cell([low[k], high[k]])
+    scored = set(means.index.get_level_values("metric"))
+    for metric, name in LOCALIZATION_METRICS.items():       # positives: of the first metric scored
+        if metric not in scored:
+            continue
+        for (dataset, group, model, method, _), r in means.xs(metric, level="metric", drop_level=False).iterrows():
+            row = rows.setdefault((dataset, group, model, method), {
+                "dataset": dataset, "group": group, "model": model, "method": method, "positives": int(r["count"])})
+            row[name] = float(r["mean"])
+            c = ci.loc[(dataset, group, model, method, metric)]
+            row[f"{name} 95% CI"] = _interval_cell([c.ci_low, c.ci_high])
     order = {m: k for k, m in enumerate(ordered([m for m in {r[3] for r in rows} if m in METHODS]))}
     out = pd.DataFrame(sorted(rows.values(), key=lambda r: (r["dataset"], r["group"], r["model"],
                                                             order.get(r["method"], len(order)), r["method"])),
