@@ -43,12 +43,16 @@ def register(cli):
             raise CxrsalError(f"train-baseline {kind}: the config or --set says baseline.kind={cfg.baseline.kind}; "
                               "they must agree")
         out = out or str(Path(data_dir) / "baselines" / f"{kind}-seed{cfg.train.seed}")
-        click.echo(f"run directory: {out}")
+        from cxrsal.training.strategy import worker_dir
+
+        written = worker_dir(out)     # another worker than TF_CONFIG's chief writes a twin
+        click.echo(f"run directory: {written}" + (f" (this worker's copy; the chief writes {out})"
+                                                  if written != Path(out) else ""))
         card = run(cfg, data_dir, out, log=click.echo, verbose=0 if quiet else 1)
         split = cfg.baseline.predict_split
-        click.echo(f"run card: {Path(out) / CARD_FILE}  ({split} AUC {card['metrics'][f'{split}_auc']:.4f}); "
-                   f"predictions: {Path(out) / 'predictions' / split}")
-        click.echo(usage(TASKS.get(kind), Path(out) / "predictions" / split))
+        click.echo(f"run card: {written / CARD_FILE}  ({split} AUC {card['metrics'][f'{split}_auc']:.4f}); "
+                   f"predictions: {written / 'predictions' / split}")
+        click.echo(usage(TASKS.get(kind), written / "predictions" / split))
 
     @cli.command("predict-baseline")
     @click.option("--model", "run_dir", type=click.Path(file_okay=False), required=True,

@@ -25,9 +25,13 @@ _PLAIN = (b"WARNING: All log messages before absl::InitializeLog() is called are
           b"To enable the following instructions:")
 
 
+# a bare task name, written by the collective runtime of a multi-worker run's first worker
+_TASK = re.compile(rb"^/job:\w+/replica:\d+/task:\d+$")
+
+
 def is_native_log(line):
     """True for a line of TensorFlow's native logging (bytes, without its newline)."""
-    return bool(_ABSL.match(line)) or line.startswith(_PLAIN)
+    return bool(_ABSL.match(line)) or line.startswith(_PLAIN) or bool(_TASK.match(line))
 
 
 def filter_native(data, keep=None):

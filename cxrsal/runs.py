@@ -41,6 +41,9 @@ class Task:
 
     name = ""
     monitor, mode = "val_loss", "min"
+    # trains under a multi-worker TF_CONFIG: needs `validate` without Keras' `evaluate`/`predict`,
+    # which Keras 3 cannot run under MultiWorkerMirroredStrategy (see `cxrsal.training.strategy`)
+    multi_worker = False
 
     def __init__(self, cfg, data_dir):
         self.cfg, self.data_dir = cfg, data_dir

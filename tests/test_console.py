@@ -17,9 +17,12 @@ NATIVE = [
     b"available CPU instructions in performance-critical operations.",
     b"To enable the following instructions: AVX2 AVX512F AVX512_VNNI AVX512_BF16 FMA, in other operations, "
     b"rebuild TensorFlow with the appropriate compiler flags.",
+    # stderr of the first of two `cxrsal train` workers joined by TF_CONFIG
+    b"/job:worker/replica:0/task:1",
 ]
 OURS = [b"error: --model runs/x: not a `cxrsal train` run (no run.json)", b"grad: 12 maps in 1.8 s",
-        b"E0000 is not a log line without its time stamp", b"  File \"cxrsal/x.py\", line 3, in f"]
+        b"E0000 is not a log line without its time stamp",
+        b"/job:worker/replica:0/task:1 is a device our lines may name", b"  File \"cxrsal/x.py\", line 3, in f"]
 ABSL = re.compile(r"^[IWEF]\d{4} \d\d:\d\d:\d+")
 
 

@@ -54,6 +54,7 @@ class ClassificationTask(Task):
 
     name = CLASSIFICATION
     monitor, mode = "val_auc", "max"
+    multi_worker = True       # validation calls the model on batches (`predict_split`)
 
     def __init__(self, cfg, data_dir):
         super().__init__(cfg, data_dir)

@@ -111,15 +111,30 @@ def train(cfg: Config, data_dir, out, *, log=print, verbose=1, on_epoch_end=None
     import tensorflow as tf
 
     from ..data.prepare import check_prepared
-    from .strategy import choose_strategy
+    from .strategy import agree, choose_strategy, epoch_runner, is_multi_worker, sync_states, worker_dir
 
     t_start = time.time()
     task = task or ClassificationTask(cfg, data_dir)
     data_summary = check_prepared(data_dir)
-    out = Path(out)
+    # first: a multi-worker strategy must exist before TensorFlow runs anything
+    strategy, described = choose_strategy()
+    if is_multi_worker(strategy) and not task.multi_worker:
+        raise CxrsalError(f"{task.name} does not train on several workers (Keras 3 cannot evaluate a model under "
+                          "MultiWorkerMirroredStrategy, keras-team/keras#20585): unset TF_CONFIG and train it on one "
+                          "machine (its GPUs are used together)")
+    out = worker_dir(out)
     out.mkdir(parents=True, exist_ok=True)
     _check_resumable(out, cfg, data_dir, task.name)
-    if (out / CARD_FILE).exists() and (out / STATE_FILE).exists():
+    finished = (out / CARD_FILE).exists() and (out / STATE_FILE).exists()
+    done = json.loads((out / STATE_FILE).read_text())["epoch"] if (out / STATE_FILE).exists() else 0
+    if is_multi_worker(strategy) and agree(strategy, {"epoch": done, "finished": finished}) != {
+            "epoch": done, "finished": finished}:
+        # a kill between the chief's and another worker's save of the same epoch: resumed apart,
+        # they would wait for each other's steps forever
+        raise CxrsalError(f"{out} is at epoch {done}{' (finished)' if finished else ''} but another worker of "
+                          "TF_CONFIG is not: resume them all from the same epoch, or delete the run and its "
+                          "OUT.worker-N twins to start again")
+    if finished:
         # the card is the run's last write: this experiment is finished (the same settings,
         # checked above); a rerun returns it instead of testing the best checkpoint again
         log(f"already trained: {out / CARD_FILE}")
@@ -134,7 +149,6 @@ def train(cfg: Config, data_dir, out, *, log=print, verbose=1, on_epoch_end=None
     keras.utils.set_random_seed(t.seed)
     if t.deterministic:
         tf.config.experimental.enable_op_determinism()
-    strategy, described = choose_strategy()
     log(f"strategy: {described}")
     gpus = tf.config.list_physical_devices("GPU")
     if t.mixed_precision:
@@ -165,20 +179,20 @@ def train(cfg: Config, data_dir, out, *, log=print, verbose=1, on_epoch_end=None
     # TensorBoard scalars written once per epoch here: Keras' TensorBoard callback cost ~10 %
     # of a small model's training time on a 2-core CPU (measured)
     tb_writer = tf.summary.create_file_writer(str(out / "logs"))
+    run_epoch = epoch_runner(model, strategy, batch_size=cfg.pipeline.batch_size, log=log)
 
     first_epoch_s = None
     while state["epoch"] < t.epochs and not state["stopped_early"]:
         epoch = state["epoch"]
         train_ds = task.train_data(size, epoch)
         t0 = time.time()
-        hist = model.fit(train_ds, epochs=epoch + 1, initial_epoch=epoch, verbose=verbose, shuffle=False,
-                         steps_per_epoch=t.steps_per_epoch or None)
+        logs = run_epoch(train_ds, epoch, t.steps_per_epoch or None, verbose)
+        sync_states(model, strategy)
         fit_s = time.time() - t0
         first_epoch_s = fit_s if first_epoch_s is None else first_epoch_s
-        val = task.validate(model, size)
+        val = agree(strategy, task.validate(model, size))
         score = val[monitor]
-        train_metrics = {"loss": float(hist.history["loss"][-1])}
-        train_metrics.update({k: float(v[-1]) for k, v in hist.history.items() if k != "loss"})
+        train_metrics = {"loss": logs["loss"], **{k: v for k, v in logs.items() if k != "loss"}}
         lr = state["lr"]
         with tb_writer.as_default():
             for key, value in train_metrics.items():
