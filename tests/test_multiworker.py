@@ -158,3 +158,41 @@ def test_slurm_script_gives_each_node_its_worker(tmp_path, monkeypatch):
             "train", "--data", "runs/rsna", "--out", "runs/m", "--quiet", "--arch", "inceptionv3", "--batch-size", "64"]
         monkeypatch.setenv("TF_CONFIG", json.dumps(cfg))
         assert worker_role() == (i == 0, f"worker-{i}")
+
+
+MIRRORED = """
+import json, sys
+import numpy as np, tensorflow as tf, keras
+from cxrsal.training.strategy import epoch_runner, sync_states
+cpu = tf.config.list_physical_devices("CPU")[0]
+tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+keras.utils.set_random_seed(0)
+x = np.random.default_rng(0).random((32, 8, 8, 1)).astype("float32")
+y = (x.mean((1, 2, 3)) > 0.5).astype("float32")
+with strategy.scope():
+    inp = keras.Input((8, 8, 1))
+    h = keras.layers.BatchNormalization()(keras.layers.Conv2D(4, 3)(inp))
+    model = keras.Model(inp, keras.layers.Dense(1, activation="sigmoid")(keras.layers.Flatten()(h)))
+    model.compile(optimizer=keras.optimizers.SGD(0.1), loss="binary_crossentropy")
+epoch_runner(model, strategy, batch_size=8, log=print)(tf.data.Dataset.from_tensor_slices((x, y)).batch(8), 0, None, 0)
+bn = model.layers[2]
+replicas = lambda v: [np.asarray(t).tolist() for t in v.value.values]
+before = {"mean": replicas(bn.moving_mean), "var": replicas(bn.moving_variance)}
+sync_states(model, strategy)
+after = {"mean": replicas(bn.moving_mean), "var": replicas(bn.moving_variance)}
+print(json.dumps({"before": before, "after": after}))
+"""
+
+
+def test_batchnorm_statistics_of_several_gpus_are_averaged():
+    """MirroredStrategy on two logical CPUs stands in for two GPUs: after Keras' `fit` each replica
+    holds moving statistics of its own half batches; `sync_states` sets both to their mean."""
+    r = subprocess.run([sys.executable, "-c", MIRRORED], capture_output=True, text=True, timeout=TIMEOUT_S)
+    assert r.returncode == 0, r.stderr
+    result = json.loads(r.stdout.strip().splitlines()[-1])
+    for key in ("mean", "var"):
+        first, second = map(np.asarray, result["before"][key])
+        assert np.abs(first - second).max() > 1e-5          # the replicas saw different images
+        for replica in result["after"][key]:
+            np.testing.assert_allclose(replica, (first + second) / 2, rtol=1e-6, atol=1e-7)

@@ -68,12 +68,12 @@ def worker_dir(out):
 
 
 def sync_states(model, strategy):
-    """Every worker's non-trainable float state (BatchNorm's moving statistics) set to the mean
-    over all replicas. Gradients are summed over replicas, so trainable weights stay identical on
-    every worker, but each replica updates its moving statistics from its own batches (as Keras'
-    `fit` does on several GPUs); averaged at each epoch's end, the checkpoints of all workers are
-    the same model and the statistics summarize every batch of the epoch."""
-    if not is_multi_worker(strategy):
+    """Every replica's non-trainable float state (BatchNorm's moving statistics) set to the mean
+    over all replicas, of all workers. Gradients are summed over replicas, so trainable weights
+    stay identical everywhere, but each replica updates its moving statistics from its own batches
+    (Keras' `fit` on several GPUs too, which then saves the first GPU's); averaged at each epoch's
+    end, every worker checkpoints the same model and the statistics summarize every batch."""
+    if strategy.num_replicas_in_sync == 1:
         return
     import tensorflow as tf
 
