@@ -303,3 +303,37 @@ def test_guided_copy_follows_weight_changes():
     fresh, _ = compute_maps(ModelAdapter(model), x, "gbp")
     assert not np.allclose(before, after)
     np.testing.assert_allclose(after, fresh, rtol=1e-6, atol=1e-9)
+
+
+def test_xrai_segments_are_computed_once_per_image_content(monkeypatch):
+    """The segment cache: the second XRAI of the same images (another model, a randomization step)
+    segments nothing again and gives the same maps bit for bit; another image is a miss; the
+    byte budget evicts the least recently used."""
+    from saliency.core.xrai import _get_segments_felzenszwalb
+
+    from cxrsal.saliency import xrai
+
+    calls = []
+    original = xrai._felzenszwalb
+    monkeypatch.setattr(xrai, "_felzenszwalb", lambda image: calls.append(1) or original(image))
+    monkeypatch.setattr(xrai, "SEGMENTS", xrai.SegmentCache())
+    model = small_cnn(size=32)
+    x = images(2, 32, seed=21)
+    first, _ = compute_maps(model, x, "xrai", steps=5)
+    assert len(calls) == 2 and (xrai.SEGMENTS.hits, xrai.SEGMENTS.misses) == (0, 2)
+    again, _ = compute_maps(model, x, "xrai", steps=5)
+    assert len(calls) == 2 and xrai.SEGMENTS.hits == 2
+    np.testing.assert_array_equal(first, again)
+    # a hit unpacks PAIR's own masks
+    for a, b in zip(xrai._segments(x[0]), _get_segments_felzenszwalb(x[0])):
+        np.testing.assert_array_equal(a, b)
+    other = x[0].copy()
+    other[0, 0, 0] += 1e-3                       # one value changed: another image
+    xrai._segments(other)
+    assert len(calls) == 3
+    # budget of about one image's masks: the older entries go, the newest stays
+    small = xrai.SegmentCache(max_bytes=xrai.SEGMENTS.bytes // 3 + 1)
+    for image in (x[0], x[1], other):
+        small.get(image, original)
+    assert len(small._items) == 1 and small.bytes <= small.max_bytes
+    small.get(other, lambda image: pytest.fail("evicted the newest entry"))

@@ -17,7 +17,68 @@ ALGORITHMS = ("full", "fast")
 DILATION_RADIUS = 5   # PAIR's default
 
 
+class SegmentCache:
+    """XRAI's segments by image content, bit-packed, least recently used first out past
+    `max_bytes`. The segmentation depends on the image alone, never on the model, while
+    randomization maps the same images at every step (12 per model in [A]) and compare maps them
+    once per model: measured 0.36 s of CPU per 64 px image (PAIR segments at 224 px, 6 scales),
+    which on a 2-core machine competes with the gradients."""
+
+    def __init__(self, max_bytes=256 * 2 ** 20):
+        import collections
+        import threading
+
+        self.max_bytes, self.bytes, self.hits, self.misses = max_bytes, 0, 0, 0
+        self._items, self._lock = collections.OrderedDict(), threading.Lock()
+
+    @staticmethod
+    def key(image):
+        import hashlib
+
+        image = np.ascontiguousarray(image)
+        h = hashlib.blake2b(f"{image.dtype.str}{image.shape}".encode(), digest_size=20)
+        h.update(image.tobytes())
+        return h.digest()
+
+    def get(self, image, compute):
+        """`compute(image)`'s masks (a list of boolean [H, W] arrays), computed once per content."""
+        key = self.key(image)
+        with self._lock:
+            packed = self._items.get(key)
+            if packed is not None:
+                self._items.move_to_end(key)
+                self.hits += 1
+        if packed is not None:
+            bits, shape = packed
+            return list(np.unpackbits(bits, count=int(np.prod(shape))).reshape(shape).astype(bool))
+        masks = compute(image)
+        shape = (len(masks), *image.shape[:2])
+        bits = np.packbits(np.asarray(masks, bool).reshape(-1)) if masks else np.zeros(0, np.uint8)
+        with self._lock:
+            self.misses += 1
+            if key not in self._items and bits.nbytes <= self.max_bytes:
+                self._items[key] = (bits, shape)
+                self.bytes += bits.nbytes
+                while self.bytes > self.max_bytes:
+                    _, (old, _) = self._items.popitem(last=False)
+                    self.bytes -= old.nbytes
+        return masks
+
+    def clear(self):
+        with self._lock:
+            self._items.clear()
+            self.bytes = self.hits = self.misses = 0
+
+
+SEGMENTS = SegmentCache()
+
+
 def _segments(image):
+    """XRAI's segments of `image`, from `SEGMENTS` when this content was segmented before."""
+    return SEGMENTS.get(image, _felzenszwalb)
+
+
+def _felzenszwalb(image):
     """PAIR's Felzenszwalb segments, dilated with OpenCV instead of scikit-image: the same masks
     (a disk is convex and symmetric, so scikit-image's reflected border adds nothing), ~20x
     faster -- the dilation was 3/4 of XRAI's segmentation time."""
