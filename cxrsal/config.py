@@ -46,6 +46,7 @@ class ModelConfig:
     weights: str = "none"              # imagenet | none | a backbone weights file
     input_size: int = 0                # model input side; 0 = the prepared size
     output_stride: int = 32            # stride of the last feature map; 16 / 8: dilated ResNet-18/34 (finer maps)
+    width: float = 1.0                 # ResNet-18/34 channels x width (0.5: half); pretrained weights: 1 only
     output: str = "sigmoid"            # classification head: sigmoid, or softmax (two-way, as [A])
     num_maps: int = 4                  # WILDCAT M ([B]: 4)
     kmax: float = 1                    # WILDCAT k: <1 a fraction of the cells, else a count ([B]: 1)

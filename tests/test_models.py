@@ -138,3 +138,24 @@ def test_weights_from_the_keras_cache_and_from_a_path(tmp_path, monkeypatch):
                                   ref.get_layer("conv5_block2_2_conv").get_weights()[0])
     with pytest.raises(CxrsalError, match="no such file"):
         build_model("resnet18", "classification", (32, 32, 1), weights=str(tmp_path / "missing.h5"))
+
+
+def test_width_scales_every_resnet_layer_and_only_where_offered():
+    """model.width: each convolution of ResNet-18 keeps its kernel and stride and has width x the
+    published channels (64/128/256/512, rounded to a multiple of 8); the dilated map keeps its
+    8 x 8 cells; backbones without the option and pretrained weights refuse it in one line."""
+    full = build_model("resnet18", input_shape=(64, 64, 1), output_stride=8)
+    quarter = build_model("resnet18", input_shape=(64, 64, 1), output_stride=8, width=0.25)
+    convs = {l.name: l for l in full.layers if isinstance(l, keras.layers.Conv2D)}
+    small = {l.name: l for l in quarter.layers if isinstance(l, keras.layers.Conv2D)}
+    assert set(convs) == set(small) and len(convs) == 20     # 17 convolutions + 3 projections
+    for name, layer in convs.items():
+        assert small[name].filters == layer.filters // 4
+        assert (small[name].kernel_size, small[name].strides, small[name].dilation_rate) == (
+            layer.kernel_size, layer.strides, layer.dilation_rate)
+    assert tuple(quarter.get_layer("features").output.shape) == (None, 8, 8, 128)
+    assert build_model("resnet18", input_shape=(32, 32, 1), width=0.1).get_layer("conv1_conv").filters == 8
+    with pytest.raises(CxrsalError, match="densenet121 has no width option"):
+        build_model("densenet121", input_shape=(64, 64, 1), width=0.5)
+    with pytest.raises(CxrsalError, match="pretrained weights fit width 1 only"):
+        build_model("resnet18", input_shape=(64, 64, 1), weights="imagenet", width=0.5)

@@ -25,6 +25,7 @@ class Backbone:
     group: Callable            # layer name -> block name, or None (inherit the previous layer's)
     block_order: tuple         # blocks from the top (next to the head) down
     output_strides: tuple = (32,)  # strides of the last map `apply` can build (dilated variants)
+    widths: bool = False           # `apply` takes `width` (a channel multiplier, model.width)
 
     @property
     def weights_url(self):
@@ -63,12 +64,12 @@ def _resnet_grouper(name):
 
 
 def _resnet_basic_apply(depth):
-    def apply(x, weights, output_stride=32):
+    def apply(x, weights, output_stride=32, width=1.0):
         import keras
 
         from .resnet_basic import resnet_basic
 
-        out = resnet_basic(x, depth, output_stride)
+        out = resnet_basic(x, depth, output_stride, width)
         if weights is not None:
             # the sub-model shares its layers with the model being built: loading fills both
             keras.Model(keras.utils.get_source_inputs(x), out).load_weights(weights)
@@ -78,7 +79,8 @@ def _resnet_basic_apply(depth):
 
 for _depth in ("resnet18", "resnet34"):
     _register(_depth, apply=_resnet_basic_apply(_depth), preprocess="torch", min_size=32, channels=512,
-              weights_file=None, group=_resnet_grouper, block_order=_RESNET_BLOCKS, output_strides=(32, 16, 8))
+              weights_file=None, group=_resnet_grouper, block_order=_RESNET_BLOCKS, output_strides=(32, 16, 8),
+              widths=True)
 
 for _name, _ctor in (("resnet50", "ResNet50"), ("resnet101", "ResNet101"), ("resnet152", "ResNet152")):
     _register(_name, apply=_keras_app(_ctor), preprocess="caffe", min_size=32, channels=2048,

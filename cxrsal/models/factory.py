@@ -63,12 +63,13 @@ def _resolve_weights(arch, weights):
 
 
 def build_model(arch, head="classification", input_shape=(320, 320, 1), weights=None, *, output_stride=32,
-                **head_options):
+                width=1.0, **head_options):
     """The model for `arch` x `head`: input [H, W, 1] grey in [0, 1] -> positive-class probability.
 
     `weights`: None/"none", "imagenet" (Keras cache; fetched when online) or a backbone weights
     file. `output_stride`: 32, or 16 / 8 for the backbones with a dilated variant (ResNet-18/34)
-    -- a finer last map. `head_options` go to the head (classification: output; wildcat:
+    -- a finer last map. `width`: a channel multiplier (ResNet-18/34; 1 = the published network,
+    the only one standard weights fit). `head_options` go to the head (classification: output; wildcat:
     num_maps, kmax, kmin, alpha); unset options (None) keep the head's defaults.
     """
     import keras
@@ -83,11 +84,21 @@ def build_model(arch, head="classification", input_shape=(320, 320, 1), weights=
     if output_stride not in bb.output_strides:
         raise CxrsalError(f"model.output_stride {output_stride}: {arch} offers "
                           f"{', '.join(map(str, bb.output_strides))}")
+    if width != 1:
+        if not bb.widths:
+            raise CxrsalError(f"model.width {width}: {arch} has no width option (ResNet-18/34 have)")
+        if not 0 < width <= 1:
+            raise CxrsalError(f"model.width {width}: must be in (0, 1]")
+        if weights not in (None, "none"):
+            raise CxrsalError(f"model.width {width} with model.weights={weights}: pretrained weights fit width 1 "
+                              "only")
     path = _resolve_weights(arch, weights)
     image = keras.Input(shape=(h, w, 1), name="image")
     x = GrayToBackbone(bb.preprocess, name="preprocess")(image)
-    stride = {} if output_stride == 32 else {"output_stride": output_stride}
-    feats = keras.layers.Identity(name="features")(bb.apply(x, path, **stride))
+    options = {} if output_stride == 32 else {"output_stride": output_stride}
+    if width != 1:
+        options["width"] = width
+    feats = keras.layers.Identity(name="features")(bb.apply(x, path, **options))
     options = {k: v for k, v in head_options.items() if v is not None}
     try:
         _, score = head_fn(feats, **options)

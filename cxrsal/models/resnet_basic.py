@@ -35,18 +35,30 @@ def _basic_block(x, filters, stride, name, dilation=1, first_dilation=1):
 OUTPUT_STRIDES = (32, 16, 8)
 
 
-def resnet_basic(x, depth_name, output_stride=32):
+def channels(filters, width):
+    """A layer's channels at `width`: a multiple of 8 (vectorized kernels), at least 8."""
+    return max(8, int(round(filters * width / 8)) * 8)
+
+
+def resnet_basic(x, depth_name, output_stride=32, width=1.0):
     """Apply the ResNet-18/34 feature extractor to tensor `x` (3 channels); returns the
     conv5 output as a tensor of the same functional graph.
 
     `output_stride` 32 is the standard network; 16 or 8 keep conv5 (and conv4) at a finer
     map by replacing their stride 2 with dilation, as DeepLab's dilated ResNets: the kernels
     keep their shapes (a standard weights file loads) and their receptive field, and the last
-    map is 4x (16x) larger -- GradCAM and WILDCAT maps of small inputs need the cells."""
+    map is 4x (16x) larger -- GradCAM and WILDCAT maps of small inputs need the cells.
+
+    `width` multiplies every layer's channels (0.5: 32 ... 256; at least 8): a dilated map costs
+    16x the compute of conv5 at stride 32 and a quarter of the channels costs about 1/16, so
+    small data (the demo) gets fine maps at the price of coarse ones. The standard weights files
+    fit width 1 only."""
     if output_stride not in OUTPUT_STRIDES:
         raise ValueError(f"output_stride must be one of {OUTPUT_STRIDES}, got {output_stride}")
+    if not 0 < width <= 1 or round(16 * width) < 1:
+        raise ValueError(f"width must be in (0, 1] with at least 8 channels in the stem, got {width}")
     x = layers.ZeroPadding2D(3, name="conv1_pad")(x)
-    x = layers.Conv2D(64, 7, strides=2, use_bias=False, name="conv1_conv")(x)
+    x = layers.Conv2D(channels(64, width), 7, strides=2, use_bias=False, name="conv1_conv")(x)
     x = layers.BatchNormalization(epsilon=BN_EPS, momentum=BN_MOMENTUM, name="conv1_bn")(x)
     x = layers.Activation("relu", name="conv1_relu")(x)
     x = layers.ZeroPadding2D(1, name="pool1_pad")(x)
@@ -58,6 +70,6 @@ def resnet_basic(x, depth_name, output_stride=32):
             dilation, stride = dilation * stride, 1
         current *= stride
         for b in range(1, blocks + 1):
-            x = _basic_block(x, filters, stride if b == 1 else 1, f"conv{stage}_block{b}", dilation=dilation,
+            x = _basic_block(x, channels(filters, width), stride if b == 1 else 1, f"conv{stage}_block{b}", dilation=dilation,
                              first_dilation=previous if b == 1 else dilation)
     return x

@@ -84,7 +84,7 @@ class ClassificationTask(Task):
         from ..models import build_model
 
         m = self.cfg.model
-        model = build_model(m.arch, m.head, (size, size, 1), m.weights, output_stride=m.output_stride,
+        model = build_model(m.arch, m.head, (size, size, 1), m.weights, output_stride=m.output_stride, width=m.width,
                             **m.head_options())
         model.compile(optimizer=keras.optimizers.Adam(self.cfg.train.lr), loss=keras.losses.BinaryCrossentropy(),
                       metrics=[keras.metrics.AUC(name="auc")])
