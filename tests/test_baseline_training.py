@@ -106,6 +106,12 @@ def test_unet_cli_on_siim(siim_run, tmp_path):
         m = np.load(pred / "maps" / f"{row.image_id}.npy")
         assert m.shape == (32, 32) and m.dtype == np.float32 and 0 <= m.min() and m.max() <= 1
         assert row.score == pytest.approx(classification_score(m[None])[0], abs=1e-6)
+    # the card's test AUC (scikit-learn on scores.csv) and its bootstrap interval, as Table 1 shows
+    from sklearn.metrics import roc_auc_score
+
+    auc, (low, high) = card["metrics"]["test_auc"], card["metrics"]["test_auc_ci"]
+    # (its replicates are checked against a slow loop in test_bootstrap.py)
+    assert auc == pytest.approx(roc_auc_score(scores.label, scores.score), abs=1e-12) and 0 <= low <= high <= 1
     # a baseline run is not a classifier: the classifier commands say so in one line
     r = runner.invoke(cli, ["evaluate", "--model", str(out)])
     assert r.exit_code == 2 and "a unet run, not a classifier" in r.output, r.output

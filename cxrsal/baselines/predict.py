@@ -89,7 +89,7 @@ def predict_baseline(run_dir, *, split=None, data_dir=None, out=None, which="bes
 
     from ..data.manifest import read_manifest, split_rows
     from ..data.pipeline import PreparedSplit, load_batch
-    from ..training.classifier import auc_score
+    from ..training.classifier import auc_interval, auc_score
 
     run = Run(run_dir)
     if run.kind not in KINDS:
@@ -122,7 +122,9 @@ def predict_baseline(run_dir, *, split=None, data_dir=None, out=None, which="bes
         log(f"  {min(start + batch, len(rows))}/{len(rows)} images")
     table = pd.DataFrame(scores, columns=["image_id", "label", "score"])
     write_frame(out / "scores.csv", table)
-    metrics = {f"{split}_auc": auc_score(table.label, table.score), f"{split}_images": len(rows)}
+    # the image-level AUC with its bootstrap interval, as a classifier's run card (Table 1)
+    metrics = {f"{split}_auc": auc_score(table.label, table.score),
+               f"{split}_auc_ci": auc_interval(table.label, table.score), f"{split}_images": len(rows)}
     task.finish(out, split, metrics)
     atomic_write_text(out / "predictions.json", json.dumps(
         {"model": str(run.path.resolve()), "kind": run.kind, "checkpoint": which, "data": str(data_dir),
