@@ -2,7 +2,7 @@
 
 import click
 
-from .options import config_options
+from .options import config_options, echo_run_directory
 
 
 def register(cli):
@@ -43,11 +43,7 @@ def register(cli):
             raise CxrsalError(f"train-baseline {kind}: the config or --set says baseline.kind={cfg.baseline.kind}; "
                               "they must agree")
         out = out or str(Path(data_dir) / "baselines" / f"{kind}-seed{cfg.train.seed}")
-        from cxrsal.training.strategy import worker_dir
-
-        written = worker_dir(out)     # another worker than TF_CONFIG's chief writes a twin
-        click.echo(f"run directory: {written}" + (f" (this worker's copy; the chief writes {out})"
-                                                  if written != Path(out) else ""))
+        written = echo_run_directory(out)
         card = run(cfg, data_dir, out, log=click.echo, verbose=0 if quiet else 1)
         split = cfg.baseline.predict_split
         click.echo(f"run card: {written / CARD_FILE}  ({split} AUC {card['metrics'][f'{split}_auc']:.4f}); "

@@ -70,3 +70,16 @@ def resolve_models(paths, data_dir, model_card, out, option="--model"):
         else:
             runs.append(p)
     return runs
+
+
+def echo_run_directory(out):
+    """Print the run directory a training command writes and return it (a Path): `out`, or under
+    a multi-worker TF_CONFIG, for a worker other than the chief, its twin `OUT.worker-N`."""
+    from pathlib import Path
+
+    from cxrsal.training.strategy import worker_dir
+
+    written = worker_dir(out)
+    click.echo(f"run directory: {written}" + (f" (this worker's copy; the chief writes {out})"
+                                              if written != Path(out) else ""))
+    return written

@@ -2,7 +2,7 @@
 
 import click
 
-from .options import config_options
+from .options import config_options, echo_run_directory
 
 
 def register(cli):
@@ -46,11 +46,7 @@ def register(cli):
         BACKBONES.get(cfg.model.arch), HEADS.get(cfg.model.head)   # unknown names: one line with the choices
         permuted = f"-permuted{cfg.train.permute_labels}" if cfg.train.permute_labels >= 0 else ""
         out = out or str(Path(data_dir) / "models" / f"{cfg.model.arch}-{cfg.model.head}-seed{cfg.train.seed}{permuted}")
-        from cxrsal.training.strategy import worker_dir
-
-        written = worker_dir(out)     # another worker than TF_CONFIG's chief writes a twin
-        click.echo(f"run directory: {written}" + (f" (this worker's copy; the chief writes {out})"
-                                                  if written != Path(out) else ""))
+        written = echo_run_directory(out)
         card = run(cfg, data_dir, out, log=click.echo, verbose=0 if quiet else 1)
         fit = card["metrics"].get("train_auc_permuted")
         click.echo(f"run card: {written / CARD_FILE}  (test AUC {card['metrics']['test_auc']:.4f}"

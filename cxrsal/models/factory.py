@@ -95,10 +95,10 @@ def build_model(arch, head="classification", input_shape=(320, 320, 1), weights=
     path = _resolve_weights(arch, weights)
     image = keras.Input(shape=(h, w, 1), name="image")
     x = GrayToBackbone(bb.preprocess, name="preprocess")(image)
-    options = {} if output_stride == 32 else {"output_stride": output_stride}
+    variant = {} if output_stride == 32 else {"output_stride": output_stride}
     if width != 1:
-        options["width"] = width
-    feats = keras.layers.Identity(name="features")(bb.apply(x, path, **options))
+        variant["width"] = width
+    feats = keras.layers.Identity(name="features")(bb.apply(x, path, **variant))
     options = {k: v for k, v in head_options.items() if v is not None}
     try:
         _, score = head_fn(feats, **options)

@@ -70,6 +70,6 @@ def resnet_basic(x, depth_name, output_stride=32, width=1.0):
             dilation, stride = dilation * stride, 1
         current *= stride
         for b in range(1, blocks + 1):
-            x = _basic_block(x, channels(filters, width), stride if b == 1 else 1, f"conv{stage}_block{b}", dilation=dilation,
-                             first_dilation=previous if b == 1 else dilation)
+            x = _basic_block(x, channels(filters, width), stride if b == 1 else 1, f"conv{stage}_block{b}",
+                             dilation=dilation, first_dilation=previous if b == 1 else dilation)
     return x

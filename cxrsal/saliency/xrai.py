@@ -64,11 +64,6 @@ class SegmentCache:
                     self.bytes -= old.nbytes
         return masks
 
-    def clear(self):
-        with self._lock:
-            self._items.clear()
-            self.bytes = self.hits = self.misses = 0
-
 
 SEGMENTS = SegmentCache()
 

@@ -125,8 +125,10 @@ def train(cfg: Config, data_dir, out, *, log=print, verbose=1, on_epoch_end=None
     out = worker_dir(out)
     out.mkdir(parents=True, exist_ok=True)
     _check_resumable(out, cfg, data_dir, task.name)
-    finished = (out / CARD_FILE).exists() and (out / STATE_FILE).exists()
-    done = json.loads((out / STATE_FILE).read_text())["epoch"] if (out / STATE_FILE).exists() else 0
+    state_path = out / STATE_FILE
+    state = json.loads(state_path.read_text()) if state_path.exists() else None
+    finished = state is not None and (out / CARD_FILE).exists()
+    done = state["epoch"] if state else 0
     if is_multi_worker(strategy) and agree(strategy, {"epoch": done, "finished": finished}) != {
             "epoch": done, "finished": finished}:
         # a kill between the chief's and another worker's save of the same epoch: resumed apart,
@@ -158,8 +160,6 @@ def train(cfg: Config, data_dir, out, *, log=print, verbose=1, on_epoch_end=None
             log("note: train.mixed_precision ignored on the CPU")
 
     size = m.input_size or data_summary["size"]
-    state_path = out / STATE_FILE
-    state = json.loads(state_path.read_text()) if state_path.exists() else None
     monitor = task.monitor
     if state and "best" not in state:   # a classifier run of cxrsal 0.1 (before tasks)
         state.update(task="classification", monitor="val_auc", lr=float(t.lr), plateau_wait=0,
@@ -192,7 +192,7 @@ def train(cfg: Config, data_dir, out, *, log=print, verbose=1, on_epoch_end=None
         first_epoch_s = fit_s if first_epoch_s is None else first_epoch_s
         val = agree(strategy, task.validate(model, size))
         score = val[monitor]
-        train_metrics = {"loss": logs["loss"], **{k: v for k, v in logs.items() if k != "loss"}}
+        train_metrics = {"loss": logs["loss"], **logs}      # the loss first
         lr = state["lr"]
         with tb_writer.as_default():
             for key, value in train_metrics.items():
