@@ -337,3 +337,33 @@ def test_xrai_segments_are_computed_once_per_image_content(monkeypatch):
         small.get(image, original)
     assert len(small._items) == 1 and small.bytes <= small.max_bytes
     small.get(other, lambda image: pytest.fail("evicted the newest entry"))
+
+
+XRAI_IMPORT = """
+import sys
+import numpy as np
+from cxrsal.saliency.xrai import Xrai
+assert "saliency.core" not in sys.modules, "PAIR already imported: the probe would prove nothing"
+class Stop(Exception):
+    pass
+class Probe:
+    def submit(self, f, *args):
+        print("PAIR imported before the worker thread's first task:", "saliency.core" in sys.modules)
+        raise Stop
+try:
+    Xrai().start(None, np.zeros((1, 8, 8, 3), np.float32), np.ones(1, np.int32), None, Probe(), steps=2)
+except Stop:
+    pass
+"""
+
+
+def test_xrai_imports_pair_before_its_worker_thread_does():
+    """Two threads importing PAIR at once deadlock on its package cycle (a resumed run with only
+    XRAI left: segments on the worker thread, IG here): `start` imports it on its own thread
+    before submitting anything. A fresh process, so PAIR is not imported yet."""
+    import subprocess
+    import sys
+
+    r = subprocess.run([sys.executable, "-c", XRAI_IMPORT], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert "PAIR imported before the worker thread's first task: True" in r.stdout

@@ -106,6 +106,11 @@ class Xrai(Method):
     def start(self, adapter, images, cls, rngs, executor=None, steps=100, algorithm="full"):
         if algorithm not in ALGORITHMS:
             raise CxrsalError(f"xrai algorithm {algorithm!r}: valid choices: {', '.join(ALGORITHMS)}")
+        # PAIR imported here first: the worker thread's segmentation and this thread's IG would
+        # otherwise import it at once, and Python's import locks deadlock on the package's cycle
+        # (saliency.core imports .xrai; seen when a resumed run had only XRAI left to compute)
+        import saliency.core  # noqa: F401
+
         run = executor.submit if executor is not None else (lambda f, *a: _Done(f(*a)))
         segs = [run(_segments, image) for image in images]
         # XRAI's own baselines: each image's minimum and maximum; attributions averaged
