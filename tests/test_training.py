@@ -89,3 +89,47 @@ def test_run_config_names_the_data_it_learnt_from(trained_classifier, tiny_run):
     m = json.loads((trained_classifier / "run.json").read_text())["metrics"]
     low, high = m["test_auc_ci"]
     assert low <= m["test_auc"] <= high
+
+
+def test_validation_forward_is_one_traced_function_equal_to_the_model():
+    import gc
+    import weakref
+
+    import keras
+
+    from cxrsal.training.classifier import _FORWARD, forward_fn
+
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input((8, 8, 1)), keras.layers.Conv2D(2, 3), keras.layers.BatchNormalization(),
+                              keras.layers.GlobalAveragePooling2D(), keras.layers.Dense(1, activation="sigmoid")])
+    x = np.random.default_rng(0).random((7, 8, 8, 1), np.float32)
+    fn = forward_fn(model)
+    # every batch size (a split's last, smaller batch too) through one trace, inference mode
+    for n in (7, 3, 1):
+        np.testing.assert_allclose(fn(x[:n]).numpy(), model(x[:n], training=False).numpy(), rtol=1e-6, atol=1e-7)
+    assert forward_fn(model) is fn and fn.experimental_get_tracing_count() == 1
+    ref = weakref.ref(model)
+    del model, fn
+    gc.collect()
+    assert ref() is None and len(_FORWARD) == 0        # the cache keeps no model alive
+
+
+def test_training_step_is_traced_once(monkeypatch):
+    # Keras traces a step that creates variables twice; its optimizer slots are made before
+    import keras
+    import tensorflow as tf
+
+    from cxrsal.training.strategy import epoch_runner
+
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(1, activation="sigmoid")])
+    model.compile(optimizer=keras.optimizers.Adam(1e-2), loss="binary_crossentropy")
+    traces = []
+    original = model.train_step
+    monkeypatch.setattr(model, "train_step", lambda data: traces.append(1) or original(data))
+    rng = np.random.default_rng(0)
+    ds = tf.data.Dataset.from_tensor_slices((rng.random((32, 4), np.float32), rng.random((32, 1)) > 0.5)).batch(8)
+    run = epoch_runner(model, tf.distribute.get_strategy(), batch_size=8)
+    run(ds, 0, None, 0)
+    run(ds, 1, None, 0)
+    assert len(traces) == 1

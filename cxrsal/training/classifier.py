@@ -1,5 +1,7 @@
 """`cxrsal train`'s task: the classifier (BCE, early stopping on validation AUC), and its evaluation."""
 
+import weakref
+
 import numpy as np
 
 from ..config import to_dict
@@ -34,15 +36,34 @@ def permuted_labels(labels, seed):
     return np.random.default_rng(np.random.SeedSequence([int(seed), 1801])).permutation(np.asarray(labels))
 
 
+# one traced inference function per model object, reused by every validation of a training run
+_FORWARD = weakref.WeakKeyDictionary()
+
+
+def forward_fn(model):
+    """`model(x, training=False)` as one `tf.function` for any batch size. Called eagerly, Keras
+    runs every layer through Python: a ResNet-18's validation and training-fit checks took 13.8 of
+    its 38 s of training (measured, the demo's permuted twin); traced once, a batch costs ~1/10."""
+    import tensorflow as tf
+
+    fn = _FORWARD.get(model)
+    if fn is None:
+        spec = tf.TensorSpec((None, *model.input_shape[1:]), model.inputs[0].dtype)
+        ref = weakref.ref(model)      # the function must not keep its dictionary key alive
+        fn = _FORWARD[model] = tf.function(lambda x: ref()(x, training=False), input_signature=[spec])
+    return fn
+
+
 def predict_split(model, data_dir, split, *, batch_size=32, image_size=0):
     """(labels, scores) of every image of `split`, in manifest order."""
     from ..data.pipeline import make_dataset
 
     ds = make_dataset(data_dir, split, batch_size=batch_size, image_size=image_size, shuffle=False,
                       with_masks=False)
+    forward = forward_fn(model)
     labels, scores = [], []
     for x, y in ds:
-        scores.append(np.asarray(model(x, training=False)).ravel())
+        scores.append(np.asarray(forward(x)).ravel())
         labels.append(y.numpy())
     return np.concatenate(labels), np.concatenate(scores)
 
