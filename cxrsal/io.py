@@ -66,6 +66,23 @@ def _umask():
     return mask
 
 
+@contextlib.contextmanager
+def file_lock(path):
+    """An exclusive advisory lock on `path` (created if needed) for a read-modify-write of a file
+    that several processes update (POSIX `flock`; elsewhere no lock)."""
+    try:
+        import fcntl
+    except ImportError:      # Windows
+        yield
+        return
+    with open(path, "a") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
 # what np.load raises for a damaged or foreign file (truncated, not an archive, keys missing)
 UNREADABLE = (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile)
 

@@ -7,9 +7,10 @@ belongs to shard g mod K), so a sharded or resumed run computes every map in exa
 batch as an uninterrupted one and the stores agree bit for bit.
 """
 
+import contextlib
+import os
 import time
 from concurrent.futures import ThreadPoolExecutor
-
 
 from ..config import Config, to_dict
 from ..errors import CxrsalError
@@ -32,6 +33,42 @@ def select(rows, split, positives_only, limit):
     return rows
 
 
+# the adapters `sharing_models()` keeps, by what determines them
+_SHARED = {"on": False, "adapters": {}}
+
+
+@contextlib.contextmanager
+def sharing_models():
+    """Within it, `run_saliency` calls on the same checkpoint with the same adapter settings use
+    one loaded model and one `ModelAdapter`: its tf.functions are traced once, not once per map
+    store (the demo maps a model's test positives, its validation split and every test image:
+    ~8 s of tracing each on a 2-core CPU)."""
+    _SHARED["on"] = True
+    try:
+        yield
+    finally:
+        _SHARED["on"], _SHARED["adapters"] = False, {}
+
+
+def _adapter(run, s, strategy, log):
+    """(model, adapter) of `run`'s checkpoint for the settings `s` (a SaliencyConfig)."""
+    from .adapter import ModelAdapter
+
+    ckpt = run.checkpoint(s.checkpoint)
+    stat = os.stat(ckpt)
+    key = (str(ckpt), stat.st_mtime_ns, stat.st_size, s.batch_size, s.input_channels, s.jit_compile, s.precision)
+    found = _SHARED["adapters"].get(key) if _SHARED["on"] else None
+    if found is None:
+        with strategy.scope():
+            model = run.model(s.checkpoint)
+        found = model, ModelAdapter(model, batch_size=s.batch_size, strategy=strategy,
+                                    input_channels=s.input_channels, jit_compile=s.jit_compile,
+                                    precision=s.precision, log=log)
+        if _SHARED["on"]:
+            _SHARED["adapters"] = {key: found}     # one model at a time
+    return found
+
+
 def run_saliency(model_dir, out, cfg: Config, methods="study", *, num_shards=1, shard_index=0,
                  progress=True, log=print):
     """Compute the maps into store `out`; returns {method: maps written this session}. The
@@ -42,7 +79,6 @@ def run_saliency(model_dir, out, cfg: Config, methods="study", *, num_shards=1, 
     from ..runs import CLASSIFICATION, Run
     from ..training.fit import versions
     from ..training.strategy import choose_strategy
-    from .adapter import ModelAdapter
 
     s = cfg.saliency
     if not (0 <= shard_index < num_shards):
@@ -50,10 +86,7 @@ def run_saliency(model_dir, out, cfg: Config, methods="study", *, num_shards=1, 
     run = Run(model_dir).expect(CLASSIFICATION)
     model_dir, data_dir = run.path, run.data
     strategy, described = choose_strategy()
-    with strategy.scope():
-        model = run.model(s.checkpoint)
-    adapter = ModelAdapter(model, batch_size=s.batch_size, strategy=strategy, input_channels=s.input_channels,
-                            jit_compile=s.jit_compile, precision=s.precision, log=log)
+    model, adapter = _adapter(run, s, strategy, log)
     names = parse_methods(methods, adapter.has_class_maps, adapter.has_layers)
     rows = select(read_manifest(data_dir), s.split, s.positives_only, s.limit)
     data = PreparedSplit(data_dir, s.split)

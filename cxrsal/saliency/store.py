@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import CxrsalError
-from ..io import UNREADABLE, atomic_path, atomic_write_text, remove_stale_tmp
+from ..io import UNREADABLE, atomic_path, atomic_write_text, file_lock, remove_stale_tmp
 
 SCALE = 65535
 DTYPES = {"raw": "float32", "processed": "uint16 (value / 65535)"}
@@ -42,12 +42,14 @@ def weights_digest(model):
 
 
 def remember(model_dir, store):
-    """Add `store` to the model run's list of map stores (atomic rewrite, no duplicates)."""
+    """Add `store` to the model run's list of map stores (atomic rewrite, no duplicates; under a
+    lock, since jobs running side by side add theirs to one model: `cxrsal demo`)."""
     f = Path(model_dir) / STORES_FILE
-    known = remembered(model_dir)
     path = str(Path(store).resolve())
-    if path not in known:
-        atomic_write_text(f, "".join(f"{p}\n" for p in [*known, path]))
+    with file_lock(Path(model_dir) / f".{STORES_FILE}.lock"):
+        known = remembered(model_dir)
+        if path not in known:
+            atomic_write_text(f, "".join(f"{p}\n" for p in [*known, path]))
 
 
 def remembered(model_dir):
