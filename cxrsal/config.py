@@ -37,7 +37,6 @@ class PipelineConfig:
     flip: bool = False                 # random horizontal flip (training only)
     shuffle: bool = True
     seed: int = 0
-    drop_remainder: bool = False       # training: drop each epoch's last, smaller batch (no second trace)
 
 
 @dataclass(frozen=True)

@@ -96,14 +96,3 @@ def test_drop_remainder_and_errors(run, tmp_path):
         make_dataset(run, "dev")
     with pytest.raises(CxrsalError, match="not a finished `cxrsal prepare` run"):
         make_dataset(tmp_path, "train")
-
-
-def test_drop_remainder_setting_applies_to_training_only(run):
-    from cxrsal.config import load_config
-    from cxrsal.data.pipeline import dataset_from_config
-
-    pipeline = load_config(options={"pipeline.drop_remainder": True, "pipeline.batch_size": 4}).pipeline
-    for split in ("train", "val"):
-        n = len(PreparedSplit(run, split))
-        x, _, _ = collect(dataset_from_config(run, split, pipeline))
-        assert len(x) == (n - n % 4 if split == "train" else n), split

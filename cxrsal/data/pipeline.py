@@ -142,7 +142,6 @@ def dataset_from_config(run_dir, split, pipeline_cfg, **overrides):
     """`make_dataset` with the settings of a `PipelineConfig` (keyword overrides win)."""
     kw = dict(batch_size=pipeline_cfg.batch_size, image_size=pipeline_cfg.image_size,
               balanced=pipeline_cfg.balanced and split == "train", flip=pipeline_cfg.flip and split == "train",
-              shuffle=pipeline_cfg.shuffle and split == "train", seed=pipeline_cfg.seed,
-              drop_remainder=pipeline_cfg.drop_remainder and split == "train")
+              shuffle=pipeline_cfg.shuffle and split == "train", seed=pipeline_cfg.seed)
     kw.update(overrides)
     return make_dataset(run_dir, split, **kw)
