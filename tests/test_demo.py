@@ -42,11 +42,16 @@ def without_data_hash(frame):
 
 
 def test_demo_tiny_end_to_end(tmp_path):
-    r = CliRunner().invoke(cli, ["demo", "--size", "tiny", "--out", str(tmp_path / "demo"), "--quiet"])
+    r = CliRunner().invoke(cli, ["demo", "--size", "tiny", "--out", str(tmp_path / "demo"), "--quiet", "--jobs", "2"])
     assert r.exit_code == 0, r.output
     lines = r.output.strip().splitlines()
     assert lines[-1] == f"report: {tmp_path / 'demo' / 'report' / 'report.html'}"
     assert any(l.startswith("demo finished in") for l in lines)
+    # each stage's time at the end (issue 13), the stages overlapping on the workers
+    table = lines[lines.index("stage times (the stages overlap on the workers):") + 1:]
+    timed = {l.rsplit(None, 2)[0].strip() for l in table if l.endswith(" s") and l.startswith("  ")}
+    assert {"prepare", "train resnet18-a", "train retinanet-seed1 (localization network)",
+            "statistics and report"} <= timed
     page = Collect()
     page.feed((tmp_path / "demo" / "report" / "report.html").read_text())
     figures = {"fig2_utility", "fig3a_randomization", "overlays", "pr_curve", "randomization_mprt_bottom_up",
@@ -90,10 +95,11 @@ def test_demo_tiny_end_to_end(tmp_path):
     assert gcam["mIoU 95% CI"].startswith("[") and gcam["AUPRC 95% CI"].startswith("[")
     assert "resnet18-permuted" not in set(t1.run)          # the permuted twin is no Table 1 candidate
 
-    # the same demo as a real process elsewhere, SIGKILLed inside two stages (each kill in a rerun
-    # of the last), then run to the end: the same tables, weights and maps
+    # the same demo as a real process elsewhere, on one worker instead of the CPUs' count, SIGKILLed
+    # inside two stages (each kill in a rerun of the last), then run to the end: the same tables,
+    # weights and maps (every worker runs TensorFlow on one thread, whatever their number)
     again = tmp_path / "again"
-    kills = kill_specs(["demo", "--size", "tiny", "--out", again, "--quiet"], DEMO_KILLS)
+    kills = kill_specs(["demo", "--size", "tiny", "--out", again, "--quiet", "--jobs", "1"], DEMO_KILLS)
     assert len(kills) == len(DEMO_KILLS) and "Traceback" not in kills.final_stderr
     no_temporary_files(again)
     for name in ("tests.csv", "table2.csv", "table1.csv", "posthoc.csv", "findings.csv", "sanity.csv",
