@@ -2,6 +2,9 @@
 
     python benchmarks/demo_workers.py [--size full] [--jobs 2] [--out DIR]
 
+Measured (2 cores, DenseNet121 at 11.2 images/s): --jobs 1 5.66 min, --jobs 2 3.00 min: 1.89x;
+7 of 7 stats tables equal.
+
 Runs the demo twice into fresh folders, first with `--jobs 1` (the stages one after another, as
 the demo ran before it had workers; one TensorFlow thread) then with `--jobs N` (default: the
 CPUs), side by side on this machine, and prints both wall times, their ratio, and whether every
@@ -55,7 +58,10 @@ def demo(out, size, jobs):
 
 
 def main():
+    from cxrsal.console import quiet_native_logs
     from cxrsal.workers import default_workers
+
+    quiet_native_logs()
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--size", default="full", choices=("tiny", "full", "large"))
