@@ -68,6 +68,8 @@ def main():
     ap.add_argument("--jobs", type=int, default=default_workers())
     ap.add_argument("--out", type=Path, default=None, help="keep the two demos here (default: a temporary folder)")
     args = ap.parse_args()
+    if args.jobs < 2:
+        ap.error("--jobs: at least 2 (it is compared with --jobs 1)")
 
     import pandas as pd
 

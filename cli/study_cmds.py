@@ -45,7 +45,8 @@ def register(cli):
                   help="Worker processes running independent stages side by side (default: the CPUs this "
                        "process may use, at most 8). Each runs TensorFlow on one thread, so the results do not "
                        "depend on it.")
-    @click.option("--quiet", is_flag=True, help="No progress bars.")
+    @click.option("--quiet", is_flag=True, help="No progress bar while the images are decoded (the stages print "
+                                                "one line as they start and end).")
     def demo(out, size, seed, jobs, quiet):
         """The whole study on synthetic data, from DICOM files to the report."""
         from cxrsal.demo import run_demo

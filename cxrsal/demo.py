@@ -9,8 +9,8 @@ statistics -> report, which says which findings of [A] and [B] hold. Every stage
 
 The stages are jobs (`demo_jobs`) run side by side in worker processes (`cxrsal.workers`), each
 as soon as what it needs exists: on 2 cores a model's training is mostly Python tracing Keras'
-graphs on one core, so one process left the other core idle (5.4 min serial -> 2.7 min, measured
-on the same machine). Each worker runs TensorFlow on one thread, so the tables do not depend on
+graphs on one core, so one process left the other core idle (benchmarks/demo_workers.py: one
+worker 5.7 min, two 3.0 min, side by side on one machine). Each worker runs TensorFlow on one thread, so the tables do not depend on
 how many there are (`--jobs`)."""
 
 import time
@@ -28,7 +28,7 @@ SIZES = {
                  overrides=["saliency.samples=2", "saliency.ig_steps=3", "saliency.xrai_steps=3",
                             "pipeline.batch_size=8", "saliency.batch_size=4"],
                  retinanet=["train.epochs=1", "model.input_size=32"]),
-    # the study at the demo's size, under 3 minutes on a 2-core CPU at 10 DenseNet121 images/s:
+    # the study at the demo's size, about 3 minutes on a 2-core CPU at 11 DenseNet121 images/s:
     # classifiers and WILDCAT at 64 px with output stride 8 (8 x 8 cells, as [A]'s InceptionV3 at
     # 299-320 px) and a quarter of ResNet's channels (a dilated map at full width cost 3x the
     # time of stride 16, measured; a quarter of the channels costs 1/9 of that: 48 -> 382
@@ -40,7 +40,8 @@ SIZES = {
                             "train.plateau_patience=3"]),
     # finer and larger: full-width ResNets at output stride 8 (8 x 8 cells at 64 px, WILDCAT
     # 12 x 12 at 96 px), 300 images, 12 per map experiment, RetinaNets of 30 epochs at 96 px (whose
-    # AUPRC 0.63 beats the average mask's 0.38 here); about 27 min on 2 cores
+    # AUPRC 0.63 beats the average mask's 0.38 here); about 27 min on 2 cores, measured before its
+    # stages ran side by side
     "large": dict(n=300, image_size=256, size=64, epochs=8, n_images=12, wildcat_input=96, model=[], overrides=[],
                   retinanet=["train.epochs=30", "model.input_size=96", "train.plateau_patience=3"]),
 }
@@ -285,7 +286,7 @@ def run_demo(out, *, size="full", seed=0, jobs=None, log=print, progress=True):
     busy = sum(s for _, s in times)
     log("\n".join(["stage times (the stages overlap on the workers):"]
                   + [f"  {t:<{width}}  {s:6.1f} s" for t, s in times]))
-    log(f"demo finished in {wall / 60:.1f} min ({busy / 60:.1f} min of stages on {workers} worker"
+    log(f"demo finished in {wall / 60:.1f} min ({busy / 60:.1f} min of stage time; {workers} worker"
         f"{'s' if workers > 1 else ''})")
     log(f"report: {results[REPORT]}")
     return Path(results[REPORT])

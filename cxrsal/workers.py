@@ -95,7 +95,7 @@ def _die_with_parent(parent):
     threading.Thread(target=watch, name="cxrsal-parent-watch", daemon=True).start()
 
 
-def _init_worker(parent, threads):
+def _init_worker(parent, threads, deterministic):
     # Ctrl-C reaches the whole process group: the parent decides, its workers do not print tracebacks
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     _die_with_parent(parent)
@@ -106,6 +106,10 @@ def _init_worker(parent, threads):
 
     tf.config.threading.set_intra_op_parallelism_threads(threads)
     tf.config.threading.set_inter_op_parallelism_threads(threads)
+    if deterministic:
+        # in every worker from its start: a job that turns it on (training) would otherwise leave
+        # it on for the worker's later jobs only, and which worker runs a job is chance
+        tf.config.experimental.enable_op_determinism()
     for gpu in tf.config.list_physical_devices("GPU"):     # workers share a GPU: no one takes it all
         tf.config.experimental.set_memory_growth(gpu, True)
 
@@ -115,7 +119,8 @@ def _run_in_worker(fn, args):
 
     import keras
 
-    # a job starts as in a fresh process: no graphs, layer-name counters or seeds of the last
+    # no graphs, layer-name counters or Keras seeds left by the worker's last job (process-wide
+    # settings are made once, in `_init_worker`, for every job alike)
     keras.backend.clear_session()
     gc.collect()
     t = time.time()
@@ -134,18 +139,19 @@ def _stop(pool):
     pool.shutdown(wait=False, cancel_futures=True)
 
 
-def run_jobs(jobs, workers, *, log=print, threads=1):
+def run_jobs(jobs, workers, *, log=print, threads=1, deterministic=True):
     """Run `jobs` (a list of `Job`) on `workers` processes; returns ({name: result}, [(name,
     seconds)] in the order they finished). `log(event, job, seconds, result)` is told "start" and
-    "done". A job's error stops the rest: a `CxrsalError` is raised as it is, a worker that
-    died as one line naming the job."""
+    "done". `threads`: TensorFlow's intra- and inter-op threads per worker; `deterministic`: op
+    determinism on in every worker. A job's error stops the rest: a `CxrsalError` is raised as it
+    is, a worker that died as one line naming the job (or the jobs that were running)."""
     import multiprocessing
 
     critical_path(jobs)
     pending = {j.name: j for j in jobs}
     results, times, running = {}, [], {}
     pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"), initializer=_init_worker,
-                               initargs=(os.getpid(), threads))
+                               initargs=(os.getpid(), threads, deterministic))
     ok = False
     try:
         while pending or running:
@@ -164,7 +170,7 @@ def run_jobs(jobs, workers, *, log=print, threads=1):
             for job in ready[:workers - len(running)]:
                 del pending[job.name]
                 args = job.args(results) if callable(job.args) else job.args
-                running[_submit(pool, job, args)] = job
+                running[_submit(pool, job, args, running)] = job
                 log("start", job, None, None)
             if not running:
                 raise ValueError(f"jobs wait for each other: {sorted(pending)}")
@@ -173,8 +179,9 @@ def run_jobs(jobs, workers, *, log=print, threads=1):
                 job = running.pop(future)
                 try:
                     result, seconds = future.result()
-                except BrokenProcessPool:
-                    raise _died(job.name) from None
+                except BrokenProcessPool as e:
+                    # every running job fails at once when one worker dies: any of them may be it
+                    raise _died([job.name, *(j.name for j in running.values())], e) from e
                 results[job.name] = result
                 times.append((job.name, seconds))
                 log("done", job, seconds, result)
@@ -187,13 +194,16 @@ def run_jobs(jobs, workers, *, log=print, threads=1):
             _stop(pool)
 
 
-def _died(name):
-    return CxrsalError(f"a worker process died while running '{name}' (killed by the system, perhaps for memory): "
-                       "run the same command again to resume; --jobs 1 uses less memory")
+def _died(names, error):
+    names = sorted(names)
+    which = f"'{names[0]}'" if len(names) == 1 else "one of " + ", ".join(f"'{n}'" for n in names)
+    return CxrsalError(f"a worker process died while running {which} ({error}): if the system killed it (memory), "
+                       "run the same command again to resume, --jobs 1 uses less memory; else see the worker's "
+                       "message above")
 
 
-def _submit(pool, job, args):
+def _submit(pool, job, args, running):
     try:
         return pool.submit(_run_in_worker, job.fn, args)
-    except BrokenProcessPool:        # a worker died starting (or between two jobs)
-        raise _died(job.name) from None
+    except BrokenProcessPool as e:        # a worker died starting (its initializer) or between two jobs
+        raise _died([job.name, *(j.name for j in running.values())], e) from e

@@ -1,6 +1,8 @@
 """Maps are computed once: a store's identity (weights digest, data, size, channels, method
 parameters) lets randomize's trained step and compare copy `cxrsal saliency`'s maps."""
 
+import os
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -118,13 +120,20 @@ def test_shared_model_is_loaded_and_traced_once_with_the_same_maps(saliency_stor
 
     monkeypatch.setattr(Run, "model", model)
     with sharing_models():
-        run_saliency(trained_classifier, tmp_path / "a", cfg(), NAMES, progress=False, log=quiet)
+        with sharing_models():       # nested: the inner block's end keeps the outer one's model
+            run_saliency(trained_classifier, tmp_path / "a", cfg(), NAMES, progress=False, log=quiet)
         # another split and more images: the same checkpoint and adapter settings
         run_saliency(trained_classifier, tmp_path / "b", cfg(**{"saliency.split": "test", "saliency.limit": 0}), NAMES,
                      progress=False, log=quiet)
-    assert len(loads) == 1
+        assert len(loads) == 1
+        # a checkpoint replaced (as training does: a new file renamed over it) is loaded again
+        best = Run(trained_classifier).checkpoint("best")
+        shutil.copyfile(best, tmp_path / "copy.keras")
+        os.replace(tmp_path / "copy.keras", best)
+        run_saliency(trained_classifier, tmp_path / "d", cfg(), NAMES, progress=False, log=quiet)
+        assert len(loads) == 2
     run_saliency(trained_classifier, tmp_path / "c", cfg(), NAMES, progress=False, log=quiet)
-    assert len(loads) == 2           # outside the block every call loads its own
+    assert len(loads) == 3           # outside the block every call loads its own
     for name in NAMES.split(","):
         for image_id in MapStore(tmp_path / "a").ids(name):
             # bit for bit the maps of a run of its own

@@ -108,8 +108,12 @@ def test_validation_forward_is_one_traced_function_equal_to_the_model():
     for n in (7, 3, 1):
         np.testing.assert_allclose(fn(x[:n]).numpy(), model(x[:n], training=False).numpy(), rtol=1e-6, atol=1e-7)
     assert forward_fn(model) is fn and fn.experimental_get_tracing_count() == 1
+    # a model taking another float type gets the pipeline's float32 images cast, as a call does
+    half = keras.Sequential([keras.Input((8, 8, 1), dtype="float16"), keras.layers.Flatten(dtype="float16"),
+                             keras.layers.Dense(1, dtype="float16")])
+    np.testing.assert_array_equal(forward_fn(half)(x).numpy(), half(x.astype(np.float16), training=False).numpy())
     ref = weakref.ref(model)
-    del model, fn
+    del model, fn, half
     gc.collect()
     assert ref() is None and len(_FORWARD) == 0        # the cache keeps no model alive
 

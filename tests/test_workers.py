@@ -30,8 +30,10 @@ def add(a, b):
 
 def threads():
     import tensorflow as tf
+    from tensorflow.python.framework import config    # the switch has no public getter
 
-    return tf.config.threading.get_intra_op_parallelism_threads(), tf.config.threading.get_inter_op_parallelism_threads()
+    return (tf.config.threading.get_intra_op_parallelism_threads(), tf.config.threading.get_inter_op_parallelism_threads(),
+            config.is_op_determinism_enabled())
 
 
 def refuse(text):
@@ -64,8 +66,9 @@ def test_jobs_run_side_by_side_after_their_dependencies(tmp_path):
             Job("threads", threads)]
     results, times = run_jobs(jobs, 2, log=lambda event, job, s, r: events.append((event, job.name)))
     assert results["sum"] == "slowfast" and results["after"] == "after"
-    # every TensorFlow job on one intra-op and one inter-op thread, whatever the number of workers
-    assert results["threads"] == (1, 1)
+    # every TensorFlow job on one intra-op and one inter-op thread, whatever the number of workers,
+    # with op determinism on from the worker's start (not only after a job that turns it on)
+    assert results["threads"] == (1, 1, True)
     ran = {n: [float(v) for v in (tmp_path / n).read_text().split()] for n in ("slow", "fast", "after")}
     # the two independent jobs overlapped in two processes; the dependent one began after both
     assert ran["slow"][2] != ran["fast"][2]

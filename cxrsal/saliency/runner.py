@@ -34,7 +34,7 @@ def select(rows, split, positives_only, limit):
 
 
 # the adapters `sharing_models()` keeps, by what determines them
-_SHARED = {"on": False, "adapters": {}}
+_SHARED = {"depth": 0, "adapters": {}}
 
 
 @contextlib.contextmanager
@@ -42,31 +42,46 @@ def sharing_models():
     """Within it, `run_saliency` calls on the same checkpoint with the same adapter settings use
     one loaded model and one `ModelAdapter`: its tf.functions are traced once, not once per map
     store (the demo maps a model's test positives, its validation split and every test image:
-    ~8 s of tracing each on a 2-core CPU)."""
-    _SHARED["on"] = True
+    ~8 s of tracing each on a 2-core CPU). Nested blocks share the outermost one's."""
+    _SHARED["depth"] += 1
     try:
         yield
     finally:
-        _SHARED["on"], _SHARED["adapters"] = False, {}
+        _SHARED["depth"] -= 1
+        if not _SHARED["depth"]:
+            _SHARED["adapters"] = {}
+
+
+def _checkpoint_key(run, s):
+    """What identifies the checkpoint file's contents (path, inode, size, times: a checkpoint is
+    replaced by a rename) and the adapter settings; None when it cannot be read (`Run.model` says)."""
+    try:
+        ckpt = run.checkpoint(s.checkpoint)
+        st = os.stat(ckpt)
+    except (CxrsalError, OSError):
+        return None
+    return (str(ckpt), st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns, s.batch_size,
+            s.input_channels, s.jit_compile, s.precision)
 
 
 def _adapter(run, s, strategy, log):
     """(model, adapter) of `run`'s checkpoint for the settings `s` (a SaliencyConfig)."""
     from .adapter import ModelAdapter
 
-    ckpt = run.checkpoint(s.checkpoint)
-    stat = os.stat(ckpt)
-    key = (str(ckpt), stat.st_mtime_ns, stat.st_size, s.batch_size, s.input_channels, s.jit_compile, s.precision)
-    found = _SHARED["adapters"].get(key) if _SHARED["on"] else None
-    if found is None:
-        with strategy.scope():
-            model = run.model(s.checkpoint)
-        found = model, ModelAdapter(model, batch_size=s.batch_size, strategy=strategy,
-                                    input_channels=s.input_channels, jit_compile=s.jit_compile,
-                                    precision=s.precision, log=log)
-        if _SHARED["on"]:
-            _SHARED["adapters"] = {key: found}     # one model at a time
-    return found
+    key = _checkpoint_key(run, s) if _SHARED["depth"] else None
+    found = _SHARED["adapters"].get(key) if key else None
+    if found is not None:
+        model, adapter, batch_size = found
+        adapter.batch_size = batch_size      # as a fresh one: a store may have halved it (memory)
+        adapter._log = log or (lambda *_: None)
+        return model, adapter
+    with strategy.scope():
+        model = run.model(s.checkpoint)
+    adapter = ModelAdapter(model, batch_size=s.batch_size, strategy=strategy, input_channels=s.input_channels,
+                           jit_compile=s.jit_compile, precision=s.precision, log=log)
+    if key:
+        _SHARED["adapters"] = {key: (model, adapter, adapter.batch_size)}     # one model at a time
+    return model, adapter
 
 
 def run_saliency(model_dir, out, cfg: Config, methods="study", *, num_shards=1, shard_index=0,

@@ -48,9 +48,12 @@ def forward_fn(model):
 
     fn = _FORWARD.get(model)
     if fn is None:
-        spec = tf.TensorSpec((None, *model.input_shape[1:]), model.inputs[0].dtype)
+        # the pipeline's float images, cast to what the model takes (as a call converts them)
+        spec = tf.TensorSpec((None, *model.input_shape[1:]), tf.float32)
+        dtype = model.inputs[0].dtype
         ref = weakref.ref(model)      # the function must not keep its dictionary key alive
-        fn = _FORWARD[model] = tf.function(lambda x: ref()(x, training=False), input_signature=[spec])
+        fn = _FORWARD[model] = tf.function(lambda x: ref()(tf.cast(x, dtype), training=False),
+                                           input_signature=[spec])
     return fn
 
 
