@@ -52,15 +52,20 @@ def _not_retracing(record):
     return "triggered tf.function retracing" not in record.getMessage()
 
 
+def quiet_python_logs():
+    """TensorFlow's Python logger speaks of TensorFlow (retracing, deprecations): errors only;
+    `cxrsal -v` shows it all."""
+    logger = logging.getLogger("tensorflow")
+    logger.addFilter(_not_retracing)      # added once however often this runs (logging's rule)
+    logger.setLevel(logging.ERROR)
+
+
 def quiet_native_logs():
     """Route descriptor 2 through `filter_native` for the rest of the process (idempotent)."""
     setting = os.environ.get("CXRSAL_NATIVE_LOGS", "")
     if setting == "show" or getattr(quiet_native_logs, "active", False):
         return
-    logging.getLogger("tensorflow").addFilter(_not_retracing)
-    # TensorFlow's Python logger speaks of TensorFlow (retracing, deprecations): errors only;
-    # `cxrsal -v` shows it all
-    logging.getLogger("tensorflow").setLevel(logging.ERROR)
+    quiet_python_logs()
     try:
         sys.stderr.flush()
         terminal = os.dup(2)

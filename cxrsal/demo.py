@@ -148,7 +148,7 @@ def score_maps(out, p, seed, name, detectors):
     score_store(out / "maps" / name, results / f"score-{name}", baselines=f"avg,boxes:{detectors[0] / 'detections.csv'}",
                 cfg=scfg, parts=("utility",), validation=out / "maps" / f"{name}-val", log=_quiet)
     every_box = ",".join(f"boxes:{d / 'detections.csv'}" for d in detectors)
-    score_store(out / "maps" / f"{name}-every", out / "results" / f"pointwise-{name}", baselines=f"avg,{every_box}",
+    score_store(out / "maps" / f"{name}-every", results / f"pointwise-{name}", baselines=f"avg,{every_box}",
                 cfg=every, parts=("pointwise",), log=_quiet)
     return ""
 
@@ -210,7 +210,7 @@ def demo_jobs(out, p, seed):
         jobs.append(Job(f"train {name} (localization network)", train_detector, (out, p, name, seed + k), cost=47))
     trained = {n: f"train {n}" for n in models} | {n: f"train {n} (localization network)" for n in detectors}
     jobs += [Job(CHOSEN, choose_classifier, (out,), deps=(trained["resnet18-a"], trained["resnet18-b"]), local=True),
-             Job(DETECTORS, order_detectors, (out, detectors), deps=(trained[detectors[0]], trained[detectors[1]]),
+             Job(DETECTORS, order_detectors, (out, detectors), deps=tuple(trained[n] for n in detectors),
                  local=True)]
 
     def main(r):

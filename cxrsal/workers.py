@@ -24,6 +24,7 @@ from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from typing import Callable
 
+from .console import quiet_python_logs
 from .errors import CxrsalError
 
 
@@ -99,9 +100,8 @@ def _init_worker(parent, threads, deterministic):
     # Ctrl-C reaches the whole process group: the parent decides, its workers do not print tracebacks
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     _die_with_parent(parent)
-    import logging
-
-    logging.getLogger("tensorflow").setLevel(logging.ERROR)
+    # native log lines go through the parent's filter (descriptor 2 is inherited); Python's here
+    quiet_python_logs()
     import tensorflow as tf
 
     tf.config.threading.set_intra_op_parallelism_threads(threads)
