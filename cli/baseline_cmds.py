@@ -2,7 +2,7 @@
 
 import click
 
-from .options import config_options, echo_run_directory
+from .options import config_options, echo_run_directory, key_type
 
 
 def register(cli):
@@ -13,12 +13,13 @@ def register(cli):
                   help="Run directory of `cxrsal prepare` (unet: SIIM masks; retinanet: RSNA boxes).")
     @click.option("--out", type=click.Path(file_okay=False), default=None,
                   help="Run directory to write [default: DATA/baselines/KIND-seedS].")
-    @click.option("--backbone", default=None, help="RetinaNet ResNet: resnet10/18/34/50/101/152 [default: resnet50].")
-    @click.option("--epochs", type=int, default=None)
-    @click.option("--lr", type=float, default=None, help="Adam learning rate [default: 1e-4].")
-    @click.option("--batch-size", type=int, default=None)
-    @click.option("--seed", type=int, default=None, help="Initialisation seed (train.seed); train two for the "
-                                                         "repeatability baseline.")
+    @click.option("--backbone", type=key_type("baseline.backbone"), default=None,
+                  help="RetinaNet ResNet: resnet10/18/34/50/101/152 [default: resnet50].")
+    @click.option("--epochs", type=key_type("train.epochs"), default=None, help="At most [default: 50].")
+    @click.option("--lr", type=key_type("train.lr"), default=None, help="Adam learning rate [default: 1e-4].")
+    @click.option("--batch-size", type=key_type("pipeline.batch_size"), default=None, help="[default: 32]")
+    @click.option("--seed", type=key_type("train.seed"), default=None,
+                  help="Initialisation seed (train.seed); train two for the repeatability baseline.")
     @click.option("--quiet", is_flag=True, help="No per-step progress.")
     @config_options
     def train_baseline(kind, data_dir, out, backbone, epochs, lr, batch_size, seed, quiet, config_path, overrides):

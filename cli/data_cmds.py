@@ -2,10 +2,9 @@
 
 import click
 
-from .options import config_options
+from .options import bars, config_options, key_type, progress_options
 
 DATASET_CHOICES = ("rsna", "siim")                     # what synth writes
-PREPARE_CHOICES = (*DATASET_CHOICES, "folder", "coco")  # what prepare reads
 SPLITS = ("train", "val", "test")
 
 
@@ -23,8 +22,11 @@ def parse_split(ctx, param, text):
         fractions = tuple(float(v) for v in text.split(":"))
     except ValueError:
         fractions = ()
-    if len(fractions) != 3 or min(fractions) < 0 or sum(fractions) <= 0:
-        raise click.BadParameter(f"{text!r}: give TRAIN:VAL:TEST fractions (e.g. 0.8:0.1:0.1) or all=test")
+    from cxrsal.config import schema
+
+    if len(fractions) != 3 or not schema()["data.split"][2].accepts(list(fractions)):
+        raise click.BadParameter(f"{text!r}: give TRAIN:VAL:TEST fractions, each a number >= 0 and not all 0 (e.g. "
+                                 "0.8:0.1:0.1), or all=test")
     return fractions
 
 
@@ -32,9 +34,9 @@ def register(cli):
 
     @cli.command()
     @click.option("--dataset", type=click.Choice(DATASET_CHOICES), required=True)
-    @click.option("--n", "n", type=int, required=True, help="Number of images.")
+    @click.option("--n", "n", type=click.IntRange(min=1), required=True, help="Number of images.")
     @click.option("--out", type=click.Path(file_okay=False), required=True, help="Folder to write (Kaggle layout).")
-    @click.option("--seed", type=int, default=0, show_default=True)
+    @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)
     @click.option("--image-size", type=click.IntRange(64, 4096), default=1024, show_default=True,
                   help="Side of the DICOM images (Kaggle's are 1024).")
     def synth(dataset, n, out, seed, image_size):
@@ -46,7 +48,7 @@ def register(cli):
         click.echo(f"wrote {out}")
 
     @cli.command()
-    @click.option("--dataset", type=click.Choice(PREPARE_CHOICES), default=None,
+    @click.option("--dataset", type=key_type("data.dataset"), default=None,
                   help="[default: rsna]; folder: labels.csv (+ boxes.csv or masks/) and images under --root; "
                        "coco: images under --root, lesions in --annotations.")
     @click.option("--root", type=click.Path(), default=None,
@@ -57,16 +59,17 @@ def register(cli):
                                                     "(repeatable) [default: any annotation].")
     @click.option("--split", callback=parse_split, default=None,
                   help="TRAIN:VAL:TEST fractions, or all=test to audit every image [default: the dataset's].")
-    @click.option("--size", type=int, default=None, help="Cached image side in pixels [default: 320].")
+    @click.option("--size", type=key_type("data.size"), default=None, help="Cached image side in pixels [default: 320].")
     @click.option("--out", type=click.Path(file_okay=False), required=True, help="Run directory to write.")
-    @click.option("--seed", type=int, default=None, help="Split seed [default: 0].")
+    @click.option("--seed", type=key_type("data.seed"), default=None, help="Split seed [default: 0].")
     @click.option("--cache", type=click.Path(file_okay=False), default=None,
                   help="Shared decoded-image cache [default: OUT/cache].")
-    @click.option("--workers", type=int, default=None, help="Decoding processes [default: one per core].")
+    @click.option("--workers", type=key_type("data.workers"), default=None,
+                  help="Decoding processes [default: 0, one per core].")
     @click.option("--strict", is_flag=True, default=None, help="Stop at the first bad item instead of skipping it.")
-    @click.option("--quiet", is_flag=True, help="No progress bar.")
+    @progress_options
     @config_options
-    def prepare(dataset, root, annotations, positive, split, size, out, seed, cache, workers, strict, quiet,
+    def prepare(dataset, root, annotations, positive, split, size, out, seed, cache, workers, strict, quiet, progress,
                 config_path, overrides):
         """Split, decode and cache a data set; write manifest, arrays, skipped.csv and a summary."""
         from cxrsal.config import load_config
@@ -77,6 +80,6 @@ def register(cli):
             "data.positive": list(positive) or None, "data.split": list(split) if split else None,
             "data.size": size, "data.seed": seed,
             "data.cache": cache, "data.workers": workers, "data.strict": strict})
-        summary = run(cfg, out, progress=not quiet, log=click.echo)
+        summary = run(cfg, out, progress=bars(quiet, progress), log=click.echo)
         click.echo(format_summary(summary))
         click.echo(f"prepared {out}")

@@ -2,34 +2,39 @@
 
 import click
 
-from .options import config_options, methods_option, resolve_models, user_model_options
+from .options import bars, config_options, key_type, methods_option, resolve_models, user_model_options
 
 
 def register(cli):
 
-    common = [
-        methods_option,
-        click.option("--n-images", type=int, default=None,
-                     help="Positive test images, in manifest order (default: all, as [A]; config "
-                          "randomization.n_images / compare.n_images)."),
-        click.option("--similarity-maps", type=click.Choice(("processed", "raw")), default=None,
-                     help="What SSIM compares: the post-processed maps ([A]'s code, default) or the raw maps, "
-                          "channels summed with their signs and min-max scaled ([A]'s text)."),
-        click.option("--data-range", type=float, default=None,
-                     help="SSIM data_range (default 1; 2 reproduces [A]'s code). Config: similarity.data_range."),
-        click.option("--maps", multiple=True, type=click.Path(file_okay=False),
-                     help="A map store of `cxrsal saliency` to take the trained models' maps from (repeatable). "
-                          "Stores listed in the model runs are used anyway; maps are copied only when model "
-                          "weights, data, images and method parameters are the same."),
-        click.option("--out", type=click.Path(file_okay=False), required=True),
-        click.option("--quiet", is_flag=True, help="No progress bar."),
-        config_options,
-    ]
+    def common(section):
+        return [
+            methods_option,
+            click.option("--n-images", type=key_type(f"{section}.n_images"), default=None,
+                         help=f"Positive test images, in manifest order (default 0: all, as [A]; config "
+                              f"{section}.n_images)."),
+            click.option("--similarity-maps", type=key_type("similarity.maps"), default=None,
+                         help="What SSIM compares: the post-processed maps ([A]'s code, default) or the raw maps, "
+                              "channels summed with their signs and min-max scaled ([A]'s text)."),
+            click.option("--data-range", type=key_type("similarity.data_range"), default=None,
+                         help="SSIM data_range (default 1; 2 reproduces [A]'s code). Config: similarity.data_range."),
+            click.option("--maps", multiple=True, type=click.Path(file_okay=False),
+                         help="A map store of `cxrsal saliency` to take the trained models' maps from (repeatable). "
+                              "Stores listed in the model runs are used anyway; maps are copied only when model "
+                              "weights, data, images and method parameters are the same."),
+            click.option("--out", type=click.Path(file_okay=False), required=True),
+            click.option("--quiet", is_flag=True, help="No progress bar."),
+            click.option("--progress", is_flag=True,
+                         help="Progress bars even when stderr is not a terminal (a log, a pipe)."),
+            config_options,
+        ]
 
-    def with_common(f):
-        for deco in reversed(common):
-            f = deco(f)
-        return f
+    def with_common(section):
+        def deco(f):
+            for d in reversed(common(section)):
+                f = d(f)
+            return f
+        return deco
 
     def cfg_from(config_path, overrides, options):
         from cxrsal.config import load_config
@@ -41,29 +46,31 @@ def register(cli):
                   help="Trained run (or a saved Keras model with --data); repeat for replicates (sd band in the "
                        "figure).")
     @user_model_options
-    @click.option("--init", type=click.Choice(("truncated-normal", "layer")), default=None,
+    @click.option("--init", type=key_type("randomization.init"), default=None,
                   help="Re-initialisation: truncated normal as [A] (default), or each layer's own.")
-    @click.option("--sigma", type=float, default=None, help="Truncated normal sigma (default 0.01).")
-    @click.option("--order", type=click.Choice(("top-down", "bottom-up", "independent")), default=None,
+    @click.option("--sigma", type=key_type("randomization.sigma"), default=None,
+                  help="Truncated normal sigma (default 0.01).")
+    @click.option("--order", type=key_type("randomization.order"), default=None,
                   help="Which blocks each step randomizes: cumulatively from the logits down ([A], default), "
                        "cumulatively from the lowest block up, or one block at a time. Config: randomization.order.")
     @click.option("--independent", is_flag=True, default=None, help="Same as --order independent.")
-    @click.option("--smooth-samples", type=int, default=None,
+    @click.option("--smooth-samples", type=key_type("randomization.smooth_samples"), default=None,
                   help="sMPRT: average every map over this many noisy copies of the input (default 0: MPRT). "
                        "Config: randomization.smooth_samples.")
-    @click.option("--smooth-noise", type=float, default=None,
+    @click.option("--smooth-noise", type=key_type("randomization.smooth_noise"), default=None,
                   help="sMPRT noise sigma as a fraction of the image's range (default 0.1). Config: "
                        "randomization.smooth_noise.")
     @click.option("--all-blocks", is_flag=True, default=None, help="Also the stem (and InceptionV3's mixed0).")
-    @click.option("--pairs-per-image", type=int, default=None,
+    @click.option("--pairs-per-image", type=key_type("randomization.pairs_per_image"), default=None,
                   help="Degradation threshold: random partners per image (default 50, [A]'s code).")
-    @click.option("--pairs", type=int, default=None,
+    @click.option("--pairs", type=key_type("randomization.pairs"), default=None,
                   help="Degradation threshold: that many random pairs in all instead ([A]'s text: 50).")
-    @click.option("--seed", type=int, default=None, help="Re-initialisation and threshold pairs (default 0).")
-    @with_common
+    @click.option("--seed", type=key_type("randomization.seed"), default=None,
+                  help="Re-initialisation and threshold pairs (default 0).")
+    @with_common("randomization")
     def randomize(models, data_dir, model_card, init, sigma, order, independent, smooth_samples, smooth_noise,
                   all_blocks, pairs_per_image, pairs, seed, methods, n_images,
-                  similarity_maps, data_range, maps, out, quiet, config_path, overrides):
+                  similarity_maps, data_range, maps, out, quiet, progress, config_path, overrides):
         """Model parameter randomization (MPRT as [A], sMPRT, eMPRT): SSIM degradation curves, thresholds,
         complexity rise, PASS/FAIL per method."""
         from cxrsal.experiments.randomization import run_randomization
@@ -80,7 +87,7 @@ def register(cli):
             "randomization.pairs_per_image": pairs_per_image, "randomization.pairs": pairs,
             "randomization.seed": seed, "similarity.maps": similarity_maps, "similarity.data_range": data_range})
         models = resolve_models(models, data_dir, model_card, out)
-        run_randomization(models, out, cfg, methods, progress=not quiet, log=click.echo, maps=maps)
+        run_randomization(models, out, cfg, methods, progress=bars(quiet, progress), log=click.echo, maps=maps)
         click.echo(f"tables, fig3a.png and fig_emprt.png: {out}")
 
     @cli.command()
@@ -90,15 +97,15 @@ def register(cli):
     @user_model_options
     @click.option("--baseline-maps", nargs=2, default=None, type=click.Path(file_okay=False),
                   help="Two folders of localization-network heatmaps (the high baseline).")
-    @with_common
-    def compare(models, data_dir, model_card, baseline_maps, methods, n_images, similarity_maps, data_range, maps, out, quiet, config_path,
-                overrides):
+    @with_common("compare")
+    def compare(models, data_dir, model_card, baseline_maps, methods, n_images, similarity_maps, data_range, maps, out,
+                quiet, progress, config_path, overrides):
         """Per-image SSIM between two models' maps (and two localization networks' heatmaps)."""
         from cxrsal.experiments.repeatability import run_compare
 
         cfg = cfg_from(config_path, overrides, {
             "compare.n_images": n_images, "similarity.maps": similarity_maps, "similarity.data_range": data_range})
         models = resolve_models(models, data_dir, model_card, out, option="--models")
-        run_compare(list(models), out, cfg, methods, baseline_maps=baseline_maps, progress=not quiet,
+        run_compare(list(models), out, cfg, methods, baseline_maps=baseline_maps, progress=bars(quiet, progress),
                     log=click.echo, maps=maps)
         click.echo(f"tables: {out}")

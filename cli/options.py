@@ -3,6 +3,47 @@
 import click
 
 
+class KeyType(click.ParamType):
+    """An option that sets one config key: its value is read and checked as the key's (its type
+    and declared domain, `cxrsal.config.schema()`), so the option and the YAML key accept the
+    same values, and a bad one is one line naming the option, the key and what is allowed."""
+
+    def __init__(self, key):
+        self.key = key
+        self.name = key
+
+    def _entry(self):
+        from cxrsal.config import schema
+
+        return schema()[self.key]
+
+    def get_metavar(self, param, ctx=None):
+        from cxrsal.domains import Number, OneOf
+
+        tp, _, domain = self._entry()
+        if isinstance(domain, OneOf):
+            return "[" + "|".join(map(str, domain.choices)) + "]"
+        if isinstance(domain, Number):
+            return "INTEGER" if domain.integer else "NUMBER"
+        return "TEXT"
+
+    def convert(self, value, param, ctx):
+        from cxrsal.config import parse_value
+        from cxrsal.errors import ConfigError
+
+        if not isinstance(value, str):
+            return value
+        try:
+            return parse_value(self.key, value)
+        except ConfigError as e:
+            self.fail(str(e), param, ctx)
+
+
+def key_type(key):
+    """The Click type of an option that sets config key `key` (`KeyType`)."""
+    return KeyType(key)
+
+
 def config_options(f):
     """--config FILE and repeatable --set section.key=value, shared by every command."""
     f = click.option("--set", "overrides", multiple=True, metavar="SECTION.KEY=VALUE",
@@ -10,6 +51,48 @@ def config_options(f):
     f = click.option("--config", "config_path", type=click.Path(dir_okay=False), default=None,
                      help="YAML config file (see configs/).")(f)
     return f
+
+
+def progress_options(f):
+    """--quiet (no progress bar) and --progress (bars even in a log or a pipe); without either a
+    bar shows only when stderr is a terminal (`bars`)."""
+    f = click.option("--progress", is_flag=True,
+                     help="Progress bars even when stderr is not a terminal (a log, a pipe).")(f)
+    f = click.option("--quiet", is_flag=True, help="No progress bar.")(f)
+    return f
+
+
+def bars(quiet, progress):
+    """The `progress` of the functions behind the commands: False (--quiet), True (--progress), or
+    None: a bar only when stderr is a terminal."""
+    if quiet and progress:
+        raise click.UsageError("--quiet and --progress contradict each other")
+    return False if quiet else (True if progress else None)
+
+
+class MethodsType(click.ParamType):
+    """--methods: study, all, or a comma list of registered methods, checked when the option is
+    read (before anything is written); whether the model can give them is checked on the model."""
+
+    name = "methods"
+
+    def __init__(self, keywords=True):
+        self.keywords = keywords
+
+    def convert(self, value, param, ctx):
+        from cxrsal.saliency import METHODS, ordered
+        from cxrsal.saliency.base import KEYWORDS
+
+        text = str(value).strip()
+        if text in KEYWORDS and self.keywords:
+            return text
+        names = [t.strip() for t in text.split(",") if t.strip()]
+        unknown = [n for n in names if n not in METHODS]
+        if not names or unknown:
+            valid = (KEYWORDS if self.keywords else ()) + tuple(ordered())
+            self.fail(f"{(unknown or [value])[0]!r}: valid choices: {', '.join(valid)}, or a comma list of methods",
+                      param, ctx)
+        return ",".join(names)
 
 
 class MethodsOption(click.Option):
@@ -26,7 +109,7 @@ class MethodsOption(click.Option):
 
 
 def methods_option(f):
-    return click.option("--methods", cls=MethodsOption, default="study", show_default=True)(f)
+    return click.option("--methods", cls=MethodsOption, type=MethodsType(), default="study", show_default=True)(f)
 
 
 def user_model_options(f):

@@ -2,7 +2,7 @@
 
 import click
 
-from .options import config_options
+from .options import bars, config_options, key_type, progress_options
 
 
 def register(cli):
@@ -11,32 +11,34 @@ def register(cli):
     @click.option("--maps", "store", type=click.Path(file_okay=False), required=True, help="Map store.")
     @click.option("--data", "data_dir", type=click.Path(file_okay=False), default=None,
                   help="Run of `cxrsal prepare` [default: the one the model was trained on].")
-    @click.option("--baselines", default=None,
+    @click.option("--baselines", type=key_type("score.baselines"), default=None,
                   help="Comma list: avg, boxes:FILE (detector CSV), seg:DIR. Config: score.baselines.")
-    @click.option("--centres", type=click.Choice(("receptive-field", "grid")), default=None,
+    @click.option("--centres", type=key_type("pointwise.centres"), default=None,
                   help="Pointwise detection: GradCAM/WILDCAT cells at their receptive-field centres (default) or "
                        "on [B]'s grid. Config: pointwise.centres.")
-    @click.option("--parts", default=None,
+    @click.option("--parts", type=key_type("score.parts"), default=None,
                   help="What to score: utility (positives), pointwise (every image of the store), or both "
                        "[default: utility,pointwise]. Config: score.parts.")
     @click.option("--validation", type=click.Path(file_okay=False), default=None,
                   help="Map store of the same model on the validation split (`cxrsal saliency --split val`): each "
                        "method's IoU threshold is tuned there (never on test) for the mIoU column. "
                        "Config: score.validation.")
-    @click.option("--bootstrap", type=click.IntRange(min=0), default=None,
+    @click.option("--bootstrap", type=key_type("score.bootstrap"), default=None,
                   help="Image-level bootstrap replicates of every summary interval (95%, paired across methods); "
                        "0: none [default: 1000]. Config: score.bootstrap (seed: score.seed).")
     @click.option("--out", type=click.Path(file_okay=False), required=True, help="Folder for the tables.")
+    @progress_options
     @config_options
-    def score(store, data_dir, baselines, centres, parts, validation, bootstrap, out, config_path, overrides):
+    def score(store, data_dir, baselines, centres, parts, validation, bootstrap, out, quiet, progress, config_path,
+              overrides):
         """Localization utility (AUPRC, AUROC, pointing-game hit rate, mIoU) and pointwise detection of every
         stored map, with bootstrap intervals."""
         from cxrsal.config import load_config
         from cxrsal.experiments.scoring import score_store
 
-        parts = [p.strip() for p in parts.split(",") if p.strip()] if parts is not None else None
+        parts = list(parts) if parts is not None else None
         cfg = load_config(config_path, overrides, options={"pointwise.centres": centres, "score.baselines": baselines,
                                                            "score.parts": parts, "score.validation": validation,
                                                            "score.bootstrap": bootstrap})
-        table = score_store(store, out, data_dir=data_dir, cfg=cfg, log=click.echo, progress=True)
+        table = score_store(store, out, data_dir=data_dir, cfg=cfg, log=click.echo, progress=bars(quiet, progress))
         click.echo(f"{len(table)} rows: {out}/scores.csv (and .parquet), summary.csv, pointwise.csv, thresholds.csv")

@@ -2,6 +2,8 @@
 
 import click
 
+from .options import bars, progress_options
+
 
 # the names of cxrsal.stats.POSTHOC, written out so that `--help` needs no NumPy / statsmodels
 posthoc_option = click.option(
@@ -40,15 +42,15 @@ def register(cli):
     @click.option("--size", type=click.Choice(("tiny", "full", "large")), default="full", show_default=True,
                   help="tiny: every stage at its smallest (a test, about 2 min); full: the demo (about 3 min on "
                        "2 cores); large: full-width ResNets, more images and epochs (under 30 min).")
-    @click.option("--seed", type=int, default=0, show_default=True)
+    @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)
     @click.option("--jobs", type=click.IntRange(min=1), default=None,
                   help="Worker processes running independent stages side by side (default: the CPUs this "
                        "process may use, at most 8). Each runs TensorFlow on one thread, so the results do not "
                        "depend on it.")
-    @click.option("--quiet", is_flag=True, help="No progress bar while the images are decoded (the stages print "
-                                                "one line as they start and end).")
-    def demo(out, size, seed, jobs, quiet):
-        """The whole study on synthetic data, from DICOM files to the report."""
+    @progress_options
+    def demo(out, size, seed, jobs, quiet, progress):
+        """The whole study on synthetic data, from DICOM files to the report (the stages print one
+        line as they start and end; the progress bar is the images' decoding)."""
         from cxrsal.demo import run_demo
 
-        run_demo(out, size=size, seed=seed, jobs=jobs, log=click.echo, progress=not quiet)
+        run_demo(out, size=size, seed=seed, jobs=jobs, log=click.echo, progress=bars(quiet, progress))

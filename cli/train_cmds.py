@@ -2,26 +2,27 @@
 
 import click
 
-from .options import config_options, echo_run_directory
+from .options import config_options, echo_run_directory, key_type
 
 
 def register(cli):
 
     @cli.command()
-    @click.option("--arch", default=None, help="Backbone [default: resnet18]: inceptionv3, densenet121, densenet169, "
-                                               "resnet18/34/50/101/152, vgg19.")
-    @click.option("--head", type=click.Choice(("classification", "wildcat")), default=None,
-                  help="[default: classification]")
+    @click.option("--arch", type=key_type("model.arch"), default=None,
+                  help="Backbone [default: resnet18]: inceptionv3, densenet121, densenet169, resnet18/34/50/101/152, "
+                       "vgg19.")
+    @click.option("--head", type=key_type("model.head"), default=None, help="[default: classification]")
     @click.option("--data", "data_dir", type=click.Path(file_okay=False), required=True,
                   help="Run directory of `cxrsal prepare`.")
     @click.option("--out", type=click.Path(file_okay=False), default=None,
                   help="Run directory to write [default: DATA/models/ARCH-HEAD-seedS].")
-    @click.option("--weights", default=None, help="imagenet, none or a backbone weights file [default: none].")
-    @click.option("--epochs", type=int, default=None)
-    @click.option("--lr", type=float, default=None)
-    @click.option("--batch-size", type=int, default=None)
-    @click.option("--seed", type=int, default=None, help="Initialisation seed (train.seed).")
-    @click.option("--permute-labels", "permute", type=int, default=None, metavar="SEED",
+    @click.option("--weights", type=key_type("model.weights"), default=None,
+                  help="imagenet, none or a backbone weights file [default: none].")
+    @click.option("--epochs", type=key_type("train.epochs"), default=None, help="At most [default: 20].")
+    @click.option("--lr", type=key_type("train.lr"), default=None, help="Adam learning rate [default: 1e-4].")
+    @click.option("--batch-size", type=key_type("pipeline.batch_size"), default=None, help="[default: 32]")
+    @click.option("--seed", type=key_type("train.seed"), default=None, help="Initialisation seed (train.seed).")
+    @click.option("--permute-labels", "permute", type=key_type("train.permute_labels"), default=None, metavar="SEED",
                   help="Data randomization test: train on the training labels permuted with SEED until the model "
                        "fits them (training AUC train.fit_auc, default 0.95); the run card marks the model "
                        "label-permuted. Then `cxrsal compare --models TRUE_RUN THIS_RUN`. Config: "
@@ -40,8 +41,6 @@ def register(cli):
         cfg = load_config(config_path, overrides, options={
             "model.arch": arch, "model.head": head, "model.weights": weights, "train.epochs": epochs,
             "train.lr": lr, "pipeline.batch_size": batch_size, "train.seed": seed, "train.permute_labels": permute})
-        if cfg.train.permute_labels < -1:
-            raise click.BadParameter("must be 0 or more (a seed)", param_hint="--permute-labels")
         from cxrsal.models import BACKBONES, HEADS
         BACKBONES.get(cfg.model.arch), HEADS.get(cfg.model.head)   # unknown names: one line with the choices
         permuted = f"-permuted{cfg.train.permute_labels}" if cfg.train.permute_labels >= 0 else ""

@@ -6,53 +6,117 @@ import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .domains import AnyOf, Flag, Number, OneOf, Optional, Seq, Text
 from .errors import ConfigError
 from .io import atomic_write_text
 
 
-def _one_of(section, key, value, choices):
-    if value not in choices:
-        raise ConfigError(f"{section}.{key} {value!r}: valid choices: {', '.join(map(str, choices))}")
+def setting(default, domain):
+    """A config field with its declared domain (`cxrsal.domains`): a value outside it is one line
+    naming the key, the value and what is allowed, whether it comes from a YAML file, an option
+    or `--set`."""
+    return field(default=default, metadata={"domain": domain})
+
+
+def _count(lo=1):
+    return Number(lo=lo, integer=True)
+
+
+SEED = _count(0)          # numpy seeds are non-negative integers
+POSITIVE = Number(lo=0, lo_open=True)
+# the names the registries hold (tests/test_domains.py checks each list against its registry)
+DATASETS = ("rsna", "siim", "folder", "coco")
+ARCHS = ("inceptionv3", "densenet121", "densenet169", "resnet18", "resnet34", "resnet50", "resnet101",
+         "resnet152", "vgg19")
+EXTERNAL = "external-"     # an adopted saved model's arch: external-<file stem>
+HEADS = ("classification", "wildcat")
+BASELINE_KINDS = ("unet", "retinanet")
+RETINANET_BACKBONES = ("resnet10", "resnet18", "resnet34", "resnet50", "resnet101", "resnet152")
+SPLIT_NAMES = ("train", "val", "test")
+ORDERS = ("top-down", "bottom-up", "independent")
+INITS = ("truncated-normal", "layer")
+SCORE_PARTS = ("utility", "pointwise")
+BASELINE_KINDS_OF_SCORE = ("avg", "boxes", "seg")
+
+
+class _Arch(Text):
+    """A registered backbone, or an adopted model's `external-<name>`."""
+
+    def accepts(self, value):
+        return isinstance(value, str) and (value in ARCHS or (value.startswith(EXTERNAL) and len(value) > len(EXTERNAL)))
+
+    def describe(self):
+        return f"one of {', '.join(ARCHS)} (or {EXTERNAL}NAME, an adopted model)"
+
+
+class _Baselines(Text):
+    """`score.baselines`: a comma list of avg, boxes:FILE and seg:DIR (the files are checked when
+    scoring)."""
+
+    def accepts(self, value):
+        if not isinstance(value, str):
+            return False
+        for part in [p.strip() for p in value.split(",") if p.strip()]:
+            kind, colon, arg = part.partition(":")
+            if kind not in BASELINE_KINDS_OF_SCORE or (kind == "avg") == bool(colon and arg) or \
+                    (kind != "avg" and not arg.strip()):
+                return False
+        return True
+
+    def describe(self):
+        return "a comma list of avg, boxes:FILE (detections CSV) and seg:DIR (probability maps)"
 
 
 @dataclass(frozen=True)
 class DataConfig:
-    dataset: str = "rsna"              # rsna | siim | folder | coco
-    root: str = ""                     # the Kaggle download (or `cxrsal synth` output); folder/COCO: the images
-    size: int = 320                    # cached image side, pixels ([A]: 320 for InceptionV3)
-    seed: int = 0                      # split seed
-    split: typing.Optional[tuple[float, float, float]] = None   # None: 80:10:10 RSNA, 81:9:10 SIIM
-    cache: str = ""                    # decoded-image cache; "" = RUN/cache
-    workers: int = 0                   # decoding processes; 0 = one per core
-    strict: bool = False               # stop at the first bad item instead of skipping it
-    annotations: str = ""              # coco: the annotation file (JSON)
-    positive: tuple[str, ...] = ()     # coco: the categories that make an image positive; () = any
+    # rsna | siim | folder | coco
+    dataset: str = setting("rsna", OneOf(*DATASETS))
+    # the Kaggle download (or `cxrsal synth` output); folder/COCO: the images
+    root: str = setting("", Text())
+    # cached image side, pixels ([A]: 320 for InceptionV3)
+    size: int = setting(320, Number(8, 8192, integer=True))
+    seed: int = setting(0, SEED)                     # split seed
+    # None: 80:10:10 RSNA, 81:9:10 SIIM
+    split: typing.Optional[tuple[float, float, float]] = setting(
+        None, Optional(Seq(Number(lo=0), length=3, positive_total=True)))
+    cache: str = setting("", Text())                 # decoded-image cache; "" = RUN/cache
+    workers: int = setting(0, _count(0))             # decoding processes; 0 = one per core
+    strict: bool = setting(False, Flag())            # stop at the first bad item instead of skipping it
+    annotations: str = setting("", Text())           # coco: the annotation file (JSON)
+    # coco: the categories that make an image positive; () = any
+    positive: tuple[str, ...] = setting((), Seq(Text(nonempty=True)))
 
 
 @dataclass(frozen=True)
 class PipelineConfig:
-    batch_size: int = 32
-    image_size: int = 0                # model input side; 0 = the prepared size
-    balanced: bool = False             # class-balanced sampling (with replacement)
-    flip: bool = False                 # random horizontal flip (training only)
-    shuffle: bool = True
-    seed: int = 0
+    batch_size: int = setting(32, _count())
+    image_size: int = setting(0, _count(0))          # model input side; 0 = the prepared size
+    balanced: bool = setting(False, Flag())          # class-balanced sampling (with replacement)
+    flip: bool = setting(False, Flag())              # random horizontal flip (training only)
+    shuffle: bool = setting(True, Flag())
+    seed: int = setting(0, SEED)
 
 
 @dataclass(frozen=True)
 class ModelConfig:
-    arch: str = "resnet18"             # see `cxrsal.models.BACKBONES`
-    head: str = "classification"       # classification | wildcat
-    weights: str = "none"              # imagenet | none | a backbone weights file
-    input_size: int = 0                # model input side; 0 = the prepared size
-    output_stride: int = 32            # stride of the last feature map; 16 / 8: dilated ResNet-18/34 (finer maps)
-    width: float = 1.0                 # ResNet-18/34 channels x width (0.5: half); pretrained weights: 1 only
-    output: str = "sigmoid"            # classification head: sigmoid, or softmax (two-way, as [A])
-    num_maps: int = 4                  # WILDCAT M ([B]: 4)
-    kmax: float = 1                    # WILDCAT k: <1 a fraction of the cells, else a count ([B]: 1)
-    kmin: typing.Optional[float] = None   # None: = kmax
-    alpha: float = 0.0                 # WILDCAT min-region weight ([B]: 0)
-    blocks: tuple[str, ...] = ()       # a user's model (arch external-*): randomization blocks, top down
+    arch: str = setting("resnet18", _Arch())         # see `cxrsal.models.BACKBONES`
+    head: str = setting("classification", OneOf(*HEADS))
+    # imagenet | none | a backbone weights file (checked when the model is built)
+    weights: str = setting("none", Text(nonempty=True))
+    input_size: int = setting(0, _count(0))          # model input side; 0 = the prepared size
+    # stride of the last feature map; 16 / 8: dilated ResNet-18/34 (finer maps)
+    output_stride: int = setting(32, OneOf(8, 16, 32))
+    # ResNet-18/34 channels x width (0.5: half; at least 8 channels a layer); pretrained weights: 1 only
+    width: float = setting(1.0, Number(1 / 32, 1))
+    # classification head: sigmoid, or softmax (two-way, as [A])
+    output: str = setting("sigmoid", OneOf("sigmoid", "softmax"))
+    num_maps: int = setting(4, _count())             # WILDCAT M ([B]: 4)
+    # WILDCAT k: < 1 a fraction of the cells, else a count ([B]: 1); 0 would pool nothing
+    kmax: float = setting(1, POSITIVE)
+    kmin: typing.Optional[float] = setting(None, Optional(Number(lo=0)))   # None: = kmax
+    alpha: float = setting(0.0, Number())            # WILDCAT min-region weight ([B]: 0)
+    # a user's model (arch external-*): randomization blocks, top down
+    blocks: tuple[str, ...] = setting((), Seq(Text(nonempty=True), unique=True))
 
     def head_options(self):
         if self.head == "wildcat":
@@ -62,67 +126,87 @@ class ModelConfig:
 
 @dataclass(frozen=True)
 class TrainConfig:
-    epochs: int = 20                   # at most
-    lr: float = 1e-4                   # Adam learning rate
-    patience: int = 4                  # epochs without a better validation score (AUC; baselines: loss) before stopping
-    plateau_patience: int = 0          # epochs without a better validation score before the lr is cut; 0 = never
-    plateau_factor: float = 0.1        # reduce-on-plateau: lr multiplied by this
-    min_lr: float = 0.0                # reduce-on-plateau floor
-    seed: int = 0                      # weights initialisation (data order: pipeline.seed)
-    deterministic: bool = True         # TensorFlow op determinism: a resumed run equals an uninterrupted one
-    mixed_precision: bool = False      # float16 compute on GPUs (ignored on the CPU)
-    steps_per_epoch: int = 0           # 0: one pass over the training split
+    epochs: int = setting(20, _count())              # at most
+    lr: float = setting(1e-4, POSITIVE)              # Adam learning rate
+    # epochs without a better validation score (AUC; baselines: loss) before stopping
+    patience: int = setting(4, _count())
+    # epochs without a better validation score before the lr is cut; 0 = never
+    plateau_patience: int = setting(0, _count(0))
+    plateau_factor: float = setting(0.1, Number(0, 1, lo_open=True, hi_open=True))  # lr multiplied by this
+    min_lr: float = setting(0.0, Number(lo=0))       # reduce-on-plateau floor (at most train.lr)
+    seed: int = setting(0, SEED)                     # weights initialisation (data order: pipeline.seed)
+    # TensorFlow op determinism: a resumed run equals an uninterrupted one
+    deterministic: bool = setting(True, Flag())
+    mixed_precision: bool = setting(False, Flag())   # float16 compute on GPUs (ignored on the CPU)
+    steps_per_epoch: int = setting(0, _count(0))     # 0: one pass over the training split
     # data randomization test (Adebayo et al. 2018): >= 0 trains on the training labels permuted
     # with this seed, keeping the epoch with the best training AUC on those labels, and stops
     # once it reaches `fit_auc` (the model has memorised them); -1: the true labels
-    permute_labels: int = -1
-    fit_auc: float = 0.95
+    permute_labels: int = setting(-1, _count(-1))
+    fit_auc: float = setting(0.95, Number(0.5, 1, lo_open=True))
 
 
 @dataclass(frozen=True)
 class BaselineConfig:
     """[A]'s localization networks (`cxrsal train-baseline`); `train` and `pipeline` apply too."""
-    kind: str = "unet"                 # unet (segmentation, SIIM) | retinanet (detection, RSNA)
-    filters: int = 16                  # U-Net: filters of the first stage (doubling per stage)
-    depth: int = 4                     # U-Net: pooling stages (input side divisible by 2^depth)
-    focal_gamma: float = 2.0           # focal loss (U-Net's focal + Dice; RetinaNet's classification)
-    focal_alpha: float = 0.25
-    dice_weight: float = 1.0           # U-Net loss = focal + dice_weight * Dice
-    dice: str = "batch"                # soft Dice over the whole batch, or per image ("image")
-    backbone: str = "resnet50"         # RetinaNet: resnet10/18/34/50/101/152
-    weights: str = "none"              # RetinaNet backbone: none | imagenet (keras-hub preset) | a preset folder
-    min_level: int = 3                 # RetinaNet feature pyramid levels (stride 2^level)
-    max_level: int = 7
-    head_convs: int = 4                # RetinaNet: 3x3 convolutions before each head's output
-    anchor_size: float = 4.0           # RetinaNet: anchor side at each level, in strides
-    positive_iou: float = 0.5          # RetinaNet: anchors matching a box by IoU >= this learn it
-    negative_iou: float = 0.4          # RetinaNet: anchors below this are background (between: ignored)
-    score_threshold: float = 0.01      # boxes kept as detections and in heatmaps (SPEC §5: > 0.01)
-    iou_threshold: float = 0.5         # RetinaNet non-maximum suppression
-    max_detections: int = 100          # RetinaNet: per image
-    predict_split: str = "test"        # split written after training (probability maps / boxes)
+    kind: str = setting("unet", OneOf(*BASELINE_KINDS))   # unet (segmentation, SIIM) | retinanet (detection, RSNA)
+    # U-Net: filters of the first stage (doubling per stage)
+    filters: int = setting(16, _count())
+    # U-Net: pooling stages (the input side must be divisible by 2^depth)
+    depth: int = setting(4, Number(1, 8, integer=True))
+    # focal loss (U-Net's focal + Dice; RetinaNet's classification)
+    focal_gamma: float = setting(2.0, Number(lo=0))
+    focal_alpha: float = setting(0.25, Number(0, 1))
+    dice_weight: float = setting(1.0, Number(lo=0))  # U-Net loss = focal + dice_weight * Dice
+    dice: str = setting("batch", OneOf("batch", "image"))   # soft Dice over the whole batch, or per image
+    backbone: str = setting("resnet50", OneOf(*RETINANET_BACKBONES))   # RetinaNet's ResNet
+    # RetinaNet backbone: none | imagenet (keras-hub preset) | a preset folder
+    weights: str = setting("none", Text(nonempty=True))
+    # RetinaNet feature pyramid levels (stride 2^level), min_level <= max_level
+    min_level: int = setting(3, Number(2, 7, integer=True))
+    max_level: int = setting(7, Number(2, 7, integer=True))
+    head_convs: int = setting(4, _count(0))          # RetinaNet: 3x3 convolutions before each head's output
+    anchor_size: float = setting(4.0, POSITIVE)      # RetinaNet: anchor side at each level, in strides
+    # RetinaNet: anchors matching a box by IoU >= this learn it; below negative_iou: background
+    positive_iou: float = setting(0.5, Number(0, 1, lo_open=True))
+    negative_iou: float = setting(0.4, Number(0, 1, hi_open=True))
+    # boxes kept as detections and in heatmaps (> 0.01 in [A]'s RetinaNet heatmap)
+    score_threshold: float = setting(0.01, Number(0, 1, hi_open=True))
+    iou_threshold: float = setting(0.5, Number(0, 1, lo_open=True))     # RetinaNet non-maximum suppression
+    max_detections: int = setting(100, _count())    # RetinaNet: per image
+    # split written after training (probability maps / boxes)
+    predict_split: str = setting("test", OneOf(*SPLIT_NAMES))
 
 
 # Saliency-method parameters are declared by the methods themselves (`Method.config`: parameter
-# -> "saliency.KEY"), one file per method: the `saliency:` section accepts exactly the declared
-# keys. The method package registers them here when imported; a config meeting a `saliency:`
-# section imports it by name (a plugin, as an entry point would be), so the layers stay
-# config < saliency and `cxrsal --help` imports no method.
+# -> "saliency.KEY", with `Method.domains`), one file per method: the `saliency:` section accepts
+# exactly the declared keys. The method package registers them here when imported; a config
+# meeting a `saliency:` section imports it by name (a plugin, as an entry point would be), so the
+# layers stay config < saliency and `cxrsal --help` imports no method.
 METHOD_PACKAGE = "cxrsal.saliency"
 DECLARED = {}          # saliency key -> default (shared by the methods declaring it)
+DECLARED_DOMAINS = {}  # saliency key -> its domain
 METHOD_KEYS = {}       # method name -> {parameter: "section.key"}
 
 
-def declare(method, config, defaults):
-    """Record `method`'s config fields ({parameter: "section.key"}); keys shared by several
-    methods (`saliency.samples` of sg and sig) must agree on the default."""
+def declare(method, config, defaults, domains=None):
+    """Record `method`'s config fields ({parameter: "section.key"}) and their domains; keys
+    shared by several methods (`saliency.samples` of sg and sig) must agree on the default, and
+    every `saliency.*` key needs a domain."""
+    domains = domains or {}
     for param, key in config.items():
         section, name = key.split(".", 1)
         if section == "saliency":
             if name in DECLARED and DECLARED[name] != defaults[param]:
                 raise ValueError(f"method {method}: saliency.{name} default {defaults[param]!r} differs from "
                                  f"{DECLARED[name]!r} declared by another method")
+            if param not in domains:
+                raise ValueError(f"method {method}: parameter {param} (saliency.{name}) declares no domain")
+            if not domains[param].accepts(defaults[param]):
+                raise ValueError(f"method {method}: default {defaults[param]!r} of saliency.{name} is outside "
+                                 f"its domain ({domains[param].describe()})")
             DECLARED[name] = defaults[param]
+            DECLARED_DOMAINS[name] = domains[param]
     METHOD_KEYS[method] = dict(config)
 
 
@@ -136,35 +220,30 @@ def declared():
 
 @dataclass(frozen=True)
 class SaliencyConfig:
-    split: str = "test"
-    positives_only: bool = False
-    limit: int = 0                     # 0: every selected image
-    checkpoint: str = "best"           # best | last
-    target: str = "positive"           # positive | predicted ([A] explained the predicted class)
-    seed: int = 0                      # SmoothGrad noise (per image: seed and its index in the split)
+    split: str = setting("test", OneOf(*SPLIT_NAMES))
+    positives_only: bool = setting(False, Flag())
+    limit: int = setting(0, _count(0))               # 0: every selected image
+    checkpoint: str = setting("best", OneOf("best", "last"))
+    # positive | predicted ([A] explained the predicted class)
+    target: str = setting("positive", OneOf("positive", "predicted"))
+    seed: int = setting(0, SEED)                     # SmoothGrad noise (per image: seed and its index in the split)
     # model evaluations per forward + gradient call; auto: the largest that fits the GPU's memory
     # (probed, halving on out-of-memory; 32 on a CPU). An out-of-memory error during a run halves
     # it and retries the same images either way
-    batch_size: typing.Union[int, str] = 32
+    batch_size: typing.Union[int, str] = setting(32, AnyOf(_count(), OneOf("auto")))
     # XLA-compile the gradient functions; precision mixed: forward/backward in bfloat16 (float16
     # where the GPU lacks bfloat16) with float32 variables, the methods' sums in float32 or wider
-    jit_compile: bool = False
-    precision: str = "float32"
-    group_size: int = 8                # images computed together; the unit of sharding and resumption
+    jit_compile: bool = setting(False, Flag())
+    precision: str = setting("float32", OneOf("float32", "mixed"))
+    # images computed together; the unit of sharding and resumption
+    group_size: int = setting(8, _count())
     # [A] fed the grey image replicated to 3 channels and summed |gradient| over them: 3
     # differentiates with respect to that [0, 1] 3-channel image (noise drawn per channel);
     # 1 with respect to the grey input (|sum of the channel gradients|)
-    input_channels: int = 3
+    input_channels: int = setting(3, OneOf(3, 1))
     # the methods' declared parameters set in the config (samples, noise, magnitude, ig_steps,
     # ig_baseline, xrai_steps, ...: see each method's `config`); the rest take their defaults
     params: dict = field(default_factory=dict)
-
-    def __post_init__(self):
-        _one_of("saliency", "input_channels", self.input_channels, (3, 1))
-        _one_of("saliency", "target", self.target, ("positive", "predicted"))
-        _one_of("saliency", "precision", self.precision, ("float32", "mixed"))
-        if self.batch_size != "auto" and not (isinstance(self.batch_size, int) and self.batch_size >= 1):
-            raise ConfigError(f"saliency.batch_size {self.batch_size!r}: a positive integer or auto")
 
     def __getattr__(self, name):
         # a declared method parameter reads like a field: cfg.saliency.ig_steps
@@ -179,15 +258,17 @@ class SaliencyConfig:
     def extra_keys(cls):
         return declared()
 
+    @classmethod
+    def extra_domains(cls):
+        declared()
+        return DECLARED_DOMAINS
+
 
 @dataclass(frozen=True)
 class GgcamConfig:
     # processed ([A]): GBP and GradCAM each clipped and scaled first, then multiplied;
     # raw: product of the 2-D reductions
-    order: str = "processed"
-
-    def __post_init__(self):
-        _one_of("ggcam", "order", self.order, ("processed", "raw"))
+    order: str = setting("processed", OneOf("processed", "raw"))
 
 
 @dataclass(frozen=True)
@@ -195,70 +276,51 @@ class SimilarityConfig:
     """What SSIM compares (randomization, thresholds, repeatability, reproducibility)."""
     # processed ([A]'s code): the post-processed [0, 1] maps; raw ([A]'s text, "raw maps, no
     # abs"): channels summed with their signs, min-max scaled to [0, 1]
-    maps: str = "processed"
-    data_range: float = 1.0            # [A]'s code: 2 (old scikit-image inferred it for floats)
-
-    def __post_init__(self):
-        _one_of("similarity", "maps", self.maps, ("processed", "raw"))
-        if not self.data_range > 0:
-            raise ConfigError(f"similarity.data_range {self.data_range}: must be positive")
+    maps: str = setting("processed", OneOf("processed", "raw"))
+    data_range: float = setting(1.0, POSITIVE)       # [A]'s code: 2 (old scikit-image inferred it for floats)
 
 
 @dataclass(frozen=True)
 class RandomizationConfig:
     """`cxrsal randomize`: cascading randomization and its degradation threshold."""
-    n_images: int = 0                  # positive test images; 0 = all ([A])
-    pairs_per_image: int = 50          # degradation threshold: partners per image ([A]'s code)
-    pairs: int = 0                     # > 0: that many random pairs in all instead ([A]'s text: 50)
-    init: str = "truncated-normal"     # truncated-normal ([A]) | layer (each layer's own initializers)
-    sigma: float = 0.01                # truncated normal sigma
+    n_images: int = setting(0, _count(0))            # positive test images; 0 = all ([A])
+    # degradation threshold: partners per image ([A]'s code)
+    pairs_per_image: int = setting(50, _count())
+    pairs: int = setting(0, _count(0))               # > 0: that many random pairs in all instead ([A]'s text: 50)
+    # truncated-normal ([A]) | layer (each layer's own initializers)
+    init: str = setting("truncated-normal", OneOf(*INITS))
+    sigma: float = setting(0.01, POSITIVE)           # truncated normal sigma
     # top-down ([A], Adebayo et al. 2018): cumulatively from the logits down; bottom-up:
     # cumulatively from the first block up (Binder et al. 2023); independent: one block at a time
-    order: str = "top-down"
-    all_blocks: bool = False           # also the stem (and InceptionV3's mixed0)
+    order: str = setting("top-down", OneOf(*ORDERS))
+    all_blocks: bool = setting(False, Flag())        # also the stem (and InceptionV3's mixed0)
     # sMPRT (Hedstroem et al. 2023): every map of every step averaged over this many noisy copies
-    # of the input (0 = plain MPRT, [A]); noise sigma as a fraction of the image's max - min
-    smooth_samples: int = 0
-    smooth_noise: float = 0.1
-    seed: int = 0
-
-    def __post_init__(self):
-        _one_of("randomization", "init", self.init, ("truncated-normal", "layer"))
-        _one_of("randomization", "order", self.order, ("top-down", "bottom-up", "independent"))
-        if self.smooth_samples < 0 or self.smooth_noise < 0:
-            raise ConfigError("randomization.smooth_samples and smooth_noise: must be 0 or more")
-        for key in ("n_images", "pairs", "pairs_per_image"):
-            if getattr(self, key) < 0:
-                raise ConfigError(f"randomization.{key} {getattr(self, key)}: must be 0 or more")
+    # of the input (0 = plain MPRT, [A]); noise sigma as a fraction of the image's max - min (0
+    # with one copy: MPRT exactly)
+    smooth_samples: int = setting(0, _count(0))
+    smooth_noise: float = setting(0.1, Number(lo=0))
+    seed: int = setting(0, SEED)
 
 
 @dataclass(frozen=True)
 class CompareConfig:
     """`cxrsal compare`: repeatability / reproducibility."""
-    n_images: int = 0                  # positive test images; 0 = all ([A])
-
-
-SCORE_PARTS = ("utility", "pointwise")
+    n_images: int = setting(0, _count(0))            # positive test images; 0 = all ([A])
 
 
 @dataclass(frozen=True)
 class ScoreConfig:
     """`cxrsal score`: what is scored against the ground truth."""
-    baselines: str = ""                # comma list: avg, boxes:FILE (detector CSV), seg:DIR (probability maps)
+    # comma list: avg, boxes:FILE (detector CSV), seg:DIR (probability maps)
+    baselines: str = setting("", _Baselines())
     # utility (AUPRC/AUROC of the positives) and pointwise detection (every image of the store)
-    parts: tuple[str, ...] = SCORE_PARTS
+    parts: tuple[str, ...] = setting(SCORE_PARTS, Seq(OneOf(*SCORE_PARTS), nonempty=True, unique=True))
     # CheXlocalize's mIoU: a map store of the same model on the validation split, where each
     # method's threshold is tuned (never on test); "" = no IoU
-    validation: str = ""
-    bootstrap: int = 1000              # image-level replicates of every summary interval (95%); 0 = none
-    seed: int = 0                      # the bootstrap's seed (every method resampled on the same images)
-
-    def __post_init__(self):
-        unknown = [p for p in self.parts if p not in SCORE_PARTS]
-        if unknown or not self.parts:
-            raise ConfigError(f"score.parts {', '.join(unknown) or '(none)'}: valid choices: {', '.join(SCORE_PARTS)}")
-        if self.bootstrap < 0:
-            raise ConfigError(f"score.bootstrap {self.bootstrap}: must be 0 (no intervals) or more")
+    validation: str = setting("", Text())
+    # image-level replicates of every summary interval (95%); 0 = none
+    bootstrap: int = setting(1000, _count(0))
+    seed: int = setting(0, SEED)                     # the bootstrap's seed (every method resampled on the same images)
 
 
 @dataclass(frozen=True)
@@ -266,11 +328,29 @@ class PointwiseConfig:
     """Pointwise detection ([B]): the arg-max cell of a map as a detection."""
     # receptive-field: each backbone's true cell centres (strides and paddings); grid: [B]'s
     # text, (i + 1/2) * d
-    centres: str = "receptive-field"
-    tolerance: float = 0.0             # pixels around a ground-truth box still counted a hit
+    centres: str = setting("receptive-field", OneOf("receptive-field", "grid"))
+    tolerance: float = setting(0.0, Number(lo=0))    # pixels around a ground-truth box still counted a hit
 
-    def __post_init__(self):
-        _one_of("pointwise", "centres", self.centres, ("receptive-field", "grid"))
+
+# saliency settings a map does not depend on (how many images and evaluations go together)
+MAP_BATCHING = ("saliency.batch_size", "saliency.group_size")
+
+# limits between keys, checked when a config is built: (keys, test, what must hold)
+CROSS_CHECKS = (
+    (("train.min_lr", "train.lr"), lambda c: c.train.min_lr <= c.train.lr, "train.min_lr must not exceed train.lr"),
+    (("baseline.min_level", "baseline.max_level"), lambda c: c.baseline.min_level <= c.baseline.max_level,
+     "baseline.min_level must not exceed baseline.max_level"),
+    (("baseline.negative_iou", "baseline.positive_iou"),
+     lambda c: c.baseline.negative_iou <= c.baseline.positive_iou,
+     "baseline.negative_iou must not exceed baseline.positive_iou"),
+    (("model.output_stride", "model.arch"),
+     lambda c: c.model.output_stride == 32 or c.model.arch in ("resnet18", "resnet34"),
+     "model.output_stride 16 or 8 exists only for resnet18 and resnet34 (dilated)"),
+    (("model.width", "model.arch"), lambda c: c.model.width == 1 or c.model.arch in ("resnet18", "resnet34"),
+     "model.width other than 1 exists only for resnet18 and resnet34"),
+    (("model.width", "model.weights"), lambda c: c.model.width == 1 or c.model.weights == "none",
+     "model.width other than 1 needs model.weights none (pretrained weights fit width 1)"),
+)
 
 
 @dataclass(frozen=True)
@@ -307,9 +387,47 @@ class Config:
                 "randomization.pairs_per_image": self.randomization.pairs_per_image,
                 "randomization.pairs": self.randomization.pairs}
 
+    def map_settings(self):
+        """The settings that shape a model's saliency maps: the `saliency:` section but its batching
+        (`batch_size`, `group_size`: a map does not depend on them) and the methods' parameters kept
+        in other sections (`ggcam.order`)."""
+        declared()
+        elsewhere = sorted({k for keys in METHOD_KEYS.values() for k in keys.values() if not k.startswith("saliency.")})
+        out = self.settings("saliency", *elsewhere)
+        return {k: v for k, v in out.items() if k not in MAP_BATCHING}
+
+    def settings(self, *prefixes):
+        """{"section.key": value} of every key under `prefixes` ("saliency", "randomization.sigma"),
+        method parameters included: what a command records as the settings that shape its output."""
+        flat = {f"{section}.{k}": v for section, values in to_dict(self).items() for k, v in values.items()}
+        return {k: v for k, v in flat.items() if any(k == p or k.startswith(p + ".") for p in prefixes)}
+
+
+def schema():
+    """{"section.key": (type, default, domain)} of every config key, the saliency methods'
+    declared parameters included: the one declaration behind YAML files, `--set` and the
+    options of the commands."""
+    out = {}
+    for sec in dataclasses.fields(Config):
+        cls = sec.type if isinstance(sec.type, type) else typing.get_type_hints(Config)[sec.name]
+        hints = typing.get_type_hints(cls)
+        for f in dataclasses.fields(cls):
+            if f.name == "params" and hasattr(cls, "extra_keys"):
+                continue
+            out[f"{sec.name}.{f.name}"] = (hints[f.name], f.default, f.metadata["domain"])
+        if hasattr(cls, "extra_keys"):
+            domains = cls.extra_domains()
+            for k, default in cls.extra_keys().items():
+                out[f"{sec.name}.{k}"] = (type(default), default, domains[k])
+    return out
+
 
 def _type_name(tp):
     return getattr(tp, "__name__", str(tp).replace("typing.", ""))
+
+
+class _WrongType(ConfigError):
+    """A value that does not even have the key's type (the caller names the domain)."""
 
 
 def _coerce(value, tp, key, source):
@@ -328,7 +446,7 @@ def _coerce(value, tp, key, source):
     if origin is tuple:
         args = typing.get_args(tp)
         if not isinstance(value, (list, tuple)) or (Ellipsis not in args and len(value) != len(args)):
-            raise ConfigError(f"{source}: {key} must be a list of {len(args)} values, got {value!r}")
+            raise _WrongType(f"{source}: {key} must be a list of {len(args)} values, got {value!r}")
         item_types = [args[0]] * len(value) if Ellipsis in args else args
         return tuple(_coerce(v, t, key, source) for v, t in zip(value, item_types))
     if dataclasses.is_dataclass(tp):
@@ -353,28 +471,92 @@ def _coerce(value, tp, key, source):
             return str(value)
     else:
         return value
-    raise ConfigError(f"{source}: {key} must be {_type_name(tp)}, got {value!r}")
+    raise _WrongType(f"{source}: {key} must be {_type_name(tp)}, got {value!r}")
 
 
-def from_mapping(cls, mapping, source="config", prefix=""):
-    """Build dataclass `cls` from a nested mapping, refusing keys it does not have."""
+def _shown(value):
+    return repr(value) if isinstance(value, str) else str(value).replace("None", "null")
+
+
+def check_value(key, value, tp, domain, source):
+    """`value` given the type `tp` of config key `key` and checked against its domain; else one
+    line naming where it came from, the key, the value and what the domain allows."""
+    try:
+        coerced = _coerce(value, tp, key, source)
+    except _WrongType:
+        coerced, ok = value, False
+    else:
+        ok = domain.accepts(list(coerced) if isinstance(coerced, tuple) else coerced)
+    if not ok:
+        where = f"{source}: " if source else ""
+        raise ConfigError(f"{where}{key} must be {domain.describe()}, got {_shown(value)}")
+    return coerced
+
+
+def parse_value(key, text):
+    """A command-line option's text as the value of config key `key` (YAML for numbers, flags
+    and lists; text keys as given), checked against its domain; ConfigError when outside."""
+    import yaml
+
+    tp, _, domain = schema()[key]
+    if typing.get_origin(tp) is tuple and isinstance(text, str) and not text.lstrip().startswith("["):
+        value = [t.strip() for t in text.split(",") if t.strip()]    # utility,pointwise
+        return check_value(key, value, tp, domain, None)
+    if tp is not str and isinstance(text, str):
+        try:
+            value = yaml.safe_load(text) if text.strip() else text
+        except yaml.YAMLError:
+            value = text
+    else:
+        value = text
+    return check_value(key, value, tp, domain, None)
+
+
+def from_mapping(cls, mapping, source="config", prefix="", origins=None):
+    """Build dataclass `cls` from a nested mapping, refusing keys it does not have and values
+    outside their declared domains. `origins` {"section.key": where it was set} names the file,
+    option or `--set` of a bad value (else `source`)."""
+    origins = origins or {}
     if mapping is None:
         mapping = {}
     if not isinstance(mapping, dict):
         raise ConfigError(f"{source}: {prefix.rstrip('.') or 'the top level'} must be a mapping, got {mapping!r}")
     hints = typing.get_type_hints(cls)
-    names = [f.name for f in dataclasses.fields(cls) if f.name != "params" or not hasattr(cls, "extra_keys")]
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    names = [n for n in fields if n != "params" or not hasattr(cls, "extra_keys")]
     extra = cls.extra_keys() if hasattr(cls, "extra_keys") else {}
     unknown = [k for k in mapping if k not in names and k not in extra]
     if unknown:
         where = f"section '{prefix.rstrip('.')}'" if prefix else "the top level"
-        raise ConfigError(f"{source}: unknown key '{prefix}{unknown[0]}'; valid keys in {where}: "
-                          f"{', '.join(names + sorted(extra))}")
-    kwargs = {k: _coerce(v, hints[k], prefix + k, source) for k, v in mapping.items() if k in names}
-    params = {k: _coerce(v, type(extra[k]), prefix + k, source) for k, v in mapping.items() if k in extra}
+        raise ConfigError(f"{origins.get(prefix + str(unknown[0]), source)}: unknown key '{prefix}{unknown[0]}'; "
+                          f"valid keys in {where}: {', '.join(names + sorted(extra))}")
+    kwargs, params = {}, {}
+    for k, v in mapping.items():
+        key = prefix + k
+        # where it was set: the key itself, or a deeper key a `--set` gave (data.size.x=1)
+        where = origins.get(key) or next((o for d, o in origins.items() if d.startswith(key + ".")), source)
+        if k in names and dataclasses.is_dataclass(hints[k]):
+            kwargs[k] = from_mapping(hints[k], v, source, prefix=key + ".", origins=origins)
+        elif k in names:
+            kwargs[k] = check_value(key, v, hints[k], fields[k].metadata["domain"], where)
+        else:
+            params[k] = check_value(key, v, type(extra[k]), cls.extra_domains()[k], where)
     # a parameter at its default is no setting: a written config loads back equal to the original
     params = {k: v for k, v in params.items() if v != extra[k]}
-    return cls(**kwargs, **({"params": params} if extra else {}))
+    built = cls(**kwargs, **({"params": params} if extra else {}))
+    if cls is Config:
+        for keys, holds, what in CROSS_CHECKS:
+            if not holds(built):
+                values = ", ".join(f"{k}={_shown(built.lookup(k))}" for k in keys)
+                wheres = sorted({origins[k] for k in keys if k in origins}) or [source]
+                raise ConfigError(f"{'; '.join(wheres)}: {what} ({values})")
+    return built
+
+
+def checked(cfg, source="the settings"):
+    """`cfg` checked as if loaded from YAML (domains and limits between keys): for configs a
+    program changed with `dataclasses.replace`, which no domain sees."""
+    return from_mapping(Config, to_dict(cfg), source)
 
 
 def to_dict(cfg):
@@ -411,19 +593,35 @@ def parse_override(text):
     return parts, value
 
 
-def _merge(base, parts, value):
+def _merge(base, parts, value, origins=None, origin=None):
     node = base
     for p in parts[:-1]:
         nxt = node.setdefault(p, {})
         if not isinstance(nxt, dict):
-            raise ConfigError(f"--set {'.'.join(parts)}: '{p}' is not a section")
+            raise ConfigError(f"{origin or '--set'}: '{p}' is not a section")
         node = nxt
     node[parts[-1]] = value
+    if origins is not None:
+        # the deepest key set here, and everything under it, now comes from `origin`
+        dotted = ".".join(parts)
+        for k in [k for k in origins if k == dotted or k.startswith(dotted + ".")]:
+            del origins[k]
+        origins[dotted] = origin
+
+
+def _file_origins(data, path, prefix=""):
+    out = {}
+    for k, v in (data.items() if isinstance(data, dict) else ()):
+        out[f"{prefix}{k}"] = str(path)
+        out.update(_file_origins(v, path, f"{prefix}{k}.") if isinstance(v, dict) else {})
+    return out
 
 
 def load_config(path=None, overrides=(), options=None, cls=Config, base=None):
     """Defaults < a command's own defaults `base` {"section.key": value} < YAML file `path` <
-    command-line `options` {"section.key": value} < `--set` overrides."""
+    command-line `options` {"section.key": value} < `--set` overrides. Every value is checked
+    against its key's declared domain, and the keys against each other (`CROSS_CHECKS`); a bad one
+    is one line naming where it was set (the file, the option or the `--set`)."""
     import yaml
 
     data, source = {}, "defaults"
@@ -442,6 +640,7 @@ def load_config(path=None, overrides=(), options=None, cls=Config, base=None):
             raise ConfigError(f"--config {path}: not valid YAML{where} ({what})") from None
         if not isinstance(data, dict):
             raise ConfigError(f"--config {path}: the top level must be a mapping of sections")
+    origins = _file_origins(data, path) if path else {}
     for key, value in reversed(list((base or {}).items())):
         node = data
         for part in key.split(".")[:-1]:
@@ -451,12 +650,12 @@ def load_config(path=None, overrides=(), options=None, cls=Config, base=None):
         node.setdefault(key.split(".")[-1], value)
     for key, value in (options or {}).items():
         if value is not None:
-            _merge(data, key.split("."), value)
+            _merge(data, key.split("."), value, origins, f"a command-line option ({key})")
     for text in overrides:
         parts, value = parse_override(text)
-        _merge(data, parts, value)
+        _merge(data, parts, value, origins, f"--set {text}")
     sources = source + (" with command-line options" if options or overrides else "")
-    return from_mapping(cls, data, sources)
+    return from_mapping(cls, data, sources, origins=origins)
 
 
 def write_config(cfg, run_dir, name="config.yaml"):

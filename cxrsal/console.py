@@ -106,3 +106,10 @@ def quiet_native_logs():
 
     atexit.register(restore)
     quiet_native_logs.active = True
+
+
+def bar_disabled(progress):
+    """tqdm's `disable` for a command's `progress`: True shows the bars, False hides them, None
+    (the default) shows them only when stderr is a terminal, so that in a log or a pipe stderr
+    holds nothing but what the user must read (an error is its one line)."""
+    return {True: False, False: True}.get(progress)

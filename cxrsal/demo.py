@@ -241,7 +241,7 @@ def demo_jobs(out, p, seed):
     return jobs
 
 
-def run_demo(out, *, size="full", seed=0, jobs=None, log=print, progress=True):
+def run_demo(out, *, size="full", seed=0, jobs=None, log=print, progress=None):
     """The demo in `out` (resumes there); `jobs` worker processes (default: the CPUs, at most 8;
     the tables do not depend on it). Returns the report's path."""
     from .data.prepare import prepare
@@ -255,6 +255,9 @@ def run_demo(out, *, size="full", seed=0, jobs=None, log=print, progress=True):
     stamp = lambda: f"[demo {time.time() - t0:6.0f} s]"      # noqa: E731
     times = []
 
+    from .identity import claim
+
+    claim(out, "demo", {"--size": size, "--seed": seed})
     data = out / "data"
     if not (data / "stage_2_train_labels.csv").exists():
         log(f"{stamp()} synthetic RSNA data: {p['n']} images")

@@ -1,7 +1,9 @@
-"""Atomic file writes: a file appears whole under its final name or not at all."""
+"""Atomic file writes (a file appears whole under its final name or not at all), and reads of
+the files cxrsal wrote that name the file and how to recreate it when one is missing or damaged."""
 
 import contextlib
 import errno
+import json
 import os
 import re
 import signal
@@ -11,6 +13,8 @@ import threading
 import time
 import zipfile
 from pathlib import Path
+
+from .errors import CxrsalError
 
 # Fault injection, for the tests only (tests/kill_harness.py): every atomic write passes three
 # write points ("open": the temporary file exists, empty; "written": it is complete but not yet
@@ -184,3 +188,53 @@ def write_frame(path, frame):
             frame.to_parquet(tmp, index=False)
         else:
             frame.to_csv(tmp, index=False)
+
+
+def _unreadable(path, problem, remedy):
+    return CxrsalError(f"{path}: {problem}" + (f"; {remedy}" if remedy else ""))
+
+
+def read_json(path, *, keys=(), remedy=""):
+    """The JSON object of a file cxrsal wrote; one line (CxrsalError) naming the file, what is
+    wrong and `remedy` (how to recreate it) when it is missing, cut short, not an object or
+    lacks one of `keys`."""
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        raise _unreadable(path, "missing", remedy) from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise _unreadable(path, f"cannot be read ({getattr(e, 'strerror', None) or e})", remedy) from None
+    try:
+        data = json.loads(text)
+    except ValueError as e:
+        where = f" at line {e.lineno}" if hasattr(e, "lineno") else ""
+        raise _unreadable(path, f"damaged (not valid JSON{where}: {getattr(e, 'msg', e)})", remedy) from None
+    if not isinstance(data, dict):
+        raise _unreadable(path, "damaged (not a JSON object)", remedy)
+    missing = [k for k in keys if k not in data]
+    if missing:
+        raise _unreadable(path, f"damaged (no {', '.join(missing)})", remedy)
+    return data
+
+
+def read_table(path, columns=(), *, remedy=""):
+    """A CSV cxrsal wrote, as a pandas frame; one line naming the file, the problem and `remedy`
+    when it is missing, unreadable or lacks one of `columns`. A file written from no rows reads
+    as an empty frame (then `columns` are not required)."""
+    import pandas as pd
+
+    path = Path(path)
+    try:
+        frame = pd.read_csv(path)
+    except FileNotFoundError:
+        raise _unreadable(path, "missing", remedy) from None
+    except pd.errors.EmptyDataError:
+        return pd.DataFrame(columns=list(columns))
+    except (OSError, UnicodeDecodeError, pd.errors.ParserError, ValueError) as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise _unreadable(path, f"damaged ({first[:160]})", remedy) from None
+    missing = [c for c in columns if c not in frame.columns]
+    if missing and len(frame.columns):
+        raise _unreadable(path, f"damaged (no column {', '.join(missing)})", remedy)
+    return frame

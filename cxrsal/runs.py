@@ -94,12 +94,32 @@ class Run:
     @cached_property
     def data_info(self):
         """data.json: {"dir", "manifest_sha256", "dataset", "size"}."""
-        return _read_json(self.path / DATA_FILE)
+        info = _read_json(self.path / DATA_FILE)
+        if not isinstance(info.get("dir"), str):
+            raise CxrsalError(f"{self.path / DATA_FILE}: damaged (no dir); train the run again into a new folder")
+        return info
 
     @property
     def data(self):
         """The prepared run it was trained on (a directory path, as recorded)."""
         return self.data_info["dir"]
+
+    def checked_data(self, data_dir=None):
+        """The prepared run to use (`data_dir`, default the one it was trained on), refused in one
+        line when its manifest is not the one the run recorded (a row lost or added, a label
+        changed since): the model would be audited on other images than it claims."""
+        from .data.manifest import manifest_hash
+
+        data_dir = data_dir or self.data
+        recorded = self.data_info.get("manifest_sha256")
+        if recorded in (None, "unknown"):
+            return data_dir
+        now = manifest_hash(data_dir)
+        if now != recorded:
+            raise CxrsalError(f"{self.option} {self.path} was trained on a manifest (sha256 {recorded[:12]}...) that "
+                              f"{Path(data_dir) / 'manifest.csv'} no longer is (sha256 {now[:12]}...): the prepared "
+                              "data changed since; prepare it again as it was, or train the model again")
+        return data_dir
 
     @cached_property
     def card(self):
@@ -188,7 +208,7 @@ def read_config(run_dir, option="--model"):
 
 
 def _read_json(path):
-    try:
-        return json.loads(Path(path).read_text())
-    except (OSError, ValueError) as e:
-        raise CxrsalError(f"{path}: cannot be read ({e})") from None
+    from .io import read_json
+
+    return read_json(path, remedy="the run folder is damaged: train it again into a new folder (or restore the "
+                                  "file from a copy)")

@@ -66,6 +66,24 @@ def trained_classifier(tiny_run, tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
+def classifier_twin(trained_classifier, tmp_path_factory):
+    """Another model whose maps are `trained_classifier`'s (compare refuses one model twice): a copy
+    of its run with the logit's bias shifted, which changes no gradient; the weights digest differs."""
+    import keras
+
+    from cxrsal.runs import Run
+
+    path = shutil.copytree(trained_classifier, tmp_path_factory.mktemp("twin") / "model")
+    model = Run(path).model("best")
+    bias = model.get_layer("logit").bias
+    bias.assign(bias + 0.5)
+    best = path / "checkpoints" / "best.keras"
+    best.unlink()
+    keras.models.save_model(model, best)
+    return path
+
+
+@pytest.fixture(scope="session")
 def trained_wildcat(tiny_run, tmp_path_factory):
     """resnet18 + WILDCAT at 64 px (2x2 class maps), one epoch."""
     return _trained(tiny_run, tmp_path_factory, "wc", ["model.arch=resnet18", "model.head=wildcat",

@@ -138,7 +138,7 @@ def test_damaged_map_stores(gcam_store, tmp_path):
 def test_overlay_names_what_the_store_lacks(gcam_store, tmp_path):
     assert "--methods ig: not in the store" in one_line(["overlay", "--maps", gcam_store, "--methods", "ig",
                                                          "--out", tmp_path / "o"])
-    assert "image nobody: not in split test" in one_line(["overlay", "--maps", gcam_store, "--images", "nobody",
+    assert "--images nobody: not in split test" in one_line(["overlay", "--maps", gcam_store, "--images", "nobody",
                                                           "--out", tmp_path / "o"])
 
 
@@ -201,6 +201,7 @@ def test_compare_needs_models_of_one_split(trained_classifier, tiny_run, rsna_ro
     import shutil
 
     from cxrsal.config import load_config
+    from cxrsal.data.manifest import manifest_hash
     from cxrsal.data.prepare import prepare
 
     other = tmp_path / "other-split"
@@ -208,7 +209,7 @@ def test_compare_needs_models_of_one_split(trained_classifier, tiny_run, rsna_ro
                                  "data.split": [0.5, 0.25, 0.25], "data.seed": 7}), other, progress=False, log=quiet)
     moved = shutil.copytree(trained_classifier, tmp_path / "moved")
     info = json.loads((moved / "data.json").read_text())
-    (moved / "data.json").write_text(json.dumps({**info, "dir": str(other)}))
+    (moved / "data.json").write_text(json.dumps({**info, "dir": str(other), "manifest_sha256": manifest_hash(other)}))
     line = one_line(["compare", "--models", trained_classifier, moved, "--out", tmp_path / "c", "--quiet"])
     assert "the two models must be trained on the same split" in line and str(other) in line
     assert not (tmp_path / "c").exists()      # refused before any map was computed

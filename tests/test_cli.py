@@ -44,12 +44,13 @@ def one_line_error(result):
 
 
 @pytest.mark.parametrize("args, fragment", [
-    (["prepare", "--dataset", "chexpert", "--root", ".", "--out", "x"], "'chexpert' is not one of 'rsna', 'siim', 'folder', 'coco'"),
+    (["prepare", "--dataset", "chexpert", "--root", ".", "--out", "x"],
+     "Invalid value for '--dataset': data.dataset must be one of rsna, siim, folder, coco, got 'chexpert'"),
     (["prepare", "--root", "/no/such/dir", "--out", "x"], "--root /no/such/dir: no such folder"),
     (["prepare", "--root", ".", "--out", "x", "--set", "data.sise=3"], "unknown key 'data.sise'; valid keys"),
     (["prepare", "--root", ".", "--out", "x", "--set", "data.dataset=chexpert"],
-     "unknown dataset 'chexpert'; valid choices: coco, folder, rsna, siim"),
-    (["synth", "--dataset", "rsna", "--n", "0", "--out", "x"], "--n must be at least 1"),
+     "--set data.dataset=chexpert: data.dataset must be one of rsna, siim, folder, coco, got 'chexpert'"),
+    (["synth", "--dataset", "rsna", "--n", "0", "--out", "x"], "Invalid value for '--n': 0 is not in the range x>=1"),
 ])
 def test_bad_input_is_one_line(args, fragment, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)

@@ -30,11 +30,12 @@ def test_file_options_and_set_precedence(tmp_path):
 @pytest.mark.parametrize("override, message", [
     ("data.sise=3", "unknown key 'data.sise'; valid keys in section 'data': dataset, root, size"),
     ("nothing.x=1", "unknown key 'nothing'; valid keys in the top level: data, pipeline, model, train, baseline, saliency"),
-    ("data.size=abc", "data.size must be int, got 'abc'"),
-    ("data.size=true", "data.size must be int"),
-    ("data.split=[1, 2]", "data.split must be a list of 3 values"),
+    ("data.size=abc", "--set data.size=abc: data.size must be an integer from 8 to 8192, got 'abc'"),
+    ("data.size=true", "data.size must be an integer from 8 to 8192, got True"),
+    ("data.split=[1, 2]", "data.split must be a list of 3 values, each a number >= 0 (summing to more than 0), or "
+                          "null, got [1, 2]"),
     ("data.size", "expected section.key=value"),
-    ("data.size.x=1", "data.size must be int, got {'x': 1}"),
+    ("data.size.x=1", "--set data.size.x=1: data.size must be an integer from 8 to 8192, got {'x': 1}"),
 ])
 def test_bad_overrides(override, message):
     with pytest.raises(ConfigError, match=re.escape(message)):

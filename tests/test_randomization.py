@@ -185,20 +185,20 @@ def test_killed_run_resumes_at_its_step(trained_classifier, tmp_path, monkeypatc
     pd.testing.assert_frame_equal(res[0], ref[0])
 
 
-def test_compare_model_with_itself_is_one(trained_classifier, tmp_path):
+def test_compare_of_models_with_the_same_gradients_is_one(trained_classifier, classifier_twin, tmp_path):
     cfg = load_config(overrides=["saliency.split=val", "saliency.samples=2", "compare.n_images=4"])
-    table, summary = run_compare([trained_classifier, trained_classifier], tmp_path / "c", cfg, "grad,gcam",
+    table, summary = run_compare([trained_classifier, classifier_twin], tmp_path / "c", cfg, "grad,gcam",
                                  progress=False, log=quiet)
     assert np.allclose(table.value, 1.0) and (summary["count"] == 4).all()
 
 
-def test_compare_high_baseline_from_two_localization_networks(trained_classifier, tmp_path):
+def test_compare_high_baseline_from_two_localization_networks(trained_classifier, classifier_twin, tmp_path):
     import json
 
     from cxrsal.saliency.store import MapStore
 
     cfg = load_config(overrides=["saliency.split=val", "compare.n_images=3"])
-    run_compare([trained_classifier, trained_classifier], tmp_path / "c0", cfg, "grad", progress=False, log=quiet)
+    run_compare([trained_classifier, classifier_twin], tmp_path / "c0", cfg, "grad", progress=False, log=quiet)
     ids = MapStore(tmp_path / "c0" / "maps" / f"0-{trained_classifier.name}").meta["image_ids"]
     a, b = tmp_path / "unet_a", tmp_path / "unet_b"
     a.mkdir(), b.mkdir()
@@ -207,7 +207,7 @@ def test_compare_high_baseline_from_two_localization_networks(trained_classifier
         m = rng.random((16, 16)).astype(np.float32)
         np.save(a / f"{i}.npy", m)
         np.save(b / f"{i}.npy", m)          # two identical networks: high baseline SSIM 1
-    table, summary = run_compare([trained_classifier, trained_classifier], tmp_path / "c", cfg, "grad",
+    table, summary = run_compare([trained_classifier, classifier_twin], tmp_path / "c", cfg, "grad",
                                  baseline_maps=(a, b), progress=False, log=quiet)
     high = summary.set_index("method").loc["baseline:localization"]
     assert high["mean"] == pytest.approx(1.0) and high["count"] == 3

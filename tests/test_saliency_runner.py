@@ -120,9 +120,9 @@ def test_changed_parameters_are_refused(reference_store, trained_classifier, tmp
     from cxrsal.errors import CxrsalError
 
     run_saliency(trained_classifier, tmp_path / "maps", cfg(limit=2), "grad,sg", progress=False, log=quiet)
-    with pytest.raises(CxrsalError, match="other image ids"):
+    with pytest.raises(CxrsalError, match=r"holds maps made otherwise: image_ids \[.*\] \(this run: \[3 values"):
         run_saliency(trained_classifier, tmp_path / "maps", cfg(limit=3), "grad", progress=False, log=quiet)
-    with pytest.raises(CxrsalError, match="other parameters"):
+    with pytest.raises(CxrsalError, match=r"its maps were computed otherwise: params.samples 25 \(this run: 4\)"):
         run_saliency(trained_classifier, tmp_path / "maps", cfg(limit=2, samples=4), "sg", progress=False, log=quiet)
 
 
@@ -155,7 +155,7 @@ def test_cli_bad_input_is_one_line(trained_classifier, tmp_path):
     runner = CliRunner()
     r = runner.invoke(cli, ["saliency", "--model", str(trained_classifier), "--methods", "grad,lime",
                             "--out", str(tmp_path / "m")])
-    assert r.exit_code == 2 and "--methods 'lime': valid choices: study, all, grad" in r.output
+    assert r.exit_code == 2 and "Invalid value for '--methods': 'lime': valid choices: study, all, grad" in r.output
     r = runner.invoke(cli, ["saliency", "--model", str(trained_classifier), "--methods", "wildcat",
                             "--out", str(tmp_path / "m")])
     assert r.exit_code == 2 and "no WILDCAT head" in r.output
@@ -163,7 +163,7 @@ def test_cli_bad_input_is_one_line(trained_classifier, tmp_path):
     assert r.exit_code == 2 and "not a `cxrsal train` run" in r.output
     r = runner.invoke(cli, ["saliency", "--model", str(trained_classifier), "--out", str(tmp_path / "m"),
                             "--num-shards", "2", "--shard-index", "2"])
-    assert r.exit_code == 2 and "--shard-index 2" in r.output
+    assert r.exit_code == 2 and "--shard-index: 2: must be in 0..1 for --num-shards 2" in r.output
 
 
 MIRRORED = r"""

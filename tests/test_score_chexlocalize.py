@@ -281,7 +281,7 @@ def test_validation_of_another_model_is_refused(run, stores, tmp_path, what):
 
 def test_config_keys_and_cli(stores, tmp_path):
     assert load_config(options={"score.bootstrap": 0}).score.bootstrap == 0
-    with pytest.raises(ConfigError, match="score.bootstrap -1"):
+    with pytest.raises(ConfigError, match="score.bootstrap must be an integer >= 0, got -1"):
         load_config(options={"score.bootstrap": -1})
     r = CliRunner().invoke(cli, ["score", "--maps", str(stores[1]), "--validation", str(stores[0]), "--bootstrap",
                                  "50", "--set", "score.seed=3", "--out", str(tmp_path / "s")])

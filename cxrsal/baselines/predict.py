@@ -96,7 +96,7 @@ def predict_baseline(run_dir, *, split=None, data_dir=None, out=None, which="bes
         raise CxrsalError(f"--model {run.path}: a {run.kind} run, not a baseline ({' or '.join(KINDS)})")
     cfg = run.config
     split = split or cfg.baseline.predict_split
-    data_dir = data_dir or run.data
+    data_dir = data_dir or run.checked_data()
     model = model or run.model(which)
     task = run.task(cfg, data_dir)
     size = model.input_shape[1]

@@ -60,8 +60,21 @@ def write_splits(path, assignment):
 
 
 def read_splits(path):
-    with open(path, newline="") as f:
-        return {row["image_id"]: row["split"] for row in csv.DictReader(f)}
+    remedy = "delete it to split the images again"
+    try:
+        with open(path, newline="") as f:
+            reader = csv.DictReader(f)
+            if not {"image_id", "split"} <= set(reader.fieldnames or ()):
+                raise DataError(f"{path}: damaged (its header is not image_id,split); {remedy}")
+            out = {}
+            for line, row in enumerate(reader, start=2):
+                if row["split"] not in SPLITS or not row["image_id"]:
+                    raise DataError(f"{path} line {line}: damaged (split {row['split']!r} of image "
+                                    f"{row['image_id']!r}); {remedy}")
+                out[row["image_id"]] = row["split"]
+            return out
+    except (OSError, UnicodeDecodeError, csv.Error) as e:
+        raise DataError(f"{path}: cannot be read ({getattr(e, 'strerror', None) or e}); {remedy}") from None
 
 
 def load_or_make_splits(run_dir, ids, labels, fractions, seed):
@@ -102,16 +115,72 @@ def write_manifest(path, rows):
     atomic_write_text(path, buf.getvalue())
 
 
+INT_COLUMNS = ("index", "label", "height", "width", "n_annotations")
+
+
 def read_manifest(run_dir):
+    """The rows of a prepared run's manifest.csv, checked: every column, numbers where numbers
+    belong, labels 0/1, known splits, unique image ids, each split's `index` exactly 0..n-1 (its
+    rows of the packed arrays) and as many images and positives per split as summary.json says
+    `cxrsal prepare` packed. One line naming the file and row otherwise: the manifest was edited
+    or damaged since `cxrsal prepare` wrote it."""
     path = Path(run_dir) / MANIFEST_FILE
     if not path.is_file():
         raise DataError(f"{run_dir}: no {MANIFEST_FILE}; run `cxrsal prepare --out {run_dir}` first")
-    with open(path, newline="") as f:
-        rows = list(csv.DictReader(f))
-    for r in rows:
-        for k in ("index", "label", "height", "width", "n_annotations"):
-            r[k] = int(r[k])
+    remedy = f"it changed since `cxrsal prepare` wrote it: run `cxrsal prepare --out {run_dir}` again to rewrite it"
+    try:
+        with open(path, newline="") as f:
+            reader = csv.DictReader(f)
+            missing = [c for c in MANIFEST_COLUMNS if c not in (reader.fieldnames or ())]
+            if missing:
+                raise DataError(f"{path}: no column {', '.join(missing)}; {remedy}")
+            rows = list(reader)
+    except (OSError, UnicodeDecodeError, csv.Error) as e:
+        raise DataError(f"{path}: cannot be read ({getattr(e, 'strerror', None) or e}); {remedy}") from None
+    counts = _packed_counts(run_dir)
+    seen, indices = set(), {s: [] for s in SPLITS}
+    for line, r in enumerate(rows, start=2):
+        try:
+            for k in INT_COLUMNS:
+                r[k] = int(r[k])
+            parse_boxes(r["boxes"])
+        except (TypeError, ValueError):
+            raise DataError(f"{path} line {line}: damaged ({', '.join(INT_COLUMNS)} must be integers and boxes "
+                            f"'x y w h|...'); {remedy}") from None
+        problem = ("label must be 0 or 1" if r["label"] not in (0, 1) else
+                   f"split {r['split']!r} is not one of {', '.join(SPLITS)}" if r["split"] not in SPLITS else
+                   "no image_id" if not r["image_id"] else
+                   f"image {r['image_id']} is listed twice" if r["image_id"] in seen else
+                   "height and width must be positive" if min(r["height"], r["width"]) < 1 else None)
+        if problem:
+            raise DataError(f"{path} line {line}: {problem}; {remedy}")
+        seen.add(r["image_id"])
+        indices[r["split"]].append(r["index"])
+    for split, idx in indices.items():
+        if sorted(idx) != list(range(len(idx))):
+            gap = next(i for i, v in enumerate(sorted(idx) + [None]) if v != i)
+            raise DataError(f"{path}: the {split} split's rows do not number its images 0..{len(idx) - 1} (index "
+                            f"{gap} is missing or repeated); {remedy}")
+        if split in counts:
+            held = (len(idx), sum(r["label"] for r in rows if r["split"] == split))
+            if held != counts[split]:
+                raise DataError(f"{path}: {held[0]} {split} images ({held[1]} positive), where `cxrsal prepare` packed "
+                                f"{counts[split][0]} ({counts[split][1]} positive); {remedy}")
     return rows
+
+
+def _packed_counts(run_dir):
+    """{split: (images, positives)} of summary.json ({} for a run without one)."""
+    from ..io import read_json
+
+    path = Path(run_dir) / "summary.json"
+    if not path.is_file():
+        return {}
+    counts = read_json(path, remedy=f"run `cxrsal prepare --out {run_dir}` again").get("counts") or {}
+    try:
+        return {s: (int(c["negative"]) + int(c["positive"]), int(c["positive"])) for s, c in counts.items()}
+    except (KeyError, TypeError, ValueError, AttributeError):
+        raise DataError(f"{path}: damaged (counts); run `cxrsal prepare --out {run_dir}` again") from None
 
 
 def split_rows(rows, split):
@@ -121,4 +190,9 @@ def split_rows(rows, split):
 
 def manifest_hash(run_dir):
     """sha256 of the manifest file: names the exact data a model was trained on."""
-    return hashlib.sha256((Path(run_dir) / MANIFEST_FILE).read_bytes()).hexdigest()
+    path = Path(run_dir) / MANIFEST_FILE
+    try:
+        return hashlib.sha256(path.read_bytes()).hexdigest()
+    except FileNotFoundError:
+        raise DataError(f"{run_dir}: no {MANIFEST_FILE} (not a `cxrsal prepare` run, or moved since); run "
+                        f"`cxrsal prepare --out {run_dir}`") from None

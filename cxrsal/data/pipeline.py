@@ -5,6 +5,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import DataError
+from ..io import UNREADABLE
 from ..geometry import resize_images, resize_masks
 from .manifest import SPLITS
 from .prepare import ARRAYS_DIR, SCALE, check_prepared
@@ -16,12 +17,28 @@ class PreparedSplit:
     def __init__(self, run_dir, split):
         if split not in SPLITS:
             raise DataError(f"unknown split {split!r}; valid choices: {', '.join(SPLITS)}")
-        check_prepared(run_dir)
+        summary = check_prepared(run_dir)
         base = Path(run_dir) / ARRAYS_DIR
-        self.images = np.load(base / f"{split}_images.npy", mmap_mode="r")
-        self.masks = np.load(base / f"{split}_masks.npy", mmap_mode="r")
-        self.labels = np.load(base / f"{split}_labels.npy")
+        remedy = f"run `cxrsal prepare --out {run_dir}` again to rewrite it"
+        try:
+            self.images = np.load(base / f"{split}_images.npy", mmap_mode="r")
+            self.masks = np.load(base / f"{split}_masks.npy", mmap_mode="r")
+            self.labels = np.load(base / f"{split}_labels.npy")
+        except UNREADABLE as e:
+            raise DataError(f"{getattr(e, 'filename', None) or base}: not a readable packed array "
+                            f"({type(e).__name__}: {str(e)[:160]}); {remedy}") from None
         self.split = split
+        counts = summary["counts"].get(split, {})
+        n = sum(int(v) for v in counts.values()) if isinstance(counts, dict) else None
+        size = summary["size"]
+        for name, array, shape, dtype in (("images", self.images, (n, size, size), np.uint16),
+                                          ("masks", self.masks, (n, size, size), np.uint8),
+                                          ("labels", self.labels, (n,), np.uint8)):
+            if array.shape != shape or array.dtype != dtype:
+                raise DataError(f"{base / f'{split}_{name}.npy'}: {array.dtype} {array.shape}, not the {dtype.__name__} "
+                                f"{shape} of the {n} {split} images at {size} px summary.json lists; {remedy}")
+        if not np.isin(self.labels, (0, 1)).all():
+            raise DataError(f"{base / f'{split}_labels.npy'}: labels other than 0 and 1; {remedy}")
 
     def __len__(self):
         return len(self.labels)

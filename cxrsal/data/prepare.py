@@ -18,7 +18,7 @@ import numpy as np
 
 from ..config import Config, to_dict, write_config
 from ..errors import CxrsalError, DataError, ImageReadError
-from ..io import UNREADABLE, atomic_path, atomic_write_text, remove_stale_tmp
+from ..io import UNREADABLE, atomic_path, atomic_write_text, read_json, remove_stale_tmp
 from . import coco, folder, rsna, siim  # noqa: F401  (register the datasets)
 from .images import read_any
 from .items import DATASETS, Skipped
@@ -128,10 +128,17 @@ def _check_same_run(out, cfg):
     path = Path(out) / "config.yaml"
     if not path.exists():
         return
-    old = (yaml.safe_load(path.read_text()) or {}).get("data", {})
+    try:
+        old = yaml.safe_load(path.read_text()) or {}
+    except (yaml.YAMLError, UnicodeDecodeError):
+        old = None
+    if not isinstance(old, dict) or not isinstance(old.get("data", {}), dict):
+        raise DataError(f"{path}: damaged (not the YAML config `cxrsal prepare` writes); delete {out} and prepare "
+                        "again")
+    old = old.get("data", {})
     new = to_dict(cfg)["data"]
-    for k in ("dataset", "root", "size", "seed", "split"):
-        if old.get(k) != new.get(k):
+    for k in ("dataset", "root", "size", "seed", "split", "annotations", "positive"):
+        if k in old and old.get(k) != new.get(k):
             raise DataError(f"{out} was prepared with data.{k}={old.get(k)!r}, not {new.get(k)!r}: "
                             "use a new --out directory")
 
@@ -168,9 +175,11 @@ def _pack(out, dataset, size, cache_dir, rows_by_split, items_by_id):
                 np.save(f, np.array([r["label"] for r in rows], np.uint8))
 
 
-def prepare(cfg: Config, out, *, progress=True, log=print):
+def prepare(cfg: Config, out, *, progress=None, log=print):
     """Prepare `cfg.data` into run directory `out`; returns the summary dict."""
     from tqdm import tqdm
+
+    from ..console import bar_disabled
 
     t0 = time.time()
     d = cfg.data
@@ -179,15 +188,8 @@ def prepare(cfg: Config, out, *, progress=True, log=print):
     if d.size < 8:
         raise DataError(f"--size {d.size}: must be at least 8 pixels")
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
     _check_same_run(out, cfg)
-    write_config(cfg, out)
-    cache_dir = Path(d.cache) if d.cache else out / "cache"
-    # a cache may be shared by several prepares at once: only dead processes' files go
-    remove_stale_tmp(out, recursive=True)
-    if not cache_dir.resolve().is_relative_to(out.resolve()):
-        remove_stale_tmp(cache_dir, recursive=True)
-
+    # the labels first: labels that cannot be used leave no run folder behind
     labels = ds.read_labels(root, **{k: getattr(d, k) for k in getattr(ds, "options", ())})
     skipped = list(labels.skipped)
     if d.strict and skipped:
@@ -195,6 +197,13 @@ def prepare(cfg: Config, out, *, progress=True, log=print):
     if not labels.items:
         raise DataError(f"{root}: no usable labelled images for dataset {d.dataset!r}"
                         + (f" ({len(skipped)} skipped, see the first: {skipped[0].line()})" if skipped else ""))
+    out.mkdir(parents=True, exist_ok=True)
+    write_config(cfg, out)
+    cache_dir = Path(d.cache) if d.cache else out / "cache"
+    # a cache may be shared by several prepares at once: only dead processes' files go
+    remove_stale_tmp(out, recursive=True)
+    if not cache_dir.resolve().is_relative_to(out.resolve()):
+        remove_stale_tmp(cache_dir, recursive=True)
     for note in labels.notes:
         log(f"note: {note}")
 
@@ -207,7 +216,7 @@ def prepare(cfg: Config, out, *, progress=True, log=print):
     jobs = [(it, d.dataset, d.size, str(cache_dir)) for it in items]
     workers = d.workers or os.cpu_count() or 1
     results, decoded_now, repaired = [], 0, []
-    bar = tqdm(total=len(jobs), desc="decode+cache", unit="img", disable=not progress)
+    bar = tqdm(total=len(jobs), desc="decode+cache", unit="img", disable=bar_disabled(progress))
     pool = ProcessPoolExecutor(workers) if workers > 1 else None
     try:
         stream = pool.map(_process, jobs, chunksize=8) if pool else map(_process, jobs)
@@ -295,4 +304,9 @@ def check_prepared(run_dir):
     if not (run_dir / SUMMARY_FILE).is_file():
         raise CxrsalError(f"{run_dir}: not a finished `cxrsal prepare` run (no {SUMMARY_FILE}); "
                           f"run `cxrsal prepare --out {run_dir}`")
-    return json.loads((run_dir / SUMMARY_FILE).read_text())
+    summary = read_json(run_dir / SUMMARY_FILE, keys=("dataset", "size", "counts"),
+                        remedy=f"run `cxrsal prepare --out {run_dir}` again to rewrite it")
+    if not isinstance(summary["size"], int) or summary["size"] < 1 or not isinstance(summary["counts"], dict):
+        raise CxrsalError(f"{run_dir / SUMMARY_FILE}: damaged (size or counts); run `cxrsal prepare --out {run_dir}` "
+                          "again to rewrite it")
+    return summary

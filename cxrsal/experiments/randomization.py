@@ -13,11 +13,15 @@ from pathlib import Path
 
 import numpy as np
 
-from ..config import write_config
+from ..config import INITS, ORDERS, write_config
 from ..errors import CxrsalError
 from ..io import atomic_path, atomic_write_text, remove_stale_tmp, write_frame
 
-INITS = ("truncated-normal", "layer")
+# the randomization settings that shape the steps' maps (the threshold's pairs and the similarity
+# settings shape only tables recomputed on every run)
+RANDOMIZATION_MAP_SETTINGS = ("randomization.n_images", "randomization.init", "randomization.sigma",
+                              "randomization.order", "randomization.all_blocks", "randomization.smooth_samples",
+                              "randomization.smooth_noise", "randomization.seed")
 
 
 def comparable(raw, channels):
@@ -88,7 +92,7 @@ def new_value(layer, variable, k, *, block, init, sigma, seed):
 def step_weights(model, blocks, randomized, *, init, sigma, seed):
     """{variable path: value} of the trained model with the layers of `randomized` blocks re-initialised."""
     if init not in INITS:
-        raise CxrsalError(f"--init {init}: valid choices: {', '.join(INITS)}")
+        raise CxrsalError(f"randomization.init {init!r}: valid choices: {', '.join(INITS)}")
     members = dict(blocks)
     values = {}
     for block in randomized:
@@ -103,9 +107,6 @@ def apply_weights(work, trained, values):
     """Set `work`'s variables: the trained values, replaced by `values` where given."""
     for v, t in zip(work.weights, trained):
         v.assign(values.get(v.path, t))
-
-
-ORDERS = ("top-down", "bottom-up", "independent")
 
 
 def steps_of(blocks, *, order="top-down", all_blocks, arch):
@@ -131,7 +132,7 @@ def check_name(rz):
     return f"{'sMPRT' if rz.smooth_samples else 'MPRT'} {rz.order}"
 
 
-def run_randomization(model_dirs, out, cfg, methods="study", *, progress=True, log=print, maps=()):
+def run_randomization(model_dirs, out, cfg, methods="study", *, progress=None, log=print, maps=()):
     """Maps of every step for every model, then the tables, thresholds, verdicts and figure.
 
     Settings: `cfg.randomization` (images, re-initialisation, threshold pairs, seed),
@@ -146,13 +147,14 @@ def run_randomization(model_dirs, out, cfg, methods="study", *, progress=True, l
     from ..saliency.adapter import ModelAdapter
     from ..runs import CLASSIFICATION, Run
     from ..saliency.base import parse_methods
-    from ..saliency.runner import fill_store, select
+    from ..data.manifest import manifest_hash
+    from ..identity import claim
+    from ..saliency.runner import fill_store, select, store_identity
     from ..saliency.store import MapStore, remember, remembered, weights_digest
     from ..training.fit import versions
     from .provenance import result_meta
 
     out = Path(out)
-    remove_stale_tmp(out, recursive=True)
     s, rz = cfg.saliency, cfg.randomization
     meta = result_meta(model_dirs, cfg)
     wrap = None
@@ -164,18 +166,27 @@ def run_randomization(model_dirs, out, cfg, methods="study", *, progress=True, l
     if len(set(zip(meta["archs"], meta["heads"]))) > 1:
         raise CxrsalError(f"--model: replicates must share one architecture and head, got "
                           f"{', '.join(f'{a}/{h}' for a, h in zip(meta['archs'], meta['heads']))}")
-    plan = []
+    # every model opened and checked first: nothing is written before a setting, a model or its
+    # data is refused, and the folder's identity (settings and models) is claimed
+    opened = []
     for k, model_dir in enumerate(model_dirs):
         run = Run(model_dir).expect(CLASSIFICATION)
-        model_dir, data_dir = run.path, run.data
+        model_dir, data_dir = run.path, run.checked_data()
         model = run.model(s.checkpoint)
         arch = run.config.model.arch
         blocks = backbone_blocks(model, arch, run.config.model.blocks)
         steps = steps_of(blocks, order=rz.order, all_blocks=rz.all_blocks, arch=arch)
         rows = select(read_manifest(data_dir), s.split, s.positives_only, rz.n_images)
+        digest = weights_digest(model)
+        opened.append((k, model_dir, data_dir, model, arch, blocks, steps, rows, digest))
+    claim(out, "randomize", {**cfg.map_settings(), **cfg.settings(*RANDOMIZATION_MAP_SETTINGS)},
+          {f"model {k + 1}": {"run": str(model_dir.resolve()), "weights": digest, "manifest": manifest_hash(data_dir)}
+           for k, model_dir, data_dir, _, _, _, _, _, digest in opened})
+    remove_stale_tmp(out, recursive=True)
+    plan = []
+    for k, model_dir, data_dir, model, arch, blocks, steps, rows, digest in opened:
         data = PreparedSplit(data_dir, s.split)
         trained = [np.array(w) for w in model.get_weights()]
-        digest = weights_digest(model)
         work = keras.models.clone_model(model)
         work.set_weights(trained)
         adapter = ModelAdapter(work, batch_size=s.batch_size, input_channels=s.input_channels,
@@ -190,8 +201,8 @@ def run_randomization(model_dirs, out, cfg, methods="study", *, progress=True, l
             # step 0 is the trained model: its digest lets it share maps with `cxrsal saliency`
             store.init({"model": str(model_dir.resolve()), "checkpoint": s.checkpoint, "data": data_dir,
                         "split": s.split, "image_ids": [r["image_id"] for r in rows],
-                        "weights": digest if i == 0 else None, "model_name": model.name,
-                        "input_size": adapter.input_shape[0], "input_channels": adapter.input_channels, "step": i,
+                        "weights": digest if i == 0 else None, "trained_weights": digest, "model_name": model.name,
+                        **store_identity(data_dir, adapter), "step": i,
                         "step_name": step_name, "randomized": randomized, "init": rz.init, "sigma": rz.sigma,
                         "seed": rz.seed, "versions": versions()})
             if all((store.path / m).exists() and len(store.ids(m)) == len(rows) for m in names):
@@ -257,6 +268,7 @@ def analyse(out, plan, cfg, meta, *, log=print):
 
     emprt = emprt_table(table)
     out.mkdir(parents=True, exist_ok=True)
+    (out / "randomization.json").unlink(missing_ok=True)     # the marker `cxrsal stats` reads: written last
     for name, frame in (("randomization.csv", table), ("curves.csv", curves), ("thresholds.csv", thr),
                         ("verdicts.csv", verdict), ("emprt.csv", emprt)):
         write_frame(out / name, frame)

@@ -21,7 +21,7 @@ from ..saliency.postprocess import normalize
 from .randomization import similarity_map, with_intervals
 
 
-def run_compare(model_dirs, out, cfg, methods="study", *, baseline_maps=None, progress=True, log=print, maps=()):
+def run_compare(model_dirs, out, cfg, methods="study", *, baseline_maps=None, progress=None, log=print, maps=()):
     """Per-image SSIM between two models' maps (`cfg.similarity`: which maps, data_range;
     `cfg.compare.n_images`: positive test images, 0 = all), and between two localization
     networks' heatmaps (`baseline_maps`, the high baseline). The verdicts are `cxrsal stats`'.
@@ -35,7 +35,9 @@ def run_compare(model_dirs, out, cfg, methods="study", *, baseline_maps=None, pr
     from ..saliency.adapter import ModelAdapter
     from ..runs import CLASSIFICATION, Run, read_card
     from ..saliency.base import parse_methods
-    from ..saliency.runner import fill_store, select
+    from ..data.manifest import manifest_hash
+    from ..identity import claim
+    from ..saliency.runner import fill_store, select, store_identity
     from ..saliency.store import MapStore, remember, remembered, weights_digest
     from ..training.fit import versions
     from .provenance import result_meta
@@ -45,15 +47,18 @@ def run_compare(model_dirs, out, cfg, methods="study", *, baseline_maps=None, pr
         raise CxrsalError(f"--models: give exactly two trained runs, got {len(model_dirs)}")
     s, sim = cfg.saliency, cfg.similarity
     out = Path(out)
-    remove_stale_tmp(out, recursive=True)
     # both models' images first: a mismatch is one line before any map is computed
     runs = [Run(d, option="--models").expect(CLASSIFICATION) for d in model_dirs]
+    if runs[0].path.resolve() == runs[1].path.resolve():
+        raise CxrsalError(f"--models: {model_dirs[0]} given twice; repeatability compares two independently trained "
+                          "replicates, reproducibility two architectures")
     permuted = [bool((read_card(run.path) or {}).get("label_permuted")) for run in runs]
     data_randomization = sum(permuted) == 1
     if sum(permuted) == 2:
         raise CxrsalError("--models: both models were trained on permuted labels; the data randomization test "
                           "compares a model of the true labels with one of permuted labels")
-    manifests = [read_manifest(run.data) for run in runs]
+    data_dirs = [run.checked_data() for run in runs]
+    manifests = [read_manifest(d) for d in data_dirs]
     chosen = [r["image_id"] for r in select(manifests[0], s.split, s.positives_only, cfg.compare.n_images)]
     if not chosen:
         raise CxrsalError(f"--models {runs[0].path}: no {s.split} images to compare in {runs[0].data}")
@@ -64,27 +69,34 @@ def run_compare(model_dirs, out, cfg, methods="study", *, baseline_maps=None, pr
             raise CxrsalError(f"--models {run.path}: {len(missing)} of the {len(chosen)} {s.split} images of "
                               f"{runs[0].path.name} (first: {missing[0]}) are not in the {s.split} split of "
                               f"{run.data}; the two models must be trained on the same split")
-    stores, sizes, method_sets = [], [], []
-    for k, (run, manifest) in enumerate(zip(runs, manifests)):
-        model_dir, data_dir = run.path, run.data
-        model = run.model(s.checkpoint)
-        adapter = ModelAdapter(model, batch_size=s.batch_size, input_channels=s.input_channels,
-                               jit_compile=s.jit_compile, precision=s.precision, log=log)
+    models = [run.model(s.checkpoint) for run in runs]
+    digests = [weights_digest(m) for m in models]
+    if digests[0] == digests[1]:
+        raise CxrsalError(f"--models {runs[0].path} and {runs[1].path} hold the same weights (a copy of one run?); "
+                          "repeatability compares two independently trained replicates")
+    adapters = [ModelAdapter(model, batch_size=s.batch_size, input_channels=s.input_channels,
+                             jit_compile=s.jit_compile, precision=s.precision, log=log) for model in models]
+    method_sets = [parse_methods(methods, a.has_class_maps, a.has_layers) for a in adapters]
+    claim(out, "compare", {**cfg.map_settings(), **cfg.settings("compare")},
+          {f"model {k + 1}": {"run": str(run.path.resolve()), "weights": digest, "manifest": manifest_hash(d)}
+           for k, (run, digest, d) in enumerate(zip(runs, digests, data_dirs))})
+    remove_stale_tmp(out, recursive=True)
+    stores, sizes = [], []
+    for k, (run, manifest, model, adapter, names, digest, data_dir) in enumerate(
+            zip(runs, manifests, models, adapters, method_sets, digests, data_dirs)):
+        model_dir = run.path
         by_id = {r["image_id"]: r for r in manifest if r["split"] == s.split}
         rows = [by_id[i] for i in chosen]
-        names = parse_methods(methods, adapter.has_class_maps, adapter.has_layers)
         store = MapStore(out / "maps" / f"{k}-{model_dir.name}")
         store.init({"model": str(model_dir.resolve()), "checkpoint": s.checkpoint, "data": data_dir,
-                    "split": s.split, "image_ids": chosen, "weights": weights_digest(model), "model_name": model.name,
-                    "input_size": adapter.input_shape[0], "input_channels": adapter.input_channels,
-                    "versions": versions()})
+                    "split": s.split, "image_ids": chosen, "weights": digest, "model_name": model.name,
+                    **store_identity(data_dir, adapter), "versions": versions()})
         sources = [MapStore(p) for p in [*remembered(model_dir), *maps]]
         remember(model_dir, store.path)
         fill_store(adapter, store, rows, PreparedSplit(data_dir, s.split), names, cfg, progress=progress, log=log,
                    label=f"model {k + 1} ", sources=sources)
         stores.append(store)
         sizes.append(adapter.input_shape[0])
-        method_sets.append(names)
     size = min(sizes)
     names = [m for m in method_sets[0] if m in method_sets[1]]
     records = []
@@ -108,6 +120,7 @@ def run_compare(model_dirs, out, cfg, methods="study", *, baseline_maps=None, pr
     summary = table.groupby("method")["value"].agg(["mean", "std", "count"]).reset_index()
     summary = with_intervals(table.assign(metric="ssim"), summary, ["method"], seed=cfg.randomization.seed)
     out.mkdir(parents=True, exist_ok=True)
+    (out / "compare.json").unlink(missing_ok=True)     # the marker `cxrsal stats` reads: written last
     check = "data randomization" if data_randomization else None
     if data_randomization:
         true = permuted.index(False)

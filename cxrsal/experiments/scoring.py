@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..config import ConfigError, write_config
+from ..config import checked, write_config
 from ..errors import CxrsalError
 from ..geometry import resize_map, scale_boxes
 from ..io import UNREADABLE, atomic_write_text, remove_stale_tmp, write_frame
@@ -64,8 +64,11 @@ def read_detections(path):
             try:
                 box = tuple(float(row[k]) for k in ("x", "y", "width", "height"))
                 score = float(row["score"])
-            except ValueError:
+            except (TypeError, ValueError):
                 raise CxrsalError(f"{path} line {line}: x, y, width, height and score must be numbers") from None
+            if not np.isfinite([*box, score]).all() or box[2] < 0 or box[3] < 0 or not 0 <= score <= 1:
+                raise CxrsalError(f"{path} line {line}: a box needs finite x, y, a width and height >= 0 and a score "
+                                  "in [0, 1]; write the file again (`cxrsal predict-baseline`)")
             b, s = det.setdefault(row["patientId"], ([], []))
             b.append(box)
             s.append(score)
@@ -91,8 +94,12 @@ def read_probability_map(folder, image_id, size):
     else:
         raise CxrsalError(f"seg:{folder}: no {image_id}.npy or .png")
     m = np.squeeze(m)
-    if m.ndim != 2:
-        raise CxrsalError(f"seg:{folder}/{image_id}: expected a 2-D probability map, got shape {m.shape}")
+    if m.ndim != 2 or min(m.shape) < 1:
+        raise CxrsalError(f"seg:{folder}/{image_id}: expected a 2-D probability map, got shape {m.shape}; write the "
+                          "folder again (`cxrsal predict-baseline`)")
+    if not np.isfinite(m).all() or m.min() < 0 or m.max() > 1:
+        raise CxrsalError(f"seg:{folder}/{image_id}: a probability map holds values outside [0, 1] (or NaN); write "
+                          "the folder again (`cxrsal predict-baseline`)")
     return resize_map(m, size)
 
 
@@ -210,7 +217,7 @@ def _detector_name(path):
 
 
 def score_store(store_path, out, *, data_dir=None, baselines=None, model_name=None, step="trained", cfg=None,
-                parts=None, validation=None, log=print, progress=False):
+                parts=None, validation=None, log=print, progress=None):
     """Score every map of a store (and the baselines) against the ground truth; returns the table.
 
     Utility on the positive images: AUPRC, AUROC and CheXlocalize's pointing game (`hit`: the
@@ -230,22 +237,20 @@ def score_store(store_path, out, *, data_dir=None, baselines=None, model_name=No
     import pandas as pd
 
     from ..config import Config
-    from ..data.manifest import read_manifest
+    from ..data.manifest import manifest_hash, read_manifest
     from ..data.pipeline import PreparedSplit, load_batch
     from ..saliency.base import METHODS
     from ..saliency.store import SCALE, MapStore
     from .provenance import result_meta
 
     cfg = cfg or Config()
-    # `baselines`, `parts` and `validation` given here override the config's `score:` section;
-    # the settings used are written into OUT/config.yaml
-    try:
-        cfg = dataclasses.replace(cfg, score=dataclasses.replace(
-            cfg.score, baselines=cfg.score.baselines if baselines is None else baselines,
-            parts=cfg.score.parts if parts is None else tuple(parts),
-            validation=cfg.score.validation if validation is None else str(validation)))
-    except ConfigError as e:
-        raise CxrsalError(str(e).replace("score.parts", "score parts")) from None
+    # `baselines`, `parts` and `validation` given here override the config's `score:` section
+    # (checked as any config); the settings used are written into OUT/config.yaml
+    cfg = dataclasses.replace(cfg, score=dataclasses.replace(
+        cfg.score, baselines=cfg.score.baselines if baselines is None else baselines,
+        parts=cfg.score.parts if parts is None else tuple(parts),
+        validation=cfg.score.validation if validation is None else str(validation)))
+    cfg = checked(cfg, "score_store")
     baselines, parts, validation = cfg.score.baselines, cfg.score.parts, cfg.score.validation
     replicates, seed = cfg.score.bootstrap, cfg.score.seed
     pw = cfg.pointwise
@@ -254,6 +259,11 @@ def score_store(store_path, out, *, data_dir=None, baselines=None, model_name=No
     meta = store.meta
     data_dir = data_dir or meta["data"]
     split, size = meta["split"], meta["input_size"]
+    if meta.get("manifest") and manifest_hash(data_dir) != meta["manifest"]:
+        raise CxrsalError(f"--maps {store_path}: its maps are of the images of a manifest (sha256 "
+                          f"{meta['manifest'][:12]}...) that {Path(data_dir) / 'manifest.csv'} no longer is: the "
+                          "prepared data changed since (or --data is another data set)")
+    parse_baselines(baselines)      # every baseline's file exists before anything is computed
     model_name = model_name or Path(meta["model"]).name
     manifest = read_manifest(data_dir)
     rows = {r["image_id"]: r for r in manifest if r["split"] == split}
@@ -303,10 +313,12 @@ def score_store(store_path, out, *, data_dir=None, baselines=None, model_name=No
 
     from tqdm import tqdm
 
+    from ..console import bar_disabled
+
     logits = {}
     # a bar with rate and ETA on a terminal (progress=None), none in a log or a pipe
     bar = tqdm(total=sum(len(store.ids(m)) for m in methods), desc="score", unit="map",
-               disable=None if progress else True)
+               disable=bar_disabled(progress))
     for method in methods:
         stored = store.ids(method)
         on_grid = geometry is not None and getattr(METHODS.get(method), "grid", False)
@@ -392,6 +404,7 @@ def score_store(store_path, out, *, data_dir=None, baselines=None, model_name=No
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     remove_stale_tmp(out)
+    (out / "score.json").unlink(missing_ok=True)     # the marker `cxrsal stats` reads: written last
     write_frame(out / "scores.csv", table)
     write_frame(out / "scores.parquet", table)
     write_frame(out / "summary.csv", summary)

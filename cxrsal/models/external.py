@@ -31,6 +31,7 @@ import re
 import typing
 from pathlib import Path
 
+from ..domains import Number, OneOf, Optional, Seq, Text
 from ..errors import CxrsalError
 
 PREPROCESSING = {"[0,1]": "unit", "[-1,1]": "tf", "imagenet-torch": "torch", "imagenet-caffe": "caffe",
@@ -51,6 +52,13 @@ class ModelCard:
     blocks: typing.Optional[tuple] = None
 
 
+# what each field of a model card accepts
+CARD_DOMAINS = {"logit_layer": Optional(Text(nonempty=True)), "class_index": Optional(Number(lo=0, integer=True)),
+                "gradcam_layer": Optional(Text(nonempty=True)), "input_size": Optional(Number(8, 8192, integer=True)),
+                "input_channels": Optional(OneOf(1, 3)), "preprocessing": OneOf(*PREPROCESSING),
+                "blocks": Optional(Seq(Text(nonempty=True), nonempty=True, unique=True))}
+
+
 def read_model_card(path=None, **options):
     """The card from a YAML file (or none), then `options` (None = not given) over it."""
     import yaml
@@ -68,15 +76,14 @@ def read_model_card(path=None, **options):
         if not isinstance(data, dict):
             raise CxrsalError(f"--model-card {path}: expected a mapping of card fields")
     data.update({k: v for k, v in options.items() if v is not None})
+    where = f"--model-card {path}" if path else "model card"
     names = [f.name for f in dataclasses.fields(ModelCard)]
     unknown = [k for k in data if k not in names]
     if unknown:
-        raise CxrsalError(f"--model-card {path or ''}: unknown field {unknown[0]!r}; valid fields: {', '.join(names)}")
-    if data.get("preprocessing", "[0,1]") not in PREPROCESSING:
-        raise CxrsalError(f"model card preprocessing {data['preprocessing']!r}: valid choices: "
-                          f"{', '.join(PREPROCESSING)}")
-    if data.get("input_channels") not in (None, 1, 3):
-        raise CxrsalError(f"model card input_channels {data['input_channels']!r}: valid choices: 1, 3")
+        raise CxrsalError(f"{where}: unknown field {unknown[0]!r}; valid fields: {', '.join(names)}")
+    for k, v in data.items():
+        if not CARD_DOMAINS[k].accepts(v):
+            raise CxrsalError(f"{where}: {k} must be {CARD_DOMAINS[k].describe()}, got {v!r}")
     if data.get("blocks") is not None:
         data["blocks"] = tuple(str(b) for b in data["blocks"])
     return ModelCard(**data)

@@ -4,12 +4,11 @@ import base64
 import functools
 import html
 import io
-import json
 from pathlib import Path
 
 import numpy as np
 
-from ..io import atomic_path, atomic_write_text, remove_stale_tmp
+from ..io import atomic_path, atomic_write_text, read_json, read_table, remove_stale_tmp
 from ..registry import Registry
 
 # figure name (named by the result kinds, cxrsal.stats.results) -> fn(folders of that kind, stats
@@ -60,37 +59,43 @@ def fig_utility(scores):
     return _png(fig)
 
 
-def fig_randomization(rand_dir, title=""):
-    import pandas as pd
+def _rand_table(rand_dir, name, columns):
+    return read_table(Path(rand_dir) / name, columns,
+                      remedy=f"run `cxrsal randomize` into {rand_dir} again to rewrite it")
 
+
+def _drawn(draw, *args, **kw):
+    """The PNG bytes a plotting function writes to a path (a temporary one: results folders are
+    read, never written, by the report)."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "figure.png"
+        draw(*args, path, **kw)
+        return path.read_bytes()
+
+
+def fig_randomization(rand_dir, title=""):
     from ..experiments.randomization import plot_curves
 
-    path = Path(rand_dir) / "fig3a_report.png"
-    plot_curves(pd.read_csv(Path(rand_dir) / "curves.csv"), pd.read_csv(Path(rand_dir) / "thresholds.csv"), path,
-                title=title)
-    data = path.read_bytes()
-    path.unlink()
-    return data
+    curves = _rand_table(rand_dir, "curves.csv", ("method", "step", "step_name", "metric", "mean"))
+    thresholds = _rand_table(rand_dir, "thresholds.csv", ("method", "threshold"))
+    return _drawn(plot_curves, curves, thresholds, title=title)
 
 
 def fig_complexity(rand_dir, title=""):
-    import pandas as pd
-
     from ..experiments.randomization import plot_complexity
 
-    curves = pd.read_csv(Path(rand_dir) / "curves.csv")
+    curves = _rand_table(rand_dir, "curves.csv", ("method", "step", "step_name", "metric", "mean"))
     if not (curves.metric == "complexity").any():
         return None
-    path = Path(rand_dir) / "fig_emprt_report.png"
-    plot_complexity(curves, path, title=title)
-    data = path.read_bytes()
-    path.unlink()
-    return data
+    return _drawn(plot_complexity, curves, title=title)
 
 
 def _check_of(rand_dir):
     """The sanity check of a randomization folder ("MPRT top-down" for folders before checks)."""
-    meta = json.loads((Path(rand_dir) / "randomization.json").read_text())
+    meta = read_json(Path(rand_dir) / "randomization.json",
+                     remedy=f"run `cxrsal randomize` into {rand_dir} again to rewrite it")
     return meta.get("check") or "MPRT top-down"
 
 
@@ -154,7 +159,9 @@ def fig_pr_curve(store_path, method=None):
 def _score_tables(folders):
     import pandas as pd
 
-    return pd.concat([pd.read_csv(d / "scores.csv") for d in folders], ignore_index=True)
+    return pd.concat([read_table(d / "scores.csv", ("image_id", "model", "method", "metric", "value"),
+                                 remedy=f"run `cxrsal score` into {d} again to rewrite it") for d in folders],
+                     ignore_index=True)
 
 
 @functools.lru_cache(maxsize=4)
@@ -163,7 +170,8 @@ def _richest_store(folders):
     tuple (the overlays and the PR curve both draw from it: looked up once)."""
     from ..saliency.store import MapStore
 
-    stores = [json.loads((d / "score.json").read_text())["maps"] for d in folders]
+    stores = [read_json(d / "score.json", keys=("maps",), remedy=f"run `cxrsal score` into {d} again to rewrite it")
+              ["maps"] for d in folders]
     return max(stores, key=lambda p: len(MapStore(p).methods()) if (Path(p) / "store.json").exists() else -1)
 
 
@@ -280,6 +288,10 @@ def build_report(dirs, out, *, log=print, posthoc="mixedlm"):
     for key, (_, png) in {**figures, **sanity_figures}.items():
         with atomic_path(out / "figures" / f"{key}.png") as tmp:
             tmp.write_bytes(png)
+    # the report is drawn anew each time: a figure of an earlier report on other results goes
+    for stale in set((out / "figures").glob("*.png")) - {out / "figures" / f"{k}.png" for k in {**figures,
+                                                                                                **sanity_figures}}:
+        stale.unlink(missing_ok=True)
     prov = _provenance(found)
     t1, t1u, tests = res["table1"], res["table1_utility"], res["tests"]
 

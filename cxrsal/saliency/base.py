@@ -29,6 +29,8 @@ class Method:
     config sets, {parameter: "section.key"} (`saliency.KEY` keys are declared by the method).
     `grid`: True when the map is the feature map's grid upsampled (GradCAM, WILDCAT), so its
     cells sit at the receptive-field centres of the feature map (pointwise detection).
+    `domains`: what each configurable parameter accepts (`cxrsal.domains`), checked wherever
+    a config sets it.
     `needs_layers`: needs the model's inner layers (the GradCAM layer, its ReLUs), which a
     SavedModel does not expose; the gradient methods do not.
     """
@@ -42,6 +44,7 @@ class Method:
     needs_layers = False
     defaults = {}
     config = {}
+    domains = {}      # parameter -> its `cxrsal.domains` domain (every configurable one declares it)
 
     def resolve(self, params):
         unknown = set(params) - set(self.defaults)
@@ -77,7 +80,7 @@ def register(obj):
     if missing:
         raise ValueError(f"method {method.name}: config fields {sorted(missing)} have no default")
     METHODS.register(method.name)(method)
-    _config.declare(method.name, method.config, method.defaults)
+    _config.declare(method.name, method.config, method.defaults, method.domains)
     return obj
 
 

@@ -7,6 +7,7 @@ reductions. Either product is post-processed again by the store.
 
 import numpy as np
 
+from ..domains import OneOf
 from .base import Method, register
 from .gradcam import gradcam_maps
 from ..errors import CxrsalError
@@ -36,6 +37,7 @@ class GuidedGradCAM(Method):
     channels = False
     defaults = {"order": "processed"}
     config = {"order": "ggcam.order"}
+    domains = {"order": OneOf("processed", "raw")}
 
     def evaluations(self, params):
         return 2

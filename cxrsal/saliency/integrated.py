@@ -2,6 +2,7 @@
 
 import numpy as np
 
+from ..domains import Number, NumberText
 from ..errors import CxrsalError
 from .base import Method, register
 
@@ -39,6 +40,7 @@ class IG(Method):
     defaults = {"steps": 25, "baseline": "black"}   # [A]'s text: 25 steps (its code used 10)
     # black (0 = -1 in [-1, 1] scaling) | white | a number
     config = {"steps": "saliency.ig_steps", "baseline": "saliency.ig_baseline"}
+    domains = {"steps": Number(lo=1, integer=True), "baseline": NumberText(("black", "white"), Number(0, 1))}
 
     def evaluations(self, params):
         return int(params["steps"])

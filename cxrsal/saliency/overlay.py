@@ -38,7 +38,8 @@ def write_overlays(store_path, out_dir, *, methods=None, image_ids=None, limit=0
     rows = {r["image_id"]: r for r in read_manifest(meta["data"]) if r["split"] == meta["split"]}
     data = PreparedSplit(meta["data"], meta["split"])
     out_dir = Path(out_dir)
-    written = []
+    # every method and image checked before the first PNG is written
+    todo = []
     for method in methods:
         if method not in store.methods():
             raise CxrsalError(f"--methods {method}: not in the store {store_path} (has {', '.join(store.methods())})")
@@ -47,13 +48,18 @@ def write_overlays(store_path, out_dir, *, methods=None, image_ids=None, limit=0
             ids = ids[:limit]
         for image_id in ids:
             if image_id not in rows:
-                raise CxrsalError(f"image {image_id}: not in split {meta['split']} of {meta['data']}")
-            m = store.load(method, image_id)
-            images, _, masks = load_batch(data, [rows[image_id]["index"]], meta["input_size"])
-            rgb = overlay(images[0, ..., 0], m["processed"], masks[0, ..., 0] > 0)
-            target = out_dir / method / f"{image_id}.png"
-            with atomic_path(target) as tmp:
-                ok, png = cv2.imencode(".png", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
-                tmp.write_bytes(png.tobytes())
-            written.append(target)
+                raise CxrsalError(f"--images {image_id}: not in split {meta['split']} of {meta['data']}")
+            if not store.has(method, image_id):
+                raise CxrsalError(f"--images {image_id}: the store {store_path} holds no {method} map of it")
+            todo.append((method, image_id))
+    written = []
+    for method, image_id in todo:
+        m = store.load(method, image_id)
+        images, _, masks = load_batch(data, [rows[image_id]["index"]], meta["input_size"])
+        rgb = overlay(images[0, ..., 0], m["processed"], masks[0, ..., 0] > 0)
+        target = out_dir / method / f"{image_id}.png"
+        with atomic_path(target) as tmp:
+            ok, png = cv2.imencode(".png", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+            tmp.write_bytes(png.tobytes())
+        written.append(target)
     return written

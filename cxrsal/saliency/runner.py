@@ -84,8 +84,18 @@ def _adapter(run, s, strategy, log):
     return model, adapter
 
 
+def store_identity(data_dir, adapter):
+    """What a store records of how its maps were computed, beside the model and the images: the
+    prepared data's manifest, the input's size and channels, and the arithmetic (precision, XLA)."""
+    from ..data.manifest import manifest_hash
+
+    return {"manifest": manifest_hash(data_dir), "input_size": adapter.input_shape[0],
+            "input_channels": adapter.input_channels, "precision": adapter.precision,
+            "jit_compile": adapter.jit_compile}
+
+
 def run_saliency(model_dir, out, cfg: Config, methods="study", *, num_shards=1, shard_index=0,
-                 progress=True, log=print):
+                 progress=None, log=print):
     """Compute the maps into store `out`; returns {method: maps written this session}. The
     store is listed in the model run, so randomize and compare reuse its maps."""
     from ..data.manifest import read_manifest
@@ -99,17 +109,17 @@ def run_saliency(model_dir, out, cfg: Config, methods="study", *, num_shards=1, 
     if not (0 <= shard_index < num_shards):
         raise CxrsalError(f"--shard-index {shard_index}: must be in 0..{num_shards - 1} for --num-shards {num_shards}")
     run = Run(model_dir).expect(CLASSIFICATION)
-    model_dir, data_dir = run.path, run.data
+    model_dir, data_dir = run.path, run.checked_data()
     strategy, described = choose_strategy()
     model, adapter = _adapter(run, s, strategy, log)
     names = parse_methods(methods, adapter.has_class_maps, adapter.has_layers)
     rows = select(read_manifest(data_dir), s.split, s.positives_only, s.limit)
     data = PreparedSplit(data_dir, s.split)
-    size = model.input_shape[1]
     store = MapStore(out)
     store.init({"model": str(model_dir.resolve()), "checkpoint": s.checkpoint, "data": data_dir, "split": s.split,
                 "image_ids": [r["image_id"] for r in rows], "weights": weights_digest(model), "model_name": model.name,
-                "input_size": size, "input_channels": adapter.input_channels, "geometry": feature_geometry(model) if adapter.has_layers else None,
+                **store_identity(data_dir, adapter),
+                "geometry": feature_geometry(model) if adapter.has_layers else None,
                 "config": to_dict(cfg)["saliency"], "versions": versions()})
     log(f"{described}; {len(rows)} images" + (f", shard {shard_index + 1}/{num_shards}" if num_shards > 1 else ""))
     remember(model_dir, store.path)   # randomize and compare take this model's maps from here
@@ -117,7 +127,7 @@ def run_saliency(model_dir, out, cfg: Config, methods="study", *, num_shards=1, 
                       progress=progress, log=log)
 
 
-def fill_store(adapter, store, rows, data, names, cfg, *, num_shards=1, shard_index=0, progress=True, log=print,
+def fill_store(adapter, store, rows, data, names, cfg, *, num_shards=1, shard_index=0, progress=None, log=print,
                label="", sources=(), wrap=None):
     """Compute the maps of `names` for `rows` that `store` lacks; returns {method: maps written}.
 
@@ -127,6 +137,8 @@ def fill_store(adapter, store, rows, data, names, cfg, *, num_shards=1, shard_in
     of a registered method giving the method to run instead (sMPRT's `NoiseAveraged`); what it
     adds (`smoothing`) is part of the maps' parameters."""
     from tqdm import tqdm
+
+    from ..console import bar_disabled
 
     from ..data.pipeline import load_batch
     from ..training.fit import versions
@@ -148,13 +160,14 @@ def fill_store(adapter, store, rows, data, names, cfg, *, num_shards=1, shard_in
                                      "input_channels": adapter.input_channels,
                                      "dtypes": DTYPES, "channels": method.channels, "versions": versions(),
                                      **({"smoothing": method.smoothing} if hasattr(method, "smoothing") else {})})
+            store.drop_damaged(name, [r["image_id"] for g in mine for r in g], log=log)
             written[name] = store.reuse(sources, name, [r["image_id"] for g in mine for r in g])
             if written[name]:
                 log(f"{label}{name}: {written[name]} maps of the same model and parameters reused")
             todo = [g for g in mine if not all(store.has(name, r["image_id"]) for r in g)]
             t0 = time.time()
             pending = None
-            for group in tqdm(todo, desc=f"{label}{name}", unit="group", disable=not progress):
+            for group in tqdm(todo, desc=f"{label}{name}", unit="group", disable=bar_disabled(progress)):
                 idx = [r["index"] for r in group]
                 images = adapter.lift(load_batch(data, idx, size)[0])
                 logits, predicted = adapter.positive_logits(images)

@@ -9,6 +9,7 @@ deviation (Faster-Score-CAM). Gradient-free; not one of the study's methods.
 
 import numpy as np
 
+from ..domains import Number
 from .base import Method, register
 
 
@@ -20,6 +21,7 @@ class ScoreCAM(Method):
     channels = False
     defaults = {"max_n": 0}           # 0: every channel
     config = {"max_n": "saliency.scorecam_max_n"}
+    domains = {"max_n": Number(lo=0, integer=True)}
 
     def evaluations(self, params):
         # one forward pass per channel (the feature map's width is unknown here: 512 for ResNet-18)

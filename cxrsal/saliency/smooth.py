@@ -7,6 +7,7 @@ handed to the wrapped method as one stack, in pieces small enough for memory.
 
 import numpy as np
 
+from ..domains import Flag, Number
 from .base import Method, register, image_noise
 from .gradients import Grad
 from .integrated import IG
@@ -17,6 +18,8 @@ SMOOTHING = {"samples": 25, "noise": 0.15, "magnitude": True}
 # samples: noisy copies; noise: sigma as a fraction of (max - min) of the image; magnitude:
 # average squared maps (SmoothGrad's "squared" variant, [A])
 SMOOTHING_CONFIG = {"samples": "saliency.samples", "noise": "saliency.noise", "magnitude": "saliency.magnitude"}
+# noise 0 would average one map with itself: a SmoothGrad of no smoothing
+SMOOTHING_DOMAINS = {"samples": Number(lo=1, integer=True), "noise": Number(lo=0, lo_open=True), "magnitude": Flag()}
 
 
 class Smooth(Method):
@@ -28,6 +31,7 @@ class Smooth(Method):
         self.channels, self.grid, self.needs_wildcat = base.channels, base.grid, base.needs_wildcat
         self.defaults = {**SMOOTHING, **base.defaults}
         self.config = {**SMOOTHING_CONFIG, **base.config}
+        self.domains = {**SMOOTHING_DOMAINS, **base.domains}
 
     def _split(self, params):
         return {k: v for k, v in params.items() if k not in SMOOTHING}
@@ -75,7 +79,7 @@ class NoiseAveraged(Method):
     def __init__(self, base, samples, noise):
         self.base, self.samples, self.noise = base, int(samples), float(noise)
         for attr in ("name", "order", "study", "needs_wildcat", "needs_layers", "channels", "grid", "defaults",
-                     "config"):
+                     "config", "domains"):
             setattr(self, attr, getattr(base, attr))
         self.smoothing = {"samples": self.samples, "noise": self.noise}
 

@@ -16,17 +16,25 @@ recomputed (`reuse`): `cxrsal saliency`, the trained step of `cxrsal randomize` 
 import hashlib
 import json
 import shutil
+import zipfile
 from pathlib import Path
 
 import numpy as np
 
 from ..errors import CxrsalError
-from ..io import UNREADABLE, atomic_path, atomic_write_text, file_lock, remove_stale_tmp
+from ..identity import describe, differences
+from ..io import UNREADABLE, atomic_path, atomic_write_text, file_lock, read_json, remove_stale_tmp
 
 SCALE = 65535
 DTYPES = {"raw": "float32", "processed": "uint16 (value / 65535)"}
-# store.json keys that determine the maps (with each method's params.json less its versions)
-IDENTITY = ("weights", "data", "input_size", "input_channels")
+# store.json keys that determine the maps (with each method's params.json less its versions): a
+# store serves another its maps when these agree (`serves`)
+IDENTITY = ("weights", "data", "input_size", "input_channels", "precision")
+# store.json keys that say nothing of the maps: every other key must agree for a run to resume a
+# store (`init`)
+NOT_IDENTITY = ("versions", "config", "model_name", "geometry")
+# what every map file holds (`MapStore.write`)
+MAP_KEYS = ("raw", "processed", "constant", "logit", "label", "index")
 # in a model run directory: the map stores computed from it, one absolute path per line
 STORES_FILE = "map_stores.txt"
 
@@ -68,38 +76,48 @@ class MapStore:
     def __init__(self, path):
         self.path = Path(path)
 
+    def _remedy(self):
+        return f"the store cannot be trusted: delete {self.path} and compute its maps again (`cxrsal saliency`)"
+
     @property
     def meta(self):
         p = self.path / "store.json"
         if not p.exists():
             raise CxrsalError(f"--maps {self.path}: not a map store (no store.json); run `cxrsal saliency` first")
-        return json.loads(p.read_text())
+        meta = read_json(p, keys=("model", "data", "split", "image_ids", "input_size"), remedy=self._remedy())
+        if not isinstance(meta["image_ids"], list) or not all(isinstance(i, str) for i in meta["image_ids"]):
+            raise CxrsalError(f"{p}: damaged (image_ids is not a list of image ids); {self._remedy()}")
+        return meta
 
-    def init(self, meta, keys=("model", "checkpoint", "weights", "data", "split", "image_ids")):
-        """Write store.json, or check that an existing store holds the same selection; the
-        temporary files killed runs left in the store go (not those of live shards)."""
+    def init(self, meta):
+        """Write store.json, or check that an existing store was made the same way (every key
+        but `NOT_IDENTITY`; a key an older cxrsal did not write is not compared); the temporary
+        files killed runs left in the store go (not those of live shards)."""
         remove_stale_tmp(self.path, recursive=True)
         p = self.path / "store.json"
         if p.exists():
-            old = json.loads(p.read_text())
-            for k in keys:
-                if old.get(k) != meta.get(k):
-                    raise CxrsalError(f"{self.path} holds maps of another {k.replace('_', ' ')}; "
-                                      "use a new --out directory")
+            old = self.meta
+            diffs = differences({k: v for k, v in old.items() if k not in NOT_IDENTITY},
+                                {k: v for k, v in meta.items() if k not in NOT_IDENTITY})
+            if diffs:
+                raise CxrsalError(f"{self.path} holds maps made otherwise: {describe(diffs)}; use a new --out "
+                                  "directory (or delete it to start again)")
             return
         self.path.mkdir(parents=True, exist_ok=True)
         atomic_write_text(p, json.dumps(meta, indent=2) + "\n")
 
     def init_method(self, method, params):
         d = self.path / method
-        d.mkdir(parents=True, exist_ok=True)
         p = d / "params.json"
         if p.exists():
-            old = json.loads(p.read_text())
-            if old != params:
-                raise CxrsalError(f"{p}: maps were computed with other parameters ({old['params']}, "
-                                  f"target {old['target']}, seed {old['seed']}); use a new --out directory")
+            old = self.params(method)
+            diffs = differences({k: v for k, v in old.items() if k != "versions"},
+                                {k: v for k, v in params.items() if k != "versions"})
+            if diffs:
+                raise CxrsalError(f"{p}: its maps were computed otherwise: {describe(diffs)}; use a new --out "
+                                  "directory")
             return
+        d.mkdir(parents=True, exist_ok=True)
         atomic_write_text(p, json.dumps(params, indent=2) + "\n")
 
     def identity(self):
@@ -149,7 +167,30 @@ class MapStore:
         return sorted(p.parent.name for p in self.path.glob("*/params.json"))
 
     def params(self, method):
-        return json.loads((self.path / method / "params.json").read_text())
+        return read_json(self.path / method / "params.json", keys=("params",),
+                         remedy=self._remedy())
+
+    def drop_damaged(self, method, image_ids, log=print):
+        """Delete the `method` maps of `image_ids` whose files are not whole (cut short, not a
+        NumPy archive, an array missing), so that a resumed run computes them again; returns how
+        many. Only the archive's directory is read, not the arrays (cheap)."""
+        dropped = []
+        for i in image_ids:
+            f = self.file(method, i)
+            if not f.exists():
+                continue
+            try:
+                with zipfile.ZipFile(f) as z:
+                    names = {n.removesuffix(".npy") for n in z.namelist()}
+                whole = set(MAP_KEYS) <= names
+            except (OSError, zipfile.BadZipFile, ValueError, EOFError):
+                whole = False
+            if not whole:
+                f.unlink(missing_ok=True)
+                dropped.append(f)
+        if dropped:
+            log(f"{method}: {len(dropped)} damaged map file(s) deleted and computed again (first: {dropped[0]})")
+        return len(dropped)
 
     def ids(self, method):
         # not the temporary files of a write under way (`.tmp-*`)
@@ -163,9 +204,12 @@ class MapStore:
         try:
             with np.load(f) as z:
                 out = {k: z[k] for k in z.files}
-            missing = {"raw", "processed", "constant", "logit", "label", "index"} - set(out)
+            missing = set(MAP_KEYS) - set(out)
             if missing:
                 raise KeyError(", ".join(sorted(missing)))
+            problem = _map_problem(out)
+            if problem:
+                raise ValueError(problem)
         except UNREADABLE as e:
             raise CxrsalError(f"{f}: not a readable map file ({type(e).__name__}: {e}); delete it and run "
                               "`cxrsal saliency` again to recompute it") from None
@@ -173,3 +217,19 @@ class MapStore:
         for k, t in (("constant", bool), ("logit", float), ("label", int), ("index", int)):
             out[k] = t(out[k])
         return out
+
+
+def _map_problem(arrays):
+    """What is wrong with the arrays of a map file, or None: the processed map is 2-D uint16, the
+    raw map 2-D or 3-D of finite floats of the same side, the scalars are scalars."""
+    raw, processed = arrays["raw"], arrays["processed"]
+    if processed.dtype != np.uint16 or processed.ndim != 2:
+        return f"processed map of dtype {processed.dtype} and shape {processed.shape}, not a 2-D uint16 map"
+    if raw.dtype.kind != "f" or raw.ndim not in (2, 3) or raw.shape[:2] != processed.shape:
+        return f"raw map of dtype {raw.dtype} and shape {raw.shape} does not fit the processed map {processed.shape}"
+    if not np.isfinite(raw).all():
+        return "raw map holds NaN or infinite values"
+    for k in ("constant", "logit", "label", "index"):
+        if np.ndim(arrays[k]) != 0:
+            return f"{k} is not a single value"
+    return None

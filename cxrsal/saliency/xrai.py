@@ -7,6 +7,7 @@ runs there after them, while the runner already computes the next batch's gradie
 
 import numpy as np
 
+from ..domains import Number, OneOf
 from ..errors import CxrsalError
 from .base import Method, register
 from .integrated import integrated_gradients
@@ -102,6 +103,7 @@ class Xrai(Method):
     channels = False
     defaults = {"steps": 100, "algorithm": "full"}     # PAIR's defaults; algorithm full | fast
     config = {"steps": "saliency.xrai_steps", "algorithm": "saliency.xrai_algorithm"}
+    domains = {"steps": Number(lo=1, integer=True), "algorithm": OneOf(*ALGORITHMS)}
 
     def start(self, adapter, images, cls, rngs, executor=None, steps=100, algorithm="full"):
         if algorithm not in ALGORITHMS:

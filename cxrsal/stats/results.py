@@ -17,6 +17,8 @@ class ResultKind:
     name = ""
     marker = ""            # the file that marks a folder of this kind
     tables = {}            # table name -> CSV file in the folder
+    columns = {}           # table name -> the columns the tests read (a file without them is refused)
+    command = ""           # the command that writes such a folder (named when a file of it is damaged)
     sections = ()          # config sections of its settings (the folder's config.yaml)
     figures = ()           # names of the report's figures drawn from it (cxrsal.report.FIGURES)
     order = 0              # position in discovery, tests and the report

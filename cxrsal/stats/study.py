@@ -1,7 +1,6 @@
 """`cxrsal stats`: every question of [A] over whatever results exist, one Table 2 per data set x
 model group (never pooled), Table 1 ([B]), the choices in force, saying which cells lack data."""
 
-import json
 import re
 from pathlib import Path
 
@@ -9,7 +8,7 @@ import numpy as np
 
 from ..data.manifest import MANIFEST_FILE, manifest_hash
 from ..errors import CxrsalError
-from ..io import atomic_path, remove_stale_tmp, write_frame
+from ..io import atomic_path, read_json, read_table, remove_stale_tmp, write_frame
 from ..metrics.similarity import LOW_BASELINE
 from ..runs import CARD_FILE, read_card
 from ..saliency.base import METHODS, ordered, study_methods
@@ -64,8 +63,8 @@ def discover(dirs):
 
 # ---------------------------------------------------------------- where each result comes from
 
-def _read_json(path):
-    return json.loads(Path(path).read_text())
+def _read_json(path, command="the command that wrote it"):
+    return read_json(path, remedy=f"run {command} into {Path(path).parent} again to rewrite it")
 
 
 def model_key(arch, head):
@@ -101,7 +100,7 @@ def result_info(path, kind, runs_by_name=None):
     """
     path = Path(path)
     runs_by_name = runs_by_name or {}
-    meta = _read_json(path / RESULTS.get(kind).marker)
+    meta = _read_json(path / RESULTS.get(kind).marker, RESULTS.get(kind).command)
     if kind == "score":
         # score.json names the model by its directory's name; its map store holds the path
         store = Path(meta.get("maps", "")) / "store.json"
@@ -148,14 +147,10 @@ def _source(path, roots):
     return str(path)
 
 
-def _read_csv(path):
-    """A result CSV; an empty table (written from no rows) reads as an empty frame."""
-    import pandas as pd
-
-    try:
-        return pd.read_csv(path)
-    except pd.errors.EmptyDataError:
-        return pd.DataFrame()
+def _read_csv(path, columns=(), command="the command that wrote it"):
+    """A result CSV, refused in one line when damaged or without `columns`; an empty table
+    (written from no rows) reads as an empty frame."""
+    return read_table(path, columns, remedy=f"run {command} into {Path(path).parent} again to rewrite it")
 
 
 def _tagged(info, frame, group_of_row):
@@ -177,7 +172,8 @@ def _load_results(infos):
         models = info["models"]
         first = group_name(info["dataset"], models[0]["key"]) if models else group_name(info["dataset"], UNKNOWN)
         for name, file in kind.tables.items():
-            frame = _read_csv(p / file) if (p / file).is_file() else pd.DataFrame()
+            frame = (_read_csv(p / file, kind.columns.get(name, ()), kind.command) if (p / file).is_file()
+                     else pd.DataFrame())
             if len(frame):
                 out[name].append(kind.prepare(info, _tagged(info, frame, kind.group_of_rows(info, first))))
     return {k: pd.concat(v, ignore_index=True) if v else pd.DataFrame() for k, v in out.items()}
@@ -456,6 +452,9 @@ class ScoreResult(ResultKind):
     """`cxrsal score`: utility per image and method, pointwise detection per method."""
     name, marker, order = "score", "score.json", 0
     tables = {"scores": "scores.csv", "pointwise": "pointwise.csv"}
+    columns = {"scores": ("image_id", "model", "method", "step", "metric", "value"),
+               "pointwise": ("model", "method", "step", "n", "pointwise_ap")}
+    command = "`cxrsal score`"
     sections = ("saliency", "score", "pointwise")
     figures = ("fig2_utility", "overlays", "pr_curve")
 
@@ -466,7 +465,7 @@ class ScoreResult(ResultKind):
         return _utility_sets(tables["scores"])
 
     def extra_files(self, folder):
-        store = Path(_read_json(Path(folder) / self.marker)["maps"]) / "store.json"
+        store = Path(_read_json(Path(folder) / self.marker, self.command).get("maps", "")) / "store.json"
         return [store] if store.is_file() else []
 
 
@@ -475,6 +474,9 @@ class RandomizationResult(ResultKind):
     """`cxrsal randomize`: SSIM per step, image and method; degradation thresholds."""
     name, marker, order = "randomization", "randomization.json", 1
     tables = {"rand": "randomization.csv", "thresholds": "thresholds.csv"}
+    columns = {"rand": ("image_id", "model", "method", "step", "metric", "value"),
+               "thresholds": ("model", "method", "threshold")}
+    command = "`cxrsal randomize`"
     sections = ("saliency", "randomization", "similarity")
     figures = ("fig3a_randomization", "emprt")
 
@@ -500,6 +502,9 @@ class CompareResult(ResultKind):
     """`cxrsal compare`: SSIM per image between two models' maps (and two localization networks')."""
     name, marker, order = "compare", "compare.json", 2
     tables = {"compare": "compare.csv", "compare_thresholds": "thresholds.csv"}
+    columns = {"compare": ("image_id", "model_a", "model_b", "method", "metric", "value"),
+               "compare_thresholds": ("method", "threshold")}
+    command = "`cxrsal compare`"
     sections = ("saliency", "compare", "similarity")
     first_model_only = True     # two architectures: the result belongs to model A's group
 
@@ -526,6 +531,7 @@ class CompareResult(ResultKind):
 class RunCard(ResultKind):
     """`cxrsal train` / `train-baseline`: the run card (Table 1)."""
     name, marker, order = "runs", CARD_FILE, 3
+    command = "`cxrsal train`"
     sections = ("model", "train", "pipeline", "baseline")
 
 

@@ -145,8 +145,9 @@ class ClassificationTask(Task):
 def evaluate(run_dir, split="test", which="best", data_dir=None, log=print):
     """Re-compute the AUC of a trained run on a split of its (or another prepared) data set."""
     run = Run(run_dir).expect(CLASSIFICATION)
-    data_dir = data_dir or run.data
     model = run.model(which)
+    # its own data: the manifest it recorded; another prepared set: as given
+    data_dir = data_dir or run.checked_data()
     labels, scores = predict_split(model, data_dir, split, batch_size=run.config.pipeline.batch_size,
                                    image_size=model.input_shape[1])
     auc = auc_score(labels, scores)

@@ -20,11 +20,16 @@ import numpy as np
 
 from ..config import Config, to_dict, write_config
 from ..errors import CxrsalError
-from ..io import atomic_path, atomic_write_text, remove_stale_tmp
+from ..identity import describe, differences, flatten
+from ..io import atomic_path, atomic_write_text, read_json, remove_stale_tmp
 from ..runs import BEST, CARD_FILE, CKPT_DIR, DATA_FILE, HISTORY_FILE, STATE_FILE, Run, read_config
 from .classifier import ClassificationTask
 from .monitor import FIELDS as MONITOR_FIELDS
 from .monitor import Monitor
+
+# what a state.json must hold for a run to resume from it
+STATE_KEYS = ("epoch", "last")
+
 
 def versions():
     import keras
@@ -71,10 +76,12 @@ def _check_resumable(out, cfg, data_dir, task):
         raise CxrsalError(f"{out} holds a {run.kind} run, not {task}; use a new --out directory")
     # sections an older cxrsal did not write take their defaults
     old, new = to_dict(read_config(out, "--out")), to_dict(cfg)
-    for section in ("model", "train", "pipeline", "baseline"):
-        if old.get(section) != new[section]:
-            raise CxrsalError(f"{out} holds a run with other {section} settings; use a new --out directory "
-                              f"(or the same config to resume it)")
+    sections = ("model", "train", "pipeline", "baseline")
+    diffs = differences(flatten({s: old.get(s) or {} for s in sections}), flatten({s: new[s] for s in sections}),
+                        skip_missing=False)
+    if diffs:
+        raise CxrsalError(f"{out} holds a run trained with other settings: {describe(diffs)}; use a new --out "
+                          "directory (or the same settings to resume it)")
     if run.data != str(Path(data_dir).resolve()):
         raise CxrsalError(f"{out} was trained on {run.data}, not {data_dir}")
     if run.data_info.get("manifest_sha256") not in (None, manifest_hash(data_dir)):
@@ -111,7 +118,7 @@ def train(cfg: Config, data_dir, out, *, log=print, verbose=1, on_epoch_end=None
     import tensorflow as tf
 
     from ..data.prepare import check_prepared
-    from .strategy import agree, choose_strategy, epoch_runner, is_multi_worker, sync_states, worker_dir
+    from .strategy import agree, choose_strategy, is_multi_worker, worker_dir
 
     t_start = time.time()
     task = task or ClassificationTask(cfg, data_dir)
@@ -123,10 +130,10 @@ def train(cfg: Config, data_dir, out, *, log=print, verbose=1, on_epoch_end=None
                           "MultiWorkerMirroredStrategy, keras-team/keras#20585): unset TF_CONFIG and train it on one "
                           "machine (its GPUs are used together)")
     out = worker_dir(out)
-    out.mkdir(parents=True, exist_ok=True)
     _check_resumable(out, cfg, data_dir, task.name)
     state_path = out / STATE_FILE
-    state = json.loads(state_path.read_text()) if state_path.exists() else None
+    state = read_json(state_path, remedy=f"delete {out} to train again", keys=STATE_KEYS) \
+        if state_path.exists() else None
     finished = state is not None and (out / CARD_FILE).exists()
     done = state["epoch"] if state else 0
     if is_multi_worker(strategy) and agree(strategy, {"epoch": done, "finished": finished}) != {
@@ -140,12 +147,7 @@ def train(cfg: Config, data_dir, out, *, log=print, verbose=1, on_epoch_end=None
         # the card is the run's last write: this experiment is finished (the same settings,
         # checked above); a rerun returns it instead of testing the best checkpoint again
         log(f"already trained: {out / CARD_FILE}")
-        return json.loads((out / CARD_FILE).read_text())
-    write_config(with_prepared_data(cfg, data_dir), out)
-    atomic_write_text(out / DATA_FILE, json.dumps(data_record(data_dir, data_summary), indent=2) + "\n")
-    ckpt_dir = out / CKPT_DIR
-    ckpt_dir.mkdir(exist_ok=True)
-    remove_stale_tmp(out, recursive=True)
+        return read_json(out / CARD_FILE, remedy="delete it to test the best checkpoint again")
 
     m, t = cfg.model, cfg.train
     keras.utils.set_random_seed(t.seed)
@@ -160,6 +162,37 @@ def train(cfg: Config, data_dir, out, *, log=print, verbose=1, on_epoch_end=None
             log("note: train.mixed_precision ignored on the CPU")
 
     size = m.input_size or data_summary["size"]
+    fresh_model = None
+    if not state:
+        # built before anything is written: a setting the model refuses (an input too small for
+        # the backbone, weights that cannot be found, ...) leaves no run folder behind
+        with strategy.scope():
+            fresh_model = task.build(size)
+    created = not out.exists()
+    try:
+        write_config(with_prepared_data(cfg, data_dir), out)
+        atomic_write_text(out / DATA_FILE, json.dumps(data_record(data_dir, data_summary), indent=2) + "\n")
+        ckpt_dir = out / CKPT_DIR
+        ckpt_dir.mkdir(exist_ok=True)
+        remove_stale_tmp(out, recursive=True)
+        return _train_loop(task, cfg, data_dir, out, state, fresh_model, strategy, described, size, t_start,
+                           log=log, verbose=verbose, on_epoch_end=on_epoch_end)
+    except BaseException:
+        # a run that failed before its first epoch was saved leaves nothing: its folder was ours
+        if created and not state_path.exists():
+            shutil.rmtree(out, ignore_errors=True)
+        raise
+
+
+def _train_loop(task, cfg, data_dir, out, state, fresh_model, strategy, described, size, t_start, *, log, verbose,
+                on_epoch_end):
+    """The epochs of `train` (its run folder written, the model of a fresh run built)."""
+    import tensorflow as tf
+
+    from .strategy import agree, epoch_runner, sync_states
+
+    t = cfg.train
+    state_path, ckpt_dir = out / STATE_FILE, out / CKPT_DIR
     monitor = task.monitor
     if state and "best" not in state:   # a classifier run of cxrsal 0.1 (before tasks)
         state.update(task="classification", monitor="val_auc", lr=float(t.lr), plateau_wait=0,
@@ -174,7 +207,7 @@ def train(cfg: Config, data_dir, out, *, log=print, verbose=1, on_epoch_end=None
             best = "none yet" if state["best"] is None else f"{state['best']:.4f}"
             log(f"resuming after epoch {state['epoch']} (best {monitor} {best} at epoch {state['best_epoch']})")
         else:
-            model = task.build(size)
+            model = fresh_model
             state = {"task": task.name, "monitor": monitor, "epoch": 0, "last": None, "history": [], **watch.state}
     # TensorBoard scalars written once per epoch here: Keras' TensorBoard callback cost ~10 %
     # of a small model's training time on a 2-core CPU (measured)
@@ -237,7 +270,7 @@ def train(cfg: Config, data_dir, out, *, log=print, verbose=1, on_epoch_end=None
     card = {
         "task": task.name, **task.describe(), "train": to_dict(cfg)["train"],
         "pipeline": to_dict(cfg)["pipeline"],
-        "data": json.loads((out / DATA_FILE).read_text()),
+        "data": read_json(out / DATA_FILE),
         "strategy": described, "replicas": strategy.num_replicas_in_sync,
         "versions": versions(),
         "metrics": {f"best_{monitor}": state["best"], "best_epoch": state["best_epoch"],
