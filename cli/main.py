@@ -65,7 +65,8 @@ def cli(verbose):
 
 
 def _register():
-    from . import baseline_cmds, data_cmds, experiment_cmds, saliency_cmds, score_cmds, study_cmds, train_cmds
+    from . import (baseline_cmds, config_cmds, data_cmds, experiment_cmds, saliency_cmds, score_cmds, study_cmds,
+                   train_cmds)
 
     data_cmds.register(cli)
     train_cmds.register(cli)
@@ -74,6 +75,7 @@ def _register():
     score_cmds.register(cli)
     experiment_cmds.register(cli)
     study_cmds.register(cli)
+    config_cmds.register(cli)
 
 
 _register()

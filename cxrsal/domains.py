@@ -76,6 +76,8 @@ class OneOf(Domain):
         return any(value == c and type(value) is type(c) for c in self.choices)
 
     def describe(self):
+        if len(self.choices) == 1:
+            return str(self.choices[0])
         return "one of " + ", ".join(map(str, self.choices))
 
 

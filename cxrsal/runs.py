@@ -204,7 +204,13 @@ def read_config(run_dir, option="--model"):
     path = Path(run_dir) / CONFIG_FILE
     if not path.is_file():
         raise CxrsalError(f"{option} {run_dir}: not a `cxrsal train` run (no {CONFIG_FILE})")
-    return from_mapping(Config, yaml.safe_load(path.read_text()) or {}, str(path))
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as e:
+        first = (str(e).strip().splitlines() or [type(e).__name__])[0]
+        raise CxrsalError(f"{path}: damaged (not the YAML config cxrsal writes: {first[:120]}); train the run again "
+                          "into a new folder (or restore the file from a copy)") from None
+    return from_mapping(Config, data, str(path))
 
 
 def _read_json(path):

@@ -248,3 +248,175 @@ def test_corrupt_cache_files_are_decoded_again(rsna_root, tmp_path):
     assert "note: 2 unreadable cache file(s)" in out + err
     for name, a in arrays.items():
         np.testing.assert_array_equal(np.load(tmp_path / "p" / "arrays" / name), a, err_msg=name)
+
+
+# ---------------------------------------------------------------- settings outside their domain
+
+def test_the_settings_of_the_first_reliability_review(trained_classifier, tmp_path):
+    """The review's examples, through the real command: one line, exit 2, nothing written."""
+    out = tmp_path / "maps"
+    for setting, message in (("saliency.ig_steps=-3", "saliency.ig_steps must be an integer >= 1, got -3"),
+                             ("saliency.ig_steps=0", "saliency.ig_steps must be an integer >= 1, got 0"),
+                             ("saliency.samples=0", "saliency.samples must be an integer >= 1, got 0")):
+        line = one_line(["saliency", "--model", trained_classifier, "--methods", "ig,sg", "--set", setting,
+                         "--out", out])
+        assert line == f"error: --set {setting}: {message}"
+        assert not out.exists()
+    line = one_line(["randomize", "--model", trained_classifier, "--sigma", "-1", "--out", tmp_path / "r"])
+    assert "Invalid value for '--sigma': randomization.sigma must be a number > 0, got -1" in line
+    assert not (tmp_path / "r").exists()
+
+
+def test_a_setting_the_model_refuses_leaves_no_run_folder(tiny_run, tmp_path):
+    # checked when the model is built, which is now before the run folder is written
+    line = one_line(["train", "--data", tiny_run, "--weights", tmp_path / "missing.weights.h5", "--out",
+                     tmp_path / "clf", "--quiet"])
+    assert "missing.weights.h5: no such file" in line and not (tmp_path / "clf").exists()
+    line = one_line(["train-baseline", "retinanet", "--data", tiny_run, "--out", tmp_path / "det", "--quiet",
+                     "--set", "baseline.max_level=5", "--set", f"baseline.weights={tmp_path / 'no-preset'}"])
+    assert "cannot load keras-hub preset" in line and not (tmp_path / "det").exists()
+
+
+# ---------------------------------------------------------------- files cxrsal wrote, damaged since
+
+def test_damaged_store_metadata(gcam_store, tmp_path):
+    cut = copy_store(gcam_store, tmp_path / "cut")
+    text = (cut / "store.json").read_text()
+    (cut / "store.json").write_text(text[:len(text) // 2])
+    line = one_line(["score", "--maps", cut, "--out", tmp_path / "o1"])
+    assert f"{cut / 'store.json'}: damaged (not valid JSON" in line and "compute its maps again" in line
+    params = copy_store(gcam_store, tmp_path / "params")
+    (params / "gcam" / "params.json").write_text("[]")
+    line = one_line(["saliency", "--model", json.loads(text)["model"], "--methods", "gcam", "--out", params])
+    assert "params.json: damaged (not a JSON object)" in line
+
+
+def test_a_map_file_with_foreign_arrays(gcam_store, tmp_path):
+    store = copy_store(gcam_store, tmp_path / "s")
+    f = sorted((store / "gcam").glob("*.npz"))[0]
+    with np.load(f) as z:
+        arrays = dict(z)
+    arrays["raw"] = np.full_like(arrays["raw"], np.nan)
+    np.savez_compressed(f, **arrays)
+    line = one_line(["score", "--maps", store, "--out", tmp_path / "o"])
+    assert f"{f}: not a readable map file (ValueError: raw map holds NaN" in line
+
+
+def test_a_saliency_rerun_recomputes_a_damaged_map(trained_classifier, tmp_path):
+    args = ["saliency", "--model", trained_classifier, "--methods", "grad", "--limit", "3", "--out", tmp_path / "m",
+            "--quiet"]
+    rc, _, err = cxrsal(*args)
+    assert rc == 0, err
+    files = sorted((tmp_path / "m" / "grad").glob("*.npz"))
+    whole = files[1].read_bytes()
+    with np.load(files[1]) as z:
+        before = dict(z)
+    files[1].write_bytes(whole[:len(whole) // 3])
+    rc, out, err = cxrsal(*args)
+    assert rc == 0 and err == "", err
+    assert "1 damaged map file(s) deleted and computed again" in out and "(1 maps written this run)" in out
+    with np.load(files[1]) as z:
+        for k, v in before.items():
+            np.testing.assert_array_equal(z[k], v, err_msg=k)
+
+
+def prepared_copy(tiny_run, dst):
+    import shutil
+
+    shutil.copytree(tiny_run, dst, ignore=shutil.ignore_patterns("cache"))
+    return dst
+
+
+def test_edited_manifests(gcam_store, trained_classifier, tiny_run, tmp_path):
+    import csv
+
+    from cxrsal.data.manifest import read_manifest
+
+    # the label column renamed: the store's recorded manifest no longer matches; read without a
+    # record, the file and the column are named
+    renamed = prepared_copy(tiny_run, tmp_path / "renamed")
+    manifest = renamed / "manifest.csv"
+    manifest.write_text(manifest.read_text().replace(",label,", ",diagnosis,", 1))
+    line = one_line(["score", "--maps", gcam_store, "--data", renamed, "--out", tmp_path / "o1"])
+    assert f"{manifest} no longer is" in line
+    with pytest.raises(CxrsalError, match=f"{manifest}: no column label; .*`cxrsal prepare --out"):
+        read_manifest(renamed)
+    # a row lost: the model's recorded manifest hash, the store's, and summary.json's counts disagree
+    lost = prepared_copy(tiny_run, tmp_path / "lost")
+    manifest = lost / "manifest.csv"
+    with open(manifest) as f:
+        rows = list(csv.reader(f))
+    manifest.write_text("\n".join(",".join(r) for r in rows[:-1]) + "\n")
+    run = prepared_copy(trained_classifier, tmp_path / "model")
+    info = json.loads((run / "data.json").read_text())
+    (run / "data.json").write_text(json.dumps({**info, "dir": str(lost)}))
+    line = one_line(["saliency", "--model", run, "--methods", "grad", "--out", tmp_path / "m"])
+    assert f"--model {run} was trained on a manifest (sha256 {info['manifest_sha256'][:12]}" in line
+    assert f"{manifest} no longer is" in line and not (tmp_path / "m").exists()
+    line = one_line(["score", "--maps", gcam_store, "--data", lost, "--out", tmp_path / "o2"])
+    assert f"{manifest} no longer is" in line
+    with pytest.raises(CxrsalError, match=r"test images \(\d+ positive\), where `cxrsal prepare` packed"):
+        read_manifest(lost)
+
+
+def test_damaged_prepared_runs(tiny_run, tmp_path):
+    from cxrsal.data.pipeline import PreparedSplit
+
+    summary = prepared_copy(tiny_run, tmp_path / "summary")
+    (summary / "summary.json").write_text('{"dataset": "rsna"}')
+    with pytest.raises(CxrsalError, match=r"summary.json: damaged \(no size, counts\)"):
+        PreparedSplit(summary, "test")
+    arrays = prepared_copy(tiny_run, tmp_path / "arrays")
+    np.save(arrays / "arrays" / "test_images.npy", np.zeros((2, 8, 8), np.uint16))
+    with pytest.raises(CxrsalError, match=r"test_images.npy: uint16 \(2, 8, 8\), not the uint16"):
+        PreparedSplit(arrays, "test")
+    (arrays / "arrays" / "val_labels.npy").write_bytes(b"garbage")
+    with pytest.raises(CxrsalError, match=r"val_labels.npy: not a readable packed array"):
+        PreparedSplit(arrays, "val")
+
+
+def test_baseline_files_with_values_out_of_range(tmp_path):
+    from cxrsal.experiments.scoring import read_detections
+
+    np.save(tmp_path / "nan.npy", np.full((8, 8), np.nan, np.float32))
+    with pytest.raises(CxrsalError, match=r"nan: a probability map holds values outside \[0, 1\]"):
+        read_probability_map(tmp_path, "nan", 8)
+    np.save(tmp_path / "big.npy", np.full((8, 8), 3.0, np.float32))
+    with pytest.raises(CxrsalError, match=r"big: a probability map holds values outside \[0, 1\]"):
+        read_probability_map(tmp_path, "big", 8)
+    (tmp_path / "det.csv").write_text("patientId,x,y,width,height,score\na,1,2,3,4,0.5\nb,1,2,-3,4,0.5\n")
+    with pytest.raises(CxrsalError, match=r"det.csv line 3: a box needs finite x, y, a width and height >= 0"):
+        read_detections(tmp_path / "det.csv")
+
+
+def test_damaged_results_read_by_stats_and_report(gcam_store, tmp_path):
+    rc, _, err = cxrsal("score", "--maps", gcam_store, "--out", tmp_path / "r" / "score")
+    assert rc == 0, err
+    scores = tmp_path / "r" / "score" / "scores.csv"
+    scores.write_text(scores.read_text().replace(",metric,", ",measure,", 1))
+    line = one_line(["stats", "--results", tmp_path / "r", "--out", tmp_path / "s"])
+    assert f"{scores}: damaged (no column metric); run `cxrsal score` into" in line
+    (tmp_path / "r" / "score" / "score.json").write_text("{")
+    line = one_line(["report", "--results", tmp_path / "r", "--out", tmp_path / "rep"])
+    assert "score.json: damaged (not valid JSON" in line
+
+
+def test_damaged_training_state(trained_classifier, tiny_run, tmp_path):
+    import shutil
+
+    run = shutil.copytree(trained_classifier, tmp_path / "run")
+    (run / "run.json").unlink()
+    (run / "state.json").write_text('{"task": "classification"}')
+    line = one_line(["train", "--data", tiny_run, "--config", run / "config.yaml", "--out", run, "--quiet"])
+    assert "state.json: damaged (no epoch, last)" in line
+
+
+# ---------------------------------------------------------------- stderr is for what the user must read
+
+def test_progress_bars_only_on_a_terminal(gcam_store, tmp_path):
+    rc, out, err = cxrsal("score", "--maps", gcam_store, "--out", tmp_path / "o")
+    assert rc == 0 and err == "", err         # stderr is a pipe here: no bar
+    rc, out, err = cxrsal("score", "--maps", gcam_store, "--out", tmp_path / "o", "--progress")
+    assert rc == 0 and "score: 100%" in err
+    line = one_line(["score", "--maps", gcam_store, "--out", tmp_path / "o", "--progress", "--quiet"])
+    assert "--quiet and --progress contradict each other" in line

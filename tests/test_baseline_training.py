@@ -223,15 +223,17 @@ def test_retinanet_resume_equals_uninterrupted(tiny_run, tmp_path):
 
 
 @pytest.mark.parametrize("args, message", [
-    (["unet", "--set", "baseline.dice=pixel"], "baseline.dice='pixel': valid choices: batch, image"),
+    (["unet", "--set", "baseline.dice=pixel"], "baseline.dice must be one of batch, image, got 'pixel'"),
     (["unet", "--set", "baseline.depth=6"], "U-Net input 32 px must be divisible by 2^baseline.depth = 64"),
     (["unet", "--set", "baseline.kind=retinanet"], "the config or --set says baseline.kind=retinanet"),
-    (["retinanet", "--set", "baseline.min_level=4", "--set", "baseline.max_level=3"], "need 2 <= min_level"),
+    (["retinanet", "--set", "baseline.min_level=4", "--set", "baseline.max_level=3"],
+     "baseline.min_level must not exceed baseline.max_level (baseline.min_level=4, baseline.max_level=3)"),
     (["retinanet", "--set", "baseline.max_level=6"], "RetinaNet input 32 px must be divisible by 2^max_level = 64"),
-    (["retinanet", "--backbone", "resnet19"], "baseline.backbone='resnet19': valid choices: resnet10"),
+    (["retinanet", "--backbone", "resnet19"],
+     "Invalid value for '--backbone': baseline.backbone must be one of resnet10, resnet18"),
     (["retinanet", "--set", "baseline.max_level=5", "--set", "baseline.score_threshold=0.001"],
      "keep the threshold at 0.01 or above"),
-    (["unet", "--set", "baseline.predict_split=tset"], "baseline.predict_split='tset': valid choices"),
+    (["unet", "--set", "baseline.predict_split=tset"], "baseline.predict_split must be one of train, val, test"),
 ])
 def test_bad_baseline_settings_are_one_line(tiny_run, tmp_path, args, message):
     r = CliRunner().invoke(cli, ["train-baseline", *args, "--data", str(tiny_run), "--out", str(tmp_path / "b")])

@@ -5,6 +5,7 @@ inside are accepted."""
 
 import json
 import math
+from pathlib import Path
 
 import click
 import pytest
@@ -235,7 +236,8 @@ BASE = {"synth": ["--dataset", "rsna", "--n", "2"], "prepare": ["--root", "R"], 
         "train-baseline": ["unet", "--data", "D"], "saliency": ["--model", "M"], "randomize": ["--model", "M"],
         "compare": ["--models", "M", "N"], "score": ["--maps", "S"], "overlay": ["--maps", "S"],
         "demo": [], "stats": ["--results", "R"], "report": ["--results", "R"], "evaluate": ["--model", "M"],
-        "predict-baseline": ["--model", "M"], "adopt": ["--model", "M", "--data", "D"], "merge": ["S"]}
+        "predict-baseline": ["--model", "M"], "adopt": ["--model", "M", "--data", "D"], "merge": ["S"],
+        "settings": []}
 TYPED = [(n, o) for n, o in _options() if not o.is_flag and o.name not in FREE and n in BASE
          and (n, o.name) != ("prepare", "split")]
 
@@ -283,3 +285,21 @@ def test_prepare_split_outside_its_domain(text, tmp_path):
     out = tmp_path / "OUT"
     line = refused(["prepare", "--root", tmp_path, f"--split={text}", "--out", out], out)
     assert "--split" in line
+
+
+def test_settings_lists_every_key_with_a_default_that_reads_back():
+    out = CliRunner().invoke(cli, ["settings"]).stdout.splitlines()
+    assert len(out) == len(SCHEMA)
+    for line, (key, (_, default, domain)) in zip(out, SCHEMA.items()):
+        shown = line.split()[1] if line.split()[1] != "''" else '""'
+        if isinstance(default, tuple):
+            shown = line[line.index("["):line.index("]") + 1]
+        assert line.startswith(key + " ") and line.endswith(domain.describe()), line
+        # the default as shown, given back as a --set, is the default
+        assert load_config(overrides=[f"{key}={shown}"]).lookup(key) == default, line
+    one = CliRunner().invoke(cli, ["settings", "ggcam"])
+    assert one.stdout.split() == ["ggcam.order", "processed", "one", "of", "processed,", "raw"]
+    assert refused(["settings", "bogus"], Path("/nonexistent/out")).endswith("valid sections: baseline, compare, "
+                                                                          "data, ggcam, model, pipeline, pointwise, "
+                                                                          "randomization, saliency, score, "
+                                                                          "similarity, train (see --help)")

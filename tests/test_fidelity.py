@@ -161,10 +161,10 @@ def test_defaults_and_the_a_configs():
         # [A]'s code: processed maps, data_range 2, the predicted class, 10 IG steps
         assert (a.similarity.maps, a.similarity.data_range, a.saliency.target, a.saliency.ig_steps) == \
             ("processed", 2.0, "predicted", 10), name
-    for bad, match in (("similarity.maps=both", "similarity.maps 'both'"),
-                       ("saliency.input_channels=2", "saliency.input_channels 2"),
-                       ("pointwise.centres=middle", "pointwise.centres 'middle'"),
-                       ("similarity.data_range=0", "must be positive")):
+    for bad, match in (("similarity.maps=both", "similarity.maps must be one of processed, raw, got 'both'"),
+                       ("saliency.input_channels=2", "saliency.input_channels must be one of 3, 1, got 2"),
+                       ("pointwise.centres=middle", "pointwise.centres must be one of receptive-field, grid, got"),
+                       ("similarity.data_range=0", "similarity.data_range must be a number > 0, got 0")):
         with pytest.raises(ConfigError, match=match):
             load_config(overrides=[bad])
 

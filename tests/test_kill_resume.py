@@ -100,7 +100,7 @@ def test_train(trained, tiny_run):
     assert len(card["data"]["manifest_sha256"]) == 64 and card["versions"]["tensorflow"]
     # another experiment may not continue this run directory
     other = run(["train", "--data", tiny_run, "--out", trained.killed, *TRAIN, "--set", "train.lr=1e-2"])
-    assert other.returncode == 2 and "other train settings" in other.stderr
+    assert other.returncode == 2 and "holds a run trained with other settings: train.lr" in other.stderr
     # the write points the kills are spread over: checkpoints, history and state of every epoch
     written = [p.path.rsplit("/", 1)[-1] for p in trained.points if p.phase == "renamed"]
     assert {"history.csv", "state.json", "run.json", "best.keras"} <= set(written)

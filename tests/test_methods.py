@@ -76,5 +76,5 @@ def test_config_fields_come_from_the_methods():
     assert written["ig_steps"] == 10 and written["xrai_steps"] == 100 and "params" not in written
     with pytest.raises(Exception, match="unknown key 'saliency.ig_step'; valid keys .* ig_steps"):
         load_config(overrides=["saliency.ig_step=10"])
-    with pytest.raises(Exception, match="saliency.samples must be int"):
+    with pytest.raises(Exception, match="saliency.samples must be an integer >= 1, got 'many'"):
         load_config(overrides=["saliency.samples=many"])

@@ -56,7 +56,7 @@ def test_batch_size_auto_probes_down_to_what_fits(trained_classifier):
     adapter._input_grads = oom_above(adapter._input_grads, 64, calls)
     assert adapter.probe_batch_size(1024) == 64 and calls == [1024, 512, 256, 128, 64]
     assert load_config(overrides=["saliency.batch_size=auto"]).saliency.batch_size == "auto"
-    with pytest.raises(Exception, match="a positive integer or auto"):
+    with pytest.raises(Exception, match="saliency.batch_size must be an integer >= 1 or auto"):
         load_config(overrides=["saliency.batch_size=big"])
 
 

@@ -70,7 +70,7 @@ def test_cli_train_and_evaluate(tiny_run, tmp_path):
     r = runner.invoke(cli, ["evaluate", "--model", str(tmp_path / "m"), "--split", "val"])
     assert r.exit_code == 0 and "val AUC" in r.output, r.output
     r = runner.invoke(cli, ["train", "--arch", "resnet19", "--data", str(tiny_run), "--out", str(tmp_path / "x")])
-    assert r.exit_code == 2 and "unknown architecture 'resnet19'; valid choices" in r.output
+    assert r.exit_code == 2 and "model.arch must be one of inceptionv3" in r.output
     r = runner.invoke(cli, ["evaluate", "--model", str(tmp_path / "nothing")])
     assert r.exit_code == 2 and "not a `cxrsal train` run" in r.output
 

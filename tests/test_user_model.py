@@ -92,7 +92,7 @@ def test_model_cards_and_block_discovery(tmp_path):
     (tmp_path / "bad.yaml").write_text("preprocesing: x\n")
     with pytest.raises(CxrsalError, match="unknown field 'preprocesing'"):
         read_model_card(tmp_path / "bad.yaml")
-    with pytest.raises(CxrsalError, match="preprocessing 'bgr': valid choices"):
+    with pytest.raises(CxrsalError, match="preprocessing must be one of \\[0,1\\], \\[-1,1\\]"):
         read_model_card(preprocessing="bgr")
     # Keras applications' names: InceptionV3's mixed*, DenseNet's conv*_block*
     names = ["conv2d", "mixed0", "conv2d_5", "mixed1", "mixed10"]

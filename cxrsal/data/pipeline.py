@@ -20,13 +20,16 @@ class PreparedSplit:
         summary = check_prepared(run_dir)
         base = Path(run_dir) / ARRAYS_DIR
         remedy = f"run `cxrsal prepare --out {run_dir}` again to rewrite it"
-        try:
-            self.images = np.load(base / f"{split}_images.npy", mmap_mode="r")
-            self.masks = np.load(base / f"{split}_masks.npy", mmap_mode="r")
-            self.labels = np.load(base / f"{split}_labels.npy")
-        except UNREADABLE as e:
-            raise DataError(f"{getattr(e, 'filename', None) or base}: not a readable packed array "
-                            f"({type(e).__name__}: {str(e)[:160]}); {remedy}") from None
+
+        def load(name, mmap_mode=None):
+            path = base / f"{split}_{name}.npy"
+            try:
+                return np.load(path, mmap_mode=mmap_mode, allow_pickle=False)
+            except UNREADABLE as e:
+                raise DataError(f"{path}: not a readable packed array ({type(e).__name__}: {str(e)[:160]}); "
+                                f"{remedy}") from None
+
+        self.images, self.masks, self.labels = load("images", "r"), load("masks", "r"), load("labels")
         self.split = split
         counts = summary["counts"].get(split, {})
         n = sum(int(v) for v in counts.values()) if isinstance(counts, dict) else None

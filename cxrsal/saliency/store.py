@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import CxrsalError
-from ..identity import describe, differences
+from ..identity import describe, differences, flatten
 from ..io import UNREADABLE, atomic_path, atomic_write_text, file_lock, read_json, remove_stale_tmp
 
 SCALE = 65535
@@ -111,8 +111,8 @@ class MapStore:
         p = d / "params.json"
         if p.exists():
             old = self.params(method)
-            diffs = differences({k: v for k, v in old.items() if k != "versions"},
-                                {k: v for k, v in params.items() if k != "versions"})
+            diffs = differences(flatten({k: v for k, v in old.items() if k != "versions"}),
+                                flatten({k: v for k, v in params.items() if k != "versions"}))
             if diffs:
                 raise CxrsalError(f"{p}: its maps were computed otherwise: {describe(diffs)}; use a new --out "
                                   "directory")
