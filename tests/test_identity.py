@@ -162,3 +162,14 @@ def test_demo_refuses_another_size_or_seed(tmp_path):
     line = refused("demo", "--out", tmp_path / "demo", "--size", "tiny", "--seed", 1)
     assert '--seed 0 (this run: 1)' in line
     assert sorted(p.name for p in (tmp_path / "demo").iterdir()) == [IDENTITY_FILE]
+
+
+def test_randomize_refuses_one_replicate_twice(trained_classifier, tmp_path):
+    line = refused("randomize", "--model", trained_classifier, "--model", trained_classifier, "--out", tmp_path / "r")
+    assert "given twice" in line and not (tmp_path / "r").exists()
+
+
+def test_compare_reads_the_baseline_heatmaps_before_any_map(trained_classifier, classifier_twin, tmp_path):
+    line = refused("compare", "--models", trained_classifier, classifier_twin, "--baseline-maps", tmp_path / "a",
+                   tmp_path / "b", "--out", tmp_path / "c", "--quiet")
+    assert f"--baseline-maps {tmp_path / 'a'}: no " in line and not (tmp_path / "c").exists()

@@ -159,3 +159,11 @@ def test_width_scales_every_resnet_layer_and_only_where_offered():
         build_model("densenet121", input_shape=(64, 64, 1), width=0.5)
     with pytest.raises(CxrsalError, match="pretrained weights fit width 1 only"):
         build_model("resnet18", input_shape=(64, 64, 1), weights="imagenet", width=0.5)
+
+
+def test_a_wildcat_k_that_selects_no_cell_of_the_map_is_refused():
+    # 64 px at stride 32: a 2 x 2 class map; round(0.1 x 4) = 0 regions, round(0.2 x 4) = 1
+    with pytest.raises(CxrsalError, match=r"model.kmax 0.1: selects no region of the 2 x 2 class map .* above 0.125"):
+        build_model("resnet18", "wildcat", (64, 64, 1), kmax=0.1)
+    model = build_model("resnet18", "wildcat", (64, 64, 1), kmax=0.2)
+    assert model.get_layer("logit").ks(4) == (1, 1)

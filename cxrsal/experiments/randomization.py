@@ -168,6 +168,10 @@ def run_randomization(model_dirs, out, cfg, methods="study", *, progress=None, l
                           f"{', '.join(f'{a}/{h}' for a, h in zip(meta['archs'], meta['heads']))}")
     # every model opened and checked first: nothing is written before a setting, a model or its
     # data is refused, and the folder's identity (settings and models) is claimed
+    paths = [str(Path(d).resolve()) for d in model_dirs]
+    twice = next((d for d, p in zip(model_dirs, paths) if paths.count(p) > 1), None)
+    if twice is not None:
+        raise CxrsalError(f"--model {twice} given twice; replicates are independently trained runs")
     opened = []
     for k, model_dir in enumerate(model_dirs):
         run = Run(model_dir).expect(CLASSIFICATION)
@@ -178,6 +182,10 @@ def run_randomization(model_dirs, out, cfg, methods="study", *, progress=None, l
         steps = steps_of(blocks, order=rz.order, all_blocks=rz.all_blocks, arch=arch)
         rows = select(read_manifest(data_dir), s.split, s.positives_only, rz.n_images)
         digest = weights_digest(model)
+        same = next((o[1] for o in opened if o[-1] == digest), None)
+        if same is not None:
+            raise CxrsalError(f"--model {same} and {model_dir} hold the same weights (a copy of one run?); replicates "
+                              "are independently trained runs")
         opened.append((k, model_dir, data_dir, model, arch, blocks, steps, rows, digest))
     claim(out, "randomize", {**cfg.map_settings(), **cfg.settings(*RANDOMIZATION_MAP_SETTINGS)},
           {f"model {k + 1}": {"run": str(model_dir.resolve()), "weights": digest, "manifest": manifest_hash(data_dir)}

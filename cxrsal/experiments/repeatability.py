@@ -69,6 +69,9 @@ def run_compare(model_dirs, out, cfg, methods="study", *, baseline_maps=None, pr
             raise CxrsalError(f"--models {run.path}: {len(missing)} of the {len(chosen)} {s.split} images of "
                               f"{runs[0].path.name} (first: {missing[0]}) are not in the {s.split} split of "
                               f"{run.data}; the two models must be trained on the same split")
+    # the localization networks' heatmaps read (and checked) before any map is computed
+    heatmaps = [{i: read_probability_map(d, i, where="--baseline-maps ") for i in chosen}
+                for d in baseline_maps] if baseline_maps else None
     models = [run.model(s.checkpoint) for run in runs]
     digests = [weights_digest(m) for m in models]
     if digests[0] == digests[1]:
@@ -112,7 +115,7 @@ def run_compare(model_dirs, out, cfg, methods="study", *, baseline_maps=None, pr
         for i in chosen:
             # prepared as the saliency maps are (`similarity.maps`), so both sides compare alike
             a, b = (similarity_map({"raw": m, "processed": normalize(m)[0]}, False, sim.maps)
-                    for m in (read_probability_map(da, i, size), read_probability_map(db, i, size)))
+                    for m in (resize_map(heatmaps[0][i], size), resize_map(heatmaps[1][i], size)))
             records.append(dict(image_id=i, model_a=Path(da).name, model_b=Path(db).name,
                                 method="baseline:localization", metric="ssim",
                                 value=ssim_score(a, b, data_range=sim.data_range)))

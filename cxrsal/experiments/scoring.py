@@ -75,32 +75,34 @@ def read_detections(path):
     return det
 
 
-def read_probability_map(folder, image_id, size):
-    """A segmentation network's probability map <image_id>.npy or .png, resized to `size`."""
+def read_probability_map(folder, image_id, size=None, *, where="seg:"):
+    """A segmentation network's probability map <image_id>.npy or .png, resized to `size` (None:
+    as stored); `where` prefixes the folder in an error (the option it came from)."""
     import cv2
 
     folder = Path(folder)
+    name = f"{where}{folder}/{image_id}"
     if (folder / f"{image_id}.npy").exists():
         try:
             m = np.load(folder / f"{image_id}.npy", allow_pickle=False).astype(np.float32)
         except UNREADABLE as e:
-            raise CxrsalError(f"seg:{folder}/{image_id}.npy: not a readable NumPy array ({e})") from None
+            raise CxrsalError(f"{name}.npy: not a readable NumPy array ({e})") from None
     elif (folder / f"{image_id}.png").exists():
         m = cv2.imread(str(folder / f"{image_id}.png"), cv2.IMREAD_UNCHANGED)
         if m is None:
-            raise CxrsalError(f"seg:{folder}/{image_id}.png: not a readable image")
+            raise CxrsalError(f"{name}.png: not a readable image")
         m = m.astype(np.float32)
         m /= 65535.0 if m.max() > 255 else 255.0
     else:
-        raise CxrsalError(f"seg:{folder}: no {image_id}.npy or .png")
+        raise CxrsalError(f"{where}{folder}: no {image_id}.npy or .png")
     m = np.squeeze(m)
     if m.ndim != 2 or min(m.shape) < 1:
-        raise CxrsalError(f"seg:{folder}/{image_id}: expected a 2-D probability map, got shape {m.shape}; write the "
-                          "folder again (`cxrsal predict-baseline`)")
+        raise CxrsalError(f"{name}: expected a 2-D probability map, got shape {m.shape}; write the folder again "
+                          "(`cxrsal predict-baseline`)")
     if not np.isfinite(m).all() or m.min() < 0 or m.max() > 1:
-        raise CxrsalError(f"seg:{folder}/{image_id}: a probability map holds values outside [0, 1] (or NaN); write "
-                          "the folder again (`cxrsal predict-baseline`)")
-    return resize_map(m, size)
+        raise CxrsalError(f"{name}: a probability map holds values outside [0, 1] (or NaN); write the folder again "
+                          "(`cxrsal predict-baseline`)")
+    return m if size is None else resize_map(m, size)
 
 
 def truth_masks(data_dir, data, rows, size):

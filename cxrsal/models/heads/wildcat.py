@@ -12,8 +12,14 @@ def wildcat_head(features, *, num_maps=4, kmax=1, kmin=None, alpha=0.0, num_clas
     """
     from keras import layers
 
-    from ..layers import ClassWisePool, SelectClass, WildcatPool2d
+    from ...errors import CxrsalError
+    from ..layers import ClassWisePool, SelectClass, WildcatPool2d, resolve_k
 
+    h, w = features.shape[1], features.shape[2]
+    if h and w and resolve_k(kmax, h * w) < 1:
+        # a fraction of the cells that rounds to none on this model's map: known only here
+        raise CxrsalError(f"model.kmax {kmax}: selects no region of the {h} x {w} class map this input size gives "
+                          f"(round({kmax} x {h * w}) = 0); use a count >= 1 or a fraction above {0.5 / (h * w):.3g}")
     maps = layers.Conv2D(num_classes * num_maps, 1, name="wildcat_conv")(features)
     class_maps = ClassWisePool(num_maps, name="class_maps")(maps)
     pooled = WildcatPool2d(kmax, kmin, alpha, name="wildcat_pool" if num_classes > 1 else "logit")(class_maps)
