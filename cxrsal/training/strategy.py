@@ -16,9 +16,13 @@ from ..errors import CxrsalError
 
 def _tf_config():
     try:
-        return json.loads(os.environ["TF_CONFIG"])
+        config = json.loads(os.environ["TF_CONFIG"])
     except json.JSONDecodeError:
         raise CxrsalError("TF_CONFIG is set but is not valid JSON") from None
+    if not isinstance(config, dict) or not isinstance(config.get("cluster", {}), dict):
+        raise CxrsalError("TF_CONFIG is set but is not a JSON object with a \"cluster\" mapping "
+                          "({\"cluster\": {\"worker\": [...]}, \"task\": {...}})")
+    return config
 
 
 def choose_strategy():
