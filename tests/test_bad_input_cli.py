@@ -279,16 +279,26 @@ def test_a_setting_the_model_refuses_leaves_no_run_folder(tiny_run, tmp_path):
 
 # ---------------------------------------------------------------- files cxrsal wrote, damaged since
 
-def test_damaged_store_metadata(gcam_store, tmp_path):
+def test_damaged_store_metadata(gcam_store, trained_classifier, tmp_path):
     cut = copy_store(gcam_store, tmp_path / "cut")
     text = (cut / "store.json").read_text()
     (cut / "store.json").write_text(text[:len(text) // 2])
     line = one_line(["score", "--maps", cut, "--out", tmp_path / "o1"])
     assert f"{cut / 'store.json'}: damaged (not valid JSON" in line and "compute its maps again" in line
+    import shutil
+
+    # a copy of the model, which lists the stores made from it: the damaged one is not in the
+    # session's model's list
+    model = shutil.copytree(trained_classifier, tmp_path / "model")
     params = copy_store(gcam_store, tmp_path / "params")
+    meta = json.loads(text)
+    (params / "store.json").write_text(json.dumps({**meta, "model": str(model.resolve())}))
     (params / "gcam" / "params.json").write_text("[]")
-    line = one_line(["saliency", "--model", json.loads(text)["model"], "--methods", "gcam", "--out", params])
+    line = one_line(["saliency", "--model", model, "--methods", "gcam", "--out", params])
     assert "params.json: damaged (not a JSON object)" in line
+    # listed in the model run, the damaged store serves no map, and breaks no other command
+    rc, _, err = cxrsal("saliency", "--model", model, "--methods", "gcam", "--out", tmp_path / "fresh", "--quiet")
+    assert rc == 0 and err == "", err
 
 
 def test_a_map_file_with_foreign_arrays(gcam_store, tmp_path):

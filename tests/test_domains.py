@@ -185,13 +185,21 @@ COMMAND_OF = {"data": ["prepare", "--root", "R"], "pipeline": ["train", "--data"
               "score": ["score", "--maps", "S"], "pointwise": ["score", "--maps", "S"]}
 
 
-def refused(args, out):
-    """Run the command in-process: exit 2, one line on stderr, no traceback, OUT never created."""
+def refused(args, out, existing=False):
+    """Run the command in-process: exit 2, one line on stderr, no traceback, and OUT untouched: never
+    created, or (`existing`) holding just the file it held before."""
+    if existing:
+        out.mkdir(parents=True)
+        (out / "kept.txt").write_text("a result of an earlier run")
     result = CliRunner().invoke(cli, [str(a) for a in args])
     lines = result.stderr.strip().splitlines()
     assert result.exit_code == 2, (args, result.exit_code, result.output)
     assert len(lines) == 1 and lines[0].startswith("error: ") and "Traceback" not in result.output, result.stderr
-    assert not out.exists(), out
+    if existing:
+        assert [p.name for p in out.rglob("*")] == ["kept.txt"], list(out.rglob("*"))
+        assert (out / "kept.txt").read_text() == "a result of an earlier run"
+    else:
+        assert not out.exists(), out
     return lines[0]
 
 
@@ -202,7 +210,8 @@ def test_outside_the_domain_is_one_line_through_set(key, data, tmp_path_factory)
     tp, _, domain = SCHEMA[key]
     value = data.draw(outside(domain))
     out = tmp_path_factory.mktemp("out") / "OUT"
-    line = refused([*COMMAND_OF[key.split(".")[0]], "--out", out, "--set", f"{key}={as_yaml(value)}"], out)
+    line = refused([*COMMAND_OF[key.split(".")[0]], "--out", out, "--set", f"{key}={as_yaml(value)}"], out,
+                   existing=data.draw(st.booleans()))
     assert f"{key} must be {domain.describe()}" in line and "--set" in line
 
 
@@ -274,7 +283,7 @@ def test_outside_the_domain_is_one_line_through_the_option(command, opt, data, t
     out = tmp_path_factory.mktemp("out") / "OUT"
     has_out = any("--out" in p.opts for p in cli.commands[command].params)
     args = [command, *BASE[command], f"{opt.opts[0]}={text}"] + (["--out", out] if has_out else [])
-    line = refused(args, out)
+    line = refused(args, out, existing=data.draw(st.booleans()))
     assert opt.opts[0] in line
     if isinstance(opt.type, KeyType):
         assert opt.type.key in line      # the option names its config key

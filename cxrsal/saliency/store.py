@@ -129,9 +129,12 @@ class MapStore:
         (a store without a weights digest serves nothing) and the same method parameters."""
         if self.path.resolve() == other.path.resolve() or not (self.path / method / "params.json").exists():
             return False
-        mine, theirs = self.identity(), other.identity()
-        return (mine["weights"] is not None and mine == theirs
-                and _method_identity(self.params(method)) == _method_identity(other.params(method)))
+        try:
+            mine, donated = self.identity(), _method_identity(self.params(method))
+        except CxrsalError:      # a damaged store listed in the model run serves nothing
+            return False
+        return (mine["weights"] is not None and mine == other.identity()
+                and donated == _method_identity(other.params(method)))
 
     def reuse(self, sources, method, image_ids):
         """Copy the `method` maps of `image_ids` this store lacks from the first source that
@@ -142,7 +145,7 @@ class MapStore:
             if self.has(method, i):
                 continue
             for d in donors:
-                if d.has(method, i):
+                if d.has(method, i) and _whole(d.file(method, i)):
                     with atomic_path(self.file(method, i)) as tmp:
                         shutil.copyfile(d.file(method, i), tmp)
                     n += 1
@@ -177,15 +180,7 @@ class MapStore:
         dropped = []
         for i in image_ids:
             f = self.file(method, i)
-            if not f.exists():
-                continue
-            try:
-                with zipfile.ZipFile(f) as z:
-                    names = {n.removesuffix(".npy") for n in z.namelist()}
-                whole = set(MAP_KEYS) <= names
-            except (OSError, zipfile.BadZipFile, ValueError, EOFError):
-                whole = False
-            if not whole:
+            if f.exists() and not _whole(f):
                 f.unlink(missing_ok=True)
                 dropped.append(f)
         if dropped:
@@ -233,3 +228,14 @@ def _map_problem(arrays):
         if np.ndim(arrays[k]) != 0:
             return f"{k} is not a single value"
     return None
+
+
+def _whole(path):
+    """True when a map file is a whole archive of every array a map holds (its directory is read,
+    not the arrays: cut short or foreign files fail)."""
+    try:
+        with zipfile.ZipFile(path) as z:
+            names = {n.removesuffix(".npy") for n in z.namelist()}
+    except (OSError, zipfile.BadZipFile, ValueError, EOFError):
+        return False
+    return set(MAP_KEYS) <= names

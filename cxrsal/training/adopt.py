@@ -12,7 +12,7 @@ from pathlib import Path
 
 from ..config import Config, write_config
 from ..errors import CxrsalError
-from ..io import atomic_path, atomic_write_text, remove_stale_tmp
+from ..io import atomic_path, atomic_write_text, read_json, remove_stale_tmp
 from ..runs import BEST, CARD_FILE, CKPT_DIR, CLASSIFICATION, DATA_FILE, STATE_FILE
 
 
@@ -46,7 +46,7 @@ def adopt(model_path, data_dir, out, card=None, *, log=print):
               "saved_model": is_saved_model(model_path)}
     data = data_record(data_dir, check_prepared(data_dir))
     if (out / CARD_FILE).exists():
-        old = json.loads((out / CARD_FILE).read_text())
+        old = read_json(out / CARD_FILE, remedy=f"delete {out} to adopt the model again")
         if old.get("source") == source and old.get("data", {}).get("manifest_sha256") == data["manifest_sha256"]:
             return out
         raise CxrsalError(f"{out} holds another adopted model, card or data; use a new folder")
