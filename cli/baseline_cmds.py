@@ -2,7 +2,7 @@
 
 import click
 
-from .options import config_options, echo_run_directory, key_type
+from .options import config_options, echo_run_directory, key_type, keras_verbosity, progress_options
 
 
 def register(cli):
@@ -20,9 +20,10 @@ def register(cli):
     @click.option("--batch-size", type=key_type("pipeline.batch_size"), default=None, help="[default: 32]")
     @click.option("--seed", type=key_type("train.seed"), default=None,
                   help="Initialisation seed (train.seed); train two for the repeatability baseline.")
-    @click.option("--quiet", is_flag=True, help="No per-step progress.")
+    @progress_options
     @config_options
-    def train_baseline(kind, data_dir, out, backbone, epochs, lr, batch_size, seed, quiet, config_path, overrides):
+    def train_baseline(kind, data_dir, out, backbone, epochs, lr, batch_size, seed, quiet, progress, config_path,
+                       overrides):
         """Train [A]'s localization network (U-Net or RetinaNet), then write its maps / boxes for
         `cxrsal score --baselines` and `cxrsal compare --baseline-maps`; resumes when run again.
 
@@ -45,7 +46,7 @@ def register(cli):
                               "they must agree")
         out = out or str(Path(data_dir) / "baselines" / f"{kind}-seed{cfg.train.seed}")
         written = echo_run_directory(out)
-        card = run(cfg, data_dir, out, log=click.echo, verbose=0 if quiet else 1)
+        card = run(cfg, data_dir, out, log=click.echo, verbose=keras_verbosity(quiet, progress))
         split = cfg.baseline.predict_split
         click.echo(f"run card: {written / CARD_FILE}  ({split} AUC {card['metrics'][f'{split}_auc']:.4f}); "
                    f"predictions: {written / 'predictions' / split}")

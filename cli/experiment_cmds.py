@@ -2,7 +2,8 @@
 
 import click
 
-from .options import bars, config_options, key_type, methods_option, resolve_models, user_model_options
+from .options import (bars, config_options, key_type, methods_option, progress_options, resolve_models,
+                      user_model_options)
 
 
 def register(cli):
@@ -23,9 +24,7 @@ def register(cli):
                               "Stores listed in the model runs are used anyway; maps are copied only when model "
                               "weights, data, images and method parameters are the same."),
             click.option("--out", type=click.Path(file_okay=False), required=True),
-            click.option("--quiet", is_flag=True, help="No progress bar."),
-            click.option("--progress", is_flag=True,
-                         help="Progress bars even when stderr is not a terminal (a log, a pipe)."),
+            progress_options,
             config_options,
         ]
 

@@ -70,6 +70,17 @@ def bars(quiet, progress):
     return False if quiet else (True if progress else None)
 
 
+def keras_verbosity(quiet, progress):
+    """Keras' `verbose` for a training command: 0 with --quiet, a progress bar per step on a
+    terminal (or with --progress), else one line per epoch (a log stays readable)."""
+    import sys
+
+    shown = bars(quiet, progress)
+    if shown is None:
+        shown = sys.stdout.isatty()
+    return 0 if quiet else (1 if shown else 2)
+
+
 class MethodsType(click.ParamType):
     """--methods: study, all, or a comma list of registered methods, checked when the option is
     read (before anything is written); whether the model can give them is checked on the model."""

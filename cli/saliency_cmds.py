@@ -67,9 +67,6 @@ def register(cli):
             shard_index, num_shards = shard_from_environment(num_shards)
         else:
             num_shards = num_shards or 1
-            if shard_index >= num_shards:
-                raise click.BadParameter(f"{shard_index}: must be in 0..{num_shards - 1} for --num-shards {num_shards}",
-                                         param_hint="--shard-index")
         model_dir, = resolve_models([model_dir], data_dir, model_card, out)
         written = run_saliency(model_dir, out, cfg, methods, num_shards=num_shards, shard_index=shard_index,
                                progress=bars(quiet, progress), log=click.echo)

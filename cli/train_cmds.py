@@ -2,7 +2,7 @@
 
 import click
 
-from .options import config_options, echo_run_directory, key_type
+from .options import config_options, echo_run_directory, key_type, keras_verbosity, progress_options
 
 
 def register(cli):
@@ -27,9 +27,9 @@ def register(cli):
                        "fits them (training AUC train.fit_auc, default 0.95); the run card marks the model "
                        "label-permuted. Then `cxrsal compare --models TRUE_RUN THIS_RUN`. Config: "
                        "train.permute_labels.")
-    @click.option("--quiet", is_flag=True, help="No per-step progress.")
+    @progress_options
     @config_options
-    def train(arch, head, data_dir, out, weights, epochs, lr, batch_size, seed, permute, quiet, config_path,
+    def train(arch, head, data_dir, out, weights, epochs, lr, batch_size, seed, permute, quiet, progress, config_path,
               overrides):
         """Train a classifier (or WILDCAT) on a prepared data set; resumes when run again."""
         from pathlib import Path
@@ -46,7 +46,7 @@ def register(cli):
         permuted = f"-permuted{cfg.train.permute_labels}" if cfg.train.permute_labels >= 0 else ""
         out = out or str(Path(data_dir) / "models" / f"{cfg.model.arch}-{cfg.model.head}-seed{cfg.train.seed}{permuted}")
         written = echo_run_directory(out)
-        card = run(cfg, data_dir, out, log=click.echo, verbose=0 if quiet else 1)
+        card = run(cfg, data_dir, out, log=click.echo, verbose=keras_verbosity(quiet, progress))
         fit = card["metrics"].get("train_auc_permuted")
         click.echo(f"run card: {written / CARD_FILE}  (test AUC {card['metrics']['test_auc']:.4f}"
                    + (f"; training AUC on the permuted labels {fit:.4f}" if fit is not None else "") + ")")

@@ -49,19 +49,23 @@ class _Arch(Text):
         return f"one of {', '.join(ARCHS)} (or {EXTERNAL}NAME, an adopted model)"
 
 
+def baseline_parts(text):
+    """`score.baselines` "avg,boxes:FILE,seg:DIR" -> [("avg", None), ("boxes", FILE), ("seg", DIR)];
+    None when it is not such a list (the files are checked when scoring)."""
+    out = []
+    for part in [p.strip() for p in (text or "").split(",") if p.strip()]:
+        kind, colon, arg = part.partition(":")
+        if kind not in BASELINE_KINDS_OF_SCORE or (kind == "avg") == bool(colon) or (kind != "avg" and not arg.strip()):
+            return None
+        out.append((kind, arg.strip() or None))
+    return out
+
+
 class _Baselines(Text):
-    """`score.baselines`: a comma list of avg, boxes:FILE and seg:DIR (the files are checked when
-    scoring)."""
+    """`score.baselines`: a comma list of avg, boxes:FILE and seg:DIR."""
 
     def accepts(self, value):
-        if not isinstance(value, str):
-            return False
-        for part in [p.strip() for p in value.split(",") if p.strip()]:
-            kind, colon, arg = part.partition(":")
-            if kind not in BASELINE_KINDS_OF_SCORE or (kind == "avg") == bool(colon and arg) or \
-                    (kind != "avg" and not arg.strip()):
-                return False
-        return True
+        return isinstance(value, str) and baseline_parts(value) is not None
 
     def describe(self):
         return "a comma list of avg, boxes:FILE (detections CSV) and seg:DIR (probability maps)"
@@ -107,7 +111,7 @@ class ModelConfig:
     # stride of the last feature map; 16 / 8: dilated ResNet-18/34 (finer maps)
     output_stride: int = setting(32, OneOf(8, 16, 32))
     # ResNet-18/34 channels x width (0.5: half; at least 8 channels a layer); pretrained weights: 1 only
-    width: float = setting(1.0, Number(1 / 32, 1))
+    width: float = setting(1.0, Number(1 / 32, 1, lo_open=True))
     # classification head: sigmoid, or softmax (two-way, as [A])
     output: str = setting("sigmoid", OneOf("sigmoid", "softmax"))
     num_maps: int = setting(4, _count())             # WILDCAT M ([B]: 4)
@@ -332,12 +336,19 @@ class PointwiseConfig:
     tolerance: float = setting(0.0, Number(lo=0))    # pixels around a ground-truth box still counted a hit
 
 
-# saliency settings a map does not depend on (how many images and evaluations go together)
-MAP_BATCHING = ("saliency.batch_size", "saliency.group_size")
+# the `saliency:` fields that shape every method's maps; the others choose the images (`limit`:
+# saliency's, randomize and compare take `n_images`) or how many go together (`batch_size`,
+# `group_size`: a map does not depend on them)
+MAP_SETTINGS = ("saliency.split", "saliency.positives_only", "saliency.checkpoint", "saliency.target",
+                "saliency.seed", "saliency.jit_compile", "saliency.precision", "saliency.input_channels")
+NOT_MAP_SETTINGS = ("saliency.limit", "saliency.batch_size", "saliency.group_size")
 
 # limits between keys, checked when a config is built: (keys, test, what must hold)
 CROSS_CHECKS = (
-    (("train.min_lr", "train.lr"), lambda c: c.train.min_lr <= c.train.lr, "train.min_lr must not exceed train.lr"),
+    # the floor matters only when the rate is cut (train-baseline's own default floor is 1e-6)
+    (("train.min_lr", "train.lr", "train.plateau_patience"),
+     lambda c: c.train.plateau_patience == 0 or c.train.min_lr <= c.train.lr,
+     "train.min_lr must not exceed train.lr when the rate is cut on plateaus"),
     (("baseline.min_level", "baseline.max_level"), lambda c: c.baseline.min_level <= c.baseline.max_level,
      "baseline.min_level must not exceed baseline.max_level"),
     (("baseline.negative_iou", "baseline.positive_iou"),
@@ -388,13 +399,9 @@ class Config:
                 "randomization.pairs": self.randomization.pairs}
 
     def map_settings(self):
-        """The settings that shape a model's saliency maps: the `saliency:` section but its batching
-        (`batch_size`, `group_size`: a map does not depend on them) and the methods' parameters kept
-        in other sections (`ggcam.order`)."""
-        declared()
-        elsewhere = sorted({k for keys in METHOD_KEYS.values() for k in keys.values() if not k.startswith("saliency.")})
-        out = self.settings("saliency", *elsewhere)
-        return {k: v for k, v in out.items() if k not in MAP_BATCHING}
+        """The settings that shape every method's saliency maps of a model's images (`MAP_SETTINGS`);
+        each method's own parameters are recorded beside its maps (the store's params.json)."""
+        return self.settings(*MAP_SETTINGS)
 
     def settings(self, *prefixes):
         """{"section.key": value} of every key under `prefixes` ("saliency", "randomization.sigma"),

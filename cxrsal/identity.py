@@ -51,9 +51,10 @@ def differences(old, new, *, skip_missing=True):
             if old.get(k) != new.get(k) and not (skip_missing and k not in old)]
 
 
-def describe(diffs, limit=3):
-    """"randomization.sigma 0.01 (this run: 1.0)", the first `limit` of them."""
-    shown = [f"{k} {_shown(a)} (this run: {_shown(b)})" for k, a, b in diffs[:limit]]
+def describe(diffs, limit=3, theirs="this run"):
+    """"randomization.sigma 0.01 (this run: 1.0)", the first `limit` of them; `theirs` names
+    where the second values come from."""
+    shown = [f"{k} {_shown(a)} ({theirs}: {_shown(b)})" for k, a, b in diffs[:limit]]
     more = len(diffs) - limit
     return "; ".join(shown) + (f"; and {more} more" if more > 0 else "")
 
@@ -69,11 +70,12 @@ def claim(out, command, settings, inputs=None, *, option="--out"):
         if old["command"] != command:
             raise CxrsalError(f"{option} {out} holds the output of `cxrsal {old['command']}`, not of "
                               f"`cxrsal {command}`; use a new {option} directory")
-        diffs = differences(flatten({"settings": old.get("settings") or {}, "inputs": old.get("inputs") or {}}),
-                            flatten({"settings": mine["settings"], "inputs": mine["inputs"]}))
+        # a setting an older cxrsal did not record is no difference; the inputs must be the same
+        # ones, none added (a replicate more changes what every table means)
+        diffs = differences(old.get("settings") or {}, mine["settings"]) + differences(
+            flatten(old.get("inputs") or {}), flatten(mine["inputs"]), skip_missing=False)
         if diffs:
-            named = [(k.split(".", 1)[1], a, b) for k, a, b in diffs]
-            raise CxrsalError(f"{option} {out} was made with other settings or inputs: {describe(named)}; resuming "
+            raise CxrsalError(f"{option} {out} was made with other settings or inputs: {describe(diffs)}; resuming "
                               f"it would mix the two: use a new {option} directory (or delete it to start again)")
         return
     out.mkdir(parents=True, exist_ok=True)

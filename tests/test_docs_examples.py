@@ -33,7 +33,8 @@ def examples():
             found.append((where, span))
         for line in text.splitlines():
             line = line.strip()
-            for part in re.split(r"&&|;", line):
+            # a command line, or one quoted inside another (sbatch --wrap "cxrsal merge ...")
+            for part in re.split(r"&&|;", line) + re.findall(r'"(cxrsal [^"]*)"', line):
                 part = part.strip()
                 if part.startswith("cxrsal ") and "`" not in part:
                     found.append((where, re.sub(r"\s{2,}\(.*\)$", "", part)))
@@ -75,8 +76,9 @@ def check(example):
             assert len(values) == p.nargs and not any(v.startswith("--") for v in values), \
                 f"{flag} takes {p.nargs} value(s), got {values}"
             for v in values:
-                if not PLACEHOLDER.match(v):
-                    p.type.convert(v.split("|")[0], p, ctx)   # a|b: the alternatives' first
+                for alternative in v.split("|"):          # a|b: each alternative
+                    if not PLACEHOLDER.match(alternative):
+                        p.type.convert(alternative, p, ctx)
             i += 1 if eq else 1 + p.nargs
         else:
             positional.append(t)
@@ -86,8 +88,9 @@ def check(example):
     fixed = sum(a.nargs for a in arguments if a.nargs > 0)
     assert len(positional) <= fixed or variadic, f"unexpected argument(s) {positional[fixed:]}"
     for a, v in zip(arguments, positional):
-        if not PLACEHOLDER.match(v) and a.nargs == 1:
-            a.type.convert(v.split("|")[0], a, ctx)
+        for alternative in v.split("|") if a.nargs == 1 else ():
+            if not PLACEHOLDER.match(alternative):
+                a.type.convert(alternative, a, ctx)
 
 
 EXAMPLES = examples()
@@ -115,6 +118,8 @@ def test_the_checker_bites():
         check("cxrsal randomize --model M --sigmaa 1 --out R")
     with pytest.raises(click.BadParameter):
         check("cxrsal randomize --model M --order sideways --out R")
+    with pytest.raises(click.BadParameter):     # the second alternative is checked too
+        check("cxrsal randomize --model M --order top-down|bottom-upp --out R")
     with pytest.raises(AssertionError, match="takes 2 value"):
         check("cxrsal compare --models A --out R")
     check("cxrsal report --results A --results B --out report")

@@ -173,3 +173,35 @@ def test_compare_reads_the_baseline_heatmaps_before_any_map(trained_classifier, 
     line = refused("compare", "--models", trained_classifier, classifier_twin, "--baseline-maps", tmp_path / "a",
                    tmp_path / "b", "--out", tmp_path / "c", "--quiet")
     assert f"--baseline-maps {tmp_path / 'a'}: no " in line and not (tmp_path / "c").exists()
+
+
+def test_legitimate_resumes_are_accepted(trained_classifier, tmp_path):
+    from cxrsal.saliency.store import MapStore
+
+    # a randomize rerun asking for one more method: the folder's maps are kept, the new method's added
+    out = tmp_path / "rnd"
+    common = ["randomize", "--model", trained_classifier, "--n-images", 2, "--out", out, "--quiet"]
+    ok(*common, "--methods", "grad")
+    grad = {k: v for k, v in snapshot(out).items() if "/grad/" in k}
+    ok(*common, "--methods", "grad,gcam")
+    after = snapshot(out)
+    assert {k: v for k, v in after.items() if "/grad/" in k} == grad
+    assert any("/gcam/" in k for k in after)
+    # shards of one job written on two machines: their library versions and batching differ
+    store = MapStore(tmp_path / "store")
+    meta = {"model": "m", "data": "d", "split": "test", "image_ids": ["a"], "input_size": 8, "weights": "w",
+            "versions": {"tensorflow": "2.21.0", "platform": "Linux-A"}, "config": {"batch_size": 32}}
+    store.init(meta)
+    store.init({**meta, "versions": {"tensorflow": "2.22.0", "platform": "Linux-B"}, "config": {"batch_size": 8}})
+    with pytest.raises(CxrsalError, match=r"holds maps made otherwise: weights \"w\" \(this run: \"v\"\)"):
+        store.check({**meta, "weights": "v"})
+
+
+def test_the_learning_rate_floor_is_checked_only_where_the_rate_is_cut():
+    from cxrsal.config import load_config
+    from cxrsal.errors import ConfigError
+
+    # train-baseline's own floor (1e-6) under a smaller rate: nothing is cut, nothing refused
+    assert load_config(overrides=["train.lr=5e-7", "train.min_lr=1e-6"]).train.lr == 5e-7
+    with pytest.raises(ConfigError, match="train.min_lr must not exceed train.lr when the rate is cut on plateaus"):
+        load_config(overrides=["train.lr=5e-7", "train.min_lr=1e-6", "train.plateau_patience=2"])

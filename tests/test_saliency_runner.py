@@ -163,7 +163,7 @@ def test_cli_bad_input_is_one_line(trained_classifier, tmp_path):
     assert r.exit_code == 2 and "not a `cxrsal train` run" in r.output
     r = runner.invoke(cli, ["saliency", "--model", str(trained_classifier), "--out", str(tmp_path / "m"),
                             "--num-shards", "2", "--shard-index", "2"])
-    assert r.exit_code == 2 and "--shard-index: 2: must be in 0..1 for --num-shards 2" in r.output
+    assert r.exit_code == 2 and "--shard-index 2: must be in 0..1 for --num-shards 2" in r.output
 
 
 MIRRORED = r"""

@@ -149,7 +149,7 @@ def run_randomization(model_dirs, out, cfg, methods="study", *, progress=None, l
     from ..saliency.base import parse_methods
     from ..data.manifest import manifest_hash
     from ..identity import claim
-    from ..saliency.runner import fill_store, select, store_identity
+    from ..saliency.runner import fill_store, method_records, select, store_identity
     from ..saliency.store import MapStore, remember, remembered, weights_digest
     from ..training.fit import versions
     from .provenance import result_meta
@@ -182,38 +182,48 @@ def run_randomization(model_dirs, out, cfg, methods="study", *, progress=None, l
         steps = steps_of(blocks, order=rz.order, all_blocks=rz.all_blocks, arch=arch)
         rows = select(read_manifest(data_dir), s.split, s.positives_only, rz.n_images)
         digest = weights_digest(model)
-        same = next((o[1] for o in opened if o[-1] == digest), None)
+        same = next((o[1] for o in opened if o[8] == digest), None)
         if same is not None:
             raise CxrsalError(f"--model {same} and {model_dir} hold the same weights (a copy of one run?); replicates "
                               "are independently trained runs")
-        opened.append((k, model_dir, data_dir, model, arch, blocks, steps, rows, digest))
-    claim(out, "randomize", {**cfg.map_settings(), **cfg.settings(*RANDOMIZATION_MAP_SETTINGS)},
-          {f"model {k + 1}": {"run": str(model_dir.resolve()), "weights": digest, "manifest": manifest_hash(data_dir)}
-           for k, model_dir, data_dir, _, _, _, _, _, digest in opened})
-    remove_stale_tmp(out, recursive=True)
-    plan = []
-    for k, model_dir, data_dir, model, arch, blocks, steps, rows, digest in opened:
         data = PreparedSplit(data_dir, s.split)
-        trained = [np.array(w) for w in model.get_weights()]
         work = keras.models.clone_model(model)
-        work.set_weights(trained)
+        work.set_weights(model.get_weights())
         adapter = ModelAdapter(work, batch_size=s.batch_size, input_channels=s.input_channels,
                                jit_compile=s.jit_compile, precision=s.precision, log=log)
         names = parse_methods(methods, adapter.has_class_maps, adapter.has_layers)
+        all_steps = [("trained", [])] + steps
         tag = f"{k:02d}-{model_dir.name}"
+        # step 0 is the trained model: its digest lets it share maps with `cxrsal saliency`
+        metas = [{"model": str(model_dir.resolve()), "checkpoint": s.checkpoint, "data": data_dir,
+                  "split": s.split, "image_ids": [r["image_id"] for r in rows],
+                  "weights": digest if i == 0 else None, "trained_weights": digest, "model_name": model.name,
+                  **store_identity(data_dir, adapter), "step": i, "step_name": step_name, "randomized": randomized,
+                  "init": rz.init, "sigma": rz.sigma, "seed": rz.seed, "versions": versions()}
+                 for i, (step_name, randomized) in enumerate(all_steps)]
+        opened.append((k, model_dir, data_dir, model, arch, blocks, steps, rows, digest, data, adapter, names,
+                       all_steps, tag, metas))
+    claim(out, "randomize", {**cfg.map_settings(), **cfg.settings(*RANDOMIZATION_MAP_SETTINGS)},
+          {f"model {o[0] + 1}": {"run": str(o[1].resolve()), "weights": o[8], "manifest": manifest_hash(o[2])}
+           for o in opened})
+    # every step store this run resumes, checked before the first is written
+    for *_, adapter, names, all_steps, tag, metas in opened:
+        records = method_records(names, cfg, adapter, wrap)
+        for i, (step_name, _) in enumerate(all_steps):
+            MapStore(out / "maps" / tag / f"step-{i:02d}-{step_name}").check(metas[i], records)
+    remove_stale_tmp(out, recursive=True)
+    plan = []
+    for _, model_dir, data_dir, model, arch, blocks, steps, rows, _, data, adapter, names, all_steps, tag, metas \
+            in opened:
+        trained = [np.array(w) for w in model.get_weights()]
         log(f"{model_dir}: {arch}, {len(steps)} steps ({check_name(rz)}), "
             f"{len(rows)} images, methods {', '.join(names)}")
-        all_steps = [("trained", [])] + steps
         for i, (step_name, randomized) in enumerate(all_steps):
             store = MapStore(out / "maps" / tag / f"step-{i:02d}-{step_name}")
-            # step 0 is the trained model: its digest lets it share maps with `cxrsal saliency`
-            store.init({"model": str(model_dir.resolve()), "checkpoint": s.checkpoint, "data": data_dir,
-                        "split": s.split, "image_ids": [r["image_id"] for r in rows],
-                        "weights": digest if i == 0 else None, "trained_weights": digest, "model_name": model.name,
-                        **store_identity(data_dir, adapter), "step": i,
-                        "step_name": step_name, "randomized": randomized, "init": rz.init, "sigma": rz.sigma,
-                        "seed": rz.seed, "versions": versions()})
-            if all((store.path / m).exists() and len(store.ids(m)) == len(rows) for m in names):
+            store.init(metas[i])
+            ids = [r["image_id"] for r in rows]
+            damaged = sum(store.drop_damaged(m, ids, log=log) for m in names if (store.path / m).exists())
+            if not damaged and all((store.path / m).exists() and len(store.ids(m)) == len(rows) for m in names):
                 continue   # finished before a kill
             apply_weights(adapter.model, trained, step_weights(model, blocks, randomized, init=rz.init, sigma=rz.sigma,
                                                       seed=rz.seed))

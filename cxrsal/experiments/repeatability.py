@@ -37,7 +37,7 @@ def run_compare(model_dirs, out, cfg, methods="study", *, baseline_maps=None, pr
     from ..saliency.base import parse_methods
     from ..data.manifest import manifest_hash
     from ..identity import claim
-    from ..saliency.runner import fill_store, select, store_identity
+    from ..saliency.runner import fill_store, method_records, select, store_identity
     from ..saliency.store import MapStore, remember, remembered, weights_digest
     from ..training.fit import versions
     from .provenance import result_meta
@@ -69,9 +69,6 @@ def run_compare(model_dirs, out, cfg, methods="study", *, baseline_maps=None, pr
             raise CxrsalError(f"--models {run.path}: {len(missing)} of the {len(chosen)} {s.split} images of "
                               f"{runs[0].path.name} (first: {missing[0]}) are not in the {s.split} split of "
                               f"{run.data}; the two models must be trained on the same split")
-    # the localization networks' heatmaps read (and checked) before any map is computed
-    heatmaps = [{i: read_probability_map(d, i, where="--baseline-maps ") for i in chosen}
-                for d in baseline_maps] if baseline_maps else None
     models = [run.model(s.checkpoint) for run in runs]
     digests = [weights_digest(m) for m in models]
     if digests[0] == digests[1]:
@@ -80,27 +77,31 @@ def run_compare(model_dirs, out, cfg, methods="study", *, baseline_maps=None, pr
     adapters = [ModelAdapter(model, batch_size=s.batch_size, input_channels=s.input_channels,
                              jit_compile=s.jit_compile, precision=s.precision, log=log) for model in models]
     method_sets = [parse_methods(methods, a.has_class_maps, a.has_layers) for a in adapters]
+    splits = [PreparedSplit(d, s.split) for d in data_dirs]
+    size = min(a.input_shape[0] for a in adapters)      # the maps are compared at the smaller side
+    # the localization networks' heatmaps read (and checked) before any map is computed, at that size
+    heatmaps = [{i: read_probability_map(d, i, size, where="--baseline-maps ") for i in chosen}
+                for d in baseline_maps] if baseline_maps else None
+    stores = [MapStore(out / "maps" / f"{k}-{run.path.name}") for k, run in enumerate(runs)]
+    metas = [{"model": str(run.path.resolve()), "checkpoint": s.checkpoint, "data": d, "split": s.split,
+              "image_ids": chosen, "weights": digest, "model_name": model.name, **store_identity(d, adapter),
+              "versions": versions()} for run, d, digest, model, adapter in zip(runs, data_dirs, digests, models,
+                                                                             adapters)]
     claim(out, "compare", {**cfg.map_settings(), **cfg.settings("compare")},
           {f"model {k + 1}": {"run": str(run.path.resolve()), "weights": digest, "manifest": manifest_hash(d)}
            for k, (run, digest, d) in enumerate(zip(runs, digests, data_dirs))})
+    for store, meta, adapter, names in zip(stores, metas, adapters, method_sets):
+        store.check(meta, method_records(names, cfg, adapter))     # before either store is written
     remove_stale_tmp(out, recursive=True)
-    stores, sizes = [], []
-    for k, (run, manifest, model, adapter, names, digest, data_dir) in enumerate(
-            zip(runs, manifests, models, adapters, method_sets, digests, data_dirs)):
-        model_dir = run.path
+    for k, (run, manifest, adapter, names, store, meta, split) in enumerate(
+            zip(runs, manifests, adapters, method_sets, stores, metas, splits)):
         by_id = {r["image_id"]: r for r in manifest if r["split"] == s.split}
         rows = [by_id[i] for i in chosen]
-        store = MapStore(out / "maps" / f"{k}-{model_dir.name}")
-        store.init({"model": str(model_dir.resolve()), "checkpoint": s.checkpoint, "data": data_dir,
-                    "split": s.split, "image_ids": chosen, "weights": digest, "model_name": model.name,
-                    **store_identity(data_dir, adapter), "versions": versions()})
-        sources = [MapStore(p) for p in [*remembered(model_dir), *maps]]
-        remember(model_dir, store.path)
-        fill_store(adapter, store, rows, PreparedSplit(data_dir, s.split), names, cfg, progress=progress, log=log,
-                   label=f"model {k + 1} ", sources=sources)
-        stores.append(store)
-        sizes.append(adapter.input_shape[0])
-    size = min(sizes)
+        store.init(meta)
+        sources = [MapStore(p) for p in [*remembered(run.path), *maps]]
+        remember(run.path, store.path)
+        fill_store(adapter, store, rows, split, names, cfg, progress=progress, log=log, label=f"model {k + 1} ",
+                   sources=sources)
     names = [m for m in method_sets[0] if m in method_sets[1]]
     records = []
     for method in names:
@@ -115,7 +116,7 @@ def run_compare(model_dirs, out, cfg, methods="study", *, baseline_maps=None, pr
         for i in chosen:
             # prepared as the saliency maps are (`similarity.maps`), so both sides compare alike
             a, b = (similarity_map({"raw": m, "processed": normalize(m)[0]}, False, sim.maps)
-                    for m in (resize_map(heatmaps[0][i], size), resize_map(heatmaps[1][i], size)))
+                    for m in (heatmaps[0][i], heatmaps[1][i]))
             records.append(dict(image_id=i, model_a=Path(da).name, model_b=Path(db).name,
                                 method="baseline:localization", metric="ssim",
                                 value=ssim_score(a, b, data_range=sim.data_range)))

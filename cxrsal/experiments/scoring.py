@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..config import checked, write_config
+from ..config import baseline_parts, checked, write_config
 from ..errors import CxrsalError
 from ..geometry import resize_map, scale_boxes
 from ..io import UNREADABLE, atomic_write_text, remove_stale_tmp, write_frame
@@ -39,16 +39,14 @@ def utility(mask, smap):
 
 def parse_baselines(text):
     """`avg,boxes:FILE,seg:DIR` -> [("avg", None), ("boxes", FILE), ("seg", DIR)]."""
-    out = []
-    for part in [p.strip() for p in (text or "").split(",") if p.strip()]:
-        kind, _, arg = part.partition(":")
-        if kind not in ("avg", "boxes", "seg") or (kind != "avg" and not arg):
-            raise CxrsalError(f"--baselines {part!r}: use avg, boxes:FILE (patientId,x,y,width,height,score) "
-                              "or seg:DIR (one probability map per image)")
-        if kind != "avg" and not Path(arg).exists():
-            raise CxrsalError(f"--baselines {part}: {arg} does not exist")
-        out.append((kind, arg or None))
-    return out
+    parts = baseline_parts(text)
+    if parts is None:
+        raise CxrsalError(f"--baselines {text!r}: use avg, boxes:FILE (patientId,x,y,width,height,score) or seg:DIR "
+                          "(one probability map per image), comma separated")
+    for kind, arg in parts:
+        if arg is not None and not Path(arg).exists():
+            raise CxrsalError(f"--baselines {kind}:{arg}: {arg} does not exist")
+    return parts
 
 
 def read_detections(path):
@@ -239,7 +237,7 @@ def score_store(store_path, out, *, data_dir=None, baselines=None, model_name=No
     import pandas as pd
 
     from ..config import Config
-    from ..data.manifest import manifest_hash, read_manifest
+    from ..data.manifest import read_manifest
     from ..data.pipeline import PreparedSplit, load_batch
     from ..saliency.base import METHODS
     from ..saliency.store import SCALE, MapStore
@@ -259,12 +257,8 @@ def score_store(store_path, out, *, data_dir=None, baselines=None, model_name=No
     do_utility, do_pointwise = "utility" in parts, "pointwise" in parts
     store = MapStore(store_path)
     meta = store.meta
-    data_dir = data_dir or meta["data"]
+    data_dir = store.checked_data(data_dir)
     split, size = meta["split"], meta["input_size"]
-    if meta.get("manifest") and manifest_hash(data_dir) != meta["manifest"]:
-        raise CxrsalError(f"--maps {store_path}: its maps are of the images of a manifest (sha256 "
-                          f"{meta['manifest'][:12]}...) that {Path(data_dir) / 'manifest.csv'} no longer is: the "
-                          "prepared data changed since (or --data is another data set)")
     parse_baselines(baselines)      # every baseline's file exists before anything is computed
     model_name = model_name or Path(meta["model"]).name
     manifest = read_manifest(data_dir)

@@ -124,6 +124,9 @@ class ModelAdapter:
         if precision == "mixed":
             model = mixed_copy(model, strategy)
         self.model = model
+        # what the forward and backward passes compute in (mixed: bfloat16, or float16 on older
+        # GPUs): the maps' arithmetic, recorded with them
+        self.compute_dtype = "float32" if precision == "float32" else str(getattr(model, "compute_dtype", precision))
         self.batch_size = AUTO_CPU if batch_size == "auto" else int(batch_size)
         self.strategy = strategy
         self._log = log or (lambda *_: None)

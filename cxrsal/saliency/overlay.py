@@ -35,8 +35,9 @@ def write_overlays(store_path, out_dir, *, methods=None, image_ids=None, limit=0
     store = MapStore(store_path)
     meta = store.meta
     methods = methods or store.methods()
-    rows = {r["image_id"]: r for r in read_manifest(meta["data"]) if r["split"] == meta["split"]}
-    data = PreparedSplit(meta["data"], meta["split"])
+    data_dir = store.checked_data()
+    rows = {r["image_id"]: r for r in read_manifest(data_dir) if r["split"] == meta["split"]}
+    data = PreparedSplit(data_dir, meta["split"])
     out_dir = Path(out_dir)
     # every method and image checked before the first PNG is written
     todo = []

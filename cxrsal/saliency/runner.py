@@ -90,7 +90,7 @@ def store_identity(data_dir, adapter):
     from ..data.manifest import manifest_hash
 
     return {"manifest": manifest_hash(data_dir), "input_size": adapter.input_shape[0],
-            "input_channels": adapter.input_channels, "precision": adapter.precision,
+            "input_channels": adapter.input_channels, "precision": adapter.compute_dtype,
             "jit_compile": adapter.jit_compile}
 
 
@@ -116,15 +116,31 @@ def run_saliency(model_dir, out, cfg: Config, methods="study", *, num_shards=1, 
     rows = select(read_manifest(data_dir), s.split, s.positives_only, s.limit)
     data = PreparedSplit(data_dir, s.split)
     store = MapStore(out)
-    store.init({"model": str(model_dir.resolve()), "checkpoint": s.checkpoint, "data": data_dir, "split": s.split,
-                "image_ids": [r["image_id"] for r in rows], "weights": weights_digest(model), "model_name": model.name,
-                **store_identity(data_dir, adapter),
-                "geometry": feature_geometry(model) if adapter.has_layers else None,
-                "config": to_dict(cfg)["saliency"], "versions": versions()})
+    meta = {"model": str(model_dir.resolve()), "checkpoint": s.checkpoint, "data": data_dir, "split": s.split,
+            "image_ids": [r["image_id"] for r in rows], "weights": weights_digest(model), "model_name": model.name,
+            **store_identity(data_dir, adapter), "geometry": feature_geometry(model) if adapter.has_layers else None,
+            "config": to_dict(cfg)["saliency"], "versions": versions()}
+    store.check(meta, method_records(names, cfg, adapter))     # a store made otherwise: refused before any write
+    store.init(meta)
     log(f"{described}; {len(rows)} images" + (f", shard {shard_index + 1}/{num_shards}" if num_shards > 1 else ""))
     remember(model_dir, store.path)   # randomize and compare take this model's maps from here
     return fill_store(adapter, store, rows, data, names, cfg, num_shards=num_shards, shard_index=shard_index,
                       progress=progress, log=log)
+
+
+def method_records(names, cfg, adapter, wrap=None):
+    """{method: what its params.json records}: every parameter, the target, the noise seed, the
+    channels differentiated, the stored dtypes (and sMPRT's smoothing when `wrap` adds it)."""
+    from ..training.fit import versions
+
+    s, out = cfg.saliency, {}
+    for name in names:
+        method = METHODS.get(name) if wrap is None else wrap(METHODS.get(name))
+        out[name] = {"method": name, "params": method.resolve(cfg.method_params(name)), "target": s.target,
+                     "seed": s.seed, "input_channels": adapter.input_channels, "dtypes": DTYPES,
+                     "channels": method.channels, "versions": versions(),
+                     **({"smoothing": method.smoothing} if hasattr(method, "smoothing") else {})}
+    return out
 
 
 def fill_store(adapter, store, rows, data, names, cfg, *, num_shards=1, shard_index=0, progress=None, log=print,
@@ -139,27 +155,24 @@ def fill_store(adapter, store, rows, data, names, cfg, *, num_shards=1, shard_in
     from tqdm import tqdm
 
     from ..console import bar_disabled
-
     from ..data.pipeline import load_batch
-    from ..training.fit import versions
 
     s = cfg.saliency
     size = adapter.input_shape[0]
+    records = method_records(names, cfg, adapter, wrap)
+    store.check(None, records)      # every method's parameters, before any of them writes
     written = {}
     with ThreadPoolExecutor(max_workers=1) as executor:
         for name in names:
             method = METHODS.get(name) if wrap is None else wrap(METHODS.get(name))
-            params = method.resolve(cfg.method_params(name))
+            params = records[name]["params"]
             # groups from the configured batch (auto: the CPU's 32), not the one memory allowed, so
             # that shards and resumed runs on other machines group the images alike
             nominal = s.batch_size if isinstance(s.batch_size, int) else 32
             per_group = max(s.group_size, -(-nominal // method.evaluations(params)))
             groups = [rows[i:i + per_group] for i in range(0, len(rows), per_group)]
             mine = groups[shard_index::num_shards]
-            store.init_method(name, {"method": name, "params": params, "target": s.target, "seed": s.seed,
-                                     "input_channels": adapter.input_channels,
-                                     "dtypes": DTYPES, "channels": method.channels, "versions": versions(),
-                                     **({"smoothing": method.smoothing} if hasattr(method, "smoothing") else {})})
+            store.init_method(name, records[name])
             store.drop_damaged(name, [r["image_id"] for g in mine for r in g], log=log)
             written[name] = store.reuse(sources, name, [r["image_id"] for g in mine for r in g])
             if written[name]:

@@ -22,8 +22,6 @@ from pathlib import Path
 from ..errors import CxrsalError
 from ..io import atomic_path, atomic_write_text, remove_stale_tmp
 
-# store.json keys every shard of one job shares (`runner.run_saliency` writes them)
-JOB_KEYS = ("model", "checkpoint", "weights", "data", "split", "image_ids", "input_size", "input_channels")
 
 
 def _int(env, name):
@@ -81,7 +79,8 @@ def merge_stores(shards, out, *, log=print):
     images), a method's parameters differ, or a map is missing from every shard or present in
     two. Files are copied byte for byte and atomically, so the merged store equals a
     one-machine run's and a killed merge resumes. Returns {method: maps copied}."""
-    from .store import MapStore
+    from ..identity import describe, differences
+    from .store import NOT_IDENTITY, MapStore, whole_map
 
     stores = [MapStore(s) for s in shards]
     if not stores:
@@ -93,10 +92,12 @@ def merge_stores(shards, out, *, log=print):
         metas.append(s.meta)
     first = metas[0]
     for s, meta in zip(stores[1:], metas[1:]):
-        for k in JOB_KEYS:
-            if meta.get(k) != first.get(k):
-                raise CxrsalError(f"{s.path}: another job than {stores[0].path} (its {k.replace('_', ' ')} differs); "
-                                  "merge the shards of one `cxrsal saliency` run")
+        # every key that says how the maps were made (what a resumed store must share)
+        diffs = differences({k: v for k, v in first.items() if k not in NOT_IDENTITY},
+                            {k: v for k, v in meta.items() if k not in NOT_IDENTITY}, skip_missing=False)
+        if diffs:
+            raise CxrsalError(f"{s.path}: another job than {stores[0].path}: {describe(diffs, theirs='here')}; merge "
+                              "the shards of one `cxrsal saliency` run")
     methods = sorted({m for s in stores for m in s.methods()})
     params = {}
     for m in methods:
@@ -115,6 +116,9 @@ def merge_stores(shards, out, *, log=print):
             for i in (s.ids(m) if (s.path / m).is_dir() else ()):
                 if i not in holders:
                     raise CxrsalError(f"{s.file(m, i)}: image {i} is not one of the run's images")
+                if not whole_map(s.file(m, i)):
+                    raise CxrsalError(f"{s.file(m, i)}: not a whole map file; resume that shard (`cxrsal saliency` "
+                                      "with its --shard-index) to compute it again, then merge")
                 holders[i].append(s)
         missing = [i for i, h in holders.items() if not h]
         twice = [i for i, h in holders.items() if len(h) > 1]

@@ -89,36 +89,55 @@ class MapStore:
             raise CxrsalError(f"{p}: damaged (image_ids is not a list of image ids); {self._remedy()}")
         return meta
 
-    def init(self, meta):
-        """Write store.json, or check that an existing store was made the same way (every key
-        but `NOT_IDENTITY`; a key an older cxrsal did not write is not compared); the temporary
-        files killed runs left in the store go (not those of live shards)."""
-        remove_stale_tmp(self.path, recursive=True)
-        p = self.path / "store.json"
-        if p.exists():
-            old = self.meta
-            diffs = differences({k: v for k, v in old.items() if k not in NOT_IDENTITY},
+    def check(self, meta, methods=None):
+        """Refuse (one line naming what differs) to resume a store made otherwise: store.json's
+        every key but `NOT_IDENTITY` (a key an older cxrsal did not write is not compared; `meta`
+        None: not compared) and, for `methods` ({method: its params.json record}), each params.json
+        there is. Reads only: a run checks every store it will resume before it writes anything."""
+        if meta is not None and (self.path / "store.json").exists():
+            diffs = differences({k: v for k, v in self.meta.items() if k not in NOT_IDENTITY},
                                 {k: v for k, v in meta.items() if k not in NOT_IDENTITY})
             if diffs:
                 raise CxrsalError(f"{self.path} holds maps made otherwise: {describe(diffs)}; use a new --out "
                                   "directory (or delete it to start again)")
-            return
-        self.path.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(p, json.dumps(meta, indent=2) + "\n")
+        for method, params in (methods or {}).items():
+            p = self.path / method / "params.json"
+            if p.exists():
+                diffs = differences(flatten({k: v for k, v in self.params(method).items() if k != "versions"}),
+                                    flatten({k: v for k, v in params.items() if k != "versions"}))
+                if diffs:
+                    raise CxrsalError(f"{p}: its maps were computed otherwise: {describe(diffs)}; use a new --out "
+                                      "directory")
+
+    def init(self, meta):
+        """Write store.json, or check that an existing store was made the same way (`check`); the
+        temporary files killed runs left in the store go (not those of live shards)."""
+        self.check(meta)
+        remove_stale_tmp(self.path, recursive=True)
+        p = self.path / "store.json"
+        if not p.exists():
+            self.path.mkdir(parents=True, exist_ok=True)
+            atomic_write_text(p, json.dumps(meta, indent=2) + "\n")
 
     def init_method(self, method, params):
+        self.check(None, {method: params})
         d = self.path / method
-        p = d / "params.json"
-        if p.exists():
-            old = self.params(method)
-            diffs = differences(flatten({k: v for k, v in old.items() if k != "versions"}),
-                                flatten({k: v for k, v in params.items() if k != "versions"}))
-            if diffs:
-                raise CxrsalError(f"{p}: its maps were computed otherwise: {describe(diffs)}; use a new --out "
-                                  "directory")
-            return
-        d.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(p, json.dumps(params, indent=2) + "\n")
+        if not (d / "params.json").exists():
+            d.mkdir(parents=True, exist_ok=True)
+            atomic_write_text(d / "params.json", json.dumps(params, indent=2) + "\n")
+
+    def checked_data(self, data_dir=None, option="--data"):
+        """The prepared run of its images (`data_dir`, default the one it records), refused in one
+        line when its manifest is not the one the maps were computed on (when the store says)."""
+        from ..data.manifest import manifest_hash
+
+        meta = self.meta
+        data_dir = data_dir or meta["data"]
+        if meta.get("manifest") and manifest_hash(data_dir) != meta["manifest"]:
+            raise CxrsalError(f"--maps {self.path}: its maps are of the images of a manifest (sha256 "
+                              f"{meta['manifest'][:12]}...) that {Path(data_dir) / 'manifest.csv'} no longer is: "
+                              f"the prepared data changed since (or {option} is another data set)")
+        return data_dir
 
     def identity(self):
         meta = self.meta
@@ -145,7 +164,7 @@ class MapStore:
             if self.has(method, i):
                 continue
             for d in donors:
-                if d.has(method, i) and _whole(d.file(method, i)):
+                if d.has(method, i) and whole_map(d.file(method, i)):
                     with atomic_path(self.file(method, i)) as tmp:
                         shutil.copyfile(d.file(method, i), tmp)
                     n += 1
@@ -180,7 +199,7 @@ class MapStore:
         dropped = []
         for i in image_ids:
             f = self.file(method, i)
-            if f.exists() and not _whole(f):
+            if f.exists() and not whole_map(f):
                 f.unlink(missing_ok=True)
                 dropped.append(f)
         if dropped:
@@ -206,8 +225,9 @@ class MapStore:
             if problem:
                 raise ValueError(problem)
         except UNREADABLE as e:
-            raise CxrsalError(f"{f}: not a readable map file ({type(e).__name__}: {e}); delete it and run "
-                              "`cxrsal saliency` again to recompute it") from None
+            raise CxrsalError(f"{f}: not a readable map file ({type(e).__name__}: {e}); delete it and run the "
+                              "`cxrsal saliency` (or randomize, compare) that made the store again: it computes the "
+                              "maps a store lacks") from None
         out["processed"] = out["processed"] if quantized else out["processed"].astype(np.float32) / SCALE
         for k, t in (("constant", bool), ("logit", float), ("label", int), ("index", int)):
             out[k] = t(out[k])
@@ -216,21 +236,20 @@ class MapStore:
 
 def _map_problem(arrays):
     """What is wrong with the arrays of a map file, or None: the processed map is 2-D uint16, the
-    raw map 2-D or 3-D of finite floats of the same side, the scalars are scalars."""
+    raw map 2-D or 3-D floats of the same side (a non-finite raw map is a method's honest output,
+    stored flagged constant), the scalars are scalars."""
     raw, processed = arrays["raw"], arrays["processed"]
     if processed.dtype != np.uint16 or processed.ndim != 2:
         return f"processed map of dtype {processed.dtype} and shape {processed.shape}, not a 2-D uint16 map"
     if raw.dtype.kind != "f" or raw.ndim not in (2, 3) or raw.shape[:2] != processed.shape:
         return f"raw map of dtype {raw.dtype} and shape {raw.shape} does not fit the processed map {processed.shape}"
-    if not np.isfinite(raw).all():
-        return "raw map holds NaN or infinite values"
     for k in ("constant", "logit", "label", "index"):
         if np.ndim(arrays[k]) != 0:
             return f"{k} is not a single value"
     return None
 
 
-def _whole(path):
+def whole_map(path):
     """True when a map file is a whole archive of every array a map holds (its directory is read,
     not the arrays: cut short or foreign files fail)."""
     try:

@@ -67,8 +67,6 @@ def with_prepared_data(cfg, data_dir):
 
 def _check_resumable(out, cfg, data_dir, task):
     """A run directory continues only the same experiment."""
-    from ..data.manifest import manifest_hash
-
     if not (out / "config.yaml").exists() or not (out / STATE_FILE).exists():
         return      # nothing trained yet (a failed start may have left its config): start afresh
     run = Run(out, option="--out")
@@ -84,9 +82,7 @@ def _check_resumable(out, cfg, data_dir, task):
                           "directory (or the same settings to resume it)")
     if run.data != str(Path(data_dir).resolve()):
         raise CxrsalError(f"{out} was trained on {run.data}, not {data_dir}")
-    if run.data_info.get("manifest_sha256") not in (None, manifest_hash(data_dir)):
-        raise CxrsalError(f"{out} was trained on other data than {data_dir} holds now (its manifest changed "
-                          "since); use a new --out directory")
+    run.checked_data(data_dir)      # the manifest it trained on, unchanged since
 
 
 def _write_history(out, rows):
