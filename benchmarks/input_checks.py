@@ -16,20 +16,10 @@ import csv
 import json
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
-
-
-def best_of(repeats, f):
-    """(result, best seconds) over `repeats` runs."""
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        out = f()
-        times.append(time.perf_counter() - t0)
-    return out, min(times)
+from bootstrap import best_of      # this folder's timing helper (the script's folder is on sys.path)
 
 
 def fake_prepared(folder, rows):
