@@ -12,7 +12,6 @@ define them (`cxrsal.training.classifier`, `cxrsal.baselines`); a run names its 
 state.json.
 """
 
-import json
 from functools import cached_property
 from pathlib import Path
 

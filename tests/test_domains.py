@@ -312,3 +312,11 @@ def test_settings_lists_every_key_with_a_default_that_reads_back():
                                                                           "data, ggcam, model, pipeline, pointwise, "
                                                                           "randomization, saliency, score, "
                                                                           "similarity, train (see --help)")
+
+
+def test_every_saliency_field_is_sorted_into_map_settings_or_not():
+    # a new `saliency:` field must say whether it shapes the maps (a resumed folder must share
+    # it) or only chooses images / batching; the methods' parameters are their params.json's
+    fields = {k for k in SCHEMA if k.startswith("saliency.")} - {f"saliency.{k}" for k in config.DECLARED}
+    assert fields == set(config.MAP_SETTINGS) | set(config.NOT_MAP_SETTINGS)
+    assert not set(config.MAP_SETTINGS) & set(config.NOT_MAP_SETTINGS)
