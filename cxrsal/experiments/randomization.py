@@ -152,7 +152,7 @@ def run_randomization(model_dirs, out, cfg, methods="study", *, progress=None, l
     from ..saliency.runner import fill_store, method_records, select, store_identity
     from ..saliency.store import MapStore, remember, remembered, weights_digest
     from ..training.fit import versions
-    from .provenance import result_meta
+    from .provenance import refuse_repeats, result_meta
 
     out = Path(out)
     s, rz = cfg.saliency, cfg.randomization
@@ -168,10 +168,8 @@ def run_randomization(model_dirs, out, cfg, methods="study", *, progress=None, l
                           f"{', '.join(f'{a}/{h}' for a, h in zip(meta['archs'], meta['heads']))}")
     # every model opened and checked first: nothing is written before a setting, a model or its
     # data is refused, and the folder's identity (settings and models) is claimed
-    paths = [str(Path(d).resolve()) for d in model_dirs]
-    twice = next((d for d, p in zip(model_dirs, paths) if paths.count(p) > 1), None)
-    if twice is not None:
-        raise CxrsalError(f"--model {twice} given twice; replicates are independently trained runs")
+    replicates = "replicates are independently trained runs"
+    refuse_repeats(model_dirs, "--model", replicates)
     opened = []
     for k, model_dir in enumerate(model_dirs):
         run = Run(model_dir).expect(CLASSIFICATION)
@@ -182,10 +180,7 @@ def run_randomization(model_dirs, out, cfg, methods="study", *, progress=None, l
         steps = steps_of(blocks, order=rz.order, all_blocks=rz.all_blocks, arch=arch)
         rows = select(read_manifest(data_dir), s.split, s.positives_only, rz.n_images)
         digest = weights_digest(model)
-        same = next((o[1] for o in opened if o[8] == digest), None)
-        if same is not None:
-            raise CxrsalError(f"--model {same} and {model_dir} hold the same weights (a copy of one run?); replicates "
-                              "are independently trained runs")
+        refuse_repeats([o[1] for o in opened] + [model_dir], "--model", replicates, [o[8] for o in opened] + [digest])
         data = PreparedSplit(data_dir, s.split)
         work = keras.models.clone_model(model)
         work.set_weights(model.get_weights())

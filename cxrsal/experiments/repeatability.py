@@ -40,7 +40,7 @@ def run_compare(model_dirs, out, cfg, methods="study", *, baseline_maps=None, pr
     from ..saliency.runner import fill_store, method_records, select, store_identity
     from ..saliency.store import MapStore, remember, remembered, weights_digest
     from ..training.fit import versions
-    from .provenance import result_meta
+    from .provenance import refuse_repeats, result_meta
     from .scoring import read_probability_map
 
     if len(model_dirs) != 2:
@@ -49,9 +49,8 @@ def run_compare(model_dirs, out, cfg, methods="study", *, baseline_maps=None, pr
     out = Path(out)
     # both models' images first: a mismatch is one line before any map is computed
     runs = [Run(d, option="--models").expect(CLASSIFICATION) for d in model_dirs]
-    if runs[0].path.resolve() == runs[1].path.resolve():
-        raise CxrsalError(f"--models: {model_dirs[0]} given twice; repeatability compares two independently trained "
-                          "replicates, reproducibility two architectures")
+    two = "repeatability compares two independently trained replicates, reproducibility two architectures"
+    refuse_repeats(model_dirs, "--models", two)
     permuted = [bool((read_card(run.path) or {}).get("label_permuted")) for run in runs]
     data_randomization = sum(permuted) == 1
     if sum(permuted) == 2:
@@ -71,9 +70,7 @@ def run_compare(model_dirs, out, cfg, methods="study", *, baseline_maps=None, pr
                               f"{run.data}; the two models must be trained on the same split")
     models = [run.model(s.checkpoint) for run in runs]
     digests = [weights_digest(m) for m in models]
-    if digests[0] == digests[1]:
-        raise CxrsalError(f"--models {runs[0].path} and {runs[1].path} hold the same weights (a copy of one run?); "
-                          "repeatability compares two independently trained replicates")
+    refuse_repeats(model_dirs, "--models", two, digests)
     adapters = [ModelAdapter(model, batch_size=s.batch_size, input_channels=s.input_channels,
                              jit_compile=s.jit_compile, precision=s.precision, log=log) for model in models]
     method_sets = [parse_methods(methods, a.has_class_maps, a.has_layers) for a in adapters]

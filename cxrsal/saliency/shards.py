@@ -80,7 +80,7 @@ def merge_stores(shards, out, *, log=print):
     two. Files are copied byte for byte and atomically, so the merged store equals a
     one-machine run's and a killed merge resumes. Returns {method: maps copied}."""
     from ..identity import describe, differences
-    from .store import NOT_IDENTITY, MapStore, whole_map
+    from .store import MapStore, method_identity, store_identity_keys, whole_map
 
     stores = [MapStore(s) for s in shards]
     if not stores:
@@ -93,8 +93,7 @@ def merge_stores(shards, out, *, log=print):
     first = metas[0]
     for s, meta in zip(stores[1:], metas[1:]):
         # every key that says how the maps were made (what a resumed store must share)
-        diffs = differences({k: v for k, v in first.items() if k not in NOT_IDENTITY},
-                            {k: v for k, v in meta.items() if k not in NOT_IDENTITY}, skip_missing=False)
+        diffs = differences(store_identity_keys(first), store_identity_keys(meta), skip_missing=False)
         if diffs:
             raise CxrsalError(f"{s.path}: another job than {stores[0].path}: {describe(diffs, theirs='here')}; merge "
                               "the shards of one `cxrsal saliency` run")
@@ -104,7 +103,7 @@ def merge_stores(shards, out, *, log=print):
         for s in stores:
             if not (s.path / m / "params.json").is_file():
                 continue
-            p = {k: v for k, v in s.params(m).items() if k != "versions"}
+            p = method_identity(s.params(m))
             if params.setdefault(m, (p, s))[0] != p:
                 raise CxrsalError(f"{s.path}: method {m} was computed with other parameters than in "
                                   f"{params[m][1].path}; merge the shards of one run")

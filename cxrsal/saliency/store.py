@@ -68,7 +68,12 @@ def remembered(model_dir):
     return [p for p in f.read_text().splitlines() if p and (Path(p) / "store.json").exists()]
 
 
-def _method_identity(params):
+def store_identity_keys(meta):
+    """store.json less `NOT_IDENTITY`: what a resumed store, or a shard merged with others, shares."""
+    return {k: v for k, v in meta.items() if k not in NOT_IDENTITY}
+
+
+def method_identity(params):
     return {k: v for k, v in params.items() if k != "versions"}
 
 
@@ -95,16 +100,14 @@ class MapStore:
         None: not compared) and, for `methods` ({method: its params.json record}), each params.json
         there is. Reads only: a run checks every store it will resume before it writes anything."""
         if meta is not None and (self.path / "store.json").exists():
-            diffs = differences({k: v for k, v in self.meta.items() if k not in NOT_IDENTITY},
-                                {k: v for k, v in meta.items() if k not in NOT_IDENTITY})
+            diffs = differences(store_identity_keys(self.meta), store_identity_keys(meta))
             if diffs:
                 raise CxrsalError(f"{self.path} holds maps made otherwise: {describe(diffs)}; use a new --out "
                                   "directory (or delete it to start again)")
         for method, params in (methods or {}).items():
             p = self.path / method / "params.json"
             if p.exists():
-                diffs = differences(flatten({k: v for k, v in self.params(method).items() if k != "versions"}),
-                                    flatten({k: v for k, v in params.items() if k != "versions"}))
+                diffs = differences(flatten(method_identity(self.params(method))), flatten(method_identity(params)))
                 if diffs:
                     raise CxrsalError(f"{p}: its maps were computed otherwise: {describe(diffs)}; use a new --out "
                                       "directory")
@@ -149,11 +152,11 @@ class MapStore:
         if self.path.resolve() == other.path.resolve() or not (self.path / method / "params.json").exists():
             return False
         try:
-            mine, donated = self.identity(), _method_identity(self.params(method))
+            mine, donated = self.identity(), method_identity(self.params(method))
         except CxrsalError:      # a damaged store listed in the model run serves nothing
             return False
         return (mine["weights"] is not None and mine == other.identity()
-                and donated == _method_identity(other.params(method)))
+                and donated == method_identity(other.params(method)))
 
     def reuse(self, sources, method, image_ids):
         """Copy the `method` maps of `image_ids` this store lacks from the first source that
