@@ -15,7 +15,7 @@ from .config_schema import (  # noqa: F401  (re-exported: `from cxrsal.config im
     RandomizationConfig, CompareConfig, ScoreConfig, PointwiseConfig, MAP_SETTINGS, NOT_MAP_SETTINGS,
     CROSS_CHECKS, Config, schema, to_dict)
 from .errors import ConfigError
-from .io import atomic_write_text
+from .files import atomic_write_text
 
 
 def _type_name(tp):

@@ -13,7 +13,7 @@ import json
 from pathlib import Path
 
 from .errors import CxrsalError
-from .io import atomic_write_text, read_json
+from .files import atomic_write_text, read_json
 
 IDENTITY_FILE = "identity.json"
 

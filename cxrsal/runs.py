@@ -213,7 +213,7 @@ def read_config(run_dir, option="--model"):
 
 
 def _read_json(path):
-    from .io import read_json
+    from .files import read_json
 
     return read_json(path, remedy="the run folder is damaged: train it again into a new folder (or restore the "
                                   "file from a copy)")

@@ -1,7 +1,7 @@
 """Fault injection: real SIGKILLs of a real `cxrsal` process, then the rerun to the end.
 
 A process is killed at chosen write points through the test-only environment hook of
-`cxrsal.io` (KILL_AT_ENV: "N:PHASE" kills at the first write point of PHASE from the N-th on, so
+`cxrsal.files` (KILL_AT_ENV: "N:PHASE" kills at the first write point of PHASE from the N-th on, so
 a kill lands while a temporary file is empty ("open"), complete but not renamed ("written"), or
 just after a final name appeared ("renamed")), or after a delay, wherever the process is. Each
 killed run resumes the previous one's folder; the last run goes to the end and must succeed.
@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from cxrsal.io import KILL_AT_ENV, WRITE_LOG_ENV
+from cxrsal.files import KILL_AT_ENV, WRITE_LOG_ENV
 
 PHASES = ("written", "open", "renamed")
 TIMEOUT_S = 900
@@ -126,7 +126,7 @@ def kill_chain(args, targets, *, delays=()):
 
 
 def kill_specs(args, specs, kills=None):
-    """Kill `args` at each write point spec ("N[:PHASE[:TEXT]]", see cxrsal.io) in turn, each in
+    """Kill `args` at each write point spec ("N[:PHASE[:TEXT]]", see cxrsal.files) in turn, each in
     a rerun of the previous run's folder; then run it to the end. Every kill must happen."""
     kills = Kills() if kills is None else kills
     for spec in specs:

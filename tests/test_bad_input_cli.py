@@ -181,7 +181,7 @@ def _npy_bytes(array):
 
 
 def test_a_full_disk_keeps_the_previous_file(gcam_store, tmp_path):
-    from cxrsal.io import FAIL_AT_ENV
+    from cxrsal.files import FAIL_AT_ENV
 
     rc, _, err = cxrsal("score", "--maps", gcam_store, "--out", tmp_path / "o")
     assert rc == 0, err

@@ -114,7 +114,7 @@ def test_demo_tiny_end_to_end(tmp_path):
     assert_same_map_files(tmp_path / "demo" / "results" / "randomization", again / "results" / "randomization")
 
 
-# kills inside the two stages no command's own test kills ("N:PHASE:TEXT", cxrsal.io: the first
+# kills inside the two stages no command's own test kills ("N:PHASE:TEXT", cxrsal.files: the first
 # write point of that phase on a path holding TEXT); train, saliency, score, randomize, compare,
 # stats and report are killed as commands of their own in tests/test_kill_resume.py
 DEMO_KILLS = [

@@ -12,7 +12,7 @@ from cxrsal.errors import ConfigError, CxrsalError
 from cxrsal.experiments.randomization import comparable, rank_map, similarity_map
 from cxrsal.metrics import argmax_points, degradation_threshold
 from cxrsal.models import build_model
-from cxrsal.models.geometry import feature_geometry
+from cxrsal.models.receptive_field import feature_geometry
 from cxrsal.models.layers import GrayToBackbone
 from cxrsal.saliency import compute_maps, noise_rng, normalize, reduce_2d
 

@@ -18,7 +18,7 @@ from cxrsal.data.manifest import read_manifest
 from cxrsal.data.masks import boxes_to_mask
 from cxrsal.data.prepare import annotation_of, check_prepared, prepare
 from cxrsal.errors import DataError, ImageReadError
-from cxrsal.geometry import resize_mask
+from cxrsal.resizing import resize_mask
 
 
 def quiet(*_):

@@ -206,8 +206,8 @@ def test_interrupted_run_resumes_without_redoing(rsna_root, tmp_path, monkeypatc
 
 def test_sigkill_then_rerun_matches_uninterrupted(rsna_root, tmp_path):
     """A real kill -9 of the CLI while it decodes (at its third cache file, complete but not yet
-    renamed: the test hook of cxrsal.io, no race); the second run finishes the same data."""
-    from cxrsal.io import KILL_AT_ENV
+    renamed: the test hook of cxrsal.files, no race); the second run finishes the same data."""
+    from cxrsal.files import KILL_AT_ENV
 
     reference = tmp_path / "reference"
     prepare(cfg_for("rsna", rsna_root), reference, progress=False, log=quiet)

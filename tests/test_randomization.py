@@ -348,7 +348,7 @@ def test_emprt_table_on_known_complexities():
                      value=1.0))
     rows.append(dict(image_id="i8", model="00-m", method="spreads", step=2, step_name="2", metric="complexity",
                      value=float("nan")))
-    from cxrsal.stats import emprt_table
+    from cxrsal.metrics import emprt_table
 
     t = emprt_table(pd.DataFrame(rows)).set_index("method")
     assert t.loc["spreads", "p_value"] == pytest.approx(1 / 256) and t.loc["spreads", "result"] == "PASS"

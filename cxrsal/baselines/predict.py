@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import CxrsalError
-from ..io import atomic_path, atomic_write_text, remove_stale_tmp, write_frame
+from ..files import atomic_path, atomic_write_text, remove_stale_tmp, write_frame
 from ..runs import TASKS, Run, Task
 
 KINDS = ("unet", "retinanet")   # the tasks this package registers (unet.py, retinanet.py)

@@ -9,7 +9,7 @@ ImageNet's normalisation (what a pretrained preset expects; harmless from scratc
 import numpy as np
 
 from ..errors import CxrsalError
-from ..geometry import scale_boxes
+from ..resizing import scale_boxes
 from ..runs import register_task
 from .predict import BaselineTask
 
@@ -249,7 +249,7 @@ class RetinaNetTask(BaselineTask):
     def finish(self, out, split, metrics):
         import pandas as pd
 
-        from ..io import write_frame
+        from ..files import write_frame
 
         detections = getattr(self, "_detections", [])
         write_frame(out / "detections.csv",

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import CxrsalError, DicomReadError
-from ..io import atomic_path
+from ..files import atomic_path
 
 CR_IMAGE_STORAGE = "1.2.840.10008.5.1.4.1.1.1"
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import DataError
-from ..io import atomic_write_text
+from ..files import atomic_write_text
 
 SPLITS = ("train", "val", "test")
 SPLITS_FILE = "splits.csv"
@@ -171,7 +171,7 @@ def read_manifest(run_dir):
 
 def _packed_counts(run_dir):
     """{split: (images, positives)} of summary.json ({} for a run without one)."""
-    from ..io import read_json
+    from ..files import read_json
 
     path = Path(run_dir) / "summary.json"
     if not path.is_file():

@@ -1,12 +1,12 @@
 """Ground-truth masks at a model's size: RSNA boxes and resized SIIM masks (the rules:
-`cxrsal.geometry`)."""
+`cxrsal.resizing`)."""
 
 import math
 
 import numpy as np
 
-from ..geometry import box_pixels, resize_mask  # noqa: F401  (resize_mask: the masks' rule, re-exported)
-from ..geometry import hw as _hw
+from ..resizing import box_pixels, resize_mask  # noqa: F401  (resize_mask: the masks' rule, re-exported)
+from ..resizing import hw as _hw
 
 
 def boxes_to_mask(boxes, size, original_size=1024):

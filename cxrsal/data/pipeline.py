@@ -5,8 +5,8 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import DataError
-from ..io import UNREADABLE
-from ..geometry import resize_images, resize_masks
+from ..files import UNREADABLE
+from ..resizing import resize_images, resize_masks
 from .manifest import SPLITS
 from .prepare import ARRAYS_DIR, SCALE, check_prepared
 
@@ -60,7 +60,7 @@ class PreparedSplit:
 
 def load_batch(data, indices, size=0):
     """(images [N, S, S, 1], labels [N], masks [N, S, S, 1]) of a PreparedSplit at side `size`
-    (0: as prepared), resized as the tf.data pipeline does (`cxrsal.geometry`: area down, bilinear
+    (0: as prepared), resized as the tf.data pipeline does (`cxrsal.resizing`: area down, bilinear
     up; a mask pixel is inside when any part of it was)."""
     images, labels, masks = data.arrays(indices)
     if size and size != data.size:

@@ -18,7 +18,7 @@ import numpy as np
 
 from ..config import Config, to_dict, write_config
 from ..errors import CxrsalError, DataError, ImageReadError
-from ..io import UNREADABLE, atomic_path, atomic_write_text, read_json, remove_stale_tmp
+from ..files import UNREADABLE, atomic_path, atomic_write_text, read_json, remove_stale_tmp
 from . import coco, folder, rsna, siim  # noqa: F401  (register the datasets)
 from .images import read_any
 from .items import DATASETS, Skipped

@@ -10,7 +10,7 @@ import cv2
 import numpy as np
 
 from ..errors import CxrsalError
-from ..io import atomic_write_text, remove_stale_tmp
+from ..files import atomic_write_text, remove_stale_tmp
 from . import rle, rsna, siim
 from .dicom import write_dicom
 from .items import DATASETS

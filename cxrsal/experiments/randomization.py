@@ -15,7 +15,7 @@ import numpy as np
 
 from ..config import INITS, ORDERS, write_config
 from ..errors import CxrsalError
-from ..io import atomic_path, atomic_write_text, remove_stale_tmp, write_frame
+from ..files import atomic_path, atomic_write_text, remove_stale_tmp, write_frame
 
 # the randomization settings that shape the steps' maps (the threshold's pairs and the similarity
 # settings shape only tables recomputed on every run)
@@ -277,7 +277,7 @@ def analyse(out, plan, cfg, meta, *, log=print):
     verdict["result"] = np.where(verdict["mean"] < verdict["threshold"], "PASS", "FAIL")
     verdict = verdict.rename(columns={"mean": "randomized_ssim"})
     verdict.insert(0, "check", check_name(rz))
-    from ..stats import emprt_table
+    from ..metrics import emprt_table
 
     emprt = emprt_table(table)
     out.mkdir(parents=True, exist_ok=True)
@@ -310,7 +310,7 @@ def with_intervals(table, summary, keys, *, seed=0, replicates=1000):
     """`summary` with `ci_low`, `ci_high`: 95 % image-level bootstrap intervals of each row's mean
     over images (an image's value: its mean over the models), all rows of one metric resampled
     with the same image sets (paired; `stats.paired_intervals`)."""
-    from ..stats import paired_intervals
+    from ..metrics import paired_intervals
 
     rows = [k for k in keys if k != "metric"]
     ci = paired_intervals(table, rows, ["metric"], replicates=replicates, seed=seed)

@@ -14,8 +14,8 @@ import numpy as np
 
 from ..config import write_config
 from ..errors import CxrsalError
-from ..geometry import resize_map
-from ..io import atomic_write_text, remove_stale_tmp, write_frame
+from ..resizing import resize_map
+from ..files import atomic_write_text, remove_stale_tmp, write_frame
 from ..metrics.similarity import LOW_BASELINE, degradation_threshold
 from ..saliency.postprocess import normalize
 from .randomization import similarity_map, with_intervals

@@ -15,8 +15,8 @@ import numpy as np
 
 from ..config import baseline_parts, checked, write_config
 from ..errors import CxrsalError
-from ..geometry import resize_map, scale_boxes
-from ..io import UNREADABLE, atomic_write_text, remove_stale_tmp, write_frame
+from ..resizing import resize_map, scale_boxes
+from ..files import UNREADABLE, atomic_write_text, remove_stale_tmp, write_frame
 from ..metrics import (argmax_points, auprc_score, auroc_score, average_mask, bootstrap_ap_ci,
                        box_heatmap, iou_score, pointing_hit, pointwise_average_precision, pointwise_hits,
                        tune_threshold)
@@ -193,7 +193,7 @@ def summarize(table, *, replicates=1000, seed=0, level=0.95):
     Paired: for each model, step and metric, one matrix [methods, images] over every image any
     method was scored on (NaN where a method lacks it, or its value is undefined) is resampled
     at once, so all methods' intervals come from the same replicate image sets."""
-    from ..stats import paired_intervals
+    from ..metrics import paired_intervals
 
     util = table[table.metric.isin(UTILITY)]
     summary = util.groupby(SUMMARY_KEYS)["value"].agg(["mean", "std", "count"]).reset_index()

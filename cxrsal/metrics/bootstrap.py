@@ -169,3 +169,22 @@ def bootstrap_auc_ci(labels, scores, *, replicates=1000, seed=0, level=0.95):
     counts = _draw_counts(n, replicates, seed)
     aucs = np.stack([_replicate_auc(counts, labels, s) for s in scores.reshape(-1, n)], axis=1)
     return _interval(aucs, level, shape)
+
+
+def paired_intervals(table, rows, groups, *, replicates=1000, seed=0, level=0.95):
+    """Bootstrap intervals of the mean over images of every `rows` x `groups` cell of a tidy
+    `table` (columns `image_id`, `value`, `rows`, `groups`): `ci_low`, `ci_high` beside the
+    cells' keys. Per group one matrix [rows, images] (an image's values averaged; NaN where a
+    row lacks the image) is resampled at once, so every row of a group gets its interval from
+    the same replicate image sets (paired). `replicates` 0: no rows."""
+    import pandas as pd
+
+    rows, groups = list(rows), list(groups)
+    parts = []
+    for key, d in table.groupby(groups, sort=False) if replicates and len(table) else ():
+        wide = d.pivot_table(index=rows, columns="image_id", values="value", aggfunc="mean")
+        low, high = bootstrap_mean_ci(wide.to_numpy(np.float64), replicates=replicates, seed=seed, level=level)
+        parts.append(wide.index.to_frame(index=False).assign(**dict(zip(groups, key)), ci_low=low, ci_high=high))
+    if not parts:
+        return pd.DataFrame(columns=[*rows, *groups, "ci_low", "ci_high"])
+    return pd.concat(parts, ignore_index=True)

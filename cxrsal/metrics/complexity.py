@@ -29,3 +29,33 @@ def explanation_entropy(smap):
         return float("nan")
     p = a[a > 0] / total
     return float(-(p * np.log(p)).sum())
+
+
+def emprt_table(table, alpha=0.05):
+    """eMPRT per method: complexity of the trained model's maps against the fully randomized
+    model's, paired by (model, image); PASS when it rises significantly (Wilcoxon signed-rank,
+    one-sided "greater", p < alpha). `rise` is the mean ratio randomized / trained (eMPRT's score,
+    > 1 = more complex); `undefined` counts pairs with an all-zero map (no entropy), left out."""
+    import pandas as pd
+    from scipy.stats import wilcoxon
+
+    c = table[table.metric == "complexity"]
+    rows = []
+    for method, d in c.groupby("method", sort=False):
+        last = d.groupby("model")["step"].transform("max")
+        pairs = (d[d.step == 0].set_index(["model", "image_id"]).value.to_frame("trained")
+                 .join(d[d.step == last].set_index(["model", "image_id"]).value.rename("randomized"), how="inner"))
+        ok = pairs.dropna()
+        diff = ok.randomized - ok.trained
+        if len(ok) and (diff != 0).any():
+            p = float(wilcoxon(ok.randomized, ok.trained, alternative="greater", zero_method="wilcox").pvalue)
+        else:
+            p = float("nan")
+        rows.append(dict(method=method, trained=float(ok.trained.mean()) if len(ok) else float("nan"),
+                         randomized=float(ok.randomized.mean()) if len(ok) else float("nan"),
+                         rise=float((ok.randomized / ok.trained).replace(np.inf, np.nan).mean()) if len(ok) else
+                         float("nan"),
+                         n=int(len(ok)), undefined=int(len(pairs) - len(ok)), p_value=p,
+                         result="PASS" if p < alpha else ("FAIL" if np.isfinite(p) else "n/a")))
+    return pd.DataFrame(rows, columns=["method", "trained", "randomized", "rise", "n", "undefined", "p_value",
+                                       "result"])

@@ -3,7 +3,7 @@
 import numpy as np
 
 from ..errors import CxrsalError
-from ..geometry import box_pixels, hw
+from ..resizing import box_pixels, hw
 
 
 def box_heatmap(boxes, scores, shape, *, min_score=0.01, original_size=None):
@@ -32,7 +32,7 @@ def argmax_points(maps, input_size, *, geometry=None):
     `maps` [N, h, w]: a map at any resolution (a native WILDCAT class map, or a map upsampled
     to the input). `geometry=None` ("grid", [B]'s text): cell i of h sits at (i + 1/2) d,
     d = input_size / h. With the feature map's receptive-field `geometry` ({"start", "jump",
-    "size"}, `cxrsal.models.geometry.feature_geometry`), the cell is placed at its receptive
+    "size"}, `cxrsal.models.receptive_field.feature_geometry`), the cell is placed at its receptive
     field's centre, start + u jump + 1/2, where u is the cell's coordinate on the feature grid
     (an upsampled map's pixel maps back to it by the half-pixel rule of bilinear resizing).
 

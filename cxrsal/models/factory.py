@@ -13,7 +13,7 @@ import urllib.request
 from pathlib import Path
 
 from ..errors import CxrsalError
-from ..io import atomic_path
+from ..files import atomic_path
 from .backbones import BACKBONES, inception_groups
 from .heads import HEADS
 

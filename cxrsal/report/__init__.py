@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..io import atomic_path, atomic_write_text, read_json, read_table, remove_stale_tmp
+from ..files import atomic_path, atomic_write_text, read_json, read_table, remove_stale_tmp
 from ..registry import Registry
 
 # figure name (named by the result kinds, cxrsal.stats.results) -> fn(folders of that kind, stats
@@ -35,7 +35,7 @@ def _png(fig):
 def fig_utility(scores):
     """[A] Fig 2: AUPRC per method (positives) with the average-mask and localization baselines;
     diamonds: each method's mean with its 95 % image-level bootstrap interval (error bar)."""
-    from ..stats import paired_intervals
+    from ..metrics import paired_intervals
 
     plt = _plt()
     auprc = scores[scores.metric == "auprc"]

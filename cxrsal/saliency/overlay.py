@@ -5,7 +5,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import CxrsalError
-from ..io import atomic_path
+from ..files import atomic_path
 
 
 def overlay(image, smap, mask=None, *, alpha=0.45):

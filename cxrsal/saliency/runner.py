@@ -100,7 +100,7 @@ def run_saliency(model_dir, out, cfg: Config, methods="study", *, num_shards=1, 
     store is listed in the model run, so randomize and compare reuse its maps."""
     from ..data.manifest import read_manifest
     from ..data.pipeline import PreparedSplit
-    from ..models.geometry import feature_geometry
+    from ..models.receptive_field import feature_geometry
     from ..runs import CLASSIFICATION, Run
     from ..training.fit import versions
     from ..training.strategy import choose_strategy

@@ -20,7 +20,7 @@ import shutil
 from pathlib import Path
 
 from ..errors import CxrsalError
-from ..io import atomic_path, atomic_write_text, remove_stale_tmp
+from ..files import atomic_path, atomic_write_text, remove_stale_tmp
 
 
 

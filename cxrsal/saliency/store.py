@@ -23,7 +23,7 @@ import numpy as np
 
 from ..errors import CxrsalError
 from ..identity import describe, differences, flatten
-from ..io import UNREADABLE, atomic_path, atomic_write_text, file_lock, read_json, remove_stale_tmp
+from ..files import UNREADABLE, atomic_path, atomic_write_text, file_lock, read_json, remove_stale_tmp
 
 SCALE = 65535
 DTYPES = {"raw": "float32", "processed": "uint16 (value / 65535)"}

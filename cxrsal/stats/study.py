@@ -8,7 +8,7 @@ import numpy as np
 
 from ..data.manifest import MANIFEST_FILE, manifest_hash
 from ..errors import CxrsalError
-from ..io import atomic_path, read_json, read_table, remove_stale_tmp, write_frame
+from ..files import atomic_path, read_json, read_table, remove_stale_tmp, write_frame
 from ..metrics.similarity import LOW_BASELINE
 from ..runs import CARD_FILE, read_card
 from ..saliency.base import METHODS, ordered, study_methods
@@ -267,7 +267,7 @@ def randomization_tests(rand, thresholds, alpha=ALPHA):
     the t-test's p-value (two-sided) is shown, the decision does not use it. Each folder's check
     (MPRT or sMPRT in one order) is its own question; an MPRT folder also gives eMPRT's test
     (complexity rise, `emprt_table`) of the same maps."""
-    from . import emprt_table
+    from ..metrics import emprt_table
 
     rows = []
     if rand.empty:
@@ -663,7 +663,7 @@ def localization_table(scores, replicates=BOOTSTRAP, seed=0):
     model). Positive images of the trained step; an image scored twice counts once."""
     import pandas as pd
 
-    from . import paired_intervals
+    from ..metrics import paired_intervals
 
     columns = ["dataset", "group", "model", "method", "positives"]
     for name in LOCALIZATION_METRICS.values():

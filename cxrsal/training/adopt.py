@@ -12,7 +12,7 @@ from pathlib import Path
 
 from ..config import Config, write_config
 from ..errors import CxrsalError
-from ..io import atomic_path, atomic_write_text, read_json, remove_stale_tmp
+from ..files import atomic_path, atomic_write_text, read_json, remove_stale_tmp
 from ..runs import BEST, CARD_FILE, CKPT_DIR, CLASSIFICATION, DATA_FILE, STATE_FILE
 
 

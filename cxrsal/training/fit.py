@@ -21,7 +21,7 @@ import numpy as np
 from ..config import Config, to_dict, write_config
 from ..errors import CxrsalError
 from ..identity import describe, differences, flatten
-from ..io import atomic_path, atomic_write_text, read_json, remove_stale_tmp
+from ..files import atomic_path, atomic_write_text, read_json, remove_stale_tmp
 from ..runs import BEST, CARD_FILE, CKPT_DIR, DATA_FILE, HISTORY_FILE, STATE_FILE, Run, read_config
 from .classifier import ClassificationTask
 from .monitor import FIELDS as MONITOR_FIELDS

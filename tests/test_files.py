@@ -6,13 +6,13 @@ import sys
 
 import pytest
 
-from cxrsal.io import atomic_path, atomic_write_text
+from cxrsal.files import atomic_path, atomic_write_text
 
 
 @pytest.mark.parametrize("umask, mode", [(0o002, 0o664), (0o022, 0o644), (0o077, 0o600)])
 def test_atomic_files_get_the_umask_mode(tmp_path, umask, mode):
     # a new process, so the umask of the test runner is untouched; open() there is the reference
-    code = (f"import os; os.umask({umask}); from cxrsal.io import atomic_write_text; "
+    code = (f"import os; os.umask({umask}); from cxrsal.files import atomic_write_text; "
             f"atomic_write_text({str(tmp_path / 'a.txt')!r}, 'x'); open({str(tmp_path / 'b.txt')!r}, 'w').close()")
     subprocess.run([sys.executable, "-c", code], check=True)
     got = stat.S_IMODE((tmp_path / "a.txt").stat().st_mode)
@@ -35,7 +35,7 @@ def test_cleanup_removes_only_the_files_of_dead_processes(tmp_path):
     import os
     import time
 
-    from cxrsal.io import STALE_AFTER_S, _owner_tag, remove_stale_tmp
+    from cxrsal.files import STALE_AFTER_S, _owner_tag, remove_stale_tmp
 
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
                           text=True, check=True)
@@ -62,7 +62,7 @@ def test_cleanup_removes_only_the_files_of_dead_processes(tmp_path):
 
 
 def test_injected_full_disk_keeps_the_previous_file(tmp_path, monkeypatch):
-    from cxrsal.io import FAIL_AT_ENV
+    from cxrsal.files import FAIL_AT_ENV
 
     atomic_write_text(tmp_path / "t.json", "old")
     monkeypatch.setenv(FAIL_AT_ENV, "1:written:t.json")

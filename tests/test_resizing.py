@@ -1,4 +1,4 @@
-"""One rule per change of size (cxrsal.geometry), checked against OpenCV / TensorFlow / by hand."""
+"""One rule per change of size (cxrsal.resizing), checked against OpenCV / TensorFlow / by hand."""
 
 import cv2
 import numpy as np
@@ -6,7 +6,7 @@ import pytest
 import tensorflow as tf
 
 from cxrsal.data import boxes_to_mask
-from cxrsal.geometry import box_pixels, resize_images, resize_map, resize_mask, resize_masks, scale_boxes
+from cxrsal.resizing import box_pixels, resize_images, resize_map, resize_mask, resize_masks, scale_boxes
 from cxrsal.metrics import box_heatmap
 
 
