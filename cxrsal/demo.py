@@ -84,7 +84,7 @@ def train_detector(out, p, name, seed):
 def choose_classifier(out):
     """(main, twin): the replicate Table 1 reports (best validation AUC, as [B] chose) is the one
     whose maps the study computes; the other is its repeatability replicate."""
-    from .stats.study import chosen_runs
+    from .stats.tables import chosen_runs
 
     main = chosen_runs([out / "models" / "resnet18-a", out / "models" / "resnet18-b"])[0]["run"]
     return main, "resnet18-b" if main == "resnet18-a" else "resnet18-a"

@@ -12,8 +12,13 @@ from scipy.stats import norm, ttest_1samp
 
 from cxrsal.stats import (POSTHOC, POSTHOC_COLUMNS, better_than, finding, mixed_model, pairwise_contrasts, tukey,
                           vs_threshold)
-from cxrsal.stats.study import (POOLING, TABLE2_COLUMNS, compare_tests, randomization_tests, result_info, run_stats,
-                                table2, utility_tests)
+from cxrsal.stats.kinds.compare import compare_tests
+from cxrsal.stats.kinds.randomization import randomization_tests
+from cxrsal.stats.kinds.score import utility_tests
+from cxrsal.stats.questions import table2, table2_columns
+from cxrsal.stats.sources import result_info
+from cxrsal.stats.study import run_stats
+from cxrsal.stats.text import POOLING
 
 
 def planted(effects, n_images=60, seed=0, noise=0.05, image_sd=0.2):
@@ -203,7 +208,7 @@ def test_table2_one_block_per_group():
              decision="n/a"),
     ]
     t = table2(pd.DataFrame(rows))
-    assert list(t.columns) == ["dataset", "model", "method", *TABLE2_COLUMNS]
+    assert list(t.columns) == ["dataset", "model", "method", *table2_columns()]
     assert list(zip(t.dataset, t.model, t.method)) == [("aaa", "resnet18", "grad"), ("aaa", "resnet18", "gcam"),
                                                        ("aaa", "resnet18-wildcat", "gcam"), ("bbb", "resnet18", "gcam")]
     cell = lambda d, m, meth, q: t[(t.dataset == d) & (t.model == m) & (t.method == meth)][q].item()
@@ -384,7 +389,7 @@ def test_localization_table_intervals_against_a_slow_loop():
     """AUPRC, hit rate and mIoU per method with paired image-level bootstrap intervals: each
     interval equals a loop over the same replicate image sets (bootstrap_indices, seed 0)."""
     from cxrsal.metrics import bootstrap_indices
-    from cxrsal.stats.study import localization_table
+    from cxrsal.stats.kinds.score import localization_table
 
     rng = np.random.default_rng(3)
     ids = [f"img{i}" for i in range(12)]
@@ -413,9 +418,9 @@ def test_localization_table_intervals_against_a_slow_loop():
 
 def test_threshold_interval_is_the_bootstrap_of_the_mean():
     from cxrsal.metrics import bootstrap_indices
-    from cxrsal.stats.study import _t_interval
+    from cxrsal.stats.questions import mean_interval
 
     v = np.random.default_rng(0).normal(0.3, 0.1, 40)
     idx = bootstrap_indices(40, replicates=1000, seed=0)
     low, high = np.percentile([v[r].mean() for r in idx], [2.5, 97.5])
-    assert _t_interval(v, 0.05) == pytest.approx((low, high), abs=1e-12)
+    assert mean_interval(v, 0.05) == pytest.approx((low, high), abs=1e-12)

@@ -6,7 +6,8 @@ import json
 import pandas as pd
 import pytest
 
-from cxrsal.stats.study import NO_DATA, chosen_runs, table1, table1_utility
+from cxrsal.stats.sources import NO_DATA
+from cxrsal.stats.tables import chosen_runs, table1, table1_utility
 
 HASH_A, HASH_B = "a" * 64, "b" * 64
 
@@ -119,7 +120,7 @@ def test_utility_part_of_the_chosen_runs(runs):
 def test_findings_of_the_studies_on_hand_made_results(runs):
     """[B]: WILDCAT above GradCAM and the average mask; [A]: gcam/gbp/ggcam pass randomization,
     xrai fails -- each checked on hand-made tables with a known answer."""
-    from cxrsal.stats.study import findings
+    from cxrsal.stats.findings import findings
 
     pointwise = pd.concat([POINTWISE.assign(n_negative=10), pd.DataFrame([
         dict(model="r18-wc", method="baseline:avg", step="trained", n=20, n_negative=10, pointwise_ap=0.3)])])
@@ -150,8 +151,6 @@ def test_label_permuted_runs_are_never_chosen(tmp_path):
     """A model of permuted labels (data randomization test) is no Table 1 candidate, even with the
     best validation AUC of its backbone x head."""
     import json
-
-    from cxrsal.stats.study import chosen_runs
 
     runs = []
     for name, val, permuted in (("true", 0.7, None), ("permuted", 0.9, {"seed": 0, "fit_auc": 0.95})):

@@ -1,16 +1,40 @@
-"""Result kinds: what each experiment leaves in its output folder, registered once.
+"""Result kinds: what each experiment leaves in its output folder and how `cxrsal stats` and
+`cxrsal report` read it, declared once per experiment.
 
 A kind names the file that marks its folders (`marker`, the metadata JSON written last), its
-tables (name -> CSV file), the config sections its settings come from (written beside them in
-config.yaml), its statistical tests (rows of tests.csv), its post-hoc comparison sets and the
-figures the report draws of it. `cxrsal stats` and `cxrsal report` iterate over `RESULTS`: a new
-experiment is one registered kind (`cxrsal.stats.study` registers score, randomization, compare
-and the run cards).
+tables (name -> CSV file), the config sections its settings come from, the questions it answers
+(Table 2 columns) and the sanity checks it decides, its statistical tests (rows of tests.csv),
+its post-hoc comparison sets, any table of its own, the figures the report draws of it and the
+files the report shows for provenance. `cxrsal stats` and `cxrsal report` iterate over
+`RESULTS`: a new experiment is its experiment module, one file under `cxrsal/stats/kinds/` and
+its test (docs/guides/add-experiment.md).
 """
+
+from dataclasses import dataclass
 
 from ..registry import Registry
 
 RESULTS = Registry("result kind")
+
+
+@dataclass(frozen=True)
+class Figure:
+    """A figure of the report: `key` names its PNG, `caption` its heading; `sanity` figures are
+    shown in the "Sanity checks" section, the others after the tests."""
+    key: str
+    caption: str
+    png: bytes
+    sanity: bool = False
+
+
+@dataclass(frozen=True)
+class Output:
+    """A table of a kind's own beyond Table 2: written as `name`.csv by `cxrsal stats`, shown in
+    tables.md and the report under `title`, with `note` below it."""
+    name: str
+    title: str
+    frame: object
+    note: str = ""
 
 
 class ResultKind:
@@ -20,9 +44,16 @@ class ResultKind:
     columns = {}           # table name -> the columns the tests read (a file without them is refused)
     command = ""           # the command that writes such a folder (named when a file of it is damaged)
     sections = ()          # config sections of its settings (the folder's config.yaml)
-    figures = ()           # names of the report's figures drawn from it (cxrsal.report.FIGURES)
+    questions = ()         # the Table 2 columns its tests answer, in the table's order
+    sanity = {}            # sanity-table column -> what a PASS means, in the table's order
+    sanity_names = {}      # a question of its tests -> its column in the sanity table
+    absent = ""            # how to get results of this kind (said where a section lacks them)
     order = 0              # position in discovery, tests and the report
     first_model_only = False   # a result of two models belongs to the first model's group only
+
+    def model_refs(self, meta):
+        """The models (run folders or their names) a folder's marker names, in order."""
+        return list(meta.get("models", []))
 
     def group_of_rows(self, info, first):
         """A function of a loaded table giving each row's group (default: the folder's first group)."""
@@ -40,9 +71,18 @@ class ResultKind:
         """(ids, question, model, frame) sets of the post-hoc comparisons between methods."""
         return []
 
-    def extra_files(self, folder):
-        """Further files the report shows for provenance (e.g. a score's map store metadata)."""
+    def outputs(self, tables, res):
+        """Tables of its own (`Output`), from the pooled tables and the results so far."""
         return []
+
+    def figures(self, folders, res):
+        """The report's figures (`Figure`) of its folders."""
+        return []
+
+    def provenance_files(self, folder):
+        """The files the report shows for provenance: the folder's resolved config, its marker and
+        what else records how the numbers were made."""
+        return [folder / name for name in ("config.yaml", self.marker)]
 
 
 def register_result(cls):

@@ -1,0 +1,170 @@
+"""`cxrsal randomize`: model parameter randomization. [A]'s check is cascading randomization
+top-down (MPRT, Table 2's "trained vs randomized" and Fig 3a); the same command makes it in the
+other orders, as sMPRT, and gives eMPRT from the same maps (Hedstroem et al. 2023)."""
+
+from pathlib import Path
+
+from ...config import ORDERS
+from ...files import read_json
+from .. import ALPHA
+from ..plotting import drawn, slug
+from ..questions import ids_of, keys_of, threshold_of, threshold_test, tests_row
+from ..results import Figure, ResultKind, register_result
+from ..sources import group_name, read_result_table
+
+# [A]'s one sanity check (cascading randomization, top-down) is Table 2's "trained vs randomized"
+A_CHECK = "MPRT top-down"
+MEANING = {
+    "MPRT": "the maps of the fully randomized model are less similar (SSIM) to the trained model's than two "
+            "different images' maps are: the method depends on what the model learnt",
+    "sMPRT": "as MPRT, every map first averaged over noisy copies of the input, so that noise in the maps cannot "
+             "make them look changed (Hedstroem et al. 2023)",
+    "eMPRT": "the maps' complexity (entropy of the normalized |map|) rises significantly from the trained to the "
+             "fully randomized model (paired one-sided Wilcoxon), no similarity measure needed "
+             "(Hedstroem et al. 2023)",
+}
+CURVES_COLUMNS = ("method", "step", "step_name", "metric", "mean")
+
+
+def final_step(rand):
+    """SSIM rows of each randomization folder's fully randomized step (models of one group)."""
+    ssim = rand[rand.metric == "ssim"]
+    if "check" not in ssim.columns:
+        ssim = ssim.assign(check=A_CHECK)
+    keys = keys_of(ssim)
+    if not keys:
+        return ssim[ssim.step == ssim.step.max()]
+    last = ssim.groupby(keys + ["model"])["step"].transform("max")
+    return ssim[ssim.step == last]
+
+
+def check_question(check):
+    """The tests.csv question of a randomization check: [A]'s is Table 2's "trained vs randomized"."""
+    return "trained vs randomized" if check == A_CHECK else check
+
+
+def randomization_tests(rand, thresholds, alpha=ALPHA):
+    """Fully randomized mean SSIM against each method's degradation threshold (its own rule);
+    the t-test's p-value (two-sided) is shown, the decision does not use it. Each folder's check
+    (MPRT or sMPRT in one order) is its own question; an MPRT folder also gives eMPRT's test
+    (complexity rise, `emprt_table`) of the same maps."""
+    from ...metrics import emprt_table
+
+    rows = []
+    if rand.empty:
+        return rows
+    if "check" not in rand.columns:
+        rand = rand.assign(check=A_CHECK)
+    last = final_step(rand)
+    keys = keys_of(last, "check")
+    for values, d in last.groupby(keys + ["method"], sort=True):
+        ids, method = ids_of(keys, values[:-1]), values[-1]
+        thr = threshold_of(thresholds, method, ids)
+        check = ids.pop("check")
+        rows.append(threshold_test(ids, check_question(check), ", ".join(sorted(map(str, d.model.unique()))),
+                                   method, d.value, thr, alpha))
+    complexity = rand[rand.metric == "complexity"]
+    for values, d in (complexity.groupby(keys, sort=True) if len(complexity) else ()):
+        ids = ids_of(keys, values)
+        check = ids.pop("check")
+        if not check.startswith("MPRT"):
+            continue       # eMPRT is defined on the plain maps
+        models = ", ".join(sorted(map(str, d.model.unique())))
+        for r in emprt_table(d, alpha).itertuples():
+            rows.append(tests_row(ids, "e" + check, models, r.method, "trained model's complexity", r.rise - 1,
+                                  float("nan"), float("nan"), r.p_value, "Wilcoxon signed-rank (one-sided)", r.result,
+                                  "complexity rose" if r.result == "PASS" else
+                                  ("n/a" if r.result == "n/a" else "complexity did not rise")))
+    return rows
+
+
+def check_of(rand_dir):
+    """The sanity check of a randomization folder ("MPRT top-down" for folders before checks)."""
+    meta = read_json(Path(rand_dir) / "randomization.json",
+                     remedy=f"run `cxrsal randomize` into {rand_dir} again to rewrite it")
+    return meta.get("check") or A_CHECK
+
+
+def _curves(rand_dir):
+    return read_result_table(Path(rand_dir) / "curves.csv", CURVES_COLUMNS, "`cxrsal randomize`")
+
+
+def fig_randomization(rand_dir, title=""):
+    from ...experiments.randomization import plot_curves
+
+    thresholds = read_result_table(Path(rand_dir) / "thresholds.csv", ("method", "threshold"), "`cxrsal randomize`")
+    return drawn(plot_curves, _curves(rand_dir), thresholds, title=title)
+
+
+def fig_complexity(rand_dir, title=""):
+    from ...experiments.randomization import plot_complexity
+
+    curves = _curves(rand_dir)
+    if not (curves.metric == "complexity").any():
+        return None
+    return drawn(plot_complexity, curves, title=title)
+
+
+@register_result
+class RandomizationResult(ResultKind):
+    """`cxrsal randomize`: SSIM per step, image and method; degradation thresholds."""
+    name, marker, order = "randomization", "randomization.json", 1
+    tables = {"rand": "randomization.csv", "thresholds": "thresholds.csv"}
+    columns = {"rand": ("image_id", "model", "method", "step", "metric", "value"),
+               "thresholds": ("model", "method", "threshold")}
+    command = "`cxrsal randomize`"
+    sections = ("saliency", "randomization", "similarity")
+    questions = ("trained vs randomized",)
+    sanity = {f"{test} {order}": MEANING[test] for order in ORDERS for test in ("MPRT", "sMPRT", "eMPRT")}
+    sanity_names = {"trained vs randomized": A_CHECK}
+    absent = "run `cxrsal randomize` (any --order, --smooth-samples)"
+
+    def prepare(self, info, frame):
+        # which check the folder made (MPRT/sMPRT and order); older folders: [A]'s
+        frame["check"] = info.get("check") or A_CHECK
+        return frame
+
+    def group_of_rows(self, info, first):
+        # rows name their model by the tag f"{k:02d}-{dir name}" of the k-th model
+        tags = {f"{k:02d}-{m['name']}": group_name(info["dataset"], m["key"]) for k, m in enumerate(info["models"])}
+        return lambda f: f["model"].astype(str).map(lambda t: tags.get(t, first))
+
+    def tests(self, tables, alpha):
+        return randomization_tests(tables["rand"], tables["thresholds"], alpha)
+
+    def posthoc_sets(self, tables):
+        sets, rand = [], tables["rand"]
+        if not rand.empty:
+            last = final_step(rand)
+            keys = keys_of(last, "check")
+            for values, d in last.groupby(keys, sort=True):
+                ids = ids_of(keys, values)
+                check = ids.pop("check")
+                sets.append((ids, check_question(check), ", ".join(sorted(map(str, d.model.unique()))), d))
+        return sets
+
+    def figures(self, folders, res):
+        """A degradation-curve figure per folder (check and order; [A]'s, MPRT top-down, keeps the
+        name fig3a_randomization), then an eMPRT figure per MPRT folder."""
+        curves, seen = [], set()
+        for d in folders:
+            check = check_of(d)
+            key = "fig3a_randomization" if check == A_CHECK else f"randomization_{slug(check)}"
+            if key in seen:
+                key = f"{key}_{len(seen)}"
+            seen.add(key)
+            what = "Cascading randomization ([A] Fig 3a)" if check == A_CHECK else f"{check} randomization"
+            curves.append(Figure(key, f"{what}: SSIM with the trained maps per step, error bars: 95% bootstrap "
+                                      f"interval; dotted: degradation thresholds ({d.name})",
+                                 fig_randomization(d, title=check), sanity=True))
+        complexity = []
+        for d in folders:
+            check = check_of(d)
+            if not check.startswith("MPRT"):
+                continue
+            image = fig_complexity(d, title="e" + check)
+            if image is not None:
+                complexity.append(Figure(f"emprt_{slug(check)}", f"e{check}: explanation complexity (entropy of the "
+                                                                 f"normalized |map|) per step ({d.name})", image,
+                                         sanity=True))
+        return curves + complexity

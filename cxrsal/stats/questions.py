@@ -1,0 +1,152 @@
+"""The questions of [A]'s Table 2 and the sanity checks: the rows of tests.csv every kind's tests
+write, the post-hoc comparisons between methods, and the PASS/FAIL tables made of them.
+
+Each result kind (`cxrsal/stats/kinds/`) declares the questions it answers and computes their
+tests with the helpers here; Table 2's columns are the kinds' questions in the kinds' order.
+"""
+
+import numpy as np
+
+from ..saliency.base import METHODS, ordered
+from . import ALPHA, POSTHOC, one_sample, vs_threshold
+from .results import kinds
+from .sources import NO_DATA, UNKNOWN, group_model, group_name
+
+TESTS_COLUMNS = ("dataset", "group", "question", "model", "method", "comparison", "estimate", "ci_low", "ci_high",
+                 "p_value", "test", "finding", "decision", "source")
+BOOTSTRAP = 1000    # image-level replicates of every interval of a mean
+
+
+def table2_columns():
+    """Table 2's questions: every kind's `questions`, in the kinds' order."""
+    return tuple(q for kind in kinds() for q in kind.questions)
+
+
+def sanity_columns():
+    """The sanity table's columns: every kind's sanity checks, in the kinds' order."""
+    return tuple(c for kind in kinds() for c in kind.sanity)
+
+
+def sanity_meaning(column):
+    """What a PASS of a sanity-table column means."""
+    return next(kind.sanity[column] for kind in kinds() if column in kind.sanity)
+
+
+def keys_of(frame, *extra):
+    """The columns of `frame` that identify where a row comes from (data set, group, source) and `extra`."""
+    return [c for c in ("dataset", "group", "source", *extra) if c in frame.columns]
+
+
+def ids_of(keys, values):
+    values = values if isinstance(values, tuple) else (values,)
+    return dict(zip(keys, values))
+
+
+def tests_row(ids, question, model, method, comparison, estimate, ci_low, ci_high, p, test, decision, found):
+    """One row of tests.csv."""
+    return dict(ids, question=question, model=model, method=method, comparison=comparison, estimate=estimate,
+                ci_low=ci_low, ci_high=ci_high, p_value=p, test=test, finding=found, decision=decision)
+
+
+def mean_interval(values, alpha):
+    """The (1 - alpha) interval of a mean over images: percentile interval of `BOOTSTRAP`
+    image-level bootstrap replicates (seed 0); NaN for fewer than two finite values."""
+    from ..metrics import bootstrap_mean_ci
+
+    values = np.asarray(values, float)
+    values = values[np.isfinite(values)]
+    if len(values) < 2:
+        return float("nan"), float("nan")
+    return bootstrap_mean_ci(values, replicates=BOOTSTRAP, seed=0, level=1 - alpha)
+
+
+def threshold_of(thresholds, method, ids):
+    """A method's degradation threshold among `thresholds` rows matching `ids` (mean when several;
+    NaN when none)."""
+    th = thresholds[thresholds.method == method] if len(thresholds) else thresholds
+    for k, v in ids.items():
+        th = th[th[k] == v] if k in th.columns else th
+    return float(th.threshold.mean()) if len(th) else float("nan")
+
+
+def threshold_test(ids, question, model, method, values, thr, alpha):
+    """Mean SSIM against a degradation threshold: PASS below it; the two-sided t-test's p-value is
+    shown, the decision does not use it."""
+    mean = float(np.mean(values))
+    decision, found = vs_threshold(mean, thr)
+    lo, hi = mean_interval(values, alpha)
+    return tests_row(ids, question, model, method, "threshold", mean - thr, lo - thr, hi - thr,
+                    one_sample(values, thr), "t-test (two-sided)", decision, found)
+
+
+def run_tests(tables, alpha=ALPHA):
+    """Every kind's tests over the pooled tables, as tests.csv orders them."""
+    import pandas as pd
+
+    rows = [row for kind in kinds() for row in kind.tests(tables, alpha)]
+    tests = pd.DataFrame(rows, columns=list(TESTS_COLUMNS))
+    return tests.sort_values(["dataset", "group", "question", "source", "method"], kind="stable", ignore_index=True)
+
+
+def posthoc_tests(sets, procedure="mixedlm", alpha=ALPHA):
+    """Pairwise comparisons between methods within each (group, question) set, by `procedure`
+    ("mixedlm": contrasts from the fitted mixed model, paired by image; "tukey": Tukey HSD)."""
+    import pandas as pd
+
+    fn = POSTHOC.get(procedure)
+    tables = []
+    for ids, question, model, d in sets:
+        t = fn(d, alpha=alpha)
+        where = dict(dataset=ids.get("dataset", UNKNOWN), group=ids.get("group", UNKNOWN), question=question,
+                     model=model, source=ids.get("source", ""))
+        for k, (name, value) in enumerate(where.items()):
+            t.insert(k, name, value)
+        if len(t):
+            tables.append(t)
+    return pd.concat(tables, ignore_index=True) if tables else pd.DataFrame()
+
+
+def table2(tests, columns=None):
+    """PASS/FAIL per data set x model group, method and criterion; a cell without data says so.
+
+    A cell PASSes when every test behind it (e.g. several scored runs of one architecture)
+    PASSes, FAILs when any FAILs, else "n/a" (no p-value). Columns: dataset, model, method,
+    then the questions (`table2_columns()` by default); one block of rows per group, methods in
+    [A]'s order.
+    """
+    import pandas as pd
+
+    criteria = table2_columns() if columns is None else tuple(columns)
+    columns = ["dataset", "model", "method", *criteria]
+    if tests.empty:
+        return pd.DataFrame(columns=columns)
+    tests = tests.copy()
+    if "group" not in tests.columns:
+        tests["group"] = group_name(UNKNOWN, UNKNOWN)
+    if "dataset" not in tests.columns:
+        tests["dataset"] = UNKNOWN
+    rows = []
+    for (dataset, group), g in sorted(tests.groupby(["dataset", "group"]), key=lambda kv: kv[0]):
+        for m in ordered([m for m in set(g.method) if m in METHODS]):
+            row = {"dataset": dataset, "model": group_model(group), "method": m}
+            for q in criteria:
+                d = g[(g.method == m) & (g.question == q)]
+                if d.empty:
+                    row[q] = NO_DATA
+                else:
+                    decisions = set(d.decision)
+                    row[q] = "PASS" if decisions == {"PASS"} else ("FAIL" if "FAIL" in decisions else "n/a")
+            rows.append(row)
+    return pd.DataFrame(rows, columns=columns)
+
+
+def sanity_table(tests):
+    """PASS/FAIL per group and method of every sanity check present (`sanity_columns()`; a Table 2
+    question that is also a sanity check, such as [A]'s top-down MPRT, under its sanity name),
+    columns without any result left out."""
+    if tests.empty:
+        return table2(tests, columns=())
+    renamed = {q: c for kind in kinds() for q, c in kind.sanity_names.items()}
+    tests = tests.assign(question=tests.question.replace(renamed))
+    present = tuple(c for c in sanity_columns() if c in set(tests.question))
+    return table2(tests, columns=present)

@@ -1,0 +1,106 @@
+"""The words around the tables: titles, the PASS rule, the choices in force, what each sanity
+check means, and tables.md, which `cxrsal stats` writes and `cxrsal report` embeds."""
+
+from pathlib import Path
+
+import numpy as np
+
+from . import ALPHA
+from .findings import FINDINGS_TITLE
+from .questions import BOOTSTRAP, sanity_meaning
+from .sources import NO_DATA, UNKNOWN
+
+POOLING = "Results of different data sets or architectures are never pooled: each Table 2 holds one group."
+TABLE1_TITLE = ("Table 1 ([B]): per backbone x head the run with the best validation score; its test AUC and "
+                "pointwise AP")
+TABLE1_UTILITY_TITLE = "Table 1 ([B]), utility: AUPRC (mean over positive images) of the chosen runs' maps"
+SANITY_TITLE = "Sanity checks: every randomization order, sMPRT, eMPRT and data randomization"
+POSTHOC_TEXT = {"mixedlm": "pairwise contrasts from the fitted mixed model (paired by image, Holm-adjusted)",
+                "tukey": "Tukey HSD (unpaired: ignores the pairing by image)"}
+
+
+def rules_sentence(posthoc, alpha=ALPHA):
+    """The PASS rule and the post-hoc procedure, in one sentence."""
+    how = POSTHOC_TEXT.get(posthoc, posthoc)
+    return (f"PASS = significantly better than the baseline, low or high (estimate > 0, two-sided p < {alpha}); "
+            "FAIL = not significantly better (tests.csv's `finding` says whether worse or no different); "
+            "randomization PASSES when the fully randomized mean SSIM is below the method's degradation "
+            "threshold, data randomization when the SSIM between the true and the label-permuted model's maps is; "
+            f"intervals: {BOOTSTRAP} image-level bootstrap replicates (mixed-model rows: the model's own); post-hoc "
+            f"comparisons between methods: {how} (posthoc.csv).")
+
+
+def table2_sections(res):
+    """One section per group: (title, lines before the table, Table 2 rows, lines after it)."""
+    t2, groups, choices = res["table2"], res["groups"], res["choices"]
+    sections = []
+    for group, g in groups.items():
+        rows = t2[(t2.dataset == g["dataset"]) & (t2.model == g["model"])].reset_index(drop=True)
+        title = f"Table 2 ([A]): data set {g['dataset']}, model {g['model']}"
+        before = [f"Data: {', '.join(g['data']) or UNKNOWN} (manifest sha256 {g['data_hash']}). "
+                  f"Results: {', '.join(g['sources'])}. {POOLING}"]
+        c = choices[choices.group == group] if len(choices) else choices
+        after = ["Choices in force:"]
+        for key, d in (c.groupby("key", sort=True) if len(c) else []):
+            values = sorted(set(d.value))
+            after.append(f"- {key}: {', '.join(values)}")
+            if len(values) > 1:
+                where = "; ".join(f"{v} in {', '.join(sorted(set(Path(f).name for f in d[d.value == v].folder)))}"
+                                  for v in values)
+                after.append(f"- WARNING: results in this group used different values of {key} ({where})")
+        unrecorded = len(g["sources"]) - (c.folder.nunique() if len(c) else 0)
+        if unrecorded:
+            after.append(f"- {unrecorded} result folder(s) of this group record no choices (older results)")
+        after.append(rules_sentence(res["posthoc_name"], res["alpha"]))
+        sections.append((title, before, rows, after))
+    return sections
+
+
+def shown(output):
+    """An output table as the report shows it (the group column is the data set and model already
+    in its rows)."""
+    frame = output.frame
+    return frame.drop(columns=["group"]) if len(frame) and "group" in frame.columns else frame
+
+
+def later_tables(res):
+    """(title, table, note) of every table after Table 2: Table 1 and its utility part, each
+    kind's own tables, the findings."""
+    parts = [(TABLE1_TITLE, res["table1"], ""), (TABLE1_UTILITY_TITLE, res["table1_utility"], "")]
+    parts += [(o.title, shown(o), o.note) for o in res["outputs"]]
+    return parts + [(FINDINGS_TITLE, res["findings"], "")]
+
+
+def sanity_meanings(sanity):
+    """One sentence per check present: what a PASS means."""
+    return [f"- {column}: PASS = {sanity_meaning(column)}." for column in sanity.columns[3:]]
+
+
+def markdown(df):
+    """A DataFrame as a Markdown table, floats to three decimals."""
+    cols = list(df.columns)
+    fmt = lambda v: f"{v:.3f}" if isinstance(v, (float, np.floating)) and np.isfinite(v) else str(v)
+    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    lines += ["| " + " | ".join(fmt(v) for v in r) + " |" for r in df.itertuples(index=False)]
+    return "\n".join(lines)
+
+
+def tables_markdown(res, level=2):
+    """tables.md: one Table 2 section per group (with its choices and rules), Table 1, each kind's
+    own tables, the findings and the sanity checks (sections without rows left out, except the
+    Table 1 ones, which say "no data")."""
+    h = "#" * level
+    parts = []
+    sections = table2_sections(res)
+    if not sections:
+        parts += [f"{h} Table 2 ([A])", "", NO_DATA, ""]
+    for title, before, rows, after in sections:
+        parts += [f"{h} {title}", "", *before, "", markdown(rows) if len(rows) else NO_DATA, "", *after, ""]
+    for k, (title, table, note) in enumerate(later_tables(res)):
+        if k < 2 or len(table):
+            parts += [f"{h} {title}", "", markdown(table) if len(table) else NO_DATA, ""]
+            parts += [note, ""] if note and len(table) else []
+    sanity = res.get("sanity")
+    if sanity is not None and len(sanity):
+        parts += [f"{h} {SANITY_TITLE}", "", markdown(sanity), "", *sanity_meanings(sanity), ""]
+    return "\n".join(parts)
