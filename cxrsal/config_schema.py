@@ -34,7 +34,10 @@ SPLIT_NAMES = ("train", "val", "test")
 ORDERS = ("top-down", "bottom-up", "independent")
 INITS = ("truncated-normal", "layer")
 SCORE_PARTS = ("utility", "pointwise")
-BASELINE_KINDS_OF_SCORE = ("avg", "boxes", "seg")
+# score.baselines: each registered baseline's prefix (cxrsal.experiments.score_baselines), the
+# metavar of the argument it takes ("" none) and what that argument holds
+SCORE_BASELINE_ARGUMENTS = {"avg": ("", ""), "boxes": ("FILE", "detections CSV"), "seg": ("DIR", "probability maps")}
+BASELINE_KINDS_OF_SCORE = tuple(SCORE_BASELINE_ARGUMENTS)
 
 
 class _Arch(Text):
@@ -49,24 +52,27 @@ class _Arch(Text):
 
 def baseline_parts(text):
     """`score.baselines` "avg,boxes:FILE,seg:DIR" -> [("avg", None), ("boxes", FILE), ("seg", DIR)];
-    None when it is not such a list (the files are checked when scoring)."""
+    None when it is not such a list (`SCORE_BASELINE_ARGUMENTS`; the files are checked when scoring)."""
     out = []
     for part in [p.strip() for p in (text or "").split(",") if p.strip()]:
         kind, colon, arg = part.partition(":")
-        if kind not in BASELINE_KINDS_OF_SCORE or (kind == "avg") == bool(colon) or (kind != "avg" and not arg.strip()):
+        takes = bool(SCORE_BASELINE_ARGUMENTS.get(kind, ("",))[0])
+        if kind not in SCORE_BASELINE_ARGUMENTS or takes != bool(colon) or (takes and not arg.strip()):
             return None
         out.append((kind, arg.strip() or None))
     return out
 
 
 class _Baselines(Text):
-    """`score.baselines`: a comma list of avg, boxes:FILE and seg:DIR."""
+    """`score.baselines`: a comma list of the baselines' prefixes, with their arguments."""
 
     def accepts(self, value):
         return isinstance(value, str) and baseline_parts(value) is not None
 
     def describe(self):
-        return "a comma list of avg, boxes:FILE (detections CSV) and seg:DIR (probability maps)"
+        items = [kind + (f":{metavar} ({what})" if metavar else "")
+                 for kind, (metavar, what) in SCORE_BASELINE_ARGUMENTS.items()]
+        return f"a comma list of {', '.join(items[:-1])} and {items[-1]}"
 
 
 @dataclass(frozen=True)

@@ -41,7 +41,7 @@ def run_compare(model_dirs, out, cfg, methods="study", *, baseline_maps=None, pr
     from ..saliency.store import MapStore, remember, remembered, weights_digest
     from ..training.fit import versions
     from .provenance import refuse_repeats, result_meta
-    from .scoring import read_probability_map
+    from .score_baselines import read_probability_map
 
     if len(model_dirs) != 2:
         raise CxrsalError(f"--models: give exactly two trained runs, got {len(model_dirs)}")

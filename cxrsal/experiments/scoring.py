@@ -1,121 +1,32 @@
 """`cxrsal score`: per-image tidy table of localization utility and pointwise detection.
 
-One row per image x model x method x step x metric. Utility (AUPRC, trapezoid AUPRC, AUROC,
-and CheXlocalize's pointing-game hit and IoU) is defined for positives only; pointwise hits
-for every image; the summary gives mean, sd and a bootstrap interval per method and metric,
-and pointwise detection AP (with its interval) per method.
+One row per image x model x method x step x metric. Utility (the registered metrics,
+`cxrsal.metrics.UTILITY_METRICS`: AUPRC, trapezoid AUPRC, AUROC, and CheXlocalize's
+pointing-game hit and IoU) is defined for positives only; pointwise hits for every image; the
+summary gives mean, sd and a bootstrap interval per method and metric, and pointwise detection AP
+(with its interval) per method. The baselines are registered scorers (`score_baselines`); every
+scorer adds its rows to one `score_sheet.ScoreSheet`.
 """
 
-import csv
 import dataclasses
 import json
 from pathlib import Path
 
 import numpy as np
 
-from ..config import baseline_parts, checked, write_config
+from ..config import checked, write_config
 from ..errors import CxrsalError
-from ..resizing import resize_map, scale_boxes
-from ..files import UNREADABLE, atomic_write_text, remove_stale_tmp, write_frame
-from ..metrics import (argmax_points, auprc_score, auroc_score, average_mask, bootstrap_ap_ci,
-                       box_heatmap, iou_score, pointing_hit, pointwise_average_precision, pointwise_hits,
-                       tune_threshold)
+from ..files import atomic_write_text, remove_stale_tmp, write_frame
+from ..metrics import UTILITY_METRICS, argmax_points, tune_threshold, utility_metrics, utility_scores
+# read_detections, read_probability_map, truth_masks and scaled_boxes: imported from here too
+from .score_baselines import SCORE_BASELINES, parse_baselines, read_detections, read_probability_map  # noqa: F401
+from .score_sheet import ScoreSheet, scaled_boxes, truth_masks  # noqa: F401
 
-# the per-image metrics of the positives, summarized (mean, sd, interval) per method
-UTILITY = ("auprc", "auprc_trapezoid", "auroc", "hit", "iou")
 SUMMARY_KEYS = ["model", "method", "step", "metric"]
 THRESHOLD_COLUMNS = ["method", "threshold", "val_miou", "n_val"]
+POINTWISE_COLUMNS = ["model", "method", "step", "n", "n_negative", "pointwise_ap", "ci_low", "ci_high", "centres"]
 NO_IOU = ("mIoU not scored: it needs --validation STORE, maps of the same model on the validation split "
           "(`cxrsal saliency --split val`), where each method's threshold is tuned; never on the test images scored")
-
-
-def utility(mask, smap):
-    """AUPRC (both rules), AUROC and the pointing game's hit of one map of a positive image."""
-    out = {"auprc": auprc_score(mask, smap), "auprc_trapezoid": auprc_score(mask, smap, method="trapezoid")}
-    out["auroc"] = auroc_score(mask, smap) if not np.asarray(mask).all() else float("nan")
-    out["hit"] = float(pointing_hit(mask, smap))
-    return out
-
-
-def parse_baselines(text):
-    """`avg,boxes:FILE,seg:DIR` -> [("avg", None), ("boxes", FILE), ("seg", DIR)]."""
-    parts = baseline_parts(text)
-    if parts is None:
-        raise CxrsalError(f"--baselines {text!r}: use avg, boxes:FILE (patientId,x,y,width,height,score) or seg:DIR "
-                          "(one probability map per image), comma separated")
-    for kind, arg in parts:
-        if arg is not None and not Path(arg).exists():
-            raise CxrsalError(f"--baselines {kind}:{arg}: {arg} does not exist")
-    return parts
-
-
-def read_detections(path):
-    """patientId -> (boxes, scores) from a detector's CSV (any row order, any number per image)."""
-    det = {}
-    with open(path, newline="") as f:
-        reader = csv.DictReader(f)
-        need = {"patientId", "x", "y", "width", "height", "score"}
-        if not need <= set(h.strip() for h in (reader.fieldnames or [])):
-            raise CxrsalError(f"{path}: header must hold {', '.join(sorted(need))}; found {reader.fieldnames}")
-        for line, row in enumerate(reader, start=2):
-            row = {k.strip(): (v or "").strip() for k, v in row.items()}
-            try:
-                box = tuple(float(row[k]) for k in ("x", "y", "width", "height"))
-                score = float(row["score"])
-            except (TypeError, ValueError):
-                raise CxrsalError(f"{path} line {line}: x, y, width, height and score must be numbers") from None
-            if not np.isfinite([*box, score]).all() or box[2] < 0 or box[3] < 0 or not 0 <= score <= 1:
-                raise CxrsalError(f"{path} line {line}: a box needs finite x, y, a width and height >= 0 and a score "
-                                  "in [0, 1]; write the file again (`cxrsal predict-baseline`)")
-            b, s = det.setdefault(row["patientId"], ([], []))
-            b.append(box)
-            s.append(score)
-    return det
-
-
-def read_probability_map(folder, image_id, size=None, *, where="seg:"):
-    """A segmentation network's probability map <image_id>.npy or .png, resized to `size` (None:
-    as stored); `where` prefixes the folder in an error (the option it came from)."""
-    import cv2
-
-    folder = Path(folder)
-    name = f"{where}{folder}/{image_id}"
-    if (folder / f"{image_id}.npy").exists():
-        try:
-            m = np.load(folder / f"{image_id}.npy", allow_pickle=False).astype(np.float32)
-        except UNREADABLE as e:
-            raise CxrsalError(f"{name}.npy: not a readable NumPy array ({e})") from None
-    elif (folder / f"{image_id}.png").exists():
-        m = cv2.imread(str(folder / f"{image_id}.png"), cv2.IMREAD_UNCHANGED)
-        if m is None:
-            raise CxrsalError(f"{name}.png: not a readable image")
-        m = m.astype(np.float32)
-        m /= 65535.0 if m.max() > 255 else 255.0
-    else:
-        raise CxrsalError(f"{where}{folder}: no {image_id}.npy or .png")
-    m = np.squeeze(m)
-    if m.ndim != 2 or min(m.shape) < 1:
-        raise CxrsalError(f"{name}: expected a 2-D probability map, got shape {m.shape}; write the folder again "
-                          "(`cxrsal predict-baseline`)")
-    if not np.isfinite(m).all() or m.min() < 0 or m.max() > 1:
-        raise CxrsalError(f"{name}: a probability map holds values outside [0, 1] (or NaN); write the folder again "
-                          "(`cxrsal predict-baseline`)")
-    return m if size is None else resize_map(m, size)
-
-
-def truth_masks(data_dir, data, rows, size):
-    """image_id -> ground-truth mask at the maps' size: boxes (RSNA, a folder's boxes.csv, COCO
-    boxes) drawn at that size from their original coordinates (exact at any size); masks (SIIM,
-    a folder's masks/, COCO segmentations) as prepared, resized when needed."""
-    from ..data import boxes_to_mask
-    from ..data.manifest import parse_boxes
-    from ..data.pipeline import load_batch
-    from ..data.prepare import annotation_of, check_prepared
-
-    if annotation_of(check_prepared(data_dir)) == "boxes":
-        return {r["image_id"]: boxes_to_mask(parse_boxes(r["boxes"]), size, (r["height"], r["width"])) for r in rows}
-    masks = load_batch(data, [r["index"] for r in rows], size)[2]
-    return {r["image_id"]: m[..., 0] > 0 for r, m in zip(rows, masks)}
 
 
 def validation_thresholds(validation, store, manifest, data_dir, methods, *, log=print):
@@ -195,7 +106,7 @@ def summarize(table, *, replicates=1000, seed=0, level=0.95):
     at once, so all methods' intervals come from the same replicate image sets."""
     from ..metrics import paired_intervals
 
-    util = table[table.metric.isin(UTILITY)]
+    util = table[table.metric.isin([m.name for m in utility_metrics()])]
     summary = util.groupby(SUMMARY_KEYS)["value"].agg(["mean", "std", "count"]).reset_index()
     # (two detectors' rows share one method name: their values of an image are averaged)
     ci = paired_intervals(util, ["method"], ["model", "step", "metric"], replicates=replicates, seed=seed,
@@ -207,13 +118,6 @@ def summarize(table, *, replicates=1000, seed=0, level=0.95):
 
 def _interval_text(low, high):
     return "" if np.isnan(low) or np.isnan(high) else f" [{low:.3f}, {high:.3f}]"
-
-
-def _detector_name(path):
-    """The RetinaNet run a detections CSV belongs to (RUN/predictions/SPLIT/detections.csv), or
-    the CSV's own name."""
-    path = Path(path).resolve()
-    return path.parents[2].name if (path.parent / "predictions.json").exists() else path.stem
 
 
 def score_store(store_path, out, *, data_dir=None, baselines=None, model_name=None, step="trained", cfg=None,
@@ -236,167 +140,139 @@ def score_store(store_path, out, *, data_dir=None, baselines=None, model_name=No
     every test image whose positives are scored for utility elsewhere)."""
     import pandas as pd
 
-    from ..config import Config
     from ..data.manifest import read_manifest
-    from ..data.pipeline import PreparedSplit, load_batch
-    from ..saliency.base import METHODS
-    from ..saliency.store import SCALE, MapStore
-    from .provenance import result_meta
+    from ..data.pipeline import PreparedSplit
+    from ..saliency.store import MapStore
+
+    cfg = score_config(cfg, baselines=baselines, parts=parts, validation=validation)
+    baselines, parts = cfg.score.baselines, cfg.score.parts
+    store = MapStore(store_path)
+    meta = store.meta
+    data_dir = store.checked_data(data_dir)
+    split = meta["split"]
+    parse_baselines(baselines)      # every baseline's file exists before anything is computed
+    model_name = model_name or Path(meta["model"]).name
+    manifest = read_manifest(data_dir)
+    rows = split_rows(manifest, meta, data_dir)
+    data = PreparedSplit(data_dir, split)
+    # the IoU thresholds first: a wrong validation store is refused before the scoring starts
+    methods = store.methods()
+    thresholds, threshold_rows = tuned_thresholds(cfg.score.validation, "utility" in parts, store, manifest, data_dir,
+                                                  methods, log=log)
+    sheet = ScoreSheet(data_dir=data_dir, data=data, rows=rows, ids=meta["image_ids"], size=meta["input_size"],
+                       model_name=model_name, step=step, do_utility="utility" in parts,
+                       do_pointwise="pointwise" in parts, replicates=cfg.score.bootstrap, seed=cfg.score.seed,
+                       tolerance=cfg.pointwise.tolerance)
+    geometry = cell_geometry(store, cfg.pointwise.centres, where=store_path, log=log)
+    score_maps(sheet, store, methods, thresholds, geometry, progress=progress)
+    for kind, arg in parse_baselines(baselines):
+        baseline = SCORE_BASELINES.get(kind)
+        baseline.score(sheet, arg, baseline.method)
+
+    if not sheet.records:
+        raise CxrsalError(f"--maps {store_path}: the store holds no maps")
+    table = pd.DataFrame.from_records(sheet.records)
+    summary = summarize(table, replicates=cfg.score.bootstrap, seed=cfg.score.seed)
+    write_tables(out, table, summary, sheet.pointwise, threshold_rows)
+    write_score_json(out, cfg, store_path, meta, data_dir, model_name)
+    log_summary(summary, sheet.pointwise, threshold_rows, log=log)
+    return table
+
+
+def score_config(cfg, *, baselines=None, parts=None, validation=None):
+    """The config scored with: `baselines`, `parts` and `validation` given here override its
+    `score:` section, and the result is checked as any config (it is written into OUT/config.yaml)."""
+    from ..config import Config
 
     cfg = cfg or Config()
-    # `baselines`, `parts` and `validation` given here override the config's `score:` section
-    # (checked as any config); the settings used are written into OUT/config.yaml
     cfg = dataclasses.replace(cfg, score=dataclasses.replace(
         cfg.score, baselines=cfg.score.baselines if baselines is None else baselines,
         parts=cfg.score.parts if parts is None else tuple(parts),
         validation=cfg.score.validation if validation is None else str(validation)))
-    cfg = checked(cfg, "score_store")
-    baselines, parts, validation = cfg.score.baselines, cfg.score.parts, cfg.score.validation
-    replicates, seed = cfg.score.bootstrap, cfg.score.seed
-    pw = cfg.pointwise
-    do_utility, do_pointwise = "utility" in parts, "pointwise" in parts
-    store = MapStore(store_path)
-    meta = store.meta
-    data_dir = store.checked_data(data_dir)
-    split, size = meta["split"], meta["input_size"]
-    parse_baselines(baselines)      # every baseline's file exists before anything is computed
-    model_name = model_name or Path(meta["model"]).name
-    manifest = read_manifest(data_dir)
+    return checked(cfg, "score_store")
+
+
+def split_rows(manifest, meta, data_dir):
+    """The manifest rows of the store's split by image id; every image of the store must be one."""
+    split = meta["split"]
     rows = {r["image_id"]: r for r in manifest if r["split"] == split}
     missing = [i for i in meta["image_ids"] if i not in rows]
     if missing:
         raise CxrsalError(f"--data {data_dir}: image {missing[0]} of the store is not in its {split} split")
-    data = PreparedSplit(data_dir, split)
-    ids = meta["image_ids"]
-    # the IoU thresholds first: a wrong validation store is refused before the scoring starts
-    methods = store.methods()
-    thresholds, threshold_rows = {}, []
+    return rows
+
+
+def tuned_thresholds(validation, do_utility, store, manifest, data_dir, methods, *, log=print):
+    """({method: threshold}, rows of thresholds.csv) of the tuned metrics (`UtilityMetric.tuned`:
+    mIoU), or none, saying why, without a validation store or without utility."""
     if validation and do_utility:
-        thresholds, threshold_rows = validation_thresholds(validation, store, manifest, data_dir, methods, log=log)
-    elif validation:
+        return validation_thresholds(validation, store, manifest, data_dir, methods, log=log)
+    if validation:
         log(f"--validation {validation}: not used; mIoU is part of utility, not scored here (score parts: pointwise)")
     elif do_utility:
         log(NO_IOU)
-    masks = truth_masks(data_dir, data, [rows[i] for i in ids], size)
-    boxes = {i: scaled_boxes(rows[i], size) for i in ids}
-    geometry = meta.get("geometry") if pw.centres == "receptive-field" else None
+    return {}, []
+
+
+def cell_geometry(store, centres, *, where, log=print):
+    """The store's cell geometry when feature-grid cells are placed at their receptive-field
+    centres (`pointwise.centres`), else None ([B]'s grid); `where`: the store as given."""
+    from ..saliency.base import METHODS
+
+    geometry = store.meta.get("geometry") if centres == "receptive-field" else None
     on_grids = any(getattr(METHODS.get(m), "grid", False) for m in store.methods() if m in METHODS)
-    if pw.centres == "receptive-field" and geometry is None and on_grids:
-        log(f"{store_path}: the store does not record its model's cell geometry (made before cxrsal 0.3); "
+    if centres == "receptive-field" and geometry is None and on_grids:
+        log(f"{where}: the store does not record its model's cell geometry (made before cxrsal 0.3); "
             "pointwise cells placed on the grid")
+    return geometry
 
-    def hits_of(points, image_ids, truth=masks):
-        """A point inside a box (RSNA) or on the mask (SIIM, no boxes) of a positive image."""
-        return list(pointwise_hits(points, [rows[i]["label"] for i in image_ids],
-                                   [boxes[i] if i in boxes else scaled_boxes(rows[i], size) for i in image_ids],
-                                   [truth.get(i) for i in image_ids], tolerance=pw.tolerance))
 
-    records, pointwise = [], []
-
-    def add(image_id, method, metrics, **extra):
-        for metric, value in metrics.items():
-            records.append(dict(image_id=image_id, model=model_name, method=method, step=step, metric=metric,
-                                value=value, label=rows[image_id]["label"], **extra))
-
-    def add_pointwise(model, method, labels, scores, hits, centres):
-        if any(labels):
-            n_neg = int(len(labels) - sum(labels))
-            low, high = (bootstrap_ap_ci(labels, scores, hits, replicates=replicates, seed=seed) if replicates
-                         else (np.nan, np.nan))
-            pointwise.append(dict(model=model, method=method, step=step, n=len(labels), n_negative=n_neg,
-                                  pointwise_ap=pointwise_average_precision(labels, scores, hits), centres=centres,
-                                  ci_low=low, ci_high=high))
-
+def score_maps(sheet, store, methods, thresholds, geometry, *, progress=None):
+    """Every stored map of `methods` onto `sheet`: the utility metrics of each positive image
+    (the tuned ones where `thresholds` holds the method's), and each method's pointwise detection
+    over its images ranked by the model's logit."""
     from tqdm import tqdm
 
     from ..console import bar_disabled
+    from ..saliency.base import METHODS
+    from ..saliency.store import SCALE
 
-    logits = {}
     # a bar with rate and ETA on a terminal (progress=None), none in a log or a pipe
     bar = tqdm(total=sum(len(store.ids(m)) for m in methods), desc="score", unit="map",
                disable=bar_disabled(progress))
     for method in methods:
         stored = store.ids(method)
         on_grid = geometry is not None and getattr(METHODS.get(method), "grid", False)
+        threshold = thresholds.get(method)
         grids, scores, labs, constant = [], [], [], []
         for image_id in stored:
             d = store.load(method, image_id, quantized=True)
-            if do_utility and rows[image_id]["label"] == 1:
-                metrics = utility(masks[image_id], d["processed"])
-                if method in thresholds:
-                    # the map's [0, 1] values, as MapStore.load gives them (validation maps too)
-                    metrics["iou"] = iou_score(masks[image_id], d["processed"].astype(np.float32) / SCALE,
-                                               threshold=thresholds[method])
-                add(image_id, method, metrics, constant=d["constant"])
+            if sheet.do_utility and sheet.rows[image_id]["label"] == 1:
+                # a tuned metric reads the map's [0, 1] values, as MapStore.load gives them (validation maps too)
+                unit = None if threshold is None else d["processed"].astype(np.float32) / SCALE
+                sheet.add(image_id, method, utility_scores(sheet.masks[image_id], d["processed"], threshold=threshold,
+                                                           unit_map=unit), constant=d["constant"])
             grids.append(d.get("native", d["processed"]))
             scores.append(d["logit"])
-            labs.append(rows[image_id]["label"])
+            labs.append(sheet.rows[image_id]["label"])
             constant.append(d["constant"])
-            logits[image_id] = d["logit"]
+            sheet.logits[image_id] = d["logit"]
             bar.update()
-        if not do_pointwise:
+        if not sheet.do_pointwise:
             continue
-        points = argmax_points(grids, size, geometry=geometry if on_grid else None)
-        hits = hits_of(points, stored)
+        points = argmax_points(grids, sheet.size, geometry=geometry if on_grid else None)
+        hits = sheet.hits_of(points, stored)
         for image_id, hit, flat in zip(stored, hits, constant):
-            add(image_id, method, {"pointwise_hit": float(hit)}, constant=flat)
-        add_pointwise(model_name, method, labs, scores, hits, "receptive-field" if on_grid else "grid")
-
+            sheet.add(image_id, method, {"pointwise_hit": float(hit)}, constant=flat)
+        sheet.add_pointwise(sheet.model_name, method, labs, scores, hits, "receptive-field" if on_grid else "grid")
     bar.close()
-    positives = [i for i in ids if rows[i]["label"] == 1]
-    for kind, arg in parse_baselines(baselines):
-        if kind == "avg":
-            base = []
-            for s in ("train", "val"):
-                d = PreparedSplit(data_dir, s)
-                pos = np.flatnonzero(d.labels == 1)
-                if len(pos):
-                    base.append(load_batch(d, pos, size)[2][..., 0])
-            if not base:
-                raise CxrsalError(f"--baselines avg: no positive train/val images in {data_dir}")
-            avg = average_mask(np.concatenate(base))
-            for i in positives if do_utility else ():
-                add(i, "baseline:avg", utility(masks[i], avg), constant=False)
-            # pointwise: the same point (the average mask's peak) for every image, ranked by the
-            # model's logit -- what a detector that knows only where disease usually is scores
-            scored = [i for i in ids if i in logits and do_pointwise]
-            hits = hits_of(argmax_points([avg] * len(scored), size), scored)
-            add_pointwise(model_name, "baseline:avg", [rows[i]["label"] for i in scored],
-                          [logits[i] for i in scored], hits, "grid")
-        elif kind == "boxes":
-            det = read_detections(arg)
-            for i in positives if do_utility else ():
-                b, s = det.get(i, ([], []))
-                heat = box_heatmap(b, s, (size, size), original_size=(rows[i]["height"], rows[i]["width"]))
-                add(i, "baseline:detector", utility(masks[i], heat), constant=not heat.any())
-            # [B]'s RetinaNet row: its best box's centre per image, over every image of the split
-            # (an image without a box ranks last), ranked by that box's score
-            seen = list(rows) if do_pointwise else []
-            if not seen:
-                continue
-            best, points = [], []
-            for i in seen:
-                b, s = det.get(i, ([], []))
-                if not s:
-                    best.append(-np.inf)
-                    points.append((np.nan, np.nan))
-                    continue
-                k = int(np.argmax(s))
-                x, y, w, h = scale_boxes([b[k]], (rows[i]["height"], rows[i]["width"]), size)[0]
-                best.append(s[k])
-                points.append((y + h / 2, x + w / 2))
-            truth = truth_masks(data_dir, data, [rows[i] for i in seen], size)
-            add_pointwise(_detector_name(arg), "baseline:detector", [rows[i]["label"] for i in seen], best,
-                          hits_of(points, seen, truth), "box centre")
-        else:
-            for i in positives if do_utility else ():
-                add(i, "baseline:segmentation", utility(masks[i], read_probability_map(arg, i, size)),
-                    constant=False)
 
-    if not records:
-        raise CxrsalError(f"--maps {store_path}: the store holds no maps")
-    table = pd.DataFrame.from_records(records)
-    summary = summarize(table, replicates=replicates, seed=seed)
+
+def write_tables(out, table, summary, pointwise, threshold_rows):
+    """scores.csv (and .parquet), summary.csv, pointwise.csv and thresholds.csv into `out`; the
+    marker score.json is removed first (`write_score_json` writes it last)."""
+    import pandas as pd
+
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     remove_stale_tmp(out)
@@ -404,38 +280,42 @@ def score_store(store_path, out, *, data_dir=None, baselines=None, model_name=No
     write_frame(out / "scores.csv", table)
     write_frame(out / "scores.parquet", table)
     write_frame(out / "summary.csv", summary)
-    write_frame(out / "pointwise.csv", pd.DataFrame(pointwise, columns=["model", "method", "step", "n", "n_negative",
-                                                                        "pointwise_ap", "ci_low", "ci_high",
-                                                                        "centres"]))
+    write_frame(out / "pointwise.csv", pd.DataFrame(pointwise, columns=POINTWISE_COLUMNS))
     write_frame(out / "thresholds.csv", pd.DataFrame(threshold_rows, columns=THRESHOLD_COLUMNS))
+
+
+def write_score_json(out, cfg, store_path, meta, data_dir, model_name):
+    """OUT/config.yaml, then the marker score.json: what was scored, with what, and the model's
+    provenance."""
+    from .provenance import result_meta
+
+    out = Path(out)
     write_config(cfg, out)
     model_dir = Path(meta["model"])
+    validation = cfg.score.validation
     provenance = result_meta([model_dir], cfg) if model_dir.exists() else {"choices": cfg.choices()}
     atomic_write_text(out / "score.json", json.dumps({"maps": str(Path(store_path).resolve()), "data": data_dir,
-                                                      "baselines": baselines, "model": model_name, **provenance,
+                                                      "baselines": cfg.score.baselines, "model": model_name,
+                                                      **provenance,
                                                       "validation": str(Path(validation).resolve()) if validation
                                                       else None,
                                                       "input_channels": meta.get("input_channels")},
                                                      indent=2) + "\n")
+
+
+def log_summary(summary, pointwise, threshold_rows, *, log=print):
+    """One line per method and localization metric (`UtilityMetric.localization`), then one per
+    pointwise AP."""
     tuned = {r["method"]: r for r in threshold_rows}
-    names = {"auprc": "AUPRC", "hit": "hit rate", "iou": "mIoU"}
+    names = {m.name: m.label for m in utility_metrics(localization=True)}
     shown = summary[summary.metric.isin(list(names))]
     shown = shown.assign(order=shown.metric.map(list(names).index)).sort_values(["model", "method", "order"])
     for r in shown.itertuples():
-        name = names[r.metric]
         at = (f", threshold {tuned[r.method]['threshold']:.2f} tuned on {tuned[r.method]['n_val']} validation "
-              "positives") if r.metric == "iou" else ""
-        log(f"{r.method:<22} {name} {r.mean:.3f}{_interval_text(r.ci_low, r.ci_high)} "
+              "positives") if UTILITY_METRICS.get(r.metric).tuned else ""
+        log(f"{r.method:<22} {names[r.metric]} {r.mean:.3f}{_interval_text(r.ci_low, r.ci_high)} "
             f"+/- {0 if np.isnan(r.std) else r.std:.3f}  (n={r.count}{at})")
     for p in pointwise:
         note = "  (positives only: no false positives from negatives, AP inflated)" if p["n_negative"] == 0 else ""
         log(f"{p['method']:<22} pointwise AP {p['pointwise_ap']:.3f}{_interval_text(p['ci_low'], p['ci_high'])}  "
             f"({p['n']} images, {p['centres']}){note}")
-    return table
-
-
-def scaled_boxes(row, size):
-    """A manifest row's boxes (original pixels) in pixels of a `size` x `size` map."""
-    from ..data.manifest import parse_boxes
-
-    return scale_boxes(parse_boxes(row["boxes"]), (row["height"], row["width"]), size)
