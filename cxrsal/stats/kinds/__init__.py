@@ -1,6 +1,14 @@
-"""The result kinds of the studies, one file each, registered in `cxrsal.stats.results.RESULTS` on
-import: `score` (localization utility, [A] and [B]), `randomization` (MPRT, sMPRT, eMPRT in every
+"""The result kinds, one file each, registered in `cxrsal.stats.results.RESULTS` on import: the
+study's `score` (localization utility, [A] and [B]), `randomization` (MPRT, sMPRT, eMPRT in every
 order), `compare` (repeatability, reproducibility, data randomization) and `runs` (the run cards
-behind Table 1). A new experiment adds its file here (docs/guides/add-experiment.md)."""
+behind Table 1).
 
-from . import compare, randomization, runs, score  # noqa: F401
+Every module of the package is imported here, so a kind's file registers it: adding an
+experiment's kind touches no other file (docs/guides/add-experiment.md).
+"""
+
+import importlib
+import pkgutil
+
+for _module in pkgutil.iter_modules(__path__):
+    importlib.import_module(f"{__name__}.{_module.name}")
