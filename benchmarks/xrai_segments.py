@@ -31,7 +31,7 @@ def main():
     from cxrsal.console import quiet_native_logs
 
     quiet_native_logs()
-    from cxrsal.data.synth import chest_image
+    from cxrsal.data.drawing import chest_image
     from cxrsal.models import build_model
     from cxrsal.saliency import xrai
     from cxrsal.saliency.adapter import ModelAdapter

@@ -14,6 +14,7 @@ from cxrsal.data import rle
 from cxrsal.data import rsna as rsna_files
 from cxrsal.data import siim as siim_files
 from cxrsal.data import synth as S
+from cxrsal.data.drawing import chest_image
 from cxrsal.data.dicom import CR_IMAGE_STORAGE, write_dicom
 from cxrsal.errors import CxrsalError
 
@@ -132,7 +133,7 @@ def test_write_dicom_12_bit_with_rescale_and_header(tmp_path):
 
 
 def test_write_dicom_jpeg(tmp_path):
-    pixels = np.rint(S.chest_image(np.random.default_rng(0), 96) * 255).astype(np.uint8)
+    pixels = np.rint(chest_image(np.random.default_rng(0), 96) * 255).astype(np.uint8)
     write_dicom(tmp_path / "a.dcm", pixels, jpeg=True)
     ds = pydicom.dcmread(tmp_path / "a.dcm")
     assert ds.file_meta.TransferSyntaxUID == JPEG_BASELINE
@@ -161,9 +162,9 @@ def test_write_dicom_rejects(tmp_path, kw, pixels):
 
 
 def test_chest_image():
-    a = S.chest_image(np.random.default_rng(1), 128)
-    b = S.chest_image(np.random.default_rng(1), 128)
-    c = S.chest_image(np.random.default_rng(2), 128)
+    a = chest_image(np.random.default_rng(1), 128)
+    b = chest_image(np.random.default_rng(1), 128)
+    c = chest_image(np.random.default_rng(2), 128)
     assert a.shape == (128, 128) and a.dtype == np.float32
     assert 0.0 <= a.min() and a.max() <= 1.0
     assert np.array_equal(a, b) and not np.array_equal(a, c)
