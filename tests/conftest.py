@@ -7,6 +7,7 @@ import pytest
 from cxrsal.config import load_config
 from cxrsal.data.prepare import prepare
 from cxrsal.data.synth import synth
+import helpers
 
 
 @pytest.fixture(autouse=True)
@@ -30,6 +31,13 @@ def siim_root(tmp_path_factory):
     root = tmp_path_factory.mktemp("siim")
     synth("siim", root, 30, seed=2, image_size=128)
     return root
+
+
+@pytest.fixture(scope="session")
+def image_folder(tmp_path_factory):
+    """An annotated folder of 20 images in five encodings (PNG 8 and 16 bit, colour PNG, JPEG,
+    DICOM), labels.csv and boxes.csv: `helpers.image_folder`. Tests link to it, never write in it."""
+    return helpers.image_folder(tmp_path_factory.mktemp("folder"))
 
 
 @pytest.fixture

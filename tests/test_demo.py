@@ -6,8 +6,8 @@ import pandas as pd
 from click.testing import CliRunner
 
 from cxrsal.cli.main import cli
-from cxrsal.stats.study import TABLE2_COLUMNS
-from kill_harness import assert_same_map_files, assert_same_weights, kill_specs, no_temporary_files
+from cxrsal.stats.questions import table2_columns
+from helpers import assert_same_map_files, assert_same_weights, kill_specs, no_temporary_files
 
 
 class Collect(HTMLParser):
@@ -47,7 +47,7 @@ def test_demo_tiny_end_to_end(tmp_path):
     lines = r.output.strip().splitlines()
     assert lines[-1] == f"report: {tmp_path / 'demo' / 'report' / 'report.html'}"
     assert any(l.startswith("demo finished in") for l in lines)
-    # each stage's time at the end (issue 13), the stages overlapping on the workers
+    # the stage table at the end, the stages overlapping on the workers
     table = lines[lines.index("stage times (the stages overlap on the workers):") + 1:]
     timed = {l.rsplit(None, 2)[0].strip() for l in table if l.endswith(" s") and l.startswith("  ")}
     assert {"prepare", "train resnet18-a", "train retinanet-seed1 (localization network)",
@@ -67,7 +67,7 @@ def test_demo_tiny_end_to_end(tmp_path):
     assert "wildcat" in set(t2[t2.model == "resnet18-wildcat"].method)
     # every question has an answer, the localization-network ones from the two RetinaNets ("n/a":
     # a test without variance, as identical tiny GradCAM maps give)
-    for question in TABLE2_COLUMNS:
+    for question in table2_columns():
         assert set(main.loc[main.method == "gcam", question]) <= {"PASS", "FAIL", "n/a"}, question
     assert {"PASS", "FAIL"} & set(main["utility vs localization network"])
     assert {"PASS", "FAIL"} & set(main["repeatability vs localization network"])
@@ -80,7 +80,7 @@ def test_demo_tiny_end_to_end(tmp_path):
     choices = pd.read_csv(tmp_path / "demo" / "report" / "stats" / "choices.csv")
     assert {"similarity.maps", "saliency.input_channels", "pointwise.centres"} <= set(choices.key)
     assert (tmp_path / "demo" / "report" / "report.md").read_text().count("![") == len(figures)
-    # issue 16: the sanity checks of every order, eMPRT and data randomization, with a verdict per
+    # the sanity checks of every order, eMPRT and data randomization, with a verdict per
     # method; mIoU tuned on the validation maps beside AUPRC and the hit rate, with intervals
     sanity = pd.read_csv(tmp_path / "demo" / "report" / "stats" / "sanity.csv", keep_default_na=False)
     assert list(sanity.columns[3:]) == ["MPRT top-down", "eMPRT top-down", "MPRT bottom-up", "eMPRT bottom-up",

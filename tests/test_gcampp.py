@@ -6,7 +6,7 @@ from scipy.ndimage import zoom
 
 from cxrsal.saliency import compute_maps, postprocess
 
-from test_saliency import images, small_cnn
+from helpers import images, small_cnn
 
 
 def test_gradcampp_closed_form_for_a_linear_head():

@@ -1,22 +1,21 @@
-"""A kill at any instant resumes to identical results (issue 14 point 1).
+"""A kill at any instant resumes to identical results.
 
 Every long command runs as a real `cxrsal` process, uninterrupted (the reference, whose write
 points are counted), then again in a fresh folder SIGKILLed at write points spread over its run
-(and, for the two longest, once after half the reference's wall time, wherever it is), each
-kill in a rerun of the last, then rerun to the end. The outputs must equal the reference's:
-tables equal, model weights and map stores bit-equal, and no temporary file left behind. The
-tiny demo's kill chain is in tests/test_demo.py.
+(for the two longest, the first kill comes from outside once the run has written that many
+points, wherever it is then), each kill in a rerun of the last, then rerun to the end. The
+outputs must equal the reference's: tables equal, model weights and map stores bit-equal, and no
+temporary file left behind. The tiny demo's kill chain is in tests/test_demo.py.
 """
 
 import json
-import time
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from kill_harness import (assert_same_map_files, assert_same_tables, assert_same_weights, kill_chain,
-                          no_temporary_files, reference, run, spread)
+from helpers import (assert_same_map_files, assert_same_tables, assert_same_weights, kill_chain, no_temporary_files,
+                     reference, run, spread)
 
 QUICK = ["--set", "saliency.samples=2", "--set", "saliency.ig_steps=3", "--set", "saliency.xrai_steps=3"]
 
@@ -24,14 +23,14 @@ QUICK = ["--set", "saliency.samples=2", "--set", "saliency.ig_steps=3", "--set",
 class Pair:
     """An uninterrupted run and its killed-and-resumed twin of one command."""
 
-    def __init__(self, base, name, args, kills, *, time_kill=False):
+    def __init__(self, base, name, args, kills, *, outside_kill=False):
         self.ref, self.killed = base / f"{name}-ref", base / f"{name}-killed"
-        t0 = time.time()
         self.points = reference(args(self.ref), base / f"{name}.log")
-        seconds = time.time() - t0
-        delays = [round(seconds / 2, 1)] if time_kill else []
-        self.planned = kills + len(delays)
-        self.kills = kill_chain(args(self.killed), spread(len(self.points), kills), delays=delays)
+        first_outside = 1 if outside_kill else 0
+        marks = spread(len(self.points), kills + first_outside)
+        outside, targets = marks[:first_outside], marks[first_outside:]
+        self.planned = kills + first_outside
+        self.kills = kill_chain(args(self.killed), targets, outside=outside)
 
     def check_common(self):
         assert len(self.kills) == self.planned
@@ -51,14 +50,14 @@ def base(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def trained(tiny_run, base):
-    return Pair(base, "train", lambda out: ["train", "--data", tiny_run, "--out", out, *TRAIN], 2, time_kill=True)
+    return Pair(base, "train", lambda out: ["train", "--data", tiny_run, "--out", out, *TRAIN], 2, outside_kill=True)
 
 
 @pytest.fixture(scope="module")
 def saliency(trained_classifier, base):
     return Pair(base, "saliency", lambda out: ["saliency", "--model", trained_classifier, "--out", out,
                                                "--methods", "study", "--limit", 3, "--batch-size", 8,
-                                               "--quiet", *QUICK], 2, time_kill=True)
+                                               "--quiet", *QUICK], 2, outside_kill=True)
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,7 @@ from cxrsal.errors import CxrsalError
 from cxrsal.models import build_model
 from cxrsal.saliency import METHODS, ModelAdapter, compute_maps, ordered, parse_methods, study_methods
 
-from test_saliency import images, small_cnn
+from helpers import images, small_cnn
 
 # [A] Table 2's eight methods and [B]'s WILDCAT class map, in [A]'s table order
 STUDY = ["grad", "sg", "ig", "sig", "gcam", "xrai", "gbp", "ggcam", "wildcat"]

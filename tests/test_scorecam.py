@@ -6,7 +6,7 @@ from scipy.ndimage import zoom
 
 from cxrsal.saliency import compute_maps
 
-from test_saliency import images, small_cnn
+from helpers import images, small_cnn
 
 
 def scorecam_by_hand(model, image):
