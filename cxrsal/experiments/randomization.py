@@ -114,12 +114,17 @@ def steps_of(blocks, *, order="top-down", all_blocks, arch):
 
     top-down ([A]): cumulatively from the logits down; bottom-up: cumulatively from the lowest
     block up, ending with the same fully randomized model (each block's values depend only on the
-    seed and the block); independent: one block at a time."""
+    seed and the block); independent: one block at a time. Without `all_blocks`, the blocks
+    `arch`'s backbone leaves out (`Backbone.randomization_skips`: the stem, and InceptionV3's
+    mixed0) are not randomized."""
     if order not in ORDERS:
         raise CxrsalError(f"randomization.order {order!r}: valid choices: {', '.join(ORDERS)}")
     names = [b for b, _ in blocks]
-    if not all_blocks:   # [A]: stem (and InceptionV3's mixed0) only as optional extra steps
-        names = [b for b in names if b != "stem" and not (arch == "inceptionv3" and b == "mixed0")]
+    if not all_blocks:   # [A]: the blocks `arch` declares skipped only as optional extra steps
+        from ..models.backbones import randomization_skips
+
+        skips = randomization_skips(arch)
+        names = [b for b in names if b not in skips]
     if order == "independent":
         return [(b, [b]) for b in names]
     if order == "bottom-up":

@@ -1,7 +1,9 @@
 """Backbone registry: feature extractors applied inside one flat functional graph.
 
 Each backbone declares its preprocessing, smallest legal input, feature channels, the ImageNet
-weights file Keras would use, and its blocks from the top down (cascading randomization).
+weights file Keras would use, its blocks from the top down and how its layers fall into them
+(cascading randomization), and the blocks randomization leaves out unless asked: what is
+particular to one backbone is a field here, never a test of its name elsewhere.
 """
 
 import re
@@ -22,14 +24,32 @@ class Backbone:
     min_size: int              # smallest input side Keras accepts
     channels: int              # channels of the feature map
     weights_file: Optional[str]  # ImageNet "notop" file in the Keras cache, or None
-    group: Callable            # layer name -> block name, or None (inherit the previous layer's)
+    # layer name -> block name, or None (inherit the previous layer's); None: `block_groups`
+    group: Optional[Callable]
     block_order: tuple         # blocks from the top (next to the head) down
     output_strides: tuple = (32,)  # strides of the last map `apply` can build (dilated variants)
     widths: bool = False           # `apply` takes `width` (a channel multiplier, model.width)
+    # the layers' names in graph order -> {layer: block}, where a layer's name alone cannot say
+    # its block (InceptionV3); None: `group`, layer by layer
+    block_groups: Optional[Callable] = None
+    # blocks cascading randomization leaves out unless randomization.all_blocks ([A] randomized
+    # neither the stem nor InceptionV3's first inception block)
+    randomization_skips: tuple = ("stem",)
 
     @property
     def weights_url(self):
         return None if self.weights_file is None else KERAS_WEIGHTS_URL + self.weights_file
+
+    def groups(self, layer_names):
+        """{layer: block} of the backbone's layers, given their names in graph order; a layer
+        `group` does not name belongs to the previous layer's block (the lowest block first)."""
+        if self.block_groups is not None:
+            return self.block_groups(layer_names)
+        groups, current = {}, self.block_order[-1]
+        for n in layer_names:
+            current = self.group(n) or current
+            groups[n] = current
+        return groups
 
 
 def _keras_app(constructor, cut=None):
@@ -110,7 +130,7 @@ for _name, _ctor, _ch in (("densenet121", "DenseNet121", 1024), ("densenet169", 
 # VGG-19 up to its last convolution (block5_conv4): GradCAM and WILDCAT want the 1/16 map
 _register("vgg19", apply=_keras_app("VGG19", cut="block5_conv4"), preprocess="caffe", min_size=32,
           channels=512, weights_file="vgg19/vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5",
-          group=_vgg_grouper, block_order=("block5", "block4", "block3", "block2", "block1"))
+          group=_vgg_grouper, block_order=("block5", "block4", "block3", "block2", "block1"), randomization_skips=())
 
 
 # InceptionV3: Keras names only the mixed0..mixed10 concatenations; every layer belongs to the
@@ -141,4 +161,11 @@ def inception_groups(layer_names):
 
 _register("inceptionv3", apply=_keras_app("InceptionV3"), preprocess="tf", min_size=75, channels=2048,
           weights_file="inception_v3/inception_v3_weights_tf_dim_ordering_tf_kernels_notop.h5",
-          group=None, block_order=_INCEPTION_BLOCKS)
+          group=None, block_groups=inception_groups, block_order=_INCEPTION_BLOCKS,
+          randomization_skips=("stem", "mixed0"))
+
+
+def randomization_skips(arch):
+    """The blocks cascading randomization of `arch` leaves out unless randomization.all_blocks:
+    its backbone's, or the stem of a user's model (`external-*`, blocks named by its card)."""
+    return BACKBONES.get(arch).randomization_skips if arch in BACKBONES else Backbone.randomization_skips

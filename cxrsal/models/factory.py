@@ -14,7 +14,7 @@ from pathlib import Path
 
 from ..errors import CxrsalError
 from ..files import atomic_path
-from .backbones import BACKBONES, inception_groups
+from .backbones import BACKBONES
 from .heads import HEADS
 
 DOWNLOAD_TIMEOUT_S = 10
@@ -164,13 +164,7 @@ def backbone_blocks(model, arch, prefixes=()):
         groups, order = discover_blocks(body, prefixes)
         return [("logits", head)] + [(b, [n for n in body if groups[n] == b]) for b in order]
     bb = BACKBONES.get(arch)
-    if bb.group is None:
-        groups = inception_groups(body)
-    else:
-        groups, current = {}, bb.block_order[-1]
-        for n in body:
-            current = bb.group(n) or current
-            groups[n] = current
+    groups = bb.groups(body)
     blocks = [("logits", head)]
     for b in bb.block_order:
         members = [n for n in body if groups[n] == b]
