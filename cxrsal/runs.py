@@ -156,7 +156,7 @@ class Run:
 
         import keras
 
-        from . import models  # noqa: F401  (registers the custom layers)
+        from .models import layers  # noqa: F401  (registers the custom layers)
 
         if self.kind != CLASSIFICATION:
             self.task.prepare_loading()
