@@ -8,13 +8,13 @@ from .options import config_options, echo_run_directory, key_type, keras_verbosi
 def register(cli):
 
     @cli.command("train-baseline")
-    @click.argument("kind", type=click.Choice(("unet", "retinanet")))
+    @click.argument("kind", type=key_type("baseline.kind"))
     @click.option("--data", "data_dir", type=click.Path(file_okay=False), required=True,
                   help="Run directory of `cxrsal prepare` (unet: SIIM masks; retinanet: RSNA boxes).")
     @click.option("--out", type=click.Path(file_okay=False), default=None,
                   help="Run directory to write [default: DATA/baselines/KIND-seedS].")
     @click.option("--backbone", type=key_type("baseline.backbone"), default=None,
-                  help="RetinaNet ResNet: resnet10/18/34/50/101/152 [default: resnet50].")
+                  help="RetinaNet's ResNet [default: resnet50].")
     @click.option("--epochs", type=key_type("train.epochs"), default=None, help="At most [default: 50].")
     @click.option("--lr", type=key_type("train.lr"), default=None, help="Adam learning rate [default: 1e-4].")
     @click.option("--batch-size", type=key_type("pipeline.batch_size"), default=None, help="[default: 32]")

@@ -2,8 +2,28 @@
 
 import click
 
-from .options import (bars, config_options, key_type, methods_option, progress_options, resolve_models,
-                      user_model_options)
+from .options import (RegistryHelpOption, bars, config_options, key_default, key_type, methods_option, natural,
+                      progress_options, resolve_models, user_model_options)
+
+
+def order_help():
+    """--order: the orders of the config (`cxrsal.config.ORDERS`) and what each randomizes."""
+    from cxrsal.config import ORDER_MEANINGS
+
+    orders = "; ".join(f"{name}: {meaning}" for name, meaning in ORDER_MEANINGS.items())
+    return (f"Which blocks each step randomizes: {orders} [default: {key_default('randomization.order')}]. "
+            "Config: randomization.order.")
+
+
+def all_blocks_help():
+    """--all-blocks: the blocks the backbones leave out unless asked (`Backbone.randomization_skips`)."""
+    from cxrsal.models import BACKBONES
+    from cxrsal.models.backbones import Backbone
+
+    common = Backbone.randomization_skips
+    own = [f"{name}'s {', '.join(b for b in BACKBONES.get(name).randomization_skips if b not in common)}"
+           for name in natural(BACKBONES.names()) if set(BACKBONES.get(name).randomization_skips) - set(common)]
+    return f"Also the {' and '.join(common)}" + (f" (and {'; '.join(own)})" if own else "") + "."
 
 
 def register(cli):
@@ -49,9 +69,8 @@ def register(cli):
                   help="Re-initialisation: truncated normal as [A] (default), or each layer's own.")
     @click.option("--sigma", type=key_type("randomization.sigma"), default=None,
                   help="Truncated normal sigma (default 0.01).")
-    @click.option("--order", type=key_type("randomization.order"), default=None,
-                  help="Which blocks each step randomizes: cumulatively from the logits down ([A], default), "
-                       "cumulatively from the lowest block up, or one block at a time. Config: randomization.order.")
+    @click.option("--order", type=key_type("randomization.order"), default=None, cls=RegistryHelpOption,
+                  help_from=order_help)
     @click.option("--independent", is_flag=True, default=None, help="Same as --order independent.")
     @click.option("--smooth-samples", type=key_type("randomization.smooth_samples"), default=None,
                   help="sMPRT: average every map over this many noisy copies of the input (default 0: MPRT). "
@@ -59,7 +78,7 @@ def register(cli):
     @click.option("--smooth-noise", type=key_type("randomization.smooth_noise"), default=None,
                   help="sMPRT noise sigma as a fraction of the image's range (default 0.1). Config: "
                        "randomization.smooth_noise.")
-    @click.option("--all-blocks", is_flag=True, default=None, help="Also the stem (and InceptionV3's mixed0).")
+    @click.option("--all-blocks", is_flag=True, default=None, cls=RegistryHelpOption, help_from=all_blocks_help)
     @click.option("--pairs-per-image", type=key_type("randomization.pairs_per_image"), default=None,
                   help="Degradation threshold: random partners per image (default 50, [A]'s code).")
     @click.option("--pairs", type=key_type("randomization.pairs"), default=None,

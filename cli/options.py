@@ -106,21 +106,46 @@ class MethodsType(click.ParamType):
         return ",".join(names)
 
 
-class MethodsOption(click.Option):
-    """--methods: its help lists the registered methods, read from the registry only when the
-    help is shown (`cxrsal --help` imports no method)."""
+class RegistryHelpOption(click.Option):
+    """An option whose help is written from a registry when the help is shown (`help_from()` ->
+    the text), so that the names it lists are the registered ones and `cxrsal --help` imports no
+    registry."""
+
+    def __init__(self, *args, help_from, **kw):
+        self.help_from = help_from
+        super().__init__(*args, **kw)
 
     def get_help_record(self, ctx):
-        from cxrsal.saliency import METHODS, ordered, study_methods
-
-        extra = [n for n in ordered() if not METHODS.get(n).study]
-        self.help = (f"study ({', '.join(study_methods())}; wildcat only for WILDCAT heads), all (also "
-                     f"{', '.join(extra) or 'nothing else'}), or a comma list of methods.")
+        self.help = self.help_from()
         return super().get_help_record(ctx)
 
 
+def methods_help():
+    """--methods: the registered methods (`cxrsal.saliency.METHODS`)."""
+    from cxrsal.saliency import METHODS, ordered, study_methods
+
+    extra = [n for n in ordered() if not METHODS.get(n).study]
+    return (f"study ({', '.join(study_methods())}; wildcat only for WILDCAT heads), all (also "
+            f"{', '.join(extra) or 'nothing else'}), or a comma list of methods.")
+
+
 def methods_option(f):
-    return click.option("--methods", cls=MethodsOption, type=MethodsType(), default="study", show_default=True)(f)
+    return click.option("--methods", cls=RegistryHelpOption, help_from=methods_help, type=MethodsType(),
+                        default="study", show_default=True)(f)
+
+
+def natural(names):
+    """`names` sorted with their numbers as numbers: resnet18 before resnet101."""
+    import re
+
+    return sorted(names, key=lambda n: [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", n)])
+
+
+def key_default(key):
+    """The default of config key `key` (`cxrsal.config.schema()`)."""
+    from cxrsal.config import schema
+
+    return schema()[key][1]
 
 
 def user_model_options(f):

@@ -2,7 +2,14 @@
 
 import click
 
-from .options import bars, config_options, key_type, progress_options
+from .options import RegistryHelpOption, bars, config_options, key_type, progress_options
+
+
+def baselines_help():
+    """--baselines: the registered baselines (`cxrsal.experiments.score_baselines.SCORE_BASELINES`)."""
+    from cxrsal.experiments.score_baselines import baselines_help
+
+    return baselines_help() + " Config: score.baselines."
 
 
 def register(cli):
@@ -11,8 +18,8 @@ def register(cli):
     @click.option("--maps", "store", type=click.Path(file_okay=False), required=True, help="Map store.")
     @click.option("--data", "data_dir", type=click.Path(file_okay=False), default=None,
                   help="Run of `cxrsal prepare` [default: the one the model was trained on].")
-    @click.option("--baselines", type=key_type("score.baselines"), default=None,
-                  help="Comma list: avg, boxes:FILE (detector CSV), seg:DIR. Config: score.baselines.")
+    @click.option("--baselines", type=key_type("score.baselines"), default=None, cls=RegistryHelpOption,
+                  help_from=baselines_help)
     @click.option("--centres", type=key_type("pointwise.centres"), default=None,
                   help="Pointwise detection: GradCAM/WILDCAT cells at their receptive-field centres (default) or "
                        "on [B]'s grid. Config: pointwise.centres.")

@@ -2,16 +2,29 @@
 
 import click
 
-from .options import config_options, echo_run_directory, key_type, keras_verbosity, progress_options
+from .options import (RegistryHelpOption, config_options, echo_run_directory, key_default, key_type, keras_verbosity,
+                      natural, progress_options)
+
+
+def arch_help():
+    """--arch: the registered backbones (`cxrsal.models.BACKBONES`)."""
+    from cxrsal.models import BACKBONES
+
+    return f"Backbone [default: {key_default('model.arch')}]: {', '.join(natural(BACKBONES.names()))}."
+
+
+def head_help():
+    """--head: the registered heads (`cxrsal.models.HEADS`)."""
+    from cxrsal.models import HEADS
+
+    return f"Head [default: {key_default('model.head')}]: {', '.join(HEADS.names())}."
 
 
 def register(cli):
 
     @cli.command()
-    @click.option("--arch", type=key_type("model.arch"), default=None,
-                  help="Backbone [default: resnet18]: inceptionv3, densenet121, densenet169, resnet18/34/50/101/152, "
-                       "vgg19.")
-    @click.option("--head", type=key_type("model.head"), default=None, help="[default: classification]")
+    @click.option("--arch", type=key_type("model.arch"), default=None, cls=RegistryHelpOption, help_from=arch_help)
+    @click.option("--head", type=key_type("model.head"), default=None, cls=RegistryHelpOption, help_from=head_help)
     @click.option("--data", "data_dir", type=click.Path(file_okay=False), required=True,
                   help="Run directory of `cxrsal prepare`.")
     @click.option("--out", type=click.Path(file_okay=False), default=None,

@@ -27,11 +27,18 @@ DATASETS = ("rsna", "siim", "folder", "coco")
 ARCHS = ("inceptionv3", "densenet121", "densenet169", "resnet18", "resnet34", "resnet50", "resnet101",
          "resnet152", "vgg19")
 EXTERNAL = "external-"     # an adopted saved model's arch: external-<file stem>
+# the backbones with strides below 32 (`Backbone.output_strides`) and with `model.width` (`Backbone.widths`)
+DILATED_ARCHS = ("resnet18", "resnet34")
+WIDTH_ARCHS = ("resnet18", "resnet34")
 HEADS = ("classification", "wildcat")
 BASELINE_KINDS = ("unet", "retinanet")
 RETINANET_BACKBONES = ("resnet10", "resnet18", "resnet34", "resnet50", "resnet101", "resnet152")
 SPLIT_NAMES = ("train", "val", "test")
-ORDERS = ("top-down", "bottom-up", "independent")
+# randomization.order: which blocks each step of cascading randomization randomizes
+ORDER_MEANINGS = {"top-down": "cumulatively from the logits down ([A], Adebayo et al. 2018)",
+                  "bottom-up": "cumulatively from the lowest block up (Binder et al. 2023)",
+                  "independent": "one block at a time"}
+ORDERS = tuple(ORDER_MEANINGS)
 INITS = ("truncated-normal", "layer")
 SCORE_PARTS = ("utility", "pointwise")
 # score.baselines: each registered baseline's prefix (cxrsal.experiments.score_baselines), the
@@ -298,9 +305,7 @@ class RandomizationConfig:
     # truncated-normal ([A]) | layer (each layer's own initializers)
     init: str = setting("truncated-normal", OneOf(*INITS))
     sigma: float = setting(0.01, POSITIVE)           # truncated normal sigma
-    # top-down ([A], Adebayo et al. 2018): cumulatively from the logits down; bottom-up:
-    # cumulatively from the first block up (Binder et al. 2023); independent: one block at a time
-    order: str = setting("top-down", OneOf(*ORDERS))
+    order: str = setting("top-down", OneOf(*ORDERS))    # see ORDER_MEANINGS
     all_blocks: bool = setting(False, Flag())        # also the stem (and InceptionV3's mixed0)
     # sMPRT (Hedstroem et al. 2023): every map of every step averaged over this many noisy copies
     # of the input (0 = plain MPRT, [A]); noise sigma as a fraction of the image's max - min (0
@@ -359,10 +364,10 @@ CROSS_CHECKS = (
      lambda c: c.baseline.negative_iou <= c.baseline.positive_iou,
      "baseline.negative_iou must not exceed baseline.positive_iou"),
     (("model.output_stride", "model.arch"),
-     lambda c: c.model.output_stride == 32 or c.model.arch in ("resnet18", "resnet34"),
-     "model.output_stride 16 or 8 exists only for resnet18 and resnet34 (dilated)"),
-    (("model.width", "model.arch"), lambda c: c.model.width == 1 or c.model.arch in ("resnet18", "resnet34"),
-     "model.width other than 1 exists only for resnet18 and resnet34"),
+     lambda c: c.model.output_stride == 32 or c.model.arch in DILATED_ARCHS,
+     f"model.output_stride 16 or 8 exists only for {' and '.join(DILATED_ARCHS)} (dilated)"),
+    (("model.width", "model.arch"), lambda c: c.model.width == 1 or c.model.arch in WIDTH_ARCHS,
+     f"model.width other than 1 exists only for {' and '.join(WIDTH_ARCHS)}"),
     (("model.width", "model.weights"), lambda c: c.model.width == 1 or c.model.weights == "none",
      "model.width other than 1 needs model.weights none (pretrained weights fit width 1)"),
 )
