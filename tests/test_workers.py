@@ -1,27 +1,39 @@
-"""cxrsal.workers: independent jobs side by side in worker processes (the demo's scheduler)."""
+"""cxrsal.workers: independent jobs side by side in worker processes (the demo's scheduler).
+
+Nothing here is timed: jobs prove they ran at the same time, or one after another, through the
+files they write and wait for, and the scheduler's order through its event log."""
 
 import os
 import signal
 import subprocess
 import sys
 import textwrap
-import time
+from pathlib import Path
 
 import pytest
 
 from cxrsal.errors import CxrsalError
 from cxrsal.workers import Job, critical_path, run_jobs
+from helpers import wait_for, wait_until
 
 
 # jobs must be module-level functions: they are pickled to the spawned workers
 
-def stamp(folder, name, seconds=0.0):
-    """Write when this job ran and in which process; returns its name."""
-    start = time.time()
-    time.sleep(seconds)
-    with open(os.path.join(folder, name), "w") as f:
-        f.write(f"{start} {time.time()} {os.getpid()}")
-    return name
+def meet(folder, name, other):
+    """Say `name` has begun (a file), wait until job `other` has begun too, then say `name` is
+    done; returns this worker's process id. Two such jobs waiting for each other both end only
+    if they ran at the same time: in one process, one after the other, the first would wait for
+    ever (and fail at `wait_for`'s limit)."""
+    folder = Path(folder)
+    (folder / f"{name}.begun").write_text(str(os.getpid()))
+    wait_for(folder / f"{other}.begun")
+    (folder / f"{name}.done").write_text(str(os.getpid()))
+    return os.getpid()
+
+
+def look(folder):
+    """What a job sees of its folder when it starts: the files there, sorted."""
+    return sorted(p.name for p in Path(folder).iterdir())
 
 
 def add(a, b):
@@ -34,6 +46,11 @@ def threads():
 
     return (tf.config.threading.get_intra_op_parallelism_threads(), tf.config.threading.get_inter_op_parallelism_threads(),
             config.is_op_determinism_enabled())
+
+
+def touch(folder, name):
+    Path(folder, name).write_text(name)
+    return name
 
 
 def refuse(text):
@@ -58,31 +75,37 @@ def test_critical_path_is_cost_plus_the_longest_chain_after():
 def test_jobs_run_side_by_side_after_their_dependencies(tmp_path):
     folder = str(tmp_path)
     events = []
-    jobs = [Job("slow", stamp, (folder, "slow", 2.0), cost=3),
-            Job("fast", stamp, (folder, "fast", 0.5), cost=1),
-            Job("after", stamp, (folder, "after"), deps=("slow", "fast")),
+    jobs = [Job("ping", meet, (folder, "ping", "pong"), cost=3),
+            Job("pong", meet, (folder, "pong", "ping"), cost=1),
+            Job("after", look, (folder,), deps=("ping", "pong")),
             # its arguments come from the results of the jobs it waits for, computed here
-            Job("sum", add, lambda r: (r["slow"], r["fast"]), deps=("slow", "fast"), local=True),
+            Job("pids", add, lambda r: ((r["ping"],), (r["pong"],)), deps=("ping", "pong"), local=True),
             Job("threads", threads)]
     results, times = run_jobs(jobs, 2, log=lambda event, job, s, r: events.append((event, job.name)))
-    assert results["sum"] == "slowfast" and results["after"] == "after"
+    # ping and pong each waited until the other had begun: they ran at the same time, in two processes
+    ping, pong = results["pids"]
+    assert ping != pong
+    assert (tmp_path / "ping.done").read_text() == str(ping) and (tmp_path / "pong.done").read_text() == str(pong)
+    # the dependent job started after both had finished: it saw the files they wrote last
+    assert {"ping.done", "pong.done"} <= set(results["after"])
     # every TensorFlow job on one intra-op and one inter-op thread, whatever the number of workers,
     # with op determinism on from the worker's start (not only after a job that turns it on)
     assert results["threads"] == (1, 1, True)
-    ran = {n: [float(v) for v in (tmp_path / n).read_text().split()] for n in ("slow", "fast", "after")}
-    # the two independent jobs overlapped in two processes; the dependent one began after both
-    assert ran["slow"][2] != ran["fast"][2]
-    assert ran["fast"][0] < ran["slow"][1] and ran["slow"][0] < ran["fast"][1]
-    assert ran["after"][0] >= max(ran["slow"][1], ran["fast"][1])
-    # the costlier of two ready jobs first; every job told started (workers) and done
-    assert events.index(("start", "slow")) < events.index(("start", "fast"))
-    assert {n for e, n in events if e == "done"} == {j.name for j in jobs}
-    assert {n for e, n in events if e == "start"} == {"slow", "fast", "after", "threads"}
-    assert dict(times)["slow"] == pytest.approx(2.0, abs=0.5)
+    # the scheduler's own order: the costlier of two ready jobs first; a job starts after every
+    # job it depends on is done; every job told started (workers) and done
+    at = {e: i for i, e in enumerate(events)}
+    assert at["start", "ping"] < at["start", "pong"]
+    for job in ("after", "pids"):
+        first = at["start", job] if job == "after" else at["done", job]
+        assert at["done", "ping"] < first and at["done", "pong"] < first, events
+    assert sorted(n for e, n in events if e == "done") == sorted(j.name for j in jobs)
+    assert sorted(n for e, n in events if e == "start") == ["after", "ping", "pong", "threads"]
+    # the times come back in the order the jobs finished
+    assert [n for n, _ in times] == [n for e, n in events if e == "done"]
 
 
 def test_a_refusal_stops_the_run_as_it_is(tmp_path):
-    jobs = [Job("bad", refuse, ("--data x: no images",), cost=2), Job("later", stamp, (str(tmp_path), "later"),
+    jobs = [Job("bad", refuse, ("--data x: no images",), cost=2), Job("later", touch, (str(tmp_path), "later"),
                                                                         deps=("bad",))]
     with pytest.raises(CxrsalError, match="^--data x: no images$"):
         run_jobs(jobs, 1, log=lambda *a: None)
@@ -103,38 +126,31 @@ def alive(pid):
         return False
 
 
-@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="finds the worker through /proc and pgrep (Linux)")
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads the worker's state in /proc (Linux)")
 def test_workers_die_with_the_process_that_started_them(tmp_path):
-    # a parent SIGKILLed (as a killed demo) while its worker runs a long job: the worker must not
-    # go on writing into the folder the rerun resumes
+    # a parent SIGKILLed (as a killed demo) while its worker runs a job: the worker must not go
+    # on writing into the folder the rerun resumes. The job (helpers.hold) says its process id,
+    # then waits for a release file before it writes its output.
     script = textwrap.dedent(f"""
         import sys
-        sys.path.insert(0, {str(os.path.dirname(__file__))!r})
-        from test_workers import stamp
+        sys.path.insert(0, {str(Path(__file__).parent)!r})
+        from helpers import hold
         from cxrsal.workers import Job, run_jobs
-        run_jobs([Job("long", stamp, ({str(tmp_path)!r}, "long", 60.0))], 1,
-                 log=lambda e, j, s, r: print(e, flush=True))
+        run_jobs([Job("long", hold, ({str(tmp_path)!r}, "long"))], 1, log=lambda e, j, s, r: None)
     """)
-    parent = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
-    assert parent.stdout.readline().strip() == "start"
-    worker = None
-    deadline = time.time() + 60
-    while worker is None and time.time() < deadline:     # the worker is the parent's child
-        kids = subprocess.run(["pgrep", "-P", str(parent.pid)], capture_output=True, text=True).stdout.split()
-        # the spawn machinery has a resource tracker too: the worker is the one running Python's spawn_main
-        for pid in kids:
-            cmd = open(f"/proc/{pid}/cmdline", "rb").read()
-            if b"spawn_main" in cmd:
-                worker = int(pid)
-        time.sleep(0.2)
-    assert worker is not None
-    os.kill(parent.pid, signal.SIGKILL)
-    parent.wait()
-    for _ in range(100):
-        if not alive(worker):
-            break
-        time.sleep(0.1)
-    else:
-        os.kill(worker, signal.SIGKILL)
-        pytest.fail("the worker outlived its killed parent")
+    parent = subprocess.Popen([sys.executable, "-c", script])
+    try:
+        wait_for(tmp_path / "long.pid")
+        worker = int((tmp_path / "long.pid").read_text())
+        assert worker != parent.pid and alive(worker)
+    finally:
+        os.kill(parent.pid, signal.SIGKILL)
+        parent.wait()
+    try:
+        wait_until(lambda: not alive(worker), "the worker outlived its killed parent", limit_s=120)
+    finally:
+        if alive(worker):
+            os.kill(worker, signal.SIGKILL)
+    # released now: a worker still alive would write its output
+    (tmp_path / "long.release").write_text("")
     assert not (tmp_path / "long").exists()
