@@ -115,9 +115,14 @@ class RegistryHelpOption(click.Option):
         self.help_from = help_from
         super().__init__(*args, **kw)
 
-    def get_help_record(self, ctx):
-        self.help = self.help_from()
-        return super().get_help_record(ctx)
+    @property
+    def help(self):
+        # read by `--help` and by whatever documents the options (mkdocs-click)
+        return self.help_from()
+
+    @help.setter
+    def help(self, value):
+        pass        # click.Option sets it; the registry's text is the help
 
 
 def methods_help():
