@@ -125,6 +125,20 @@ class RegistryHelpOption(click.Option):
         pass        # click.Option sets it; the registry's text is the help
 
 
+class RegistryChoice(click.Choice):
+    """A choice among a registry's names (`names()` -> them), read when first needed (parsing a
+    value, showing the help) rather than when the command is defined, so that importing the CLI
+    imports no registry."""
+
+    def __init__(self, names, case_sensitive=True):
+        self.names = names
+        self.case_sensitive = case_sensitive
+
+    @property
+    def choices(self):
+        return tuple(self.names())
+
+
 def methods_help():
     """--methods: the registered methods (`cxrsal.saliency.METHODS`)."""
     from cxrsal.saliency import METHODS, ordered, study_methods

@@ -2,12 +2,18 @@
 
 import click
 
-from .options import bars, progress_options
+from .options import RegistryChoice, bars, progress_options
 
 
-# the names of cxrsal.stats.POSTHOC, written out so that `--help` needs no NumPy / statsmodels
+def posthoc_names():
+    """The registered post-hoc procedures (`cxrsal.stats.POSTHOC`: NumPy, statsmodels only when one runs)."""
+    from cxrsal.stats import POSTHOC
+
+    return POSTHOC.names()
+
+
 posthoc_option = click.option(
-    "--posthoc", type=click.Choice(("mixedlm", "tukey")), default="mixedlm", show_default=True,
+    "--posthoc", type=RegistryChoice(posthoc_names), default="mixedlm", show_default=True,
     help="Pairwise comparisons between methods: contrasts from the fitted mixed model (paired by image, "
          "Holm-adjusted) or plain Tukey HSD (ignores the pairing).")
 
