@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..experiments.score_baselines import score_baselines
 from ..runs import read_card
 from ..saliency.base import METHODS, ordered, study_methods
 from .kinds.score import interval_cell, trained
@@ -115,13 +116,17 @@ def _pointwise_ci_cell(pointwise, run, method):
     return interval_cell([d.ci_low.iloc[0], d.ci_high.iloc[0]]) if len(d) == 1 else NO_DATA
 
 
-BASELINE_COLUMNS = {"baseline:avg": "average mask", "baseline:detector": "RetinaNet heatmap"}
+# [B] Table 1's baseline columns, shown with or without scores; any other registered baseline with scores follows
+B_BASELINES = ("baseline:avg", "baseline:detector")
 
 
 def utility_columns(present=()):
-    """Table 1's method columns: the study's methods always, any other registered method with scores."""
+    """Table 1's method columns (method -> column name): the study's methods always, any other
+    registered method with scores, then [B]'s baselines and any other scored baseline (by its
+    registered label)."""
     methods = ordered(set(study_methods()) | {m for m in present if m in METHODS})
-    return {**{m: m for m in methods}, **BASELINE_COLUMNS}
+    baselines = {b.method: b.label for b in score_baselines() if b.method in B_BASELINES or b.method in present}
+    return {**{m: m for m in methods}, **baselines}
 
 
 def table1_utility(runs, scores):

@@ -7,7 +7,9 @@ from pathlib import Path
 
 import numpy as np
 
+from ...experiments.score_baselines import score_baselines
 from ...files import read_json
+from ...metrics.utility import utility_metrics
 from ...saliency.base import METHODS, ordered
 from .. import ALPHA, better_than, finding, mixed_model
 from ..plotting import png, pyplot
@@ -15,10 +17,10 @@ from ..questions import BOOTSTRAP, ids_of, keys_of, tests_row
 from ..results import Figure, Output, ResultKind, register_result
 from ..sources import NO_DATA, read_result_json, read_result_table
 
-AVERAGE_MASK = "baseline:avg"
-# the localization networks: the high baseline ([A]: U-Net for SIIM, RetinaNet for RSNA)
-HIGH = ("baseline:detector", "baseline:segmentation")
-LOCALIZATION_METRICS = {"auprc": "AUPRC", "hit": "hit rate", "iou": "mIoU"}
+# each registered baseline's question: the average mask is [A]'s low baseline, the localization
+# networks (U-Net for SIIM, RetinaNet for RSNA) its high one
+LOW_QUESTION, HIGH_QUESTION = "utility vs average mask", "utility vs localization network"
+LOCALIZATION_METRICS = {m.name: m.label for m in utility_metrics(localization=True)}
 LOCALIZATION_TITLE = "Localization as clinicians read it: AUPRC, hit rate and mIoU with 95% intervals"
 LOCALIZATION_NOTE = ("Hit rate: the map's maximum inside the ground truth (pointing game); mIoU: IoU of the map "
                      "thresholded at the value tuned on the validation split's maps, never the test split's "
@@ -37,12 +39,12 @@ def utility_tests(scores, alpha=ALPHA):
     keys = keys_of(auprc, "model")
     for values, d in auprc.groupby(keys, sort=True):
         ids = ids_of(keys, values)
-        for baseline in (AVERAGE_MASK, *HIGH):
-            if baseline not in set(d.method):
+        for baseline in score_baselines():
+            if baseline.method not in set(d.method):
                 continue
-            question = "utility vs average mask" if baseline == AVERAGE_MASK else "utility vs localization network"
-            for r in mixed_model(d, reference=baseline, alpha=alpha):
-                rows.append(tests_row(ids, question, ids.get("model", ""), r["level"], baseline, r["estimate"],
+            question = HIGH_QUESTION if baseline.high else LOW_QUESTION
+            for r in mixed_model(d, reference=baseline.method, alpha=alpha):
+                rows.append(tests_row(ids, question, ids.get("model", ""), r["level"], baseline.method, r["estimate"],
                                       r["ci_low"], r["ci_high"], r["p_value"], "mixedlm",
                                       better_than(r["estimate"], r["p_value"], alpha),
                                       finding(r["estimate"], r["p_value"], alpha)))
@@ -123,7 +125,7 @@ def fig_utility(scores):
         mean = shown.groupby(["method", "image_id"]).value.mean().groupby("method").mean().reindex(methods)
         ax.errorbar(np.arange(1, len(methods) + 1), mean, yerr=[mean - ci.ci_low, ci.ci_high - mean], fmt="D",
                     color="C3", markersize=4, capsize=3, label="mean, 95% bootstrap CI")
-    for name, style in ((AVERAGE_MASK, "--"), *((h, "-") for h in HIGH)):
+    for name, style in ((b.method, "-" if b.high else "--") for b in score_baselines()):
         d = auprc[auprc.method == name]
         if len(d):
             ax.axhline(d.value.mean(), linestyle=style, color="k" if style == "-" else "gray",
@@ -209,7 +211,7 @@ class ScoreResult(ResultKind):
                "pointwise": ("model", "method", "step", "n", "pointwise_ap")}
     command = "`cxrsal score`"
     sections = ("saliency", "score", "pointwise")
-    questions = ("utility vs average mask", "utility vs localization network")
+    questions = (LOW_QUESTION, HIGH_QUESTION)
 
     def model_refs(self, meta):
         # score.json names the model by its directory's name; its map store holds the path
