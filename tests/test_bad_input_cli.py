@@ -1,5 +1,5 @@
 """Bad input through the real command, stderr apart from stdout: exit code 2, exactly one line
-on stderr, no traceback (issue 14 point 2)."""
+on stderr, no traceback."""
 
 import json
 import os
@@ -12,12 +12,7 @@ import pytest
 from cxrsal.config import Config, write_config
 from cxrsal.errors import CxrsalError
 from cxrsal.experiments.scoring import read_probability_map
-
-
-def cxrsal(*args, cwd=None):
-    out = subprocess.run([sys.executable, "-m", "cxrsal.cli", *map(str, args)], capture_output=True, text=True,
-                         cwd=cwd)
-    return out.returncode, out.stdout, out.stderr
+from helpers import cxrsal, quiet
 
 
 def one_line(args, cwd=None):
@@ -104,9 +99,6 @@ def test_detections_csv_with_a_wrong_header(tmp_path):
 
 
 # ---------------------------------------------------------------- with a trained model and its maps
-
-def quiet(*_):
-    pass
 
 
 def copy_store(store, dst):

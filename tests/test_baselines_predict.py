@@ -22,11 +22,7 @@ from cxrsal.saliency.store import MapStore
 from cxrsal.runs import Run
 from cxrsal.training.classifier import ClassificationTask
 from cxrsal.training.fit import train
-
-
-def quiet(*_):
-    pass
-
+from helpers import assert_same_weights, quiet
 
 UNET = ["baseline.kind=unet", "baseline.filters=4", "baseline.depth=2", "train.lr=1e-3", "pipeline.batch_size=8",
         "pipeline.balanced=true", "pipeline.flip=true"]
@@ -122,16 +118,6 @@ def test_unet_cli_on_siim(siim_run, tmp_path):
     assert r.exit_code == 2 and "RetinaNet trains on boxes; this siim run has masks" in r.output, r.output
 
 
-def weights_of(run, which):
-    return [w.copy() for w in Run(run).model(which).get_weights()]
-
-
-def assert_same_weights(run_a, run_b, checkpoints):
-    for which in checkpoints:
-        for a, b in zip(weights_of(run_a, which), weights_of(run_b, which)):
-            np.testing.assert_array_equal(a, b)
-
-
 def killed_after(epoch, cfg, data, out):
     """`train_baseline` killed once `epoch` has finished (as a kill anywhere in the next one)."""
     def kill(done):
@@ -184,7 +170,7 @@ def test_retinanet_trains_and_its_boxes_are_scored(tiny_run, store, tmp_path):
     for row in scores.itertuples():
         boxes, s = det.get(row.image_id, ([], []))
         assert all(v > 0.01 for v in s) and row.score == (max(s) if s else 0.0)
-        # the saved heatmap (input size, 64 px) is SPEC's heatmap of the CSV's boxes
+        # the saved heatmap (input size, 64 px) is the detector heatmap of the CSV's boxes
         r = rows[row.image_id]
         heat = box_heatmap(boxes, s, (64, 64), original_size=(r["height"], r["width"]))
         np.testing.assert_allclose(np.load(pred / "maps" / f"{row.image_id}.npy"), heat, atol=1e-6)
@@ -256,7 +242,6 @@ def test_pretrained_backbone_offline_is_one_line(monkeypatch):
         _backbone("resnet50", "imagenet", 64)
     with pytest.raises(CxrsalError, match="no ImageNet preset for resnet34"):
         _backbone("resnet34", "imagenet", 64)
-
 
 
 def iou(a, b):

@@ -82,3 +82,26 @@ def test_command_defaults_sit_under_the_file(tmp_path):
     # the file beats the command's default, --set beats both, untouched defaults stay
     assert (cfg.train.epochs, cfg.train.patience, cfg.pipeline.balanced) == (7, 2, True)
     assert load_config(base=base).train.epochs == 50 and load_config().train.epochs == 20
+
+
+def test_defaults_and_the_a_configs():
+    cfg = load_config()
+    assert cfg.similarity.maps == "processed" and cfg.similarity.data_range == 1.0
+    assert cfg.saliency.input_channels == 3 and cfg.ggcam.order == "processed"
+    assert cfg.randomization.n_images == 0 and cfg.compare.n_images == 0          # all positives, as [A]
+    assert cfg.pointwise.centres == "receptive-field"
+    from pathlib import Path
+
+    configs = Path(__file__).resolve().parents[1] / "configs"
+    for name in ("a_rsna_inceptionv3", "a_rsna_densenet121", "a_siim_inceptionv3", "a_siim_densenet121",
+                 "a_randomization", "a_repeatability"):
+        a = load_config(configs / f"{name}.yaml")
+        # [A]'s code: processed maps, data_range 2, the predicted class, 10 IG steps
+        assert (a.similarity.maps, a.similarity.data_range, a.saliency.target, a.saliency.ig_steps) == \
+            ("processed", 2.0, "predicted", 10), name
+    for bad, match in (("similarity.maps=both", "similarity.maps must be one of processed, raw, got 'both'"),
+                       ("saliency.input_channels=2", "saliency.input_channels must be one of 3, 1, got 2"),
+                       ("pointwise.centres=middle", "pointwise.centres must be one of receptive-field, grid, got"),
+                       ("similarity.data_range=0", "similarity.data_range must be a number > 0, got 0")):
+        with pytest.raises(ConfigError, match=match):
+            load_config(overrides=[bad])

@@ -1,11 +1,9 @@
-"""A Keras classifier nobody here trained, on a folder of PNGs with boxes: wrapped into one flat
-graph (nested models inlined, the logit before its softmax), then saliency, score, randomize and
-compare through the CLI (issue 15 points 1 and 3). References: the user's own model called
-directly, a NumPy softmax, tf.GradientTape."""
+"""A Keras classifier nobody here trained (cxrsal.models.external), on a folder of PNGs with boxes:
+wrapped into one flat graph (nested models inlined, the logit before its softmax), then saliency,
+score, randomize and compare through the CLI. References: the user's own model called directly, a
+NumPy softmax, tf.GradientTape."""
 
 import json
-import subprocess
-import sys
 
 import cv2
 import keras
@@ -17,11 +15,7 @@ import tensorflow as tf
 from cxrsal.errors import CxrsalError
 from cxrsal.models.external import ModelCard, discover_blocks, read_model_card, wrap
 from cxrsal.saliency import compute_maps
-
-
-def cxrsal(*args):
-    out = subprocess.run([sys.executable, "-m", "cxrsal.cli", *map(str, args)], capture_output=True, text=True)
-    return out.returncode, out.stdout, out.stderr
+from helpers import cxrsal
 
 
 def nested_cnn(seed=0, head="sigmoid"):

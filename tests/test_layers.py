@@ -10,7 +10,7 @@ from cxrsal.models.layers import GrayToBackbone, SelectClass
 
 
 def ref_k(k, n):
-    # SPEC §2, written independently of the layer: k<=0 -> 0, 0<k<1 -> round(k*n), k>n -> n, else int(k)
+    # WILDCAT's k (docs/methods.md), written independently of the layer: k<=0 -> 0, 0<k<1 -> round(k*n), k>n -> n, else int(k)
     if k <= 0:
         return 0
     if 0 < k < 1:

@@ -5,6 +5,7 @@ import pytest
 from sklearn.metrics import auc, average_precision_score, precision_recall_curve, roc_auc_score
 from skimage.metrics import structural_similarity
 
+from cxrsal.config import load_config
 from cxrsal.errors import CxrsalError
 from cxrsal.metrics import (argmax_points, auprc_score, auroc_score, average_mask, box_heatmap, degradation_threshold,
                             pointwise_average_precision, pointwise_hits, ssim_score)
@@ -176,3 +177,22 @@ def test_pointwise_detection_by_hand():
     hits2 = np.array([True, True, False])
     # img0 TP (P 1), img2 FP, img1 TP (P 2/3): AP = 0.5 * 1 + 0.5 * 2/3
     assert pointwise_average_precision(labels, scores, hits2) == pytest.approx(0.5 + 1 / 3)
+
+
+def test_threshold_pairs_reachable_from_config_and_cli():
+    cfg = load_config(overrides=["randomization.pairs=7", "randomization.pairs_per_image=3"])
+    assert (cfg.randomization.pairs, cfg.randomization.pairs_per_image) == (7, 3)
+    maps = np.random.default_rng(1).random((5, 8, 8))
+    _, pairs, _ = degradation_threshold(maps, pairs=7, seed=0, return_pairs=True)
+    assert len(pairs) == 7 and (pairs[:, 0] != pairs[:, 1]).all()
+    _, pairs, _ = degradation_threshold(maps, pairs_per_image=3, seed=0, return_pairs=True)
+    assert len(pairs) == 15 and (np.bincount(pairs[:, 0]) == 3).all()
+    from click.testing import CliRunner
+
+    from cxrsal.cli.main import cli
+
+    help_text = CliRunner().invoke(cli, ["randomize", "--help"]).output
+    assert "--pairs-per-image" in help_text and "--pairs " in help_text and "--similarity-maps" in help_text
+    assert "--order [top-down|bottom-up|independent]" in help_text and "--smooth-samples" in help_text
+    r = CliRunner().invoke(cli, ["randomize", "--model", "x", "--out", "y", "--order", "bottom-up", "--independent"])
+    assert r.exit_code == 2 and "--independent contradicts --order bottom-up" in r.output

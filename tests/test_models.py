@@ -1,7 +1,5 @@
 """Every backbone x head builds flat with the right shapes; blocks; save/load; weights handling."""
 
-import time
-
 import keras
 import numpy as np
 import pytest
@@ -10,6 +8,7 @@ from cxrsal.errors import CxrsalError
 from cxrsal.models import (BACKBONES, HEADS, backbone_blocks, build_model, class_map_model, feature_model,
                            logit_model)
 from cxrsal.models.factory import imagenet_weights
+from cxrsal.models.receptive_field import feature_geometry
 
 # feature maps at the smallest legal input, from the architectures' strides: stride 32 for the
 # ResNets/DenseNets at 32 px -> 1x1; InceptionV3's valid convolutions take 75 px to 1x1;
@@ -100,12 +99,24 @@ def test_unknown_names_list_choices():
 
 
 def test_offline_imagenet_fails_fast_naming_the_file(tmp_path, monkeypatch):
+    import socket
+    import urllib.error
+
+    import cxrsal.models.factory as factory
+
     monkeypatch.setenv("KERAS_HOME", str(tmp_path))
-    # no network here (and none in CI): the download must fail within the short timeout
-    t0 = time.time()
+    # offline: the download is asked with a short timeout (Keras' own waits without one), then
+    # its failure names the file to place in the cache
+    asked = []
+
+    def offline(url, timeout=None):
+        asked.append(timeout)
+        raise urllib.error.URLError(socket.timeout("timed out"))
+
+    monkeypatch.setattr(factory.urllib.request, "urlopen", offline)
     with pytest.raises(CxrsalError) as err:
         build_model("densenet121", "classification", (32, 32, 1), weights="imagenet")
-    assert time.time() - t0 < 30
+    assert asked == [factory.DOWNLOAD_TIMEOUT_S] and 0 < factory.DOWNLOAD_TIMEOUT_S <= 30
     msg = str(err.value)
     assert "densenet121_weights_tf_dim_ordering_tf_kernels_notop.h5" in msg and str(tmp_path / "models") in msg
     with pytest.raises(CxrsalError, match="no Keras ImageNet weights exist for resnet18"):
@@ -167,3 +178,16 @@ def test_a_wildcat_k_that_selects_no_cell_of_the_map_is_refused():
         build_model("resnet18", "wildcat", (64, 64, 1), kmax=0.1)
     model = build_model("resnet18", "wildcat", (64, 64, 1), kmax=0.2)
     assert model.get_layer("logit").ks(4) == (1, 1)
+
+
+def test_dilated_resnet_keeps_kernels_and_gets_finer_maps():
+    coarse = build_model("resnet18", "classification", (64, 64, 1))
+    fine = build_model("resnet18", "classification", (64, 64, 1), output_stride=8)
+    assert coarse.get_layer("features").output.shape[1:3] == (2, 2)
+    assert fine.get_layer("features").output.shape[1:3] == (8, 8)
+    assert [w.shape for w in coarse.weights] == [w.shape for w in fine.weights]   # weights transfer
+    fine.set_weights(coarse.get_weights())
+    geo = feature_geometry(fine)
+    assert geo["jump"] == [8, 8] and geo["size"] == [8, 8]
+    with pytest.raises(CxrsalError, match="output_stride 8: resnet50 offers 32"):
+        build_model("resnet50", "classification", (64, 64, 1), output_stride=8)

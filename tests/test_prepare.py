@@ -16,16 +16,13 @@ from cxrsal.data.dicom import read_image
 from cxrsal.data.manifest import parse_boxes, read_manifest
 from cxrsal.data.prepare import SCALE, prepare
 from cxrsal.errors import DataError
+from helpers import quiet
 
 
 def cfg_for(dataset, root, size=32, **data):
     opts = {"data.dataset": dataset, "data.root": str(root), "data.size": size, "data.workers": 1}
     opts.update({f"data.{k}": v for k, v in data.items()})
     return load_config(options=opts)
-
-
-def quiet(*_):
-    pass
 
 
 def block_mean(a, f):

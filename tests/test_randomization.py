@@ -1,5 +1,7 @@
-"""Cascading randomization: exactly the right weights change, seeds, BatchNorm validity, the
-GradCAM finding of [A] on a trained synthetic model, resumption, and repeatability."""
+"""Cascading randomization (cxrsal.experiments.randomization): exactly the right weights change,
+seeds, BatchNorm validity, the GradCAM finding of [A] on a trained synthetic model, resumption,
+the orders and sMPRT / eMPRT, the similarity maps and Spearman of |maps|, and the table's values
+recomputed with scikit-image and SciPy. Repeatability (compare): tests/test_repeatability.py."""
 
 import hashlib
 
@@ -7,20 +9,21 @@ import keras
 import numpy as np
 import pandas as pd
 import pytest
+from scipy.stats import entropy, spearmanr
 
 import cxrsal.experiments.randomization as rnd
 from cxrsal.config import load_config
 from cxrsal.data.prepare import prepare
 from cxrsal.data.synth import synth
-from cxrsal.experiments.randomization import apply_weights, run_randomization, step_weights, steps_of
+from cxrsal.errors import CxrsalError
+from cxrsal.experiments.randomization import (apply_weights, comparable, rank_map, run_randomization, similarity_map,
+                                              step_weights, steps_of)
 from cxrsal.experiments.repeatability import run_compare
 from cxrsal.models import backbone_blocks, build_model
 from cxrsal.models.layers import GrayToBackbone
+from cxrsal.saliency import normalize, reduce_2d
 from cxrsal.training.fit import train
-
-
-def quiet(*_):
-    pass
+from helpers import quiet, sk_ssim, stored_map
 
 
 @pytest.fixture(scope="module")
@@ -183,38 +186,6 @@ def test_killed_run_resumes_at_its_step(trained_classifier, tmp_path, monkeypatc
     assert done[:2] == ["step-00-trained", "step-01-logits"]
     res = run_randomization([trained_classifier], tmp_path / "run", cfg, "grad,sg", progress=False, log=quiet)
     pd.testing.assert_frame_equal(res[0], ref[0])
-
-
-def test_compare_of_models_with_the_same_gradients_is_one(trained_classifier, classifier_twin, tmp_path):
-    cfg = load_config(overrides=["saliency.split=val", "saliency.samples=2", "compare.n_images=4"])
-    table, summary = run_compare([trained_classifier, classifier_twin], tmp_path / "c", cfg, "grad,gcam",
-                                 progress=False, log=quiet)
-    assert np.allclose(table.value, 1.0) and (summary["count"] == 4).all()
-
-
-def test_compare_high_baseline_from_two_localization_networks(trained_classifier, classifier_twin, tmp_path):
-    import json
-
-    from cxrsal.saliency.store import MapStore
-
-    cfg = load_config(overrides=["saliency.split=val", "compare.n_images=3"])
-    run_compare([trained_classifier, classifier_twin], tmp_path / "c0", cfg, "grad", progress=False, log=quiet)
-    ids = MapStore(tmp_path / "c0" / "maps" / f"0-{trained_classifier.name}").meta["image_ids"]
-    a, b = tmp_path / "unet_a", tmp_path / "unet_b"
-    a.mkdir(), b.mkdir()
-    rng = np.random.default_rng(0)
-    for i in ids:
-        m = rng.random((16, 16)).astype(np.float32)
-        np.save(a / f"{i}.npy", m)
-        np.save(b / f"{i}.npy", m)          # two identical networks: high baseline SSIM 1
-    table, summary = run_compare([trained_classifier, classifier_twin], tmp_path / "c", cfg, "grad",
-                                 baseline_maps=(a, b), progress=False, log=quiet)
-    high = summary.set_index("method").loc["baseline:localization"]
-    assert high["mean"] == pytest.approx(1.0) and high["count"] == 3
-    meta = json.loads((tmp_path / "c" / "compare.json").read_text())
-    assert meta["low_baseline"] == 0.5 and meta["archs"] == ["resnet18", "resnet18"]
-    assert meta["choices"]["similarity.maps"] == "processed" and meta["data_hash"] == json.loads(
-        (trained_classifier / "data.json").read_text())["manifest_sha256"]
 
 
 def test_bottom_up_reverses_the_cascade_and_ends_at_the_same_model(model_and_blocks):
@@ -406,3 +377,49 @@ def test_data_randomization_gradcam_passes_and_reaches_table2(analytic_run, tmp_
     assert t2.loc["gcam", "repeatability vs 0.5"] == "no data"      # not a repeatability question
     assert res["sanity"].set_index("method").loc["gcam", "data randomization"] == "PASS"
     assert "data randomization" in (tmp_path / "stats" / "tables.md").read_text()
+
+
+def test_similarity_maps_and_spearman_of_absolute_values():
+    rng = np.random.default_rng(0)
+    raw = rng.normal(0, 1, (10, 10, 3))
+    stored = {"raw": raw, "processed": normalize(reduce_2d(raw, channels=True))[0]}
+    np.testing.assert_array_equal(similarity_map(stored, True, "processed"), stored["processed"])
+    signed = raw.sum(-1)
+    np.testing.assert_allclose(similarity_map(stored, True, "raw"),
+                               (signed - signed.min()) / (signed.max() - signed.min()))
+    np.testing.assert_allclose(comparable(raw, True), similarity_map(stored, True, "raw"))
+    with pytest.raises(CxrsalError, match="similarity.maps 'both'"):
+        similarity_map(stored, True, "both")
+    # Spearman ranks |raw map|: a map and its negation correlate perfectly, as [A] intends
+    other = {"raw": -raw}
+    a, b = rank_map(stored, True).ravel(), rank_map(other, True).ravel()
+    assert spearmanr(a, b).statistic == pytest.approx(1.0)
+    assert spearmanr(signed.ravel(), (-signed).ravel()).statistic == pytest.approx(-1.0)
+
+
+def test_randomization_ssim_and_spearman_match_skimage_and_scipy(trained_classifier, tmp_path):
+    """The table's SSIM, Spearman and eMPRT complexity, recomputed from the stored map files with
+    scikit-image and SciPy."""
+    cfg = load_config(overrides=["saliency.split=val", "randomization.n_images=3", "saliency.batch_size=8"])
+    table, *_ = run_randomization([trained_classifier], tmp_path / "r", cfg, "grad,gcam", progress=False, log=quiet)
+    stores = sorted((tmp_path / "r" / "maps").glob("*/step-*"))
+    assert len(stores) == table.step.nunique() > 2
+    checked = 0
+    for row in table.itertuples():
+        trained = stored_map(stores[0] / row.method / f"{row.image_id}.npz")
+        step = stored_map(stores[row.step] / row.method / f"{row.image_id}.npz")
+        if row.metric == "ssim":
+            expected = sk_ssim(trained[0], step[0])
+        elif row.metric == "complexity":   # eMPRT: entropy of the normalized |map| (scipy normalizes)
+            raw = np.abs(step[1])
+            raw = raw.sum(-1) if raw.ndim == 3 else raw
+            expected = entropy(raw.ravel()) if raw.any() else np.nan
+        else:   # Spearman of |raw| (summed over channels first when the map has channels), docs/methods.md
+            flat = lambda raw: np.abs(raw.sum(-1) if raw.ndim == 3 else raw).ravel()
+            expected = spearmanr(flat(trained[1]), flat(step[1])).statistic
+        if np.isnan(expected):
+            assert np.isnan(row.value)
+        else:
+            assert row.value == pytest.approx(expected, abs=1e-6), row
+            checked += 1
+    assert checked >= len(table) // 2

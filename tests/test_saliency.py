@@ -10,6 +10,7 @@ from skimage.transform import resize
 from cxrsal.errors import CxrsalError
 from cxrsal.models import build_model, feature_model, logit_model
 from cxrsal.saliency import ModelAdapter, compute_maps, noise_rng, normalize, reduce_2d
+from helpers import channel_model, images, small_cnn
 
 
 class Analytic(keras.layers.Layer):
@@ -28,20 +29,6 @@ def analytic_model(a, b, size=6):
     f = keras.layers.Identity(name="features")(x)
     z = Analytic(a, b, name="logit")(f)
     return keras.Model(x, keras.layers.Activation("sigmoid", name="score")(z))
-
-
-def small_cnn(size=16, seed=0, activation="tanh"):
-    keras.utils.set_random_seed(seed)
-    x = keras.Input((size, size, 1), name="image")
-    h = keras.layers.Conv2D(4, 3, padding="same", activation=activation, name="conv1")(x)
-    h = keras.layers.Conv2D(6, 3, strides=2, padding="same", activation="relu", name="conv2")(h)
-    f = keras.layers.Identity(name="features")(h)
-    z = keras.layers.Dense(1, name="logit")(keras.layers.GlobalAveragePooling2D(name="gap")(f))
-    return keras.Model(x, keras.layers.Activation("sigmoid", name="score")(z))
-
-
-def images(n=3, size=16, seed=1):
-    return np.random.default_rng(seed).random((n, size, size, 1)).astype(np.float32)
 
 
 def tape_grad(model, x):
@@ -367,3 +354,73 @@ def test_xrai_imports_pair_before_its_worker_thread_does():
     r = subprocess.run([sys.executable, "-c", XRAI_IMPORT], capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr
     assert "PAIR imported before the worker thread's first task: True" in r.stdout
+
+
+def test_ggcam_orders():
+    model, x = channel_model(seed=2, size=16), images(2, 16, seed=6)
+    gbp, _ = compute_maps(model, x, "gbp")
+    gcam, _ = compute_maps(model, x, "gcam")
+    processed, _ = compute_maps(model, x, "ggcam")                     # [A]: each post-processed first
+    raw, _ = compute_maps(model, x, "ggcam", order="raw")
+    for i in range(2):
+        a, b = normalize(np.abs(gbp[i]).sum(-1))[0], normalize(gcam[i])[0]
+        np.testing.assert_allclose(processed[i], a * b, rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(raw[i], np.abs(gbp[i]).sum(-1) * gcam[i], rtol=1e-5, atol=1e-8)
+    with pytest.raises(CxrsalError, match="ggcam.order 'sideways'"):
+        compute_maps(model, x, "ggcam", order="sideways")
+
+
+def conv_relu_net(seed=4):
+    """4x4 grey input -> 3x3 valid convolution, 2 filters, ReLU ("features", 2x2x2) -> average
+    pool -> one logit."""
+    keras.utils.set_random_seed(seed)
+    x = keras.Input((4, 4, 1), name="image")
+    a = keras.layers.Conv2D(2, 3, padding="valid", activation="relu", name="features")(x)
+    z = keras.layers.Dense(1, name="logit")(keras.layers.GlobalAveragePooling2D(name="gap")(a))
+    model = keras.Model(x, keras.layers.Activation("sigmoid", name="score")(z))
+    w = np.random.default_rng(seed).normal(0, 1, (3, 3, 1, 2)).astype(np.float32)
+    model.get_layer("features").set_weights([w, np.array([0.1, -0.1], np.float32)])
+    model.get_layer("logit").set_weights([np.array([[1.5], [-0.7]], np.float32), np.zeros(1, np.float32)])
+    return model
+
+
+def by_hand(model, xi):
+    """GBP and GradCAM of `conv_relu_net` for one image, in loops."""
+    w, b = (v.astype(np.float64) for v in model.get_layer("features").get_weights())
+    w2 = model.get_layer("logit").get_weights()[0][:, 0].astype(np.float64)
+    img = xi[..., 0].astype(np.float64)
+    z = np.zeros((2, 2, 2))
+    for i in range(2):
+        for j in range(2):
+            for k in range(2):
+                z[i, j, k] = (img[i:i + 3, j:j + 3] * w[:, :, 0, k]).sum() + b[k]
+    a = np.maximum(z, 0)
+    g_a = np.broadcast_to(w2 / 4, (2, 2, 2))              # d logit / d a: the average pool's share
+    # guided ReLU: back through a unit only where its input was positive and the gradient is
+    g_z = g_a * (z > 0) * (g_a > 0)
+    gbp = np.zeros((4, 4))
+    for i in range(2):
+        for j in range(2):
+            for k in range(2):
+                gbp[i:i + 3, j:j + 3] += g_z[i, j, k] * w[:, :, 0, k]
+    cam = np.maximum((a * g_a.mean(axis=(0, 1))).sum(-1), 0)
+    cam = cam / cam.max() if cam.max() > 0 else cam
+    return gbp, cam
+
+
+def test_gbp_through_a_convolution_and_ggcam_by_hand():
+    model = conv_relu_net()
+    x = (np.random.default_rng(2).random((12, 4, 4, 1)) - 0.3).astype(np.float32)
+    gbp, _ = compute_maps(model, x, "gbp")
+    gcam, _ = compute_maps(model, x, "gcam")
+    ggcam, _ = compute_maps(model, x, "ggcam", order="raw")
+    n_cam = 0
+    for xi, got_gbp, got_gcam, got_ggcam in zip(x, gbp, gcam, ggcam):
+        want_gbp, cam = by_hand(model, xi)
+        np.testing.assert_allclose(got_gbp[..., 0], want_gbp, rtol=1e-5, atol=1e-7)
+        up = resize(cam, (4, 4))     # the 2x2 cell map to 4x4 as PAIR's GradCam: scikit-image's defaults
+        np.testing.assert_allclose(got_gcam, up, rtol=1e-5, atol=1e-7)
+        # Guided GradCAM, [A]'s raw order: |GBP| (summed over channels) times the upsampled GradCAM
+        np.testing.assert_allclose(got_ggcam, np.abs(want_gbp) * up, rtol=1e-5, atol=1e-7)
+        n_cam += cam.max() > 0
+    assert n_cam >= 2 and np.abs(gbp).max() > 0          # the images exercise both maps

@@ -16,6 +16,7 @@ from cxrsal.saliency import compute_maps
 from cxrsal.saliency.runner import run_saliency
 from cxrsal.saliency.store import MapStore
 from cxrsal.runs import Run
+from helpers import quiet
 
 METHODS = "grad,sg,gcam,gbp,ggcam"
 
@@ -25,10 +26,6 @@ def cfg(**s):
             "saliency.split": "val"}
     base.update({f"saliency.{k}": v for k, v in s.items()})
     return load_config(options=base)
-
-
-def quiet(*_):
-    pass
 
 
 def store_contents(path):

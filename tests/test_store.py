@@ -1,5 +1,6 @@
-"""Maps are computed once: a store's identity (weights digest, data, size, channels, method
-parameters) lets randomize's trained step and compare copy `cxrsal saliency`'s maps."""
+"""Maps are computed once (cxrsal.saliency.store): a store's identity (weights digest, data, size,
+channels, method parameters) lets randomize's trained step and compare copy `cxrsal saliency`'s
+maps; the stores a model run lists."""
 
 import os
 import shutil
@@ -13,8 +14,9 @@ from cxrsal.experiments.randomization import run_randomization
 from cxrsal.experiments.repeatability import run_compare
 from cxrsal.saliency.base import METHODS
 from cxrsal.saliency.runner import run_saliency
-from cxrsal.saliency.store import MapStore, remembered, weights_digest
+from cxrsal.saliency.store import STORES_FILE, MapStore, remembered, weights_digest
 from cxrsal.runs import Run
+from helpers import quiet
 
 NAMES = "grad,gcam"
 
@@ -24,10 +26,6 @@ def cfg(**extra):
                "compare.n_images": 3, "randomization.n_images": 3, "saliency.batch_size": 4}
     options.update(extra)
     return load_config(options=options)
-
-
-def quiet(*_):
-    pass
 
 
 def npz_bytes(store, method, image_id):
@@ -50,16 +48,35 @@ class Counter:
             monkeypatch.setattr(method, "start", start)
 
 
+def unlisted_copy(run, folder):
+    """A copy of a model run that lists no map store: other tests' stores of the session's shared
+    models cannot serve maps here, so what these tests count does not depend on which ran before."""
+    path = Path(shutil.copytree(run, folder / "model"))
+    (path / STORES_FILE).unlink(missing_ok=True)
+    return path
+
+
 @pytest.fixture(scope="module")
-def saliency_store(trained_classifier, tmp_path_factory):
+def classifier(trained_classifier, tmp_path_factory):
+    return unlisted_copy(trained_classifier, tmp_path_factory.mktemp("classifier"))
+
+
+@pytest.fixture(scope="module")
+def twin(classifier_twin, tmp_path_factory):
+    """`classifier`'s twin (the same gradients, other weights), unlisted too."""
+    return unlisted_copy(classifier_twin, tmp_path_factory.mktemp("twin"))
+
+
+@pytest.fixture(scope="module")
+def saliency_store(classifier, tmp_path_factory):
     out = tmp_path_factory.mktemp("reuse") / "maps"
-    run_saliency(trained_classifier, out, cfg(), NAMES, progress=False, log=quiet)
+    run_saliency(classifier, out, cfg(), NAMES, progress=False, log=quiet)
     return out
 
 
-def test_weights_digest_is_the_values_not_the_file(trained_classifier):
-    a = Run(trained_classifier).model("best")
-    b = Run(trained_classifier).model("best")
+def test_weights_digest_is_the_values_not_the_file(classifier):
+    a = Run(classifier).model("best")
+    b = Run(classifier).model("best")
     assert weights_digest(a) == weights_digest(b)
     w = b.get_weights()
     w[0] = w[0] + np.float32(1e-3)
@@ -67,14 +84,14 @@ def test_weights_digest_is_the_values_not_the_file(trained_classifier):
     assert weights_digest(a) != weights_digest(b)
 
 
-def test_saliency_store_is_listed_in_the_model_run(saliency_store, trained_classifier):
-    assert str(saliency_store.resolve()) in remembered(trained_classifier)
-    assert MapStore(saliency_store).meta["weights"] == weights_digest(Run(trained_classifier).model("best"))
+def test_saliency_store_is_listed_in_the_model_run(saliency_store, classifier):
+    assert str(saliency_store.resolve()) in remembered(classifier)
+    assert MapStore(saliency_store).meta["weights"] == weights_digest(Run(classifier).model("best"))
 
 
-def test_compare_copies_the_maps_it_already_has(saliency_store, trained_classifier, classifier_twin, tmp_path, monkeypatch):
+def test_compare_copies_the_maps_it_already_has(saliency_store, classifier, twin, tmp_path, monkeypatch):
     count = Counter(monkeypatch, ["grad", "gcam"])
-    table, _ = run_compare([trained_classifier, classifier_twin], tmp_path / "cmp", cfg(), NAMES, progress=False, log=quiet)
+    table, _ = run_compare([classifier, twin], tmp_path / "cmp", cfg(), NAMES, progress=False, log=quiet)
     # the classifier's maps are copied from its saliency store; only its twin's are computed
     assert count.images == {"grad": 3, "gcam": 3}
     ids = MapStore(saliency_store).ids("grad")
@@ -87,17 +104,17 @@ def test_compare_copies_the_maps_it_already_has(saliency_store, trained_classifi
     assert np.allclose(table.value, 1.0)
 
 
-def test_other_parameters_are_recomputed(saliency_store, trained_classifier, classifier_twin, tmp_path, monkeypatch):
+def test_other_parameters_are_recomputed(saliency_store, classifier, twin, tmp_path, monkeypatch):
     count = Counter(monkeypatch, ["grad", "gcam"])
-    run_compare([trained_classifier, classifier_twin], tmp_path / "cmp", cfg(**{"saliency.target": "predicted"}), NAMES,
+    run_compare([classifier, twin], tmp_path / "cmp", cfg(**{"saliency.target": "predicted"}), NAMES,
                 progress=False, log=quiet)
     # another target: no store serves either model, each computes its 3 images per method
     assert count.images == {"grad": 6, "gcam": 6}
 
 
-def test_randomization_trained_step_is_copied(saliency_store, trained_classifier, tmp_path, monkeypatch):
+def test_randomization_trained_step_is_copied(saliency_store, classifier, tmp_path, monkeypatch):
     count = Counter(monkeypatch, ["grad"])
-    run_randomization([trained_classifier], tmp_path / "rnd", cfg(), "grad", progress=False, log=quiet)
+    run_randomization([classifier], tmp_path / "rnd", cfg(), "grad", progress=False, log=quiet)
     steps = sorted((tmp_path / "rnd" / "maps").glob("*/step-*"))
     trained, randomized = steps[0], steps[1:]
     assert trained.name.startswith("step-00") and randomized
@@ -106,7 +123,7 @@ def test_randomization_trained_step_is_copied(saliency_store, trained_classifier
     assert count.images["grad"] == 3 * len(randomized)   # only the randomized steps computed
 
 
-def test_shared_model_is_loaded_and_traced_once_with_the_same_maps(saliency_store, trained_classifier, tmp_path,
+def test_shared_model_is_loaded_and_traced_once_with_the_same_maps(saliency_store, classifier, tmp_path,
                                                                      monkeypatch):
     from cxrsal.saliency.runner import sharing_models
 
@@ -120,18 +137,18 @@ def test_shared_model_is_loaded_and_traced_once_with_the_same_maps(saliency_stor
     monkeypatch.setattr(Run, "model", model)
     with sharing_models():
         with sharing_models():       # nested: the inner block's end keeps the outer one's model
-            run_saliency(trained_classifier, tmp_path / "a", cfg(), NAMES, progress=False, log=quiet)
+            run_saliency(classifier, tmp_path / "a", cfg(), NAMES, progress=False, log=quiet)
         # another split and more images: the same checkpoint and adapter settings
-        run_saliency(trained_classifier, tmp_path / "b", cfg(**{"saliency.split": "test", "saliency.limit": 0}), NAMES,
+        run_saliency(classifier, tmp_path / "b", cfg(**{"saliency.split": "test", "saliency.limit": 0}), NAMES,
                      progress=False, log=quiet)
         assert len(loads) == 1
         # a checkpoint replaced (as training does: a new file renamed over it) is loaded again
-        best = Run(trained_classifier).checkpoint("best")
+        best = Run(classifier).checkpoint("best")
         shutil.copyfile(best, tmp_path / "copy.keras")
         os.replace(tmp_path / "copy.keras", best)
-        run_saliency(trained_classifier, tmp_path / "d", cfg(), NAMES, progress=False, log=quiet)
+        run_saliency(classifier, tmp_path / "d", cfg(), NAMES, progress=False, log=quiet)
         assert len(loads) == 2
-    run_saliency(trained_classifier, tmp_path / "c", cfg(), NAMES, progress=False, log=quiet)
+    run_saliency(classifier, tmp_path / "c", cfg(), NAMES, progress=False, log=quiet)
     assert len(loads) == 3           # outside the block every call loads its own
     for name in NAMES.split(","):
         for image_id in MapStore(tmp_path / "a").ids(name):

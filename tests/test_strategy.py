@@ -1,5 +1,7 @@
-"""Multi-worker training (issue 17): two real `cxrsal train` processes on localhost joined by
-TF_CONFIG under MultiWorkerMirroredStrategy end with the same weights, every one of them."""
+"""Training on several workers and GPUs (cxrsal.training.strategy): two real `cxrsal train`
+processes on localhost joined by TF_CONFIG under MultiWorkerMirroredStrategy end with the same
+weights, every one of them; each worker's role and folder; the Slurm script; a baseline refuses
+several workers; BatchNorm statistics averaged over the GPUs of one machine."""
 
 import csv
 import json

@@ -14,10 +14,7 @@ from cxrsal.errors import CxrsalError
 from cxrsal.training.classifier import auc_score, evaluate
 from cxrsal.training.fit import train
 from cxrsal.training.strategy import choose_strategy
-
-
-def quiet(*_):
-    pass
+from helpers import quiet
 
 
 @pytest.fixture(scope="module")
