@@ -19,6 +19,7 @@ from cxrsal.stats.questions import table2, table2_columns
 from cxrsal.stats.sources import result_info
 from cxrsal.stats.study import run_stats
 from cxrsal.stats.text import POOLING
+from helpers import quiet
 
 
 def planted(effects, n_images=60, seed=0, noise=0.05, image_sd=0.2):
@@ -328,6 +329,60 @@ def test_run_stats_never_pools_data_sets_or_architectures(results, tmp_path):
     assert not (tmp_path / "stats" / "tukey.csv").exists()
     run_stats([root], tmp_path / "tukey", posthoc="tukey", log=lambda *_: None)
     assert set(pd.read_csv(tmp_path / "tukey" / "posthoc.csv").test) == {"Tukey HSD (unpaired)"}
+
+
+def write_text(path, text):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+
+
+def folder_meta(models, archs):
+    return {"models": models, "data_hash": "c" * 64, "archs": archs, "heads": ["classification"] * len(archs),
+            "choices": {"similarity.maps": "processed"}}
+
+
+def test_table2_cells_from_hand_made_randomization_and_repeatability_folders(tmp_path):
+    """Randomization: gcam's fully randomized SSIM (0.10 +- 0.01) lies far under its threshold
+    0.40 (PASS: the map degraded); grad's (0.90) far over its 0.40 (FAIL). Repeatability: gcam's
+    SSIM between replicates 0.80 beats 0.5 and the localization networks' 0.30 (PASS, PASS);
+    grad's 0.20 beats neither (FAIL, FAIL). The values vary by image, so every test has variance."""
+    root = tmp_path / "results"
+    ids = [f"img{i}" for i in range(8)]
+    wobble = np.linspace(-0.01, 0.01, len(ids))
+    rows = []
+    for method, final in (("gcam", 0.10), ("grad", 0.90)):
+        for step, name in enumerate(("trained", "logits", "conv5")):
+            level = 1.0 if step == 0 else (1.0 + final) / 2 if step == 1 else final
+            rows += [dict(image_id=i, model="00-r18-a", method=method, step=step, step_name=name, metric="ssim",
+                          value=level + (w if step else 0.0)) for i, w in zip(ids, wobble)]
+    write_text(root / "rand" / "randomization.csv", pd.DataFrame(rows).to_csv(index=False))
+    write_text(root / "rand" / "thresholds.csv", pd.DataFrame([dict(model="00-r18-a", method=m, threshold=0.40)
+                                                               for m in ("gcam", "grad")]).to_csv(index=False))
+    write_text(root / "rand" / "randomization.json", json.dumps(folder_meta(["/x/r18-a"], ["resnet18"])))
+
+    cmp = []
+    for method, level in (("gcam", 0.80), ("grad", 0.20), ("baseline:localization", 0.30)):
+        cmp += [dict(image_id=i, model_a="r18-a", model_b="r18-b", method=method, metric="ssim", value=level + w)
+                for i, w in zip(ids, wobble[::-1] if method == "grad" else wobble)]
+    write_text(root / "rep" / "compare.csv", pd.DataFrame(cmp).to_csv(index=False))
+    write_text(root / "rep" / "compare.json",
+               json.dumps(folder_meta(["/x/r18-a", "/x/r18-b"], ["resnet18", "resnet18"])))
+
+    run_stats([root], tmp_path / "stats", log=quiet)
+    t2 = pd.read_csv(tmp_path / "stats" / "table2.csv", keep_default_na=False).set_index("method")
+    assert t2.loc["gcam", "trained vs randomized"] == "PASS"
+    assert t2.loc["grad", "trained vs randomized"] == "FAIL"
+    assert t2.loc["gcam", "repeatability vs 0.5"] == "PASS"
+    assert t2.loc["gcam", "repeatability vs localization network"] == "PASS"
+    assert t2.loc["grad", "repeatability vs 0.5"] == "FAIL"
+    assert t2.loc["grad", "repeatability vs localization network"] == "FAIL"
+    tests = pd.read_csv(tmp_path / "stats" / "tests.csv")
+    rand = tests[tests.question == "trained vs randomized"].set_index("method")
+    # the estimate is the last step's mean minus the threshold: 0.10 - 0.40 and 0.90 - 0.40
+    assert rand.loc["gcam", "estimate"] == pytest.approx(-0.30, abs=1e-12)
+    assert rand.loc["grad", "estimate"] == pytest.approx(0.50, abs=1e-12)
+    half = tests[tests.question == "repeatability vs 0.5"].set_index("method")
+    assert half.loc["gcam", "estimate"] == pytest.approx(0.30, abs=1e-12)
 
 
 def test_cli_posthoc_option(results, tmp_path):
