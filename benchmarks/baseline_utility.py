@@ -6,7 +6,7 @@ For each data set it makes synthetic data in the Kaggle layout, prepares it, tra
 the localization network (SIIM: U-Net; RSNA: RetinaNet on resnet10) and two seeds of a resnet18
 classifier, computes GradCAM maps of the test positives, and runs `score` with the average-mask and
 network baselines and `compare` with the two networks' maps as the high baseline. It prints mean
-AUPRC of the network, of the average mask and their ratio (issue 8: the network must be clearly
+AUPRC of the network, of the average mask and their ratio (the goal: the network is clearly
 better), and the SSIM between the two networks' maps (the repeatability high baseline).
 """
 

@@ -2,7 +2,7 @@
 
     python benchmarks/data_pipeline.py [--n 200] [--size 320] [--root DIR --dataset rsna]
 
-Target (issue 2): the cached pipeline is at least 10x faster.
+Target: the cached pipeline is at least 10x faster.
 """
 
 import argparse

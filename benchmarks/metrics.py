@@ -2,7 +2,7 @@
 
     python benchmarks/metrics.py [--size 1024] [--images 10]
 
-Maps as the store keeps them (uint16, 65536 levels) and as float32. Target (issue 5): >= 5x.
+Maps as the store keeps them (uint16, 65536 levels) and as float32. Target: >= 5x.
 """
 
 import argparse

@@ -4,7 +4,7 @@
 
 Needs `chromium` (Debian: apt-get install chromium). Prints the page's scroll width against the
 window, each figure's rendered width against its natural width, and whether anything spills over
-the right edge (issue 16: figures scale to the page width, none is cut off). Exit code 1 when
+the right edge (the goal: figures scale to the page width, none is cut off). Exit code 1 when
 something spills over.
 """
 

@@ -5,7 +5,7 @@
 Same model (weights=None, fixed seed) and images for all; methods of one evaluation per map
 run on a full best-size batch of copies of the images (as the runner groups them), the others
 on `--images` images. The bound is (model evaluations per
-map) / (forward + input-gradient images/s at the best batch size). Targets (issue 4): cxrsal >=
+map) / (forward + input-gradient images/s at the best batch size). Targets: cxrsal >=
 2x PAIR for sg, ig, sig and xrai; within 1.3x of the bound for every gradient method; XRAI
 <= 1.1x its own IG time (segmentation hidden behind the gradients).
 """

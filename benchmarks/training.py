@@ -3,7 +3,7 @@
     python benchmarks/training.py [--arch resnet18] [--size 128] [--batch 32] [--n 300] [--epochs 4]
 
 Both train the same architecture, batch size and optimizer, with the same op-determinism setting;
-the bare loop reads in-memory tensors. Target (issue 3): ratio >= 0.9 (the input pipeline costs
+the bare loop reads in-memory tensors. Target: ratio >= 0.9 (the input pipeline costs
 less than 10 %). Graph-building time (the first step / first epoch's extra) is reported too.
 """
 

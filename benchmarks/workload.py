@@ -142,7 +142,7 @@ def main():
     print(f"ratio achieved/bound: {achieved / rate:.2f}")
     print(f"projected for [A]'s workload of this architecture (F = 1, {total_f1 / 1e6:.2f} M evaluations): "
           f"{total_f1 / achieved / 3600:.2f} h")
-    print("issue 17's goal: all of [A] (3 InceptionV3 replicates and a DenseNet121, about 5.3 M evaluations) in "
+    print("the goal: all of [A] (3 InceptionV3 replicates and a DenseNet121, about 5.3 M evaluations) in "
           "15 min on one H100, about 5,900 evaluations/s")
 
     if args.compare_jit:

@@ -16,11 +16,11 @@ from pathlib import Path
 
 from .errors import CxrsalError
 
-# Fault injection, for the tests only (tests/kill_harness.py): every atomic write passes three
-# write points ("open": the temporary file exists, empty; "written": it is complete but not yet
-# renamed; "renamed": the final name is in place). A spec "N[:PHASE[:TEXT]]" names the first write
-# point, from the process's N-th on, of that phase on a path holding TEXT. KILL_AT_ENV=SPEC: the
-# process SIGKILLs itself there (a pool worker, its parent first); FAIL_AT_ENV=SPEC: the write
+# Fault injection, for the tests only (tests/helpers.py): every atomic write passes three write
+# points ("open": the temporary file exists, empty; "written": it is complete but not yet renamed;
+# "renamed": the final name is in place). WHERE = "N[:PHASE[:TEXT]]" names the first write point,
+# from the process's N-th on, of that phase on a path holding TEXT. KILL_AT_ENV=WHERE: the
+# process SIGKILLs itself there (a pool worker, its parent first); FAIL_AT_ENV=WHERE: the write
 # fails there with OSError(ENOSPC), as on a full disk ("open" or "written" only);
 # WRITE_LOG_ENV=FILE: each point is appended to FILE.
 KILL_AT_ENV = "CXRSAL_TEST_KILL_AT"

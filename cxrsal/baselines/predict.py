@@ -4,7 +4,7 @@ write what `cxrsal score` and `cxrsal compare` read.
 A prediction folder (default RUN/predictions/<split>) holds
   maps/<image_id>.npy  float32 [S, S] at the model's input size: the U-Net's probability map, or
                        RetinaNet's box heatmap (each pixel: the best score > 0.01 of the boxes
-                       covering it, SPEC §5) -> `score --baselines seg:DIR`, `compare --baseline-maps`
+                       covering it, docs/methods.md) -> `score --baselines seg:DIR`, `compare --baseline-maps`
   detections.csv       RetinaNet: patientId,x,y,width,height,score in original-image pixels
                        -> `score --baselines boxes:FILE`
   scores.csv           image_id,label,score: the image-level score (U-Net: mean of the cells above

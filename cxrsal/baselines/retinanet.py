@@ -103,7 +103,7 @@ def check_settings(b, size):
                           f"(set model.input_size, or baseline.max_level lower)")
     if b.score_threshold < 0.01:
         raise CxrsalError(f"baseline.score_threshold={b.score_threshold}: `cxrsal score` draws the boxes above "
-                          "0.01 (SPEC §5), so keep the threshold at 0.01 or above")
+                          "0.01 (the detector heatmap of docs/methods.md), so keep the threshold at 0.01 or above")
 
 
 def build_retinanet(size, b, lr=1e-4):
@@ -231,7 +231,7 @@ class RetinaNetTask(BaselineTask):
         detector_class()   # keras-hub's detector registered, with its saved compile settings
 
     def predict(self, model, images, rows, masks):
-        """Box heatmaps (each pixel: the best score > threshold of the boxes covering it, SPEC §5);
+        """Box heatmaps (each pixel: the best score > threshold of the boxes covering it, docs/methods.md);
         image score: the best box score; boxes kept for detections.csv in original pixels."""
         from ..metrics import box_heatmap
 

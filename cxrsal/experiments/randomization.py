@@ -52,7 +52,7 @@ def similarity_map(stored, channels, maps):
 
 
 def rank_map(stored, channels):
-    """What Spearman ranks: |raw map| (absolute values taken before ranking, SPEC §5)."""
+    """What Spearman ranks: |raw map| (absolute values taken before ranking, docs/methods.md)."""
     return np.abs(signed_2d(stored["raw"], channels))
 
 

@@ -85,7 +85,7 @@ class ClassWisePool(keras.layers.Layer):
 
 
 def resolve_k(k, n):
-    """Number of regions for a WILDCAT k on a map of n cells (SPEC §2):
+    """Number of regions for a WILDCAT k on a map of n cells (docs/methods.md):
     k <= 0 -> 0; 0 < k < 1 -> round(k * n) (Python's round); k > n -> n; else int(k)."""
     if k <= 0:
         return 0

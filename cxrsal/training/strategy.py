@@ -1,4 +1,5 @@
-"""tf.distribute strategy per SPEC §3: multi-worker with TF_CONFIG, mirrored with >1 GPU, else default.
+"""tf.distribute strategy: multi-worker with TF_CONFIG, mirrored with >1 GPU, else default
+(docs/guides/cluster.md).
 
 Keras 3's `Model.fit` cannot train under `MultiWorkerMirroredStrategy` (keras-team/keras#20585,
 open since Keras 3.0: its first batch is reduced with an all-reduce that rejects per-replica
@@ -112,8 +113,8 @@ def epoch_runner(model, strategy, *, batch_size, log=print):
     reported metrics are the mean of the replicas' own."""
     with strategy.scope():
         # the optimizer's slots made here, not inside the first trace of the training step: a
-        # tf.function that creates variables is traced twice (ResNet-18's first epoch 8.0 -> 4.2 s
-        # on a 2-core CPU, measured; the same weights)
+        # tf.function that creates variables is traced twice (a slower first epoch; the same
+        # weights either way)
         if not model.optimizer.built:
             model.optimizer.build(model.trainable_variables)
     if not is_multi_worker(strategy):
