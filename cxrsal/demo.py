@@ -9,9 +9,9 @@ statistics -> report, which says which findings of [A] and [B] hold. Every stage
 
 The stages are jobs (`demo_jobs`) run side by side in worker processes (`cxrsal.workers`), each
 as soon as what it needs exists: on 2 cores a model's training is mostly Python tracing Keras'
-graphs on one core, so one process left the other core idle (benchmarks/demo_workers.py: one
-worker 5.7 min, two 3.0 min, side by side on one machine). Each worker runs TensorFlow on one thread, so the tables do not depend on
-how many there are (`--jobs`)."""
+graphs on one core, so one process left the other core idle (`python benchmarks/demo_workers.py`
+measures one worker against several). Each worker runs TensorFlow on one thread, so the tables do
+not depend on how many there are (`--jobs`)."""
 
 import time
 from pathlib import Path
@@ -21,27 +21,25 @@ from .config import load_config
 CONFIG = Path(__file__).resolve().parents[1] / "configs" / "demo.yaml"
 
 SIZES = {
-    # smallest: every stage runs, in about two minutes (the CLI test)
+    # smallest: every stage runs (what the tests run)
     "tiny": dict(n=60, image_size=128, size=32, epochs=1, n_images=3, wildcat_input=32, model=["model.width=0.25"],
                  # saliency batches of 4 for its 3 images: every batch is padded to the full size
-                 # (bit-for-bit maps), and 32 would compute 29 blank images (randomization 35 -> 24 s)
+                 # (bit-for-bit maps), and 32 would compute 29 blank images
                  overrides=["saliency.samples=2", "saliency.ig_steps=3", "saliency.xrai_steps=3",
                             "pipeline.batch_size=8", "saliency.batch_size=4"],
                  retinanet=["train.epochs=1", "model.input_size=32"]),
-    # the study at the demo's size, about 3 minutes on a 2-core CPU at 11 DenseNet121 images/s:
-    # classifiers and WILDCAT at 64 px with output stride 8 (8 x 8 cells, as [A]'s InceptionV3 at
-    # 299-320 px) and a quarter of ResNet's channels (a dilated map at full width cost 3x the
-    # time of stride 16, measured; a quarter of the channels costs 1/9 of that: 48 -> 382
-    # images/s forward + gradient); RetinaNets at 64 px (anchors scaled to its 8-20 px boxes);
-    # 8 positive test images per map experiment
+    # the study at the demo's size: classifiers and WILDCAT at 64 px with output stride 8 (8 x 8
+    # cells, as [A]'s InceptionV3 at 299-320 px) and a quarter of ResNet's channels (a dilated map
+    # at full width costs several times the compute of stride 16; a quarter of the channels cuts
+    # that to about 1/16); RetinaNets at 64 px (anchors scaled to its 8-20 px boxes); 8 positive
+    # test images per map experiment. `python benchmarks/demo_workers.py` measures its time
     "full": dict(n=200, image_size=256, size=64, epochs=6, n_images=8, wildcat_input=64,
                  model=["model.width=0.25"], overrides=[],
                  retinanet=["train.epochs=10", "model.input_size=64", "baseline.anchor_size=1.75",
                             "train.plateau_patience=3"]),
     # finer and larger: full-width ResNets at output stride 8 (8 x 8 cells at 64 px, WILDCAT
     # 12 x 12 at 96 px), 300 images, 12 per map experiment, RetinaNets of 30 epochs at 96 px (whose
-    # AUPRC 0.63 beats the average mask's 0.38 here); about 27 min on 2 cores, measured before its
-    # stages ran side by side
+    # AUPRC 0.63 beats the average mask's 0.38 here)
     "large": dict(n=300, image_size=256, size=64, epochs=8, n_images=12, wildcat_input=96, model=[], overrides=[],
                   retinanet=["train.epochs=30", "model.input_size=96", "train.plateau_patience=3"]),
 }
@@ -183,8 +181,8 @@ def report(out):
 
 
 def demo_jobs(out, p, seed):
-    """The study as jobs (cxrsal.workers.Job), with their dependencies and estimated seconds (the
-    full demo's on a 2-core CPU, measured; only the order they give matters)."""
+    """The study as jobs (cxrsal.workers.Job), with their dependencies and estimated costs (relative
+    seconds: only the order they give matters)."""
     from .workers import Job
 
     # dilated quarter-width ResNets (demo.yaml, SIZES): an 8 x 8 last map, so GradCAM and WILDCAT

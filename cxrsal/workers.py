@@ -1,15 +1,15 @@
 """Independent jobs of one pipeline run side by side in worker processes (`cxrsal demo`).
 
 Why processes: on a 2-core CPU a small model's training is bound by Python (tracing Keras'
-`train_step`, ~8-15 s per model, on one core), so one process keeps about one core busy (the
-serial demo: 6.1 min of CPU in 5.7 min of wall time, measured); two processes of one TensorFlow
-thread each trained two ResNet-34s in 24.8 s each, against 23.4 s for one alone.
+`train_step`, on one core), so one process keeps about one core busy; two processes of one
+TensorFlow thread each train two models side by side in about the time of one
+(`python benchmarks/demo_workers.py` measures the demo on one worker and on several).
 
 Every worker runs TensorFlow with one intra-op and one inter-op thread, so a job's floats do not
 depend on how many workers there are or which one ran it: `--jobs 1` and `--jobs 8` give the same
 tables. A job is a module-level function (it is pickled to the worker) whose arguments may be
 computed, in this process, from the results of the jobs it depends on. Jobs start in the order of
-their critical path (their own estimated seconds plus the longest chain after them).
+their critical path (their own estimated cost plus the longest chain after them).
 
 A worker dies with the process that started it (a killed run leaves no worker writing into the
 folder its rerun resumes); Ctrl-C stops every worker.

@@ -145,7 +145,8 @@ def make_dataset(run_dir, split, *, batch_size=32, image_size=0, balanced=False,
     size = image_size or src
     # numpy gathers on two threads (deterministic keeps the epoch's order); a batch costs
     # milliseconds, so fixed parallelism suffices, and without the autotuner's background
-    # thread a 2-core training machine keeps its cores (measured: fit 0.75 -> 0.95 of bare)
+    # thread a 2-core training machine keeps its cores (`python benchmarks/training.py`
+    # measures fit against the bare model)
     ds = ds.map(load, num_parallel_calls=2, deterministic=True)
     if repeat:
         ds = ds.repeat()

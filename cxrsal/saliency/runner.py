@@ -41,8 +41,8 @@ _SHARED = {"depth": 0, "adapters": {}}
 def sharing_models():
     """Within it, `run_saliency` calls on the same checkpoint with the same adapter settings use
     one loaded model and one `ModelAdapter`: its tf.functions are traced once, not once per map
-    store (the demo maps a model's test positives, its validation split and every test image:
-    ~8 s of tracing each on a 2-core CPU). Nested blocks share the outermost one's."""
+    store (the demo maps a model's test positives, its validation split and every test image,
+    each of which would trace them again). Nested blocks share the outermost one's."""
     _SHARED["depth"] += 1
     try:
         yield

@@ -22,8 +22,8 @@ class SegmentCache:
     """XRAI's segments by image content, bit-packed, least recently used first out past
     `max_bytes`. The segmentation depends on the image alone, never on the model, while
     randomization maps the same images at every step (12 per model in [A]) and compare maps them
-    once per model: measured 0.36 s of CPU per 64 px image (PAIR segments at 224 px, 6 scales),
-    which on a 2-core machine competes with the gradients."""
+    once per model; segmenting (PAIR segments at 224 px, 6 scales) takes CPU time which on a
+    2-core machine competes with the gradients (`python benchmarks/xrai_segments.py`)."""
 
     def __init__(self, max_bytes=256 * 2 ** 20):
         import collections
@@ -76,8 +76,8 @@ def _segments(image):
 
 def _felzenszwalb(image):
     """PAIR's Felzenszwalb segments, dilated with OpenCV instead of scikit-image: the same masks
-    (a disk is convex and symmetric, so scikit-image's reflected border adds nothing), ~20x
-    faster -- the dilation was 3/4 of XRAI's segmentation time."""
+    (a disk is convex and symmetric, so scikit-image's reflected border adds nothing), much
+    faster -- the dilation was most of XRAI's segmentation time."""
     import cv2
     from saliency.core.xrai import _get_segments_felzenszwalb
     from skimage.morphology import disk

@@ -42,8 +42,8 @@ _FORWARD = weakref.WeakKeyDictionary()
 
 def forward_fn(model):
     """`model(x, training=False)` as one `tf.function` for any batch size. Called eagerly, Keras
-    runs every layer through Python: a ResNet-18's validation and training-fit checks took 13.8 of
-    its 38 s of training (measured, the demo's permuted twin); traced once, a batch costs ~1/10."""
+    runs every layer through Python, and a small model's validation and training-fit checks then
+    take a large share of its training; traced once, a batch costs a fraction of that."""
     import tensorflow as tf
 
     fn = _FORWARD.get(model)

@@ -205,8 +205,8 @@ def _train_loop(task, cfg, data_dir, out, state, fresh_model, strategy, describe
         else:
             model = fresh_model
             state = {"task": task.name, "monitor": monitor, "epoch": 0, "last": None, "history": [], **watch.state}
-    # TensorBoard scalars written once per epoch here: Keras' TensorBoard callback cost ~10 %
-    # of a small model's training time on a 2-core CPU (measured)
+    # TensorBoard scalars written once per epoch here: Keras' TensorBoard callback costs a
+    # noticeable share of a small model's training time (`python benchmarks/training.py`)
     tb_writer = tf.summary.create_file_writer(str(out / "logs"))
     run_epoch = epoch_runner(model, strategy, batch_size=cfg.pipeline.batch_size, log=log)
 
@@ -234,8 +234,7 @@ def _train_loop(task, cfg, data_dir, out, state, fresh_model, strategy, describe
         last = f"epoch-{epoch + 1:03d}.keras"
         _save(model, ckpt_dir / last)
         if improved:
-            # the same bytes: a file copy instead of a second save (0.04 s instead of 0.45 s for a
-            # ResNet-18, measured)
+            # the same bytes: a file copy instead of a second save, which costs far more
             with atomic_path(ckpt_dir / BEST) as tmp:
                 shutil.copyfile(ckpt_dir / last, tmp)
         row = {"epoch": epoch + 1, **train_metrics, **{k: float(v) for k, v in val.items()}, "lr": lr,
