@@ -55,12 +55,13 @@ class Group(click.Group):
 def cli(verbose):
     """cxrsal: can this chest X-ray heat map be trusted?
 
+    A typical session:
+
     \b
-    Typical session:
-      cxrsal synth --dataset rsna --n 200 --out data/rsna     (or your Kaggle download)
-      cxrsal prepare --dataset rsna --root data/rsna --size 320 --out runs/rsna
-      cxrsal train --arch inceptionv3 --data runs/rsna --config configs/a_rsna_inceptionv3.yaml
-      cxrsal saliency --model runs/rsna/models/inceptionv3-classification-seed0 --out maps/
+        cxrsal synth --dataset rsna --n 200 --out data/rsna     (or your Kaggle download)
+        cxrsal prepare --dataset rsna --root data/rsna --size 320 --out runs/rsna
+        cxrsal train --arch inceptionv3 --data runs/rsna --config configs/a_rsna_inceptionv3.yaml
+        cxrsal saliency --model runs/rsna/models/inceptionv3-classification-seed0 --out maps/
     """
 
 
