@@ -2,15 +2,12 @@
 
     python benchmarks/demo_workers.py [--size full] [--jobs 2] [--out DIR]
 
-Measured (2 cores, DenseNet121 at 11.2 images/s): --jobs 1 5.66 min, --jobs 2 3.00 min: 1.89x;
-7 of 7 stats tables equal.
-
 Runs the demo twice into fresh folders, first with `--jobs 1` (the stages one after another, as
 the demo ran before it had workers; one TensorFlow thread) then with `--jobs N` (default: the
 CPUs), side by side on this machine, and prints both wall times, their ratio, and whether every
 stats table of the two reports is equal (it must be: each worker runs TensorFlow on one thread).
 Also prints this machine's DenseNet121 forward + input gradient speed at 224 px, the yardstick
-of the README's timings (the slowest machine of the class: 4 images/s).
+that makes timings of two machines comparable (the slowest machine of the class: 4 images/s).
 """
 
 import argparse
