@@ -22,6 +22,7 @@ def toy_kind():
         name, marker, order = "toy", "toy.json", 9
         tables = {"toy": "toy.csv"}
         command = "`toy`"
+        sections = ("similarity",)
         questions = ("toy vs 0.25",)
         sanity = {"toy check": "the toy values exceed 0.25"}
         sanity_names = {"toy vs 0.25": "toy check"}
@@ -55,12 +56,15 @@ def _toy_results(tmp_path):
                   "value": [0.5, 0.3, 0.1, 0.2]}).to_csv(folder / "toy.csv", index=False)
     (folder / "toy.json").write_text(json.dumps({"models": ["/x/r18"], "data_hash": HASH, "arch": "resnet18",
                                                  "head": "classification"}))
+    (folder / "config.yaml").write_text("train:\n  lr: 0.5\nsimilarity:\n  data_range: 1.0\n")
     return tmp_path / "results"
 
 
 def test_a_registered_kind_reaches_the_tests_table(toy_kind, tmp_path):
     results = _toy_results(tmp_path)
-    assert [k.name for k in kinds()] == ["score", "randomization", "compare", "runs", "toy"]
+    # after the study's kinds, whatever other kinds are registered (its order, 9, is the last)
+    names = [k.name for k in kinds()]
+    assert names[:4] == ["score", "randomization", "compare", "runs"] and names[-1] == "toy"
     res = study.run_stats([results], tmp_path / "stats", log=lambda *_: None)
     tests = res["tests"].set_index("method")
     # grad: mean 0.4 > 0.25; gcam: 0.15 < 0.25; the rows carry the folder's data set and group
@@ -89,14 +93,18 @@ def test_a_registered_kind_reaches_the_report(toy_kind, tmp_path):
     page = (tmp_path / "report" / "report.html").read_text()
     assert "Toy means per method" in page and "toy check" in page and "Toy figure of 1 folder(s)" in page
     assert (tmp_path / "report" / "figures" / "toy_figure.png").read_bytes() == PNG
-    # its provenance: the marker it declared, shown by default
-    assert "toy-run/toy.json" in page
+    # its provenance: the marker, and its config's sections of its settings only
+    assert "toy-run/toy.json" in page and "toy-run/config.yaml" in page
+    assert "data_range: 1.0" in page and "lr: 0.5" not in page
 
 
 def test_the_studys_kinds_name_their_files():
     # the names every experiment writes (docs/files.md): marker last, tables beside it
-    assert {k.name: (k.marker, dict(k.tables)) for k in kinds()} == {
-        "score": ("score.json", {"scores": "scores.csv", "pointwise": "pointwise.csv"}),
-        "randomization": ("randomization.json", {"rand": "randomization.csv", "thresholds": "thresholds.csv"}),
-        "compare": ("compare.json", {"compare": "compare.csv", "compare_thresholds": "thresholds.csv"}),
-        "runs": ("run.json", {})}
+    study = {"score": ("score.json", {"scores": "scores.csv", "pointwise": "pointwise.csv"}),
+             "randomization": ("randomization.json", {"rand": "randomization.csv", "thresholds": "thresholds.csv"}),
+             "compare": ("compare.json", {"compare": "compare.csv", "compare_thresholds": "thresholds.csv"}),
+             "runs": ("run.json", {})}
+    assert {name: (RESULTS.get(name).marker, dict(RESULTS.get(name).tables)) for name in study} == study
+    # a kind added beside them marks its folders with a file of its own
+    markers = [k.marker for k in kinds()]
+    assert len(set(markers)) == len(markers)

@@ -43,7 +43,7 @@ class ResultKind:
     tables = {}            # table name -> CSV file in the folder
     columns = {}           # table name -> the columns the tests read (a file without them is refused)
     command = ""           # the command that writes such a folder (named when a file of it is damaged)
-    sections = ()          # config sections of its settings (the folder's config.yaml)
+    sections = ()          # the config sections of its settings: the report shows these of its config.yaml
     questions = ()         # the Table 2 columns its tests answer, in the table's order
     sanity = {}            # sanity-table column -> what a PASS means, in the table's order
     sanity_names = {}      # a question of its tests -> its column in the sanity table

@@ -78,7 +78,7 @@ class CompareResult(ResultKind):
     columns = {"compare": ("image_id", "model_a", "model_b", "method", "metric", "value"),
                "compare_thresholds": ("method", "threshold")}
     command = "`cxrsal compare`"
-    sections = ("saliency", "compare", "similarity")
+    sections = ("saliency", "ggcam", "compare", "similarity")
     questions = ("repeatability vs 0.5", "repeatability vs localization network", "reproducibility vs 0.5",
                  "reproducibility vs localization network", DATA_RANDOMIZATION)
     sanity = {DATA_RANDOMIZATION: MEANING}

@@ -113,7 +113,7 @@ class RandomizationResult(ResultKind):
     columns = {"rand": ("image_id", "model", "method", "step", "metric", "value"),
                "thresholds": ("model", "method", "threshold")}
     command = "`cxrsal randomize`"
-    sections = ("saliency", "randomization", "similarity")
+    sections = ("saliency", "ggcam", "randomization", "similarity")
     questions = ("trained vs randomized",)
     sanity = {f"{test} {order}": MEANING[test] for order in ORDERS for test in ("MPRT", "sMPRT", "eMPRT")}
     sanity_names = {"trained vs randomized": A_CHECK}

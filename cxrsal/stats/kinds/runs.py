@@ -10,7 +10,7 @@ class RunCard(ResultKind):
     """`cxrsal train` / `train-baseline`: the run card (Table 1)."""
     name, marker, order = "runs", CARD_FILE, 3
     command = "`cxrsal train`"
-    sections = ("model", "train", "pipeline", "baseline")
+    sections = ("data", "model", "train", "pipeline", "baseline")
 
     def provenance_files(self, folder):
         # a model's config shows the prepared data it learnt from

@@ -167,7 +167,7 @@ def fig_pr_curve(store_path, method=None):
     """The precision-recall curve of one stored map against its mask (what AUPRC integrates)."""
     from ...data.manifest import read_manifest
     from ...data.pipeline import PreparedSplit
-    from ...experiments.scoring import truth_masks
+    from ...experiments.score_sheet import truth_masks
     from ...metrics import auprc_score, precision_recall_points
     from ...saliency.store import MapStore
 
@@ -210,7 +210,7 @@ class ScoreResult(ResultKind):
     columns = {"scores": ("image_id", "model", "method", "step", "metric", "value"),
                "pointwise": ("model", "method", "step", "n", "pointwise_ap")}
     command = "`cxrsal score`"
-    sections = ("saliency", "score", "pointwise")
+    sections = ("saliency", "ggcam", "score", "pointwise")
     questions = (LOW_QUESTION, HIGH_QUESTION)
 
     def model_refs(self, meta):
