@@ -106,10 +106,10 @@ class MethodsType(click.ParamType):
         return ",".join(names)
 
 
-class RegistryHelpOption(click.Option):
-    """An option whose help is written from a registry when the help is shown (`help_from()` ->
-    the text), so that the names it lists are the registered ones and `cxrsal --help` imports no
-    registry."""
+class _HelpFromRegistry:
+    """Help written from a registry when it is read (`help_from()` -> the text): by `--help` and by
+    whatever documents the commands (mkdocs-click), so that the names it lists are the registered
+    ones and `cxrsal --help` imports no registry."""
 
     def __init__(self, *args, help_from, **kw):
         self.help_from = help_from
@@ -117,12 +117,20 @@ class RegistryHelpOption(click.Option):
 
     @property
     def help(self):
-        # read by `--help` and by whatever documents the options (mkdocs-click)
         return self.help_from()
 
     @help.setter
     def help(self, value):
-        pass        # click.Option sets it; the registry's text is the help
+        pass        # Click sets it (from `help=` or the docstring); the registry's text is the help
+
+
+class RegistryHelpOption(_HelpFromRegistry, click.Option):
+    """An option whose help is written from a registry when it is shown."""
+
+
+class RegistryHelpCommand(_HelpFromRegistry, click.Command):
+    """A command whose help is written from a registry when it is shown (give it a `short_help` so
+    that `cxrsal --help` does not read the registry)."""
 
 
 class RegistryChoice(click.Choice):

@@ -2,7 +2,7 @@
 
 import click
 
-from .options import RegistryHelpOption, bars, config_options, key_type, progress_options
+from .options import RegistryHelpCommand, RegistryHelpOption, bars, config_options, key_type, progress_options
 
 
 def baselines_help():
@@ -12,9 +12,19 @@ def baselines_help():
     return baselines_help() + " Config: score.baselines."
 
 
+def score_help():
+    """The command's help, naming the registered utility metrics
+    (`cxrsal.metrics.utility.UTILITY_METRICS`)."""
+    from cxrsal.metrics.utility import utility_metrics
+
+    return (f"Localization utility ({', '.join(m.label for m in utility_metrics())}) and pointwise detection of "
+            "every stored map, with bootstrap intervals.")
+
+
 def register(cli):
 
-    @cli.command()
+    @cli.command(cls=RegistryHelpCommand, help_from=score_help,
+                 short_help="Localization utility and pointwise detection of stored maps, with intervals.")
     @click.option("--maps", "store", type=click.Path(file_okay=False), required=True, help="Map store.")
     @click.option("--data", "data_dir", type=click.Path(file_okay=False), default=None,
                   help="Run of `cxrsal prepare` [default: the one the model was trained on].")
@@ -38,8 +48,7 @@ def register(cli):
     @config_options
     def score(store, data_dir, baselines, centres, parts, validation, bootstrap, out, quiet, progress, config_path,
               overrides):
-        """Localization utility (AUPRC, AUROC, pointing-game hit rate, mIoU) and pointwise detection of every
-        stored map, with bootstrap intervals."""
+        """Localization utility and pointwise detection of every stored map (the help names the metrics)."""
         from cxrsal.config import load_config
         from cxrsal.experiments.scoring import score_store
 

@@ -2,7 +2,7 @@
 
 import click
 
-from .options import RegistryChoice, bars, progress_options
+from .options import RegistryChoice, RegistryHelpOption, bars, progress_options
 
 
 def posthoc_names():
@@ -12,10 +12,17 @@ def posthoc_names():
     return POSTHOC.names()
 
 
+def posthoc_help():
+    """--posthoc: each registered procedure and what it is."""
+    from cxrsal.stats import POSTHOC
+
+    return "Pairwise comparisons between methods: " + "; ".join(
+        f"{name}: {POSTHOC.get(name).meaning}" for name in POSTHOC.names()) + "."
+
+
 posthoc_option = click.option(
-    "--posthoc", type=RegistryChoice(posthoc_names), default="mixedlm", show_default=True,
-    help="Pairwise comparisons between methods: contrasts from the fitted mixed model (paired by image, "
-         "Holm-adjusted) or plain Tukey HSD (ignores the pairing).")
+    "--posthoc", type=RegistryChoice(posthoc_names), default="mixedlm", show_default=True, cls=RegistryHelpOption,
+    help_from=posthoc_help)
 
 
 def register(cli):

@@ -163,7 +163,8 @@ def detector_name(path):
 
 
 # ---------------------------------------------------------------- the registered baselines
-# Utility: the metrics that need no tuned threshold (`UtilityMetric.baselines`), on the positives.
+# Utility: the metrics that need no tuned threshold (a baseline has no validation maps to tune one on),
+# on the positives.
 
 @register_baseline("avg", "baseline:avg", "average mask", 0, high=False)
 def score_average_mask(sheet, arg, method):

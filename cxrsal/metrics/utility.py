@@ -34,11 +34,6 @@ class UtilityMetric:
     tuned: bool = False
     localization: bool = False
 
-    @property
-    def baselines(self):
-        """Whether the baselines get it: a baseline has no validation maps to tune a threshold on."""
-        return not self.tuned
-
 
 def register_metric(name, label, order, **kw):
     """Decorator: register `fn` as the utility metric `name` (see `UtilityMetric`)."""

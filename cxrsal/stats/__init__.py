@@ -8,7 +8,7 @@ import numpy as np
 from ..registry import Registry
 
 ALPHA = 0.05
-POSTHOC = Registry("post-hoc procedure")
+POSTHOC = Registry("post-hoc procedure")   # each procedure says what it is in its `meaning`
 POSTHOC_COLUMNS = ("group1", "group2", "meandiff", "p_adj", "lower", "upper", "reject", "test")
 
 
@@ -137,6 +137,9 @@ def pairwise_contrasts(df, *, term="method", alpha=ALPHA, adjust="holm"):
                              test=f"mixedlm contrasts (Wald z, {adjust})"))
 
 
+pairwise_contrasts.meaning = "pairwise contrasts from the fitted mixed model (paired by image, Holm-adjusted)"
+
+
 @POSTHOC.register("tukey")
 def tukey(df, *, term="method", alpha=ALPHA):
     """Tukey HSD over every pair of levels, treating each method's values as an independent
@@ -159,6 +162,9 @@ def tukey(df, *, term="method", alpha=ALPHA):
                           "upper": float, "reject": bool})
     table["test"] = "Tukey HSD (unpaired)"
     return table
+
+
+tukey.meaning = "Tukey HSD (unpaired: ignores the pairing by image)"
 
 
 def one_sample(values, threshold, alternative="two-sided"):

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import ALPHA
+from . import ALPHA, POSTHOC
 from .findings import FINDINGS_TITLE
 from .questions import BOOTSTRAP, sanity_meaning
 from .sources import NO_DATA, UNKNOWN
@@ -15,13 +15,11 @@ TABLE1_TITLE = ("Table 1 ([B]): per backbone x head the run with the best valida
                 "pointwise AP")
 TABLE1_UTILITY_TITLE = "Table 1 ([B]), utility: AUPRC (mean over positive images) of the chosen runs' maps"
 SANITY_TITLE = "Sanity checks: every randomization order, sMPRT, eMPRT and data randomization"
-POSTHOC_TEXT = {"mixedlm": "pairwise contrasts from the fitted mixed model (paired by image, Holm-adjusted)",
-                "tukey": "Tukey HSD (unpaired: ignores the pairing by image)"}
 
 
 def rules_sentence(posthoc, alpha=ALPHA):
     """The PASS rule and the post-hoc procedure, in one sentence."""
-    how = POSTHOC_TEXT.get(posthoc, posthoc)
+    how = POSTHOC.get(posthoc).meaning
     return (f"PASS = significantly better than the baseline, low or high (estimate > 0, two-sided p < {alpha}); "
             "FAIL = not significantly better (tests.csv's `finding` says whether worse or no different); "
             "randomization PASSES when the fully randomized mean SSIM is below the method's degradation "
