@@ -11,7 +11,7 @@ import pytest
 
 from cxrsal.config import Config, write_config
 from cxrsal.errors import CxrsalError
-from cxrsal.experiments.scoring import read_probability_map
+from cxrsal.experiments.score_baselines import read_probability_map
 from helpers import cxrsal, quiet
 
 
@@ -91,7 +91,7 @@ def test_label_files(tmp_path):
 
 
 def test_detections_csv_with_a_wrong_header(tmp_path):
-    from cxrsal.experiments.scoring import read_detections
+    from cxrsal.experiments.score_baselines import read_detections
 
     (tmp_path / "det.csv").write_text("a,b\n1,2\n")
     with pytest.raises(CxrsalError, match=r"det.csv: header must hold height, patientId, score"):
@@ -378,7 +378,7 @@ def test_damaged_prepared_runs(tiny_run, tmp_path):
 
 
 def test_baseline_files_with_values_out_of_range(tmp_path):
-    from cxrsal.experiments.scoring import read_detections
+    from cxrsal.experiments.score_baselines import read_detections
 
     np.save(tmp_path / "nan.npy", np.full((8, 8), np.nan, np.float32))
     with pytest.raises(CxrsalError, match=r"nan: a probability map holds values outside \[0, 1\]"):

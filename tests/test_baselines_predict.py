@@ -16,7 +16,8 @@ from cxrsal.cli.main import cli
 from cxrsal.config import load_config
 from cxrsal.data.prepare import prepare
 from cxrsal.errors import CxrsalError
-from cxrsal.experiments.scoring import read_detections, read_probability_map, score_store
+from cxrsal.experiments.score_baselines import read_detections, read_probability_map
+from cxrsal.experiments.scoring import score_store
 from cxrsal.metrics import box_heatmap
 from cxrsal.saliency.store import MapStore
 from cxrsal.runs import Run

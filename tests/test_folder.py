@@ -93,7 +93,7 @@ def test_folder_with_masks_and_bad_rows(image_folder, tmp_path):
 def test_a_folder_run_scores_its_boxes_as_rsna_does(image_folder, tmp_path):
     """The ground truth of scoring follows the run's annotation kind, not the dataset's name."""
     from cxrsal.data.pipeline import PreparedSplit
-    from cxrsal.experiments.scoring import truth_masks
+    from cxrsal.experiments.score_sheet import truth_masks
 
     cfg = load_config(options={"data.dataset": "folder", "data.root": str(image_folder), "data.size": 32,
                                "data.workers": 1, "data.split": [0.0, 0.0, 1.0]})

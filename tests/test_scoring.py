@@ -25,7 +25,8 @@ from cxrsal.data.pipeline import PreparedSplit
 from cxrsal.data.prepare import prepare
 from cxrsal.data.synth import synth
 from cxrsal.errors import CxrsalError
-from cxrsal.experiments.scoring import parse_baselines, read_detections, score_store
+from cxrsal.experiments.score_baselines import parse_baselines, read_detections
+from cxrsal.experiments.scoring import score_store
 from cxrsal.metrics import bootstrap_ap_ci, bootstrap_indices, pointwise_average_precision
 from cxrsal.saliency.runner import run_saliency
 from cxrsal.saliency.store import MapStore

@@ -314,7 +314,7 @@ def analyse(out, plan, cfg, meta, *, log=print):
 def with_intervals(table, summary, keys, *, seed=0, replicates=1000):
     """`summary` with `ci_low`, `ci_high`: 95 % image-level bootstrap intervals of each row's mean
     over images (an image's value: its mean over the models), all rows of one metric resampled
-    with the same image sets (paired; `stats.paired_intervals`)."""
+    with the same image sets (paired; `metrics.paired_intervals`)."""
     from ..metrics import paired_intervals
 
     rows = [k for k in keys if k != "metric"]

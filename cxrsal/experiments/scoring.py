@@ -18,9 +18,8 @@ from ..config import checked, write_config
 from ..errors import CxrsalError
 from ..files import atomic_write_text, remove_stale_tmp, write_frame
 from ..metrics import UTILITY_METRICS, argmax_points, tune_threshold, utility_metrics, utility_scores
-# read_detections, read_probability_map, truth_masks and scaled_boxes: imported from here too
-from .score_baselines import SCORE_BASELINES, parse_baselines, read_detections, read_probability_map  # noqa: F401
-from .score_sheet import ScoreSheet, scaled_boxes, truth_masks  # noqa: F401
+from .score_baselines import SCORE_BASELINES, parse_baselines
+from .score_sheet import ScoreSheet, truth_masks
 
 SUMMARY_KEYS = ["model", "method", "step", "metric"]
 THRESHOLD_COLUMNS = ["method", "threshold", "val_miou", "n_val"]
@@ -153,7 +152,7 @@ def score_store(store_path, out, *, data_dir=None, baselines=None, model_name=No
     parse_baselines(baselines)      # every baseline's file exists before anything is computed
     model_name = model_name or Path(meta["model"]).name
     manifest = read_manifest(data_dir)
-    rows = split_rows(manifest, meta, data_dir)
+    rows = store_rows(manifest, meta, data_dir)
     data = PreparedSplit(data_dir, split)
     # the IoU thresholds first: a wrong validation store is refused before the scoring starts
     methods = store.methods()
@@ -164,7 +163,7 @@ def score_store(store_path, out, *, data_dir=None, baselines=None, model_name=No
                        do_pointwise="pointwise" in parts, replicates=cfg.score.bootstrap, seed=cfg.score.seed,
                        tolerance=cfg.pointwise.tolerance)
     geometry = cell_geometry(store, cfg.pointwise.centres, where=store_path, log=log)
-    score_maps(sheet, store, methods, thresholds, geometry, progress=progress)
+    score_stored_maps(sheet, store, methods, thresholds, geometry, progress=progress)
     for kind, arg in parse_baselines(baselines):
         baseline = SCORE_BASELINES.get(kind)
         baseline.score(sheet, arg, baseline.method)
@@ -192,7 +191,7 @@ def score_config(cfg, *, baselines=None, parts=None, validation=None):
     return checked(cfg, "score_store")
 
 
-def split_rows(manifest, meta, data_dir):
+def store_rows(manifest, meta, data_dir):
     """The manifest rows of the store's split by image id; every image of the store must be one."""
     split = meta["split"]
     rows = {r["image_id"]: r for r in manifest if r["split"] == split}
@@ -227,7 +226,7 @@ def cell_geometry(store, centres, *, where, log=print):
     return geometry
 
 
-def score_maps(sheet, store, methods, thresholds, geometry, *, progress=None):
+def score_stored_maps(sheet, store, methods, thresholds, geometry, *, progress=None):
     """Every stored map of `methods` onto `sheet`: the utility metrics of each positive image
     (the tuned ones where `thresholds` holds the method's), and each method's pointwise detection
     over its images ranked by the model's logit."""
