@@ -2,6 +2,8 @@
 
 import click
 
+from cxrsal.config_schema import SPLIT_NAMES
+
 from .options import config_options, echo_run_directory, key_type, keras_verbosity, progress_options
 
 
@@ -55,7 +57,7 @@ def register(cli):
     @cli.command("predict-baseline")
     @click.option("--model", "run_dir", type=click.Path(file_okay=False), required=True,
                   help="Run directory of `cxrsal train-baseline`.")
-    @click.option("--split", type=click.Choice(("train", "val", "test")), default=None,
+    @click.option("--split", type=click.Choice(SPLIT_NAMES), default=None,
                   help="[default: the run's baseline.predict_split, test]")
     @click.option("--data", "data_dir", type=click.Path(file_okay=False), default=None,
                   help="Another prepared data set [default: the one it was trained on].")

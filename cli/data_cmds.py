@@ -2,10 +2,12 @@
 
 import click
 
+from cxrsal.config_schema import SPLIT_NAMES
+
 from .options import bars, config_options, key_type, progress_options
 
 DATASET_CHOICES = ("rsna", "siim")                     # what synth writes
-SPLITS = ("train", "val", "test")
+SPLITS = SPLIT_NAMES     # the order of the splits (one list: the config's)
 
 
 def parse_split(ctx, param, text):

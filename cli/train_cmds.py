@@ -2,6 +2,8 @@
 
 import click
 
+from cxrsal.config_schema import SPLIT_NAMES
+
 from .options import (RegistryHelpOption, config_options, echo_run_directory, key_default, key_type, keras_verbosity,
                       natural, progress_options)
 
@@ -67,7 +69,7 @@ def register(cli):
     @cli.command()
     @click.option("--model", "run_dir", type=click.Path(file_okay=False), required=True,
                   help="Run directory of `cxrsal train`.")
-    @click.option("--split", type=click.Choice(("train", "val", "test")), default="test", show_default=True)
+    @click.option("--split", type=click.Choice(SPLIT_NAMES), default="test", show_default=True)
     @click.option("--checkpoint", type=click.Choice(("best", "last")), default="best", show_default=True)
     @click.option("--data", "data_dir", type=click.Path(file_okay=False), default=None,
                   help="Another prepared data set [default: the one it was trained on].")

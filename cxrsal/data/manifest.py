@@ -7,10 +7,11 @@ from pathlib import Path
 
 import numpy as np
 
+from ..config_schema import SPLIT_NAMES
 from ..errors import DataError
 from ..files import atomic_write_text
 
-SPLITS = ("train", "val", "test")
+SPLITS = SPLIT_NAMES      # the order of the splits everywhere
 SPLITS_FILE = "splits.csv"
 MANIFEST_FILE = "manifest.csv"
 MANIFEST_COLUMNS = ("image_id", "split", "index", "label", "height", "width", "boxes", "n_annotations",
