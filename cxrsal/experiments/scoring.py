@@ -65,10 +65,7 @@ def validation_thresholds(validation, store, manifest, data_dir, methods, *, log
         if a != b:
             raise CxrsalError(f"{opt}: its maps are of another {what} than --maps {store.path}; tune the "
                               "threshold on the same model's maps of the validation split")
-    rows = {r["image_id"]: r for r in manifest if r["split"] == split}
-    missing = [i for i in vmeta["image_ids"] if i not in rows]
-    if missing:
-        raise CxrsalError(f"{opt}: image {missing[0]} of the store is not in the {split} split of {data_dir}")
+    rows = store_rows(manifest, vmeta, data_dir, where=opt)
     # the parameters that make a method's maps (not its noise seed nor the library versions)
     made = {"method", "params", "target"}
     held, positives = set(vstore.methods()), {}
@@ -149,10 +146,10 @@ def score_store(store_path, out, *, data_dir=None, baselines=None, model_name=No
     meta = store.meta
     data_dir = store.checked_data(data_dir)
     split = meta["split"]
-    parse_baselines(baselines)      # every baseline's file exists before anything is computed
+    scorers = parse_baselines(baselines)      # every baseline's file exists before anything is computed
     model_name = model_name or Path(meta["model"]).name
     manifest = read_manifest(data_dir)
-    rows = store_rows(manifest, meta, data_dir)
+    rows = store_rows(manifest, meta, data_dir, where=f"--maps {store_path}")
     data = PreparedSplit(data_dir, split)
     # the IoU thresholds first: a wrong validation store is refused before the scoring starts
     methods = store.methods()
@@ -164,7 +161,7 @@ def score_store(store_path, out, *, data_dir=None, baselines=None, model_name=No
                        tolerance=cfg.pointwise.tolerance)
     geometry = cell_geometry(store, cfg.pointwise.centres, where=store_path, log=log)
     score_stored_maps(sheet, store, methods, thresholds, geometry, progress=progress)
-    for kind, arg in parse_baselines(baselines):
+    for kind, arg in scorers:
         baseline = SCORE_BASELINES.get(kind)
         baseline.score(sheet, arg, baseline.method)
 
@@ -191,13 +188,14 @@ def score_config(cfg, *, baselines=None, parts=None, validation=None):
     return checked(cfg, "score_store")
 
 
-def store_rows(manifest, meta, data_dir):
-    """The manifest rows of the store's split by image id; every image of the store must be one."""
+def store_rows(manifest, meta, data_dir, *, where):
+    """The manifest rows of a store's split by image id; every image of the store (`meta`: its
+    store.json) must be one, else the error names `where` (the option that gave the store)."""
     split = meta["split"]
     rows = {r["image_id"]: r for r in manifest if r["split"] == split}
     missing = [i for i in meta["image_ids"] if i not in rows]
     if missing:
-        raise CxrsalError(f"--data {data_dir}: image {missing[0]} of the store is not in its {split} split")
+        raise CxrsalError(f"{where}: image {missing[0]} of the store is not in the {split} split of {data_dir}")
     return rows
 
 
