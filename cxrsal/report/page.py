@@ -53,7 +53,7 @@ def report_html(res, figures, prov):
     for title, before, rows, after in sections:
         parts += [f"<h2>{html.escape(title)}</h2>", lines_html(before),
                   table_html(rows) if len(rows) else f"<p>{NO_DATA}</p>", lines_html(after)]
-    for title, table, note in later_tables(res):
+    for title, table, note, _ in later_tables(res):
         parts += [f"<h2>{html.escape(title)}</h2>", table_html(table) if len(table) else f"<p>{NO_DATA}</p>"]
         if note and len(table):
             parts.append(f"<p>{html.escape(note)}</p>")

@@ -32,9 +32,10 @@ def discover(dirs):
     return found
 
 
-def read_result_json(path, command="the command that wrote it"):
-    """A JSON file of a result folder, refused in one line naming the command that rewrites it."""
-    return read_json(path, remedy=f"run {command} into {Path(path).parent} again to rewrite it")
+def read_result_json(path, command="the command that wrote it", keys=()):
+    """A JSON file of a result folder (holding `keys`), refused in one line naming the command that
+    rewrites it."""
+    return read_json(path, keys=keys, remedy=f"run {command} into {Path(path).parent} again to rewrite it")
 
 
 def read_result_table(path, columns=(), command="the command that wrote it"):

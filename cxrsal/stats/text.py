@@ -62,11 +62,12 @@ def shown(output):
 
 
 def later_tables(res):
-    """(title, table, note) of every table after Table 2: Table 1 and its utility part, each
-    kind's own tables, the findings."""
-    parts = [(TABLE1_TITLE, res["table1"], ""), (TABLE1_UTILITY_TITLE, res["table1_utility"], "")]
-    parts += [(o.title, shown(o), o.note) for o in res["outputs"]]
-    return parts + [(FINDINGS_TITLE, res["findings"], "")]
+    """(title, table, note, always) of every table after Table 2: Table 1 and its utility part
+    (`always`: tables.md shows them without rows too, saying "no data"), each kind's own tables,
+    the findings."""
+    parts = [(TABLE1_TITLE, res["table1"], "", True), (TABLE1_UTILITY_TITLE, res["table1_utility"], "", True)]
+    parts += [(o.title, shown(o), o.note, False) for o in res["outputs"]]
+    return parts + [(FINDINGS_TITLE, res["findings"], "", False)]
 
 
 def sanity_meanings(sanity):
@@ -94,8 +95,8 @@ def tables_markdown(res, level=2):
         parts += [f"{h} Table 2 ([A])", "", NO_DATA, ""]
     for title, before, rows, after in sections:
         parts += [f"{h} {title}", "", *before, "", markdown(rows) if len(rows) else NO_DATA, "", *after, ""]
-    for k, (title, table, note) in enumerate(later_tables(res)):
-        if k < 2 or len(table):
+    for title, table, note, always in later_tables(res):
+        if always or len(table):
             parts += [f"{h} {title}", "", markdown(table) if len(table) else NO_DATA, ""]
             parts += [note, ""] if note and len(table) else []
     sanity = res.get("sanity")

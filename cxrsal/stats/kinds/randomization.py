@@ -5,12 +5,11 @@ other orders, as sMPRT, and gives eMPRT from the same maps (Hedstroem et al. 202
 from pathlib import Path
 
 from ...config import ORDERS
-from ...files import read_json
 from .. import ALPHA
 from ..plotting import drawn, slug
 from ..questions import ids_of, keys_of, threshold_of, threshold_test, tests_row
 from ..results import Figure, ResultKind, register_result
-from ..sources import group_name, read_result_table
+from ..sources import group_name, read_result_json, read_result_table
 
 # [A]'s one sanity check (cascading randomization, top-down) is Table 2's "trained vs randomized"
 A_CHECK = "MPRT top-down"
@@ -80,19 +79,19 @@ def randomization_tests(rand, thresholds, alpha=ALPHA):
 
 def check_of(rand_dir):
     """The sanity check of a randomization folder ("MPRT top-down" for folders before checks)."""
-    meta = read_json(Path(rand_dir) / "randomization.json",
-                     remedy=f"run `cxrsal randomize` into {rand_dir} again to rewrite it")
+    meta = read_result_json(Path(rand_dir) / RandomizationResult.marker, RandomizationResult.command)
     return meta.get("check") or A_CHECK
 
 
 def _curves(rand_dir):
-    return read_result_table(Path(rand_dir) / "curves.csv", CURVES_COLUMNS, "`cxrsal randomize`")
+    return read_result_table(Path(rand_dir) / "curves.csv", CURVES_COLUMNS, RandomizationResult.command)
 
 
 def fig_randomization(rand_dir, title=""):
     from ...experiments.randomization import plot_curves
 
-    thresholds = read_result_table(Path(rand_dir) / "thresholds.csv", ("method", "threshold"), "`cxrsal randomize`")
+    thresholds = read_result_table(Path(rand_dir) / "thresholds.csv", ("method", "threshold"),
+                                   RandomizationResult.command)
     return drawn(plot_curves, _curves(rand_dir), thresholds, title=title)
 
 

@@ -8,7 +8,6 @@ from pathlib import Path
 import numpy as np
 
 from ...experiments.score_baselines import score_baselines
-from ...files import read_json
 from ...metrics.utility import utility_metrics
 from ...saliency.base import METHODS, ordered
 from .. import ALPHA, better_than, finding, mixed_model
@@ -195,8 +194,7 @@ def _richest_store(folders):
     tuple (the overlays and the PR curve both draw from it: looked up once)."""
     from ...saliency.store import MapStore
 
-    stores = [read_json(d / "score.json", keys=("maps",), remedy=f"run `cxrsal score` into {d} again to rewrite it")
-              ["maps"] for d in folders]
+    stores = [read_result_json(d / ScoreResult.marker, ScoreResult.command, keys=("maps",))["maps"] for d in folders]
     return max(stores, key=lambda p: len(MapStore(p).methods()) if (Path(p) / "store.json").exists() else -1)
 
 
@@ -255,4 +253,4 @@ def read_tables(folders):
     import pandas as pd
 
     return pd.concat([read_result_table(d / "scores.csv", ("image_id", "model", "method", "metric", "value"),
-                                        "`cxrsal score`") for d in folders], ignore_index=True)
+                                        ScoreResult.command) for d in folders], ignore_index=True)
