@@ -40,6 +40,14 @@ def cxrsal(*args, cwd=None):
     return out.returncode, out.stdout, out.stderr
 
 
+def loaded_by(code, modules):
+    """Which of `modules` a fresh interpreter has imported after running `code` (which must succeed)."""
+    probe = f"{code}\nimport sys\nprint(','.join(m for m in {tuple(modules)!r} if m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr[-2000:]
+    return [m for m in out.stdout.strip().split(",") if m]
+
+
 def small_cnn(size=16, seed=0, activation="tanh"):
     """grey image -> two convolutions -> `features` -> GAP -> `logit` -> sigmoid `score`."""
     import keras

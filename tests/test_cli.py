@@ -7,6 +7,7 @@ import pytest
 from click.testing import CliRunner
 
 from cxrsal.cli.main import cli
+from helpers import loaded_by
 
 
 def run(*args):
@@ -16,11 +17,7 @@ def run(*args):
 
 def test_help_imports_no_heavy_module():
     # `cxrsal --help` must answer fast: importing the CLI may not pull in TensorFlow or NumPy
-    code = ("import sys; from cxrsal.cli.main import cli; "
-            "heavy = [m for m in ('tensorflow', 'numpy', 'pydicom', 'cv2') if m in sys.modules]; "
-            "print(heavy)")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "[]"
+    assert loaded_by("from cxrsal.cli.main import cli", ("tensorflow", "numpy", "pydicom", "cv2")) == []
     result = subprocess.run([sys.executable, "-m", "cxrsal.cli", "--help"], capture_output=True, text=True)
     assert result.returncode == 0 and "prepare" in result.stdout and "synth" in result.stdout
 
