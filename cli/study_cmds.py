@@ -1,4 +1,4 @@
-"""`cxrsal stats`, `cxrsal report` and `cxrsal demo`."""
+"""`cxrsal study`, `cxrsal stats`, `cxrsal report` and `cxrsal demo`."""
 
 import click
 
@@ -26,6 +26,70 @@ posthoc_option = click.option(
 
 
 def register(cli):
+    @cli.command()
+    @click.argument("study_file", type=click.Path(dir_okay=False))
+    @click.option("--out", type=click.Path(file_okay=False), required=True,
+                  help="The study's folder: every job's outputs and the report (a rerun resumes there).")
+    @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
+                  help="Override one key of the study file (repeatable), e.g. --set datasets.rsna.root=/data/rsna "
+                       "or --set settings.saliency.batch_size=16.")
+    @click.option("--plan", is_flag=True,
+                  help="Print the job graph (each job, what it waits for, its model evaluations), the evaluations "
+                       "per kind of job, training, and the projected hours; run nothing.")
+    @click.option("--throughput", type=click.FloatRange(min=0, min_open=True), default=None, metavar="N",
+                  help="--plan: project at N model evaluations/s (default: the figures benchmarks/workload.py "
+                       "measured on this device, per architecture and size).")
+    @click.option("--executor", type=click.Choice(("local", "slurm", "submitit-local")), default="local",
+                  show_default=True,
+                  help="local: worker processes on this machine; slurm: every job a SLURM job (submitit) with "
+                       "afterok dependencies and its kind's resources (executor.resources); submitit-local: "
+                       "submitit's local executor, one process per job (the cluster path, tried here).")
+    @click.option("--status", is_flag=True, help="Print each job's state (done, or SLURM's state of its last "
+                                                 "submission) and run nothing.")
+    @click.option("--recompute-changed", is_flag=True,
+                  help="When the study file changed settings of jobs already run: move their outputs aside (into "
+                       "OUT/.replaced, never deleted) and run them and everything after them again.")
+    @click.option("--jobs", type=click.IntRange(min=1), default=None,
+                  help="local: worker processes (default: the CPUs this process may use, at most 8); the results "
+                       "do not depend on it.")
+    def study(study_file, out, overrides, plan, throughput, executor, status, recompute_changed, jobs):
+        """Run a whole study from one file: data sets, models, localization networks, maps,
+        experiments, statistics and the report (configs/study_a.yaml, study_b.yaml, study_demo.yaml).
+
+        \b
+            cxrsal study configs/study_a.yaml --out runs/a --plan
+            cxrsal study configs/study_a.yaml --out runs/a                    (this machine)
+            cxrsal study configs/study_a.yaml --out runs/a --executor slurm   (submit; rerun to resubmit)
+            cxrsal study configs/study_a.yaml --out runs/a --status
+        """
+        from pathlib import Path
+
+        from cxrsal.study import load_study, plan_lines, run_study
+
+        if plan or status:
+            from cxrsal.study.graph import build_jobs
+
+            spec = load_study(study_file, overrides)
+            graph = build_jobs(spec, Path(out).resolve())
+            if plan:
+                from cxrsal.study.cost import device_name
+
+                device = "cpu" if throughput else device_name()
+                click.echo("\n".join(plan_lines(graph, throughput=throughput, device=device)))
+            if status:
+                from cxrsal.study.run import job_states
+
+                states = job_states(Path(out).resolve(), graph)
+                width = max(len(n) for n in states)
+                click.echo("\n".join(f"{n:<{width}}  {s}" for n, s in states.items()))
+                counts = {}
+                for s in states.values():
+                    counts[s] = counts.get(s, 0) + 1
+                click.echo(", ".join(f"{v} {k}" for k, v in counts.items()))
+            return
+        run_study(study_file, out, overrides=overrides, jobs=jobs, executor=executor,
+                  recompute_changed=recompute_changed, log=click.echo)
+
     @cli.command()
     @click.option("--results", multiple=True, required=True, type=click.Path(file_okay=False),
                   help="Folders holding score / randomize / compare / train outputs (repeatable).")

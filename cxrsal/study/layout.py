@@ -1,0 +1,136 @@
+"""The study's names, folders and settings, shared by the graph and the job functions: what a
+replicate, a twin and a localization network are called, and the cxrsal config of every job."""
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..errors import ConfigError
+from .spec import DEFAULT_LOCALIZATION
+
+
+@dataclass(frozen=True)
+class Context:
+    """What every job function receives: the study and its output folder."""
+    study: object
+    out: str
+
+    def folder(self, *parts):
+        return Path(self.out).joinpath(*parts)
+
+
+def replicate_names(name, spec):
+    """NAME for one replicate, else NAME-a, NAME-b, ... (seed, seed + 1, ...)."""
+    if spec.replicates == 1:
+        return [name]
+    return [f"{name}-{chr(ord('a') + k)}" if k < 26 else f"{name}-{k}" for k in range(spec.replicates)]
+
+
+def twin_name(mapped):
+    return f"{mapped}-permuted"
+
+
+def localization_kind(ds):
+    return ds.localization.kind or DEFAULT_LOCALIZATION[ds.kind]
+
+
+def localization_names(study, ds):
+    if ds.localization is None:
+        return []
+    loc = ds.localization
+    seed = study.seed if loc.seed is None else loc.seed
+    kinds = [f"{localization_kind(ds)}-{b}" for b in loc.backbones] or [localization_kind(ds)]
+    return [f"{kind}-seed{seed + k}" for kind in kinds for k in range(loc.replicates)]
+
+
+def localization_setting(study, ds, index):
+    """(backbone or None, seed) of the data set's `index`-th localization network."""
+    loc = ds.localization
+    seed = study.seed if loc.seed is None else loc.seed
+    backbone = loc.backbones[index // loc.replicates] if loc.backbones else None
+    return backbone, seed + index % loc.replicates
+
+
+def _read_yaml(path, where):
+    import yaml
+
+    try:
+        data = yaml.safe_load(Path(path).read_text()) or {}
+    except OSError as e:
+        raise ConfigError(f"{where}: {path} cannot be read ({e.strerror})") from None
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{where}: {path} is not valid YAML ({getattr(e, 'problem', None) or e})") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{where}: {path}: the top level must be a mapping of sections")
+    return data
+
+
+def _merge(base, mapping, origins, origin, prefix=""):
+    for k, v in mapping.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, dict) and isinstance(base.get(k), dict):
+            _merge(base[k], v, origins, origin, key + ".")
+        else:
+            base[k] = json.loads(json.dumps(v, default=list)) if isinstance(v, (dict, list, tuple)) else v
+            for o in [o for o in origins if o == key or o.startswith(key + ".")]:
+                del origins[o]
+            origins[key] = origin
+            if isinstance(v, dict):
+                for sub in _flat(v, key + "."):
+                    origins[sub] = origin
+
+
+def _flat(mapping, prefix):
+    out = []
+    for k, v in mapping.items():
+        out += _flat(v, f"{prefix}{k}.") if isinstance(v, dict) else [f"{prefix}{k}"]
+    return out
+
+
+def _dotted(extra):
+    out = {}
+    for key, value in extra.items():
+        node = out
+        parts = key.split(".")
+        for p in parts[:-1]:
+            node = node.setdefault(p, {})
+        node[parts[-1]] = value
+    return out
+
+
+def job_config(study, ds_name, owner=None, extra=None):
+    """The cxrsal config of a job: defaults < the study's `config` file < its `settings` < the
+    data set's kind, root and `settings` < the model's or localization network's (`owner`)
+    `config` file < its `settings` < the job's own `extra` {"section.key": value}. A wrong key
+    or value is one line naming the study file and where in it."""
+    from ..config import Config, from_mapping
+
+    src = study.path
+    ds = study.datasets[ds_name]
+    data, origins = {}, {}
+    layers = []
+    if study.config:
+        layers.append((_read_yaml(study.resolve(study.config), f"{src}: config"), f"{study.resolve(study.config)}"))
+    layers.append((study.settings or {}, f"{src} (settings)"))
+    here = {"dataset": ds.kind}
+    if ds.root:
+        here["root"] = str(study.resolve(ds.root))
+    layers.append(({"data": here}, f"{src} (datasets.{ds_name})"))
+    layers.append((ds.settings or {}, f"{src} (datasets.{ds_name}.settings)"))
+    if owner is not None:
+        what, spec = owner
+        if spec.config:
+            layers.append((_read_yaml(study.resolve(spec.config), f"{src}: {what}.config"),
+                           f"{study.resolve(spec.config)} ({what}.config)"))
+        layers.append((spec.settings or {}, f"{src} ({what}.settings)"))
+    layers.append((_dotted(extra or {}), f"{src} ({what if owner else f'datasets.{ds_name}'}: the study's own values)"))
+    for mapping, origin in layers:
+        _merge(data, mapping, origins, origin)
+    return from_mapping(Config, data, src, origins=origins)
+
+
+def _train_extra(spec, seed):
+    extra = {"model.arch": spec.arch, "model.head": spec.head, "train.seed": seed}
+    if spec.epochs:
+        extra["train.epochs"] = spec.epochs
+    return extra
