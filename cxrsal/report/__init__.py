@@ -2,7 +2,7 @@
 statistics (`cxrsal stats`), every result kind's figures and the provenance of every number.
 
 `figures` collects and writes the kinds' figures, `page` lays out report.html, `text` writes
-report.md and gathers the provenance.
+report.md and gathers the provenance, `published` sets the papers' figures beside the run's.
 """
 
 from pathlib import Path
@@ -10,19 +10,22 @@ from pathlib import Path
 from ..files import atomic_write_text, remove_stale_tmp
 from . import figures as _figures
 from .page import report_html
+from .published import beside
 from .text import provenance, report_markdown
 
 
-def build_report(dirs, out, *, log=print, posthoc="mixedlm"):
+def build_report(dirs, out, *, log=print, posthoc="mixedlm", published=None):
     """Stats, tables, figures and provenance into OUT/report.html and OUT/report.md.
 
-    `posthoc` ("mixedlm" or "tukey") is passed to `run_stats`.
+    `posthoc` ("mixedlm" or "tukey") is passed to `run_stats`. `published`: the roles of each
+    data set (`report.published`), whose papers' figures are set beside this run's.
     """
     from ..stats.study import run_stats
 
     out = Path(out)
     remove_stale_tmp(out, recursive=True)
     res = run_stats(dirs, out / "stats", posthoc=posthoc, log=log)
+    res["beside"] = beside(published, res) if published else []
     figures = _figures.collect(res["found"], res)
     _figures.write(figures, out / "figures")
     prov = provenance(res["found"])

@@ -67,6 +67,8 @@ def report_html(res, figures, prov):
     parts += [figure_html(f, level=3) for f in figures.values() if f.sanity]
     tests = res["tests"]
     parts += ["<h2>Statistical tests</h2>", table_html(tests) if len(tests) else "<p>no tests</p>"]
+    for title, notes, table in res.get("beside", []):
+        parts += [f"<h2>{html.escape(title)}</h2>", lines_html(notes), table_html(table)]
     parts += [figure_html(f) for f in figures.values() if not f.sanity]
     parts.append("<h2>Configs and versions</h2>")
     for name, text in prov:

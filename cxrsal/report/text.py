@@ -47,6 +47,8 @@ def report_markdown(res, figures, prov):
             md += [f"### {f.caption}", "", f"![{key}](figures/{key}.png)", ""]
     md += ["## Statistical tests", "",
            markdown(tests.round(4)) if len(tests) else "no tests (no results with baselines)", ""]
+    for title, notes, table in res.get("beside", []):
+        md += [f"## {title}", "", *[n + "\n" for n in notes], markdown(table), ""]
     for key, f in figures.items():
         if not f.sanity:
             md += [f"## {f.caption}", "", f"![{key}](figures/{key}.png)", ""]
