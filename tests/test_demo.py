@@ -1,5 +1,6 @@
 """`cxrsal demo` at its smallest size, end to end, and the report it ends with."""
 
+import re
 from html.parser import HTMLParser
 
 import pandas as pd
@@ -46,11 +47,11 @@ def test_demo_tiny_end_to_end(tmp_path):
     assert r.exit_code == 0, r.output
     lines = r.output.strip().splitlines()
     assert lines[-1] == f"report: {tmp_path / 'demo' / 'report' / 'report.html'}"
-    assert any(l.startswith("demo finished in") for l in lines)
+    assert any(l.startswith("study finished in") for l in lines)
     # the stage table at the end, the stages overlapping on the workers
     table = lines[lines.index("stage times (the stages overlap on the workers):") + 1:]
     timed = {l.rsplit(None, 2)[0].strip() for l in table if l.endswith(" s") and l.startswith("  ")}
-    assert {"prepare", "train resnet18-a", "train retinanet-seed1 (localization network)",
+    assert {"rsna: prepare", "rsna: train resnet18-a", "rsna: train retinanet-seed1 (localization network)",
             "statistics and report"} <= timed
     page = Collect()
     page.feed((tmp_path / "demo" / "report" / "report.html").read_text())
@@ -59,6 +60,20 @@ def test_demo_tiny_end_to_end(tmp_path):
     assert set(page.figures) == figures
     assert page.images == len(figures) and page.tables >= 3
     assert "Configs and versions" in page.h2
+    # the papers' RSNA figures beside the run's, matched by role, labelled as real-data figures
+    assert "The papers beside this run: rsna (rsna)" in page.h2
+    md = (tmp_path / "demo" / "report" / "report.md").read_text()
+    assert "not expectations for synthetic data" in md
+    beside = md.split("## The papers beside this run: rsna (rsna)")[1].split("\n## ")[0]
+    # [A]'s XRAI utility AUPRC on RSNA (Results: Localization utility): 0.519 ± 0.22
+    assert re.search(r"\| \[A\] \| utility AUPRC \| xrai \| inceptionv3 \| 0\.519 ± 0\.22 \| resnet18 \(resnet18-[ab]\) \| "
+                     r"0\.\d{3} \|", beside), beside[:2000]
+    # [B]'s resnet18 rows match the run's resnet18 classification and WILDCAT runs
+    assert "| [B] | test AUC |" in beside and "resnet18 wildcat (resnet18-wildcat)" in beside
+    # Table 2's verdicts side by side, a mark where they differ
+    verdicts = [l for l in beside.splitlines() if "| utility vs average mask |" in l]
+    assert verdicts and all(("differs" in l) == (l.split("|")[5].strip() != l.split("|")[7].strip())
+                            for l in verdicts)
     t2 = pd.read_csv(tmp_path / "demo" / "report" / "stats" / "table2.csv", keep_default_na=False)
     # one Table 2 per model (never pooled): the classifier's with every question, the WILDCAT's
     assert set(t2.model) == {"resnet18", "resnet18-wildcat"} and t2.dataset.nunique() == 1
@@ -71,7 +86,7 @@ def test_demo_tiny_end_to_end(tmp_path):
         assert set(main.loc[main.method == "gcam", question]) <= {"PASS", "FAIL", "n/a"}, question
     assert {"PASS", "FAIL"} & set(main["utility vs localization network"])
     assert {"PASS", "FAIL"} & set(main["repeatability vs localization network"])
-    assert (tmp_path / "demo" / "baselines" / "retinanet-seed1" / "predictions" / "test" / "detections.csv").exists()
+    assert (tmp_path / "demo" / "rsna" / "baselines" / "retinanet-seed1" / "predictions" / "test" / "detections.csv").exists()
     t1 = pd.read_csv(tmp_path / "demo" / "report" / "stats" / "table1.csv")
     assert set(zip(t1.backbone, t1["head"])) == {("resnet18", "classification"), ("resnet18", "wildcat"),
                                                  ("resnet34", "classification"), ("resnet10", "retinanet")}
@@ -107,11 +122,12 @@ def test_demo_tiny_end_to_end(tmp_path):
         a, b = (without_data_hash(pd.read_csv(d / "report" / "stats" / name)) for d in (tmp_path / "demo", again))
         pd.testing.assert_frame_equal(a, b, check_exact=False, rtol=1e-9, obj=name)
     for model in ("resnet18-a", "resnet18-wildcat"):
-        assert_same_weights(tmp_path / "demo" / "models" / model, again / "models" / model)
-    assert_same_weights(tmp_path / "demo" / "baselines" / "retinanet-seed0", again / "baselines" / "retinanet-seed0",
-                        ("best",))
-    assert_same_map_files(tmp_path / "demo" / "maps", again / "maps")
-    assert_same_map_files(tmp_path / "demo" / "results" / "randomization", again / "results" / "randomization")
+        assert_same_weights(tmp_path / "demo" / "rsna" / "models" / model, again / "rsna" / "models" / model)
+    assert_same_weights(tmp_path / "demo" / "rsna" / "baselines" / "retinanet-seed0",
+                        again / "rsna" / "baselines" / "retinanet-seed0", ("best",))
+    assert_same_map_files(tmp_path / "demo" / "rsna" / "maps", again / "rsna" / "maps")
+    assert_same_map_files(tmp_path / "demo" / "rsna" / "results" / "randomization",
+                          again / "rsna" / "results" / "randomization")
 
 
 # kills inside the two stages no command's own test kills ("N:PHASE:TEXT", cxrsal.files: the first
@@ -126,6 +142,6 @@ DEMO_KILLS = [
 def test_demo_without_its_config_says_so(tmp_path, monkeypatch):
     import cxrsal.demo as demo
 
-    monkeypatch.setattr(demo, "CONFIG", tmp_path / "missing.yaml")
+    monkeypatch.setattr(demo, "STUDY", tmp_path / "missing.yaml")
     r = CliRunner().invoke(cli, ["demo", "--size", "tiny", "--out", str(tmp_path / "d"), "--quiet"])
     assert r.exit_code == 2 and "missing.yaml not found" in r.output and "pip install -e ." in r.output
