@@ -58,9 +58,12 @@ def register(cli):
 
         \b
             cxrsal study configs/study_a.yaml --out runs/a --plan
-            cxrsal study configs/study_a.yaml --out runs/a                    (this machine)
-            cxrsal study configs/study_a.yaml --out runs/a --executor slurm   (submit; rerun to resubmit)
+            cxrsal study configs/study_a.yaml --out runs/a
+            cxrsal study configs/study_a.yaml --out runs/a --executor slurm
             cxrsal study configs/study_a.yaml --out runs/a --status
+
+        The second runs it on this machine; the third submits every job to SLURM (run it again to
+        resubmit what did not finish); the fourth prints each job's state.
         """
         from pathlib import Path
 
@@ -77,7 +80,7 @@ def register(cli):
                 device = "cpu" if throughput else device_name()
                 click.echo("\n".join(plan_lines(graph, throughput=throughput, device=device)))
             if status:
-                from cxrsal.study.run import job_states
+                from cxrsal.study.cluster import job_states
 
                 states = job_states(Path(out).resolve(), graph)
                 width = max(len(n) for n in states)

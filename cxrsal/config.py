@@ -197,29 +197,38 @@ def _file_origins(data, path, prefix=""):
     return out
 
 
+def read_yaml_mapping(path, name, expected):
+    """The mapping a YAML file holds; else ConfigError, one line starting with `name` (how the user
+    gave the file: "--config FILE"): it cannot be read, is not valid YAML (where), or its top level
+    is not a mapping (`expected` says what it should hold)."""
+    import yaml
+
+    try:
+        text = Path(path).read_text()
+    except OSError as e:
+        raise ConfigError(f"{name}: cannot be read ({e.strerror})") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        what = getattr(e, "problem", None) or str(e).splitlines()[0]
+        raise ConfigError(f"{name}: not valid YAML{where} ({what})") from None
+    data = {} if data is None else data
+    if not isinstance(data, dict):
+        raise ConfigError(f"{name}: {expected}")
+    return data
+
+
 def load_config(path=None, overrides=(), options=None, cls=Config, base=None):
     """Defaults < a command's own defaults `base` {"section.key": value} < YAML file `path` <
     command-line `options` {"section.key": value} < `--set` overrides. Every value is checked
     against its key's declared domain, and the keys against each other (`CROSS_CHECKS`); a bad one
     is one line naming where it was set (the file, the option or the `--set`)."""
-    import yaml
-
     data, source = {}, "defaults"
     if path:
         source = str(path)
-        try:
-            text = Path(path).read_text()
-        except OSError as e:
-            raise ConfigError(f"--config {path}: cannot be read ({e.strerror})") from None
-        try:
-            data = yaml.safe_load(text) or {}
-        except yaml.YAMLError as e:
-            mark = getattr(e, "problem_mark", None)
-            where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
-            what = getattr(e, "problem", None) or str(e).splitlines()[0]
-            raise ConfigError(f"--config {path}: not valid YAML{where} ({what})") from None
-        if not isinstance(data, dict):
-            raise ConfigError(f"--config {path}: the top level must be a mapping of sections")
+        data = read_yaml_mapping(path, f"--config {path}", "the top level must be a mapping of sections")
     origins = _file_origins(data, path) if path else {}
     for key, value in reversed(list((base or {}).items())):
         node = data

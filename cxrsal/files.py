@@ -20,12 +20,17 @@ from .errors import CxrsalError
 # points ("open": the temporary file exists, empty; "written": it is complete but not yet renamed;
 # "renamed": the final name is in place). WHERE = "N[:PHASE[:TEXT]]" names the first write point,
 # from the process's N-th on, of that phase on a path holding TEXT. KILL_AT_ENV=WHERE: the
-# process SIGKILLs itself there (a pool worker, its parent first); FAIL_AT_ENV=WHERE: the write
+# process SIGKILLs itself there (a pool worker, its parent first, and the command's first process:
+# a worker's worker takes the whole command down); FAIL_AT_ENV=WHERE: the write
 # fails there with OSError(ENOSPC), as on a full disk ("open" or "written" only);
 # WRITE_LOG_ENV=FILE: each point is appended to FILE.
 KILL_AT_ENV = "CXRSAL_TEST_KILL_AT"
 FAIL_AT_ENV = "CXRSAL_TEST_FAIL_AT"
 WRITE_LOG_ENV = "CXRSAL_TEST_WRITE_LOG"
+# the command's first process, which every process it starts inherits (fault injection only)
+KILL_ROOT_ENV = "CXRSAL_TEST_KILL_ROOT"
+if os.environ.get(KILL_AT_ENV) and not os.environ.get(KILL_ROOT_ENV):
+    os.environ[KILL_ROOT_ENV] = str(os.getpid())
 _points = {"n": 0}
 _points_lock = threading.Lock()
 
@@ -51,6 +56,9 @@ def _write_point(phase, path):
 
             if multiprocessing.parent_process() is not None:    # a worker of a pool: the job dies
                 os.kill(os.getppid(), signal.SIGKILL)
+                root = int(os.environ.get(KILL_ROOT_ENV) or 0)
+                if root and root not in (os.getpid(), os.getppid()):
+                    os.kill(root, signal.SIGKILL)
             os.kill(os.getpid(), signal.SIGKILL)
         if fail_at and _at(fail_at, n, phase, path):
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))

@@ -109,3 +109,9 @@ def gcam_store(trained_classifier, tmp_path_factory):
     run_saliency(trained_classifier, out, load_config(options={"saliency.batch_size": 8}), "gcam", progress=False,
                  log=lambda *_: None)
     return out
+
+
+@pytest.fixture(scope="session")
+def coco(image_folder, tmp_path_factory):
+    """`helpers.coco_folder`: (its root, holding ann.json, and the lesion mask)."""
+    return helpers.coco_folder(tmp_path_factory.mktemp("coco"), image_folder)

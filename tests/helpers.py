@@ -12,6 +12,7 @@ an uninterrupted run.
 """
 
 import contextlib
+import json
 import os
 import re
 import signal
@@ -176,6 +177,46 @@ def image_folder(root):
     (root / "labels.csv").write_text("\n".join(labels) + "\n")
     (root / "boxes.csv").write_text("\n".join(boxes) + "\n")
     return root
+
+
+def coco_rle(mask):
+    """COCO's uncompressed RLE of a binary mask, written here: run lengths of the column-major
+    (Fortran-order) pixels, starting with a run of zeros."""
+    flat = mask.ravel(order="F").astype(np.uint8)
+    counts, value, run = [], 0, 0
+    for v in flat:
+        if v != value:
+            counts.append(run)
+            value, run = v, 0
+        run += 1
+    counts.append(run)
+    return {"size": list(mask.shape), "counts": counts}
+
+
+def coco_folder(root, image_folder):
+    """The image folder's PNG images with a COCO file (`root/ann.json`): odd images have an 'opacity'
+    annotation whose segmentation is an RLE of an irregular mask (img01: a polygon instead), img02 a
+    'device', and one annotation names an image the file lacks. Returns (root, the lesion mask)."""
+    lesion = np.zeros((H, W), bool)
+    lesion[15:35, 20:50] = True
+    lesion[30:45, 20:28] = True
+    images, annotations = [], []
+    for i in range(20):
+        kind = KINDS[i % 5]
+        if kind in ("jpg", "dcm"):
+            continue
+        images.append({"id": i, "file_name": f"images/{kind}/img{i:02d}.png", "width": W, "height": H})
+        if i % 2:
+            seg = [[20, 15, 50, 15, 50, 35, 20, 35]] if i == 1 else coco_rle(lesion)
+            annotations.append({"id": 100 + i, "image_id": i, "category_id": 1, "bbox": [20, 15, 30, 30],
+                                "segmentation": seg, "iscrowd": 0})
+    annotations.append({"id": 200, "image_id": 2, "category_id": 2, "bbox": [1, 1, 5, 5], "segmentation": []})
+    annotations.append({"id": 300, "image_id": 777, "category_id": 1, "bbox": [1, 1, 5, 5]})
+    doc = {"images": images, "annotations": annotations,
+           "categories": [{"id": 1, "name": "opacity"}, {"id": 2, "name": "device"}]}
+    (root / "ann.json").write_text(json.dumps(doc))
+    (root / "images").symlink_to(image_folder / "images")
+    return root, lesion
 
 
 # ---------------------------------------------------------------- the kill harness

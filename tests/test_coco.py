@@ -2,7 +2,6 @@
 polygons) and categories, the same manifest, arrays and skipped rules as the other data sets; bad
 input in one line. References: a COCO RLE encoder written here, pycocotools, boxes_to_mask."""
 
-import json
 
 import numpy as np
 import pandas as pd
@@ -12,48 +11,7 @@ from cxrsal.data.manifest import read_manifest
 from cxrsal.data.masks import boxes_to_mask
 from cxrsal.data.prepare import annotation_of, check_prepared
 from cxrsal.resizing import resize_mask
-from helpers import KINDS, H, W, cxrsal
-
-
-def coco_rle(mask):
-    """COCO's uncompressed RLE of a binary mask, written here: run lengths of the column-major
-    (Fortran-order) pixels, starting with a run of zeros."""
-    flat = mask.ravel(order="F").astype(np.uint8)
-    counts, value, run = [], 0, 0
-    for v in flat:
-        if v != value:
-            counts.append(run)
-            value, run = v, 0
-        run += 1
-    counts.append(run)
-    return {"size": list(mask.shape), "counts": counts}
-
-
-@pytest.fixture(scope="module")
-def coco(image_folder, tmp_path_factory):
-    """The image folder's PNG images with a COCO file: odd images have an 'opacity' annotation whose
-    segmentation is an RLE of an irregular mask (img01: a polygon instead), img02 a 'device'."""
-    root = tmp_path_factory.mktemp("coco")
-    lesion = np.zeros((H, W), bool)
-    lesion[15:35, 20:50] = True
-    lesion[30:45, 20:28] = True
-    images, annotations = [], []
-    for i in range(20):
-        kind = KINDS[i % 5]
-        if kind in ("jpg", "dcm"):
-            continue
-        images.append({"id": i, "file_name": f"images/{kind}/img{i:02d}.png", "width": W, "height": H})
-        if i % 2:
-            seg = [[20, 15, 50, 15, 50, 35, 20, 35]] if i == 1 else coco_rle(lesion)
-            annotations.append({"id": 100 + i, "image_id": i, "category_id": 1, "bbox": [20, 15, 30, 30],
-                                "segmentation": seg, "iscrowd": 0})
-    annotations.append({"id": 200, "image_id": 2, "category_id": 2, "bbox": [1, 1, 5, 5], "segmentation": []})
-    annotations.append({"id": 300, "image_id": 777, "category_id": 1, "bbox": [1, 1, 5, 5]})
-    doc = {"images": images, "annotations": annotations,
-           "categories": [{"id": 1, "name": "opacity"}, {"id": 2, "name": "device"}]}
-    (root / "ann.json").write_text(json.dumps(doc))
-    (root / "images").symlink_to(image_folder / "images")
-    return root, lesion
+from helpers import H, W, cxrsal
 
 
 def test_coco_segmentations_and_categories(coco, tmp_path):

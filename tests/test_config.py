@@ -67,9 +67,18 @@ def test_every_shipped_config_loads():
     from cxrsal.data.items import DATASETS
     from cxrsal.models import BACKBONES, HEADS
 
+    from cxrsal.study import load_study
+    from cxrsal.study.graph import build_jobs
+
     configs = sorted((Path(__file__).parents[1] / "configs").rglob("*.yaml"))
-    assert len(configs) >= 20
+    studies = [p for p in configs if p.name.startswith("study_")]
+    assert len(configs) - len(studies) >= 20 and {p.name for p in studies} == {
+        "study_a.yaml", "study_b.yaml", "study_demo.yaml"}
     for path in configs:
+        if path in studies:         # a study file: every job's settings load
+            jobs = build_jobs(load_study(path), "/nonexistent/out")
+            assert jobs[-1].name == "statistics and report" and len(jobs) > 10, path
+            continue
         cfg = load_config(path)
         assert cfg.data.dataset in DATASETS and cfg.model.arch in BACKBONES and cfg.model.head in HEADS, path
 

@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from helpers import KINDS, H, W, cxrsal, kill_specs, no_temporary_files
+from helpers import cxrsal, kill_specs, no_temporary_files
 
 REPO = Path(__file__).resolve().parents[1]
 TABLES = ("table2.csv", "table1.csv", "tests.csv", "posthoc.csv", "localization.csv", "findings.csv")
@@ -38,9 +38,9 @@ def two_sets(root, image_folder, coco_file, user_model):
                        "settings": {"data": {"size": 32, "split": [0.5, 0.25, 0.25], "workers": 1}},
                        "models": model(), "localization": {"kind": "unet", "replicates": 1, "epochs": 1}},
             "coco": {"kind": "coco", "root": str(coco_file.parent),
-                     # 12 images, 6 positive: 4 per split, so validation has both classes
+                     # 12 images, 6 with an opacity: 4 per split, so validation has both classes
                      "settings": {"data": {"size": 32, "split": [0.34, 0.33, 0.33], "workers": 1,
-                                           "annotations": str(coco_file)}},
+                                           "annotations": str(coco_file), "positive": ["opacity"]}},
                      "models": model(), "localization": None},
         },
     }
@@ -62,29 +62,10 @@ def user_keras(path):
 
 
 @pytest.fixture(scope="session")
-def coco_set(image_folder, tmp_path_factory):
-    """The image folder's PNGs with a COCO file: the odd images hold one 'opacity' box polygon."""
-    root = tmp_path_factory.mktemp("coco_study")
-    images, annotations = [], []
-    for i in range(20):
-        kind = KINDS[i % 5]
-        if kind in ("jpg", "dcm"):
-            continue
-        images.append({"id": i, "file_name": f"images/{kind}/img{i:02d}.png", "width": W, "height": H})
-        if i % 2:
-            annotations.append({"id": 100 + i, "image_id": i, "category_id": 1, "bbox": [20, 15, 30, 20],
-                                "segmentation": [[20, 15, 50, 15, 50, 35, 20, 35]], "iscrowd": 0})
-    (root / "ann.json").write_text(json.dumps({"images": images, "annotations": annotations,
-                                               "categories": [{"id": 1, "name": "opacity"}]}))
-    (root / "images").symlink_to(image_folder / "images")
-    return root / "ann.json"
-
-
-@pytest.fixture(scope="session")
-def tiny_study(image_folder, coco_set, tmp_path_factory):
+def tiny_study(image_folder, coco, tmp_path_factory):
     """The two-set study, run once per session: (its study file, its folder, the run's output)."""
     base = tmp_path_factory.mktemp("study")
-    path = two_sets(base, image_folder, coco_set, user_keras(base / "mine.keras"))
+    path = two_sets(base, image_folder, coco[0] / "ann.json", user_keras(base / "mine.keras"))
     rc, out, err = cxrsal("study", path, "--out", base / "run", "--jobs", "2")
     assert rc == 0, err[-3000:]
     return path, base / "run", out
@@ -276,7 +257,9 @@ def locked(change):
         fcntl.flock(lock, fcntl.LOCK_EX)
         jobs = json.load(open(state)) if os.path.exists(state) else []
         out = change(jobs)
-        json.dump(jobs, open(state, "w"))
+        with open(state + ".tmp", "w") as f:      # readers (sacct, the test) see whole files
+            json.dump(jobs, f)
+        os.replace(state + ".tmp", state)
         return out
 
 
@@ -374,7 +357,8 @@ def _standin(jobs, out):
 
 def test_the_graph_through_submitits_local_executor(standin_env):
     from cxrsal.study import load_study
-    from cxrsal.study.run import finished, open_study, submit
+    from cxrsal.study.cluster import submit
+    from cxrsal.study.run import finished, open_study
 
     path = two_sets(standin_env, standin_env, standin_env / "ann.json", standin_env / "m.keras")
     out = standin_env / "run"
@@ -390,7 +374,8 @@ def test_the_graph_through_submitits_local_executor(standin_env):
 
 def test_the_graph_through_slurm_standins(standin_env, monkeypatch):
     from cxrsal.study import load_study
-    from cxrsal.study.run import finished, job_states, open_study, submit
+    from cxrsal.study.cluster import job_states, submit
+    from cxrsal.study.run import finished, open_study
 
     path = two_sets(standin_env, standin_env, standin_env / "ann.json", standin_env / "m.keras")
     study = yaml.safe_load(path.read_text())

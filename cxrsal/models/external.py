@@ -61,20 +61,9 @@ CARD_DOMAINS = {"logit_layer": Optional(Text(nonempty=True)), "class_index": Opt
 
 def read_model_card(path=None, **options):
     """The card from a YAML file (or none), then `options` (None = not given) over it."""
-    import yaml
+    from ..config import read_yaml_mapping
 
-    data = {}
-    if path:
-        try:
-            data = yaml.safe_load(Path(path).read_text()) or {}
-        except OSError as e:
-            raise CxrsalError(f"--model-card {path}: cannot be read ({e.strerror})") from None
-        except yaml.YAMLError as e:
-            mark = getattr(e, "problem_mark", None)
-            where = f" at line {mark.line + 1}" if mark is not None else ""
-            raise CxrsalError(f"--model-card {path}: not valid YAML{where}") from None
-        if not isinstance(data, dict):
-            raise CxrsalError(f"--model-card {path}: expected a mapping of card fields")
+    data = read_yaml_mapping(path, f"--model-card {path}", "expected a mapping of card fields") if path else {}
     data.update({k: v for k, v in options.items() if v is not None})
     where = f"--model-card {path}" if path else "model card"
     names = [f.name for f in dataclasses.fields(ModelCard)]

@@ -4,8 +4,10 @@ file, as a graph of resumable jobs run on this machine or submitted to SLURM thr
     spec    the study file's schema and loader
     graph   the job graph: names, folders, settings digests, costs
     tasks   the job functions (each resolves its inputs when it starts)
+    layout  names, folders and each job's cxrsal settings
     cost    model evaluations per job, the measured throughputs
-    run     bookkeeping, the local and submitit executors
+    run     bookkeeping, the local executor (worker processes)
+    cluster submitit: SLURM jobs, or submitit's local executor
 """
 
 import time
@@ -56,7 +58,7 @@ def run_study(path, out, *, overrides=(), jobs=None, executor="local", recompute
     executors) or None (submitted to SLURM)."""
     from ..workers import default_workers
     from .graph import REPORT
-    from .run import open_study, run_local, submit
+    from .run import open_study, run_local
 
     study = load_study(path, overrides)
     out = Path(out).resolve()
@@ -64,6 +66,8 @@ def run_study(path, out, *, overrides=(), jobs=None, executor="local", recompute
     t0 = time.time()
     stamp = lambda: f"[study {time.time() - t0:6.0f} s]"      # noqa: E731
     if executor != "local":
+        from .cluster import submit
+
         ids = submit(graph, out, study, executor=executor, log=log)
         if executor == "slurm":
             log(f"{len(ids)} jobs submitted; `cxrsal study {path} --out {out} --status` shows their state")

@@ -5,7 +5,6 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..errors import ConfigError
 from .spec import DEFAULT_LOCALIZATION
 
 
@@ -52,17 +51,9 @@ def localization_setting(study, ds, index):
 
 
 def _read_yaml(path, where):
-    import yaml
+    from ..config import read_yaml_mapping
 
-    try:
-        data = yaml.safe_load(Path(path).read_text()) or {}
-    except OSError as e:
-        raise ConfigError(f"{where}: {path} cannot be read ({e.strerror})") from None
-    except yaml.YAMLError as e:
-        raise ConfigError(f"{where}: {path} is not valid YAML ({getattr(e, 'problem', None) or e})") from None
-    if not isinstance(data, dict):
-        raise ConfigError(f"{where}: {path}: the top level must be a mapping of sections")
-    return data
+    return read_yaml_mapping(path, f"{where}: {path}", "the top level must be a mapping of sections")
 
 
 def _merge(base, mapping, origins, origin, prefix=""):

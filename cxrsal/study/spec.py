@@ -316,23 +316,10 @@ def set_key(data, dotted, value, source):
 def load_study(path, overrides=()):
     """The study file at `path` with `--set key=value` overrides (study keys, dotted); ConfigError
     (one line naming the file or the override) when it is wrong."""
-    import yaml
-
-    from ..config import parse_override
+    from ..config import parse_override, read_yaml_mapping
 
     path = Path(path)
-    try:
-        text = path.read_text()
-    except OSError as e:
-        raise ConfigError(f"{path}: cannot be read ({e.strerror})") from None
-    try:
-        data = yaml.safe_load(text) or {}
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
-        raise ConfigError(f"{path}: not valid YAML{where} ({getattr(e, 'problem', None) or e})") from None
-    if not isinstance(data, dict):
-        raise ConfigError(f"{path}: the top level must be a mapping (name, datasets, experiments, ...)")
+    data = read_yaml_mapping(path, str(path), "the top level must be a mapping (name, datasets, experiments, ...)")
     for text in overrides:
         parts, value = parse_override(text)
         set_key(data, ".".join(parts), value, f"--set {text}")
