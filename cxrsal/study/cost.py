@@ -28,13 +28,15 @@ def per_image(cfg, methods, has_wildcat):
     return sum(METHODS.get(n).evaluations(METHODS.get(n).resolve(cfg.method_params(n))) for n in names)
 
 
-def randomization_steps(arch, all_blocks=False):
+def randomization_steps(arch, all_blocks=False, blocks=()):
     """The randomized states of one cascade: the logits, then each backbone block it randomizes
-    (InceptionV3: logits and mixed10 ... mixed1, 11 steps)."""
+    (InceptionV3: logits and mixed10 ... mixed1, 11 steps). A user's model (not a registered
+    backbone): the logits and the `blocks` its model card lists (its discovered blocks are only
+    known once it is loaded)."""
     from ..models.backbones import BACKBONES
 
-    if arch not in BACKBONES:        # a user's model: its blocks are only known once it is loaded
-        return 5
+    if arch not in BACKBONES:
+        return 1 + len(blocks)
     b = BACKBONES.get(arch)
     blocks = [x for x in b.block_order if all_blocks or x not in b.randomization_skips]
     return 1 + len(blocks)

@@ -131,7 +131,7 @@ def _dataset_jobs(ctx, study, d, ds, cost, t):
                 settings = {"path": str(study.resolve(spec.path)), "card": str(study.resolve(spec.card) or "")}
                 jobs.append(StudyJob(f"{d}: adopt {run}", "train", t.adopt, (ctx, d, mname), deps=prepared,
                                      outputs=(f"{d}/models/{run}",), settings=settings, dataset=d))
-                arch_size[mname] = (f"external-{Path(spec.path).stem}", counts.get("size", 0))
+                arch_size[mname] = (f"external-{Path(spec.path).stem}", job_config(study, d).data.size)
             else:
                 cfg = model_cfg(mname, spec, _train_extra(spec, seed + k))
                 jobs.append(StudyJob(f"{d}: train {run}", "train", t.train, (ctx, d, mname, k), deps=prepared,
@@ -194,7 +194,12 @@ def _dataset_jobs(ctx, study, d, ds, cost, t):
     scfg = t.map_configs(ctx, d, mapped)[0]
     per = cost.per_image(scfg, methods, mspec.head == "wildcat")
     arch, size = arch_size[mapped]
-    steps = cost.randomization_steps(arch, scfg.randomization.all_blocks)
+    card = {}
+    if mspec.card:
+        from ..models.external import read_model_card
+
+        card = {"blocks": read_model_card(study.resolve(mspec.card)).blocks or ()}
+    steps = cost.randomization_steps(arch, scfg.randomization.all_blocks, **card)
     for order, smooth in [(o, 0) for o in exp.orders] + ([(exp.orders[0] if exp.orders else "top-down", exp.smprt)]
                                                          if exp.smprt else []):
         rcfg = t.randomization_config(ctx, d, order, smooth)
