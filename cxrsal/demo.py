@@ -29,7 +29,9 @@ SIZES = {
         f"{_M}resnet18-wildcat.settings.model.input_size=32",
         "settings.saliency.samples=2", "settings.saliency.ig_steps=3", "settings.saliency.xrai_steps=3",
         "settings.pipeline.batch_size=8", "settings.saliency.batch_size=4",
-        f"{_L}epochs=1", f"{_L}settings.model.input_size=32"]),
+        f"{_L}epochs=1", f"{_L}settings.model.input_size=32",
+        # the tiny RetinaNets as the demo always trained them: demo.yaml's anchors, no plateau
+        f"{_L}settings.baseline.anchor_size=2.25", f"{_L}settings.train.plateau_patience=0"]),
     # the study file as it is: classifiers and WILDCAT at 64 px with output stride 8 (8 x 8 cells,
     # as [A]'s InceptionV3 at 299-320 px) and a quarter of ResNet's channels (a dilated map at full
     # width costs several times the compute of stride 16; a quarter of the channels cuts that to
@@ -57,6 +59,7 @@ def run_demo(out, *, size="full", seed=0, jobs=None, log=print, progress=None):
     the tables do not depend on it). Returns the report's folder."""
     from .data.synth import synth
     from .errors import CxrsalError
+    from .identity import claim
     from .study import run_study
 
     if not STUDY.exists():
@@ -64,10 +67,12 @@ def run_demo(out, *, size="full", seed=0, jobs=None, log=print, progress=None):
                           "install as the README says (pip install -e .)")
     p = SIZES[size]
     out = Path(out).resolve()
+    identity = {"--size": size, "--seed": seed}
+    claim(out, "demo", identity)        # before the data: another size or seed is refused untouched
     data = out / "data"
     t0 = time.time()
     if not (data / "stage_2_train_labels.csv").exists():
         log(f"[demo {time.time() - t0:6.0f} s] synthetic RSNA data: {p['n']} images")
         synth("rsna", data, p["n"], seed=seed, image_size=p["image_size"])
     return run_study(STUDY, out, overrides=demo_overrides(out, size, seed), jobs=jobs, log=log, command="demo",
-                     identity={"--size": size, "--seed": seed})
+                     identity=identity)

@@ -88,7 +88,7 @@ def test_two_data_sets_end_to_end(tiny_study):
         cmp = pd.read_csv(run / d / "results" / "reproducibility" / "compare.csv")
         assert set(zip(cmp.model_a, cmp.model_b)) == {("small", "mine")}
         assert (run / d / "results" / "randomization" / "randomization.csv").exists()
-        assert json.loads((run / d / "choices.json").read_text())["mapped"] == "small"
+        assert (run / d / "maps" / "small").is_dir() and (run / d / "results" / "score-mine").is_dir()
     # the folder set has a localization network: its utility baseline; the COCO set none
     scores = pd.read_csv(run / "folder" / "results" / "score-small" / "scores.csv")
     assert {"baseline:avg", "baseline:segmentation"} <= set(scores.method)
@@ -120,6 +120,11 @@ def test_a_killed_study_resumes_to_the_same_tables(tiny_study, tmp_path):
     ({"experiments": {"mapped": "nobody"}}, "experiments.mapped: 'nobody' is not one of its models"),
     ({"experiments": {"orders": ["sideways"]}}, "experiments.orders must be"),
     ({"datasets": {"folder": {"prepared": "x"}}}, "give either root"),
+    ({"experiments": {"methods": "grad,gradd"}}, "experiments.methods: 'gradd' is no method"),
+    ({"datasets": {"report": {"kind": "rsna", "root": "x", "models": {"m": {"arch": "resnet18"}}}}},
+     "may not be named 'report'"),
+    ({"datasets": {"coco": {"models": {"small-permuted": {"arch": "resnet18"}},
+                            "experiments": {"data_randomization": True}}}}, "would both write models/small-permuted"),
     ({"datasets": {"folder": {"settings": {"saliency": {"samplse": 2}}}}}, "unknown key 'saliency.samplse'"),
     ({"datasets": {"coco": {"models": {"small": {"arch": "resnet18", "settings": {"model": {"width": -1}}}}}}},
      "model.width must be"),
@@ -192,6 +197,10 @@ def test_workload_counts_what_the_plan_counts():
     assert plan["steps"] == 11 and plan["replicates"] == 2
     per = 1 + 25 + 10 + 250 + 1 + 200 + 1 + 2
     assert plan["per_image"] == per
+    # what runs on InceptionV3: the whole slow count but the DenseNet121's maps of reproducibility
+    study = yaml.safe_load((REPO / "configs" / "study_a.yaml").read_text())
+    densenet = sum(ds["images"]["test_positives"] * per for ds in study["datasets"].values())
+    assert plan["total"] == _slow_count(REPO / "configs" / "study_a.yaml", None, per) - densenet
 
 
 # ------------------------------------------------------------------ an edited study file
@@ -204,13 +213,13 @@ def _graph(path, out):
 
 
 def _pretend_done(out, jobs):
-    from cxrsal.study.run import done_marker
+    from cxrsal.study.run import done_marker, mark_of
 
     for j in jobs:
         for rel in j.outputs:
             (Path(out) / rel).mkdir(parents=True, exist_ok=True)
             (Path(out) / rel / "x.txt").write_text(j.name)
-        done_marker(out, j).write_text(json.dumps({"digest": j.digest}))
+        done_marker(out, j).write_text(json.dumps(mark_of(j)))
 
 
 def test_an_edited_study_refuses_then_recomputes_what_changed(tmp_path):
@@ -227,19 +236,42 @@ def test_an_edited_study_refuses_then_recomputes_what_changed(tmp_path):
     path.write_text(yaml.safe_dump(study))
     with pytest.raises(CxrsalError) as e:
         _graph(path, out)
-    # the coco set's trained model, its maps, randomization and reproducibility changed; nothing else
-    assert "changed the settings of" in str(e.value) and "'coco: train small'" in str(e.value)
+    # the coco set's trained model changed (its width shapes no map setting of the jobs after it)
+    assert "changed the settings of 1 job already run" in str(e.value) and "'coco: train small'" in str(e.value)
     assert "folder:" not in str(e.value) and "--recompute-changed" in str(e.value)
     jobs = open_study(load_study(path), out, recompute_changed=True, log=lambda *_: None)
     again = {j.name for j in jobs if not finished(out, j)}
-    # (the user model's maps wait for no choice on the COCO set, which has no localization network;
-    # its score reads Table 1's choices)
-    assert again == {"coco: train small", "coco: Table 1's choices", "coco: maps of small", "coco: score small",
-                     "coco: score mine", "coco: cascading randomization top-down", "coco: reproducibility",
-                     "statistics and report"}
+    # it and every job after it run again; the user model's maps and score do not wait for it
+    assert again == {"coco: train small", "coco: maps of small", "coco: score small",
+                     "coco: cascading randomization top-down", "coco: reproducibility", "statistics and report"}
     moved = list((out / ".replaced").glob("*/coco/models/small/x.txt"))
     assert len(moved) == 1 and not (out / "coco" / "models" / "small").exists()
     assert (out / "coco" / "models" / "mine" / "x.txt").exists() and (out / "folder" / "models" / "small").exists()
+
+
+def test_settings_that_shape_nothing_and_new_jobs(tmp_path):
+    """A batch size changes no job; a study edited before anything ran refuses nothing; a job
+    added to a finished study runs, and the report after it, the rest stays finished."""
+    from cxrsal.study import load_study
+    from cxrsal.study.run import finished, open_study
+
+    path = two_sets(tmp_path, tmp_path, tmp_path / "ann.json", tmp_path / "m.keras")
+    out = tmp_path / "run"
+    _graph(path, out)                                    # opened, nothing ran
+    study = yaml.safe_load(path.read_text())
+    study["experiments"]["images"] = 5
+    path.write_text(yaml.safe_dump(study))
+    jobs = _graph(path, out)                             # no refusal: no job had run
+    _pretend_done(out, jobs)
+    study["settings"]["saliency"]["batch_size"] = 16
+    path.write_text(yaml.safe_dump(study))
+    assert all(finished(out, j) for j in _graph(path, out))
+    study["experiments"]["orders"] = ["top-down", "bottom-up"]
+    path.write_text(yaml.safe_dump(study))
+    jobs = open_study(load_study(path), out, log=lambda *_: None)
+    assert {j.name for j in jobs if not finished(out, j)} == {
+        "folder: cascading randomization bottom-up", "coco: cascading randomization bottom-up",
+        "statistics and report"}
 
 
 # ------------------------------------------------------------------ through submitit

@@ -20,10 +20,11 @@ def plan_lines(jobs, *, throughput=None, device="cpu"):
     """What `--plan` prints: each job, what it waits for and its evaluations; the evaluations per
     kind of job; training (images x epochs) on its own lines; the projected hours."""
     from . import cost
+    from .graph import REPORT
 
     lines = ["jobs (what each waits for; model evaluations = forward + input gradient of one image):"]
     for j in jobs:
-        deps = "" if not j.deps else ("after every other job" if len(j.deps) > 4 else "after " + "; ".join(j.deps))
+        deps = "" if not j.deps else ("after every other job" if j.name == REPORT else "after " + "; ".join(j.deps))
         what = f"{j.evaluations:,} evaluations" if j.evaluations else (
             f"training: {j.training[0]:,} images x {j.training[1]} epochs" if j.training else "no model evaluations")
         lines.append(f"  {j.name}  [{j.kind}]  {what}" + (f"  ({deps})" if deps else ""))

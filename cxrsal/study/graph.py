@@ -24,7 +24,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from .layout import Context, _train_extra, job_config, localization_names, replicate_names, twin_name
+from ..config_schema import MAP_SETTINGS
+from .layout import Context, _train_extra, job_config, localization_names
+from .spec import replicate_names, twin_name
 
 REPORT = "statistics and report"
 
@@ -55,15 +57,39 @@ class StudyJob:
 
         return re.sub(r"[^A-Za-z0-9_.-]+", "_", self.name).strip("_")
 
+    # the digest of its own settings and of every job before it (`chain_digests`): what a finished
+    # job must match to count as finished
+    digest: str = ""
+
     @property
-    def digest(self):
+    def own(self):
+        """The digest of its own settings (what `--recompute-changed` names a job changed by)."""
         return hashlib.sha256(json.dumps(self.settings, sort_keys=True, default=str).encode()).hexdigest()
 
 
-def _digest_config(cfg):
-    from ..config import to_dict
+# the settings that shape each kind of job's outputs (the rest, such as decoding workers or batch
+# sizes, do not); only values other than the defaults count, so a cxrsal that adds a key with its
+# default changes no job
+SHAPING = {
+    "prepare": ("data.dataset", "data.root", "data.size", "data.seed", "data.split", "data.annotations",
+                "data.positive"),
+    "train": ("pipeline", "model", "train"),
+    "localization": ("pipeline", "model", "train", "baseline"),
+    "maps": (*MAP_SETTINGS, "saliency", "ggcam"),
+    "score": ("score", "pointwise"),
+    "randomization": (*MAP_SETTINGS, "saliency", "ggcam", "randomization", "similarity"),
+    "compare": (*MAP_SETTINGS, "saliency", "ggcam", "compare", "similarity"),
+}
+NOT_SHAPING = ("saliency.batch_size", "saliency.group_size", "pipeline.shuffle_buffer")
 
-    return to_dict(cfg)
+
+def shaping(cfg, kind):
+    """{"section.key": value} of `cfg`'s settings that shape a `kind` job's outputs, where they
+    differ from the defaults."""
+    from ..config import Config
+
+    mine, default = cfg.settings(*SHAPING[kind]), Config().settings(*SHAPING[kind])
+    return {k: v for k, v in sorted(mine.items()) if k not in NOT_SHAPING and default.get(k, object()) != v}
 
 
 def plan_images(study, ds_name, out):
@@ -97,8 +123,17 @@ def build_jobs(study, out):
         jobs += _dataset_jobs(ctx, study, ds_name, ds, cost, t)
     ids = [j.name for j in jobs]
     jobs.append(StudyJob(REPORT, "report", t.report, (ctx,), deps=tuple(ids), outputs=("report",),
-                         settings={"posthoc": study.stats.posthoc, "published": study.report.published,
-                                   "datasets": list(study.datasets)}))
+                         settings={"posthoc": study.stats.posthoc, "published": study.report.published}))
+    return chain_digests(jobs)
+
+
+def chain_digests(jobs):
+    """Each job's `digest`: its own settings and the digests of the jobs it waits for, so a change
+    upstream, or a job added before the report, makes the jobs after it unfinished."""
+    digests = {}
+    for j in jobs:
+        parts = [j.own] + sorted(digests[d] for d in j.deps)
+        j.digest = digests[j.name] = hashlib.sha256("|".join(parts).encode()).hexdigest()
     return jobs
 
 
@@ -110,11 +145,10 @@ def _dataset_jobs(ctx, study, d, ds, cost, t):
     n_rand = _limited(counts["test_positives"], exp.randomization_images or exp.images)
     n_cmp = _limited(counts["test_positives"], exp.compare_images or exp.images)
     n_val = _limited(counts["val_positives"], exp.images)
-    prepared = []
+    prepared = ()
     if not ds.prepared:
-        cfg = job_config(study, d)
         jobs.append(StudyJob(f"{d}: prepare", "prepare", t.prepare, (ctx, d), outputs=(f"{d}/prepared",),
-                             settings={"data": _digest_config(cfg)["data"]}, dataset=d))
+                             settings=shaping(job_config(study, d), "prepare"), dataset=d))
         prepared = (jobs[-1].name,)
 
     def model_cfg(mname, spec, extra):
@@ -128,14 +162,14 @@ def _dataset_jobs(ctx, study, d, ds, cost, t):
         seed = study.seed if spec.seed is None else spec.seed
         for k, run in enumerate(runs_of[mname]):
             if spec.path:
-                settings = {"path": str(study.resolve(spec.path)), "card": str(study.resolve(spec.card) or "")}
                 jobs.append(StudyJob(f"{d}: adopt {run}", "train", t.adopt, (ctx, d, mname), deps=prepared,
-                                     outputs=(f"{d}/models/{run}",), settings=settings, dataset=d))
+                                     outputs=(f"{d}/models/{run}",), settings=t.adopt_settings(study, spec),
+                                     dataset=d))
                 arch_size[mname] = (f"external-{Path(spec.path).stem}", job_config(study, d).data.size)
             else:
                 cfg = model_cfg(mname, spec, _train_extra(spec, seed + k))
                 jobs.append(StudyJob(f"{d}: train {run}", "train", t.train, (ctx, d, mname, k), deps=prepared,
-                                     outputs=(f"{d}/models/{run}",), settings=_digest_config(cfg), dataset=d,
+                                     outputs=(f"{d}/models/{run}",), settings=shaping(cfg, "train"), dataset=d,
                                      training=(counts["train"], cfg.train.epochs), arch=cfg.model.arch,
                                      size=cfg.model.input_size or cfg.data.size))
                 arch_size[mname] = (cfg.model.arch, cfg.model.input_size or cfg.data.size)
@@ -147,7 +181,7 @@ def _dataset_jobs(ctx, study, d, ds, cost, t):
         cfg = model_cfg(mapped, mspec, t.twin_extra(study, d, mspec, exp, seed))
         run = twin_name(mapped)
         jobs.append(StudyJob(f"{d}: train {run} (permuted labels)", "train", t.train_twin, (ctx, d), deps=prepared,
-                             outputs=(f"{d}/models/{run}",), settings=_digest_config(cfg), dataset=d,
+                             outputs=(f"{d}/models/{run}",), settings=shaping(cfg, "train"), dataset=d,
                              training=(counts["train"], cfg.train.epochs), arch=cfg.model.arch,
                              size=cfg.model.input_size or cfg.data.size))
         trained[run] = jobs[-1].name
@@ -155,20 +189,31 @@ def _dataset_jobs(ctx, study, d, ds, cost, t):
     for k, run in enumerate(locs):
         cfg = job_config(study, d, (f"datasets.{d}.localization", ds.localization), t.localization_extra(study, ds, k))
         jobs.append(StudyJob(f"{d}: train {run} (localization network)", "localization", t.localization, (ctx, d, k),
-                             deps=prepared, outputs=(f"{d}/baselines/{run}",), settings=_digest_config(cfg),
+                             deps=prepared, outputs=(f"{d}/baselines/{run}",), settings=shaping(cfg, "localization"),
                              dataset=d, training=(counts["train"], cfg.train.epochs)))
         trained[run] = jobs[-1].name
-    choose = f"{d}: Table 1's choices"
-    jobs.append(StudyJob(choose, "choose", t.choose, (ctx, d),
-                         deps=tuple(trained[r] for r in runs_of[mapped] + locs), outputs=(f"{d}/choices.json",),
-                         settings={"replicates": runs_of[mapped], "localization": locs}, dataset=d))
+    # Table 1's rules, one job each: which replicate of a model is mapped (best validation AUC),
+    # and the localization networks by validation loss (the lowest is utility's baseline)
+    used = [m for m in ds.models if m == mapped or ds.models[m].maps or m == exp.reproducibility]
+    ready = {}            # model name -> the job after which its mapped run is known
+    for mname in used:
+        if len(runs_of[mname]) == 1:
+            ready[mname] = trained[runs_of[mname][0]]
+            continue
+        name = f"{d}: Table 1's choice of {mname}"
+        jobs.append(StudyJob(name, "choose", t.choose_replicate, (ctx, d, mname),
+                             deps=tuple(trained[r] for r in runs_of[mname]),
+                             outputs=(f"{d}/{t.CHOICES}/{mname}.json",), settings={"runs": runs_of[mname]}, dataset=d))
+        ready[mname] = name
+    located = ()
+    if locs:
+        jobs.append(StudyJob(f"{d}: localization network of utility", "choose", t.choose_localization, (ctx, d),
+                             deps=tuple(trained[r] for r in locs), outputs=(f"{d}/{t.CHOICES}/localization.json",),
+                             settings={"runs": locs}, dataset=d))
+        located = (jobs[-1].name,)
     methods = exp.methods
-    mapped_models = [m for m in ds.models if m == mapped or ds.models[m].maps]
     map_jobs = {}
-    for mname in mapped_models:
-        deps = (choose,) if mname == mapped else (trained[runs_of[mname][0]],)
-        if mname != mapped and locs:
-            deps += (choose,)           # its score reads the chosen localization network
+    for mname in [m for m in used if m == mapped or ds.models[m].maps]:
         scfg, every, vcfg = t.map_configs(ctx, d, mname)
         grid = t.grid_methods(ds, mname, exp)
         per = cost.per_image(scfg, methods, ds.models[mname].head == "wildcat")
@@ -177,20 +222,19 @@ def _dataset_jobs(ctx, study, d, ds, cost, t):
         evals = n_maps * per + (n_val * per if exp.validation else 0) + counts["test"] * per_grid
         name = f"{d}: maps of {mname}"
         # the folders are named after the run mapped (Table 1 chooses it when the job starts)
-        runs = runs_of[mname] if mname == mapped else runs_of[mname][:1]
-        jobs.append(StudyJob(name, "maps", t.maps, (ctx, d, mname), deps=deps,
+        runs = runs_of[mname]
+        jobs.append(StudyJob(name, "maps", t.maps, (ctx, d, mname), deps=(ready[mname],),
                              outputs=tuple(f"{d}/maps/{r}{s}" for r in runs for s in ("", "-val", "-every")),
-                             settings={"maps": _digest_config(scfg), "every": _digest_config(every),
-                                       "val": _digest_config(vcfg), "methods": methods, "grid": grid,
+                             settings={"maps": shaping(scfg, "maps"), "every": shaping(every, "maps"),
+                                       "val": shaping(vcfg, "maps"), "methods": methods, "grid": grid,
                                        "validation": exp.validation},
                              evaluations=evals, arch=arch, size=size, dataset=d))
         map_jobs[mname] = name
         if exp.utility or grid:
-            jobs.append(StudyJob(f"{d}: score {mname}", "score", t.score, (ctx, d, mname), deps=(name, choose),
+            jobs.append(StudyJob(f"{d}: score {mname}", "score", t.score, (ctx, d, mname), deps=(name, *located),
                                  outputs=tuple(f"{d}/results/{k}-{r}" for r in runs for k in ("score", "pointwise")),
-                                 settings={"maps": _digest_config(scfg), "every": _digest_config(every),
-                                           "utility": exp.utility, "grid": grid, "validation": exp.validation,
-                                           "localization": locs}, dataset=d))
+                                 settings={"score": shaping(scfg, "score"), "pointwise": shaping(every, "score"),
+                                           "utility": exp.utility, "grid": grid}, dataset=d))
     scfg = t.map_configs(ctx, d, mapped)[0]
     per = cost.per_image(scfg, methods, mspec.head == "wildcat")
     arch, size = arch_size[mapped]
@@ -204,25 +248,26 @@ def _dataset_jobs(ctx, study, d, ds, cost, t):
                                                          if exp.smprt else []):
         rcfg = t.randomization_config(ctx, d, order, smooth)
         folder = t.randomization_folder(order, smooth, exp)
+        # sMPRT maps the trained state again (with noise); MPRT copies its maps from the maps job
+        states = steps + 1 if smooth else steps
         jobs.append(StudyJob(f"{d}: cascading randomization {order}" + (f" (sMPRT, {smooth} noisy copies)" if smooth
                                                                         else ""),
                              "randomization", t.randomize, (ctx, d, order, smooth), deps=(map_jobs[mapped],),
-                             outputs=(f"{d}/results/{folder}",), settings=_digest_config(rcfg),
-                             evaluations=n_rand * steps * per * max(1, smooth), arch=arch, size=size, dataset=d))
+                             outputs=(f"{d}/results/{folder}",), settings=shaping(rcfg, "randomization"),
+                             evaluations=n_rand * states * per * max(1, smooth), arch=arch, size=size, dataset=d))
     compares = []
     if exp.data_randomization:
-        compares.append(("data-randomization", trained[twin_name(mapped)], arch_size[mapped], per))
+        compares.append(("data-randomization", (trained[twin_name(mapped)],), arch_size[mapped], per))
     if exp.repeatability:
-        compares.append(("repeatability", None, arch_size[mapped], per))
+        compares.append(("repeatability", located[:1] if len(locs) >= 2 else (), arch_size[mapped], per))
     if exp.reproducibility:
         other = exp.reproducibility
-        compares.append(("reproducibility", trained[runs_of[other][0]], arch_size[other],
+        compares.append(("reproducibility", (ready[other],) + (located[:1] if len(locs) >= 2 else ()),
+                         arch_size[other],
                          cost.per_image(t.map_configs(ctx, d, other)[0], methods, ds.models[other].head == "wildcat")))
-    for kind, dep, (arch, size), per_other in compares:
-        deps = (map_jobs[mapped],) + ((dep,) if dep else ())
-        jobs.append(StudyJob(f"{d}: {kind}", "compare", t.compare, (ctx, d, kind), deps=deps,
-                             outputs=(f"{d}/results/{kind}",), settings={**_digest_config(scfg), "kind": kind,
-                                                                          "localization": locs},
+    for kind, more, (arch, size), per_other in compares:
+        jobs.append(StudyJob(f"{d}: {kind}", "compare", t.compare, (ctx, d, kind), deps=(map_jobs[mapped], *more),
+                             outputs=(f"{d}/results/{kind}",), settings={**shaping(scfg, "compare"), "kind": kind},
                              evaluations=n_cmp * per_other, arch=arch, size=size, dataset=d))
     return jobs
 

@@ -18,17 +18,6 @@ class Context:
         return Path(self.out).joinpath(*parts)
 
 
-def replicate_names(name, spec):
-    """NAME for one replicate, else NAME-a, NAME-b, ... (seed, seed + 1, ...)."""
-    if spec.replicates == 1:
-        return [name]
-    return [f"{name}-{chr(ord('a') + k)}" if k < 26 else f"{name}-{k}" for k in range(spec.replicates)]
-
-
-def twin_name(mapped):
-    return f"{mapped}-permuted"
-
-
 def localization_kind(ds):
     return ds.localization.kind or DEFAULT_LOCALIZATION[ds.kind]
 
@@ -89,11 +78,18 @@ def _dotted(extra):
     return out
 
 
+# settings that name a file or folder: relative to the study file, as its other paths, when
+# that file is there
+PATH_KEYS = ("data.annotations", "data.cache", "model.weights", "baseline.weights")
+
+
 def job_config(study, ds_name, owner=None, extra=None):
     """The cxrsal config of a job: defaults < the study's `config` file < its `settings` < the
     data set's kind, root and `settings` < the model's or localization network's (`owner`)
-    `config` file < its `settings` < the job's own `extra` {"section.key": value}. A wrong key
-    or value is one line naming the study file and where in it."""
+    `config` file < its `settings` < the data set's `data` settings again (a data set has one
+    size) < the job's own `extra` {"section.key": value}. Relative paths of `PATH_KEYS` are
+    resolved beside the study file. A wrong key or value is one line naming the study file and
+    where in it."""
     from ..config import Config, from_mapping
 
     src = study.path
@@ -114,9 +110,18 @@ def job_config(study, ds_name, owner=None, extra=None):
             layers.append((_read_yaml(study.resolve(spec.config), f"{src}: {what}.config"),
                            f"{study.resolve(spec.config)} ({what}.config)"))
         layers.append((spec.settings or {}, f"{src} ({what}.settings)"))
+        # the data set's own `data` section wins over a model's config file (a_*.yaml name a size)
+        layers.append(({"data": here}, f"{src} (datasets.{ds_name})"))
+        layers.append(({"data": (ds.settings or {}).get("data") or {}}, f"{src} (datasets.{ds_name}.settings)"))
     layers.append((_dotted(extra or {}), f"{src} ({what if owner else f'datasets.{ds_name}'}: the study's own values)"))
     for mapping, origin in layers:
         _merge(data, mapping, origins, origin)
+    for key in PATH_KEYS:       # paths in the study's settings are relative to the study file
+        section, name = key.split(".")
+        value = (data.get(section) or {}).get(name)
+        # (a file or folder that is there beside it: not a name such as imagenet or a keras-hub preset)
+        if isinstance(value, str) and value and not Path(value).is_absolute() and study.resolve(value).exists():
+            data[section][name] = str(study.resolve(value))
     return from_mapping(Config, data, src, origins=origins)
 
 

@@ -239,6 +239,9 @@ def parse_study(data, source="study file", path=""):
         if not isinstance(d, dict):
             raise ConfigError(f"{source}: {where} must be a mapping (kind, root, models, ...), got {d!r}")
         _name_ok(name, source, "datasets")
+        if name in RESERVED:
+            raise ConfigError(f"{source}: datasets.{name}: a data set may not be named {name!r} (a folder of the "
+                              f"study's own: {', '.join(RESERVED)})")
         d = dict(d)
         models = _section(d, "models", source + f" ({where})")
         exp = _section(d, "experiments", source + f" ({where})")
@@ -281,11 +284,57 @@ def parse_study(data, source="study file", path=""):
             raise ConfigError(f"{source}: {where}.experiments.data_randomization trains a twin of {mapped!r} on "
                               "permuted labels: the mapped model must be one the study trains (arch), or "
                               "data_randomization: false")
+        _methods_ok(e.methods, source, f"{where}.experiments.methods", keywords=True)
+        _methods_ok(e.pointwise, source, f"{where}.experiments.pointwise", keywords=False)
+        _names_apart(name, specs, e, source, where)
         if ds.localization is not None and ds.localization.backbones and (ds.localization.kind or
                                                                            DEFAULT_LOCALIZATION[ds.kind]) != "retinanet":
             raise ConfigError(f"{source}: {where}.localization.backbones: only a RetinaNet has a backbone")
         sets[name] = dataclasses.replace(ds, models=specs, experiments=e)
     return dataclasses.replace(study, datasets=sets, experiments=base_exp, executor=execu, path=str(path))
+
+
+# folders of the study's output folder that no data set may be named after
+RESERVED = ("report", "data", ".study", ".replaced")
+
+
+def _methods_ok(text, source, key, *, keywords):
+    """`text` (as --methods takes it) names registered methods; else one line naming the key."""
+    from ..saliency import METHODS
+    from ..saliency.base import KEYWORDS
+
+    names = [t.strip() for t in str(text).split(",") if t.strip()]
+    if keywords and len(names) == 1 and names[0] in KEYWORDS:
+        return
+    for n in names:
+        if n not in METHODS:
+            valid = (KEYWORDS if keywords else ()) + tuple(METHODS.names())
+            raise ConfigError(f"{source}: {key}: {n!r} is no method; valid choices: {', '.join(valid)}")
+
+
+def _names_apart(d, models, exp, source, where):
+    """The folders a data set's models make (replicates NAME-a, NAME-b, ..., the permuted twin)
+    must not meet."""
+    seen = {}
+    runs = [(m, r) for m, spec in models.items() for r in replicate_names(m, spec)]
+    if exp.data_randomization:
+        runs.append((exp.mapped, twin_name(exp.mapped)))
+    for m, r in runs:
+        if r in seen and seen[r] != m:
+            raise ConfigError(f"{source}: {where}.models: {m!r} and {seen[r]!r} would both write models/{r} (a "
+                              "replicate is NAME-a, NAME-b, ...; the permuted twin NAME-permuted): rename one")
+        seen[r] = m
+
+
+def replicate_names(name, spec):
+    """NAME for one replicate, else NAME-a, NAME-b, ... (seed, seed + 1, ...)."""
+    if spec.replicates == 1:
+        return [name]
+    return [f"{name}-{chr(ord('a') + k)}" if k < 26 else f"{name}-{k}" for k in range(spec.replicates)]
+
+
+def twin_name(mapped):
+    return f"{mapped}-permuted"
 
 
 def _plain(exp):

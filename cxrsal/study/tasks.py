@@ -8,9 +8,10 @@ from pathlib import Path
 
 from ..errors import CxrsalError
 from ..files import atomic_write_text
-from .layout import _train_extra, job_config, localization_setting, localization_kind, localization_names, replicate_names, twin_name
+from .layout import _train_extra, job_config, localization_kind, localization_names, localization_setting
+from .spec import replicate_names, twin_name
 
-CHOICES = "choices.json"
+CHOICES = "choices"          # D/choices/MODEL.json, D/choices/localization.json
 
 
 def _quiet(*_):
@@ -75,6 +76,16 @@ def train_twin(ctx, d):
     return _train_card(cfg, ctx, d, twin_name(mname))
 
 
+def adopt_settings(study, spec):
+    """What shapes an adopted model's run: the saved model (its path, size and modification time)
+    and its model card's content."""
+    path = study.resolve(spec.path)
+    stat = path.stat() if path.is_file() else None
+    card = study.resolve(spec.card)
+    return {"path": str(path), "size": stat.st_size if stat else None, "mtime": stat.st_mtime if stat else None,
+            "card": card.read_text() if card and card.is_file() else str(card or "")}
+
+
 def adopt(ctx, d, mname):
     from ..models.external import read_model_card
     from ..training.adopt import adopt as run
@@ -110,41 +121,55 @@ def localization(ctx, d, k):
     return f"test AUC {card['metrics']['test_auc']:.3f}" + (f", {boxes} boxes" if boxes is not None else "")
 
 
-def choose(ctx, d):
-    """Table 1's rules, in one place (`stats.tables.chosen_runs`): the mapped model's replicate of
-    best validation AUC is mapped (the others are its repeatability replicates); the localization
-    networks in order of validation loss, the lowest first (utility's high baseline)."""
+def choose_replicate(ctx, d, mname):
+    """Table 1's rule (`stats.tables.chosen_runs`, the one place it is written): of a model's
+    replicates, the one of best validation AUC is mapped; the others are its repeatability
+    replicates. Written to D/choices/MODEL.json."""
     from ..stats.tables import chosen_runs
 
-    ds = ctx.study.datasets[d]
-    runs = replicate_names(ds.experiments.mapped, ds.models[ds.experiments.mapped])
-    main = chosen_runs([ctx.folder(d, "models", r) for r in runs])[0]["run"] if len(runs) > 1 else runs[0]
-    locs = localization_names(ctx.study, ds)
-    loss = {}
-    for r in locs:
-        from ..runs import read_card
+    runs = replicate_names(mname, ctx.study.datasets[d].models[mname])
+    main = chosen_runs([ctx.folder(d, "models", r) for r in runs])[0]["run"]
+    atomic_write_text(ctx.folder(d, CHOICES, f"{mname}.json"),
+                      json.dumps({"chosen": main, "others": [r for r in runs if r != main]}, indent=2) + "\n")
+    return f"{main} (best validation AUC)"
 
-        loss[r] = read_card(ctx.folder(d, "baselines", r))["metrics"]["best_val_loss"]
+
+def choose_localization(ctx, d):
+    """Table 1's rule for the localization networks: by validation loss, the lowest first (utility's
+    high baseline; the first two make repeatability's). Written to D/choices/localization.json."""
+    from ..runs import read_card
+
+    locs = localization_names(ctx.study, ctx.study.datasets[d])
+    loss = {r: read_card(ctx.folder(d, "baselines", r))["metrics"]["best_val_loss"] for r in locs}
     ordered = sorted(locs, key=lambda r: loss[r])
-    choices = {"mapped": main, "replicates": [r for r in runs if r != main], "localization": ordered}
-    atomic_write_text(ctx.folder(d, CHOICES), json.dumps(choices, indent=2) + "\n")
-    text = f"{ds.experiments.mapped}: {main} mapped" + (" (best validation AUC)" if len(runs) > 1 else "")
-    return text + (f"; localization network of utility: {ordered[0]} (lowest validation loss)" if ordered else "")
+    atomic_write_text(ctx.folder(d, CHOICES, "localization.json"), json.dumps({"order": ordered}, indent=2) + "\n")
+    return f"{ordered[0]} (lowest validation loss)"
 
 
-def read_choices(ctx, d):
-    path = ctx.folder(d, CHOICES)
+def _read_choice(ctx, d, name):
+    path = ctx.folder(d, CHOICES, f"{name}.json")
     if not path.is_file():
-        raise CxrsalError(f"{path}: not written yet; the job '{d}: Table 1's choices' runs first")
+        raise CxrsalError(f"{path}: not written yet; the job that applies Table 1's rules ({name}) runs first")
     return json.loads(path.read_text())
 
 
 def run_of(ctx, d, mname):
-    """The run a model's maps come from: the chosen replicate of the mapped model, else its first."""
+    """The run a model's maps come from: its replicate Table 1 chose, or its only one."""
+    runs = replicate_names(mname, ctx.study.datasets[d].models[mname])
+    return runs[0] if len(runs) == 1 else _read_choice(ctx, d, mname)["chosen"]
+
+
+def replicates_of(ctx, d, mname):
+    """The model's other replicates, after the one mapped."""
+    runs = replicate_names(mname, ctx.study.datasets[d].models[mname])
+    return [] if len(runs) == 1 else _read_choice(ctx, d, mname)["others"]
+
+
+def localization_order(ctx, d):
     ds = ctx.study.datasets[d]
-    if mname == ds.experiments.mapped:
-        return read_choices(ctx, d)["mapped"]
-    return replicate_names(mname, ds.models[mname])[0]
+    if ds.localization is None:
+        return []
+    return _read_choice(ctx, d, "localization")["order"]
 
 
 def grid_methods(ds, mname, exp):
@@ -190,7 +215,7 @@ def maps(ctx, d, mname):
 
 
 def _localization_dirs(ctx, d):
-    return [ctx.folder(d, "baselines", r, "predictions", "test") for r in read_choices(ctx, d)["localization"]]
+    return [ctx.folder(d, "baselines", r, "predictions", "test") for r in localization_order(ctx, d)]
 
 
 def score(ctx, d, mname):
@@ -242,7 +267,7 @@ def randomize(ctx, d, order, smooth):
 
     exp = ctx.study.datasets[d].experiments
     cfg = randomization_config(ctx, d, order, smooth)
-    run = ctx.folder(d, "models", read_choices(ctx, d)["mapped"])
+    run = ctx.folder(d, "models", run_of(ctx, d, exp.mapped))
     run_randomization([run], ctx.folder(d, "results", randomization_folder(order, smooth, exp)), cfg, exp.methods,
                       progress=False, log=_quiet)
     return ""
@@ -256,13 +281,12 @@ def compare(ctx, d, kind):
 
     ds = ctx.study.datasets[d]
     exp = ds.experiments
-    choices = read_choices(ctx, d)
-    main = choices["mapped"]
-    other = {"data-randomization": twin_name(exp.mapped),
-             "repeatability": (choices["replicates"] or [None])[0],
-             "reproducibility": exp.reproducibility and run_of(ctx, d, exp.reproducibility)}[kind]
+    main = run_of(ctx, d, exp.mapped)
+    other = {"data-randomization": lambda: twin_name(exp.mapped),
+             "repeatability": lambda: replicates_of(ctx, d, exp.mapped)[0],
+             "reproducibility": lambda: run_of(ctx, d, exp.reproducibility)}[kind]()
     heatmaps = None
-    if kind != "data-randomization" and len(choices["localization"]) >= 2:
+    if kind != "data-randomization" and ds.localization is not None and len(localization_names(ctx.study, ds)) >= 2:
         # the high baseline: two localization networks' heatmaps (the two of lowest validation loss)
         heatmaps = [p / "maps" for p in _localization_dirs(ctx, d)[:2]]
     scfg = map_configs(ctx, d, exp.mapped)[0]
@@ -288,18 +312,19 @@ def roles(ctx):
     out = []
     for d, ds in ctx.study.datasets.items():
         exp = ds.experiments
-        if not ctx.folder(d, CHOICES).is_file():
+        if not ctx.folder(d, "models").is_dir():
             continue
-        choices = read_choices(ctx, d)
-        card = read_card(ctx.folder(d, "models", choices["mapped"])) or {}
+        mapped = run_of(ctx, d, exp.mapped)
+        card = read_card(ctx.folder(d, "models", mapped)) or {}
         summary = prepared_dir(ctx, d) / "summary.json"
         root = json.loads(summary.read_text()).get("root", "") if summary.is_file() else ""
+        locs = localization_order(ctx, d)
         out.append({"name": d, "kind": ds.kind, "dataset": ((card.get("data") or {}).get("manifest_sha256") or "")[:12],
                     "results": ctx.folder(d, "results"), "models": ctx.folder(d, "models"),
-                    "baselines": ctx.folder(d, "baselines"), "mapped": (exp.mapped, choices["mapped"]),
-                    "replicate": (choices["replicates"] or [None])[0],
+                    "baselines": ctx.folder(d, "baselines"), "mapped": (exp.mapped, mapped),
+                    "replicate": (replicates_of(ctx, d, exp.mapped) or [None])[0],
                     "reproducibility": run_of(ctx, d, exp.reproducibility) if exp.reproducibility else None,
-                    "localization": (choices["localization"] or [None])[0], "localizations": choices["localization"],
+                    "localization": (locs or [None])[0], "localizations": locs,
                     "synthetic": bool(root) and (Path(root) / "synth_info.json").is_file()})
     return out
 
