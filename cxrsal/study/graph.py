@@ -6,7 +6,8 @@ The folders of data set D in the study's output folder OUT:
     OUT/D/prepared                  `cxrsal prepare` (unless the study names a prepared folder)
     OUT/D/models/NAME               a trained replicate (NAME, or NAME-a, NAME-b, ...) or an adopted model
     OUT/D/baselines/KIND-seedS      a localization network and its predictions
-    OUT/D/choices.json              Table 1's choices: the mapped replicate, the localization networks
+    OUT/D/choices/M.json            Table 1's choice of model M's replicate (when it has several)
+    OUT/D/choices/localization.json the localization networks by validation loss
     OUT/D/maps/NAME[-val|-every]    maps of the test positives, the validation split, every test image
     OUT/D/results/...               score-, pointwise-, randomization*, repeatability, reproducibility,
                                     data-randomization
