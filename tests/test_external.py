@@ -62,6 +62,32 @@ def test_compute_maps_takes_any_keras_model_with_a_card():
     assert processed.shape == (2, 16, 16) and np.isfinite(raw).all()
 
 
+def test_a_grey_model_is_explained_at_its_own_channel():
+    """A user model of one input channel: its gradients are of its own grey input (the replicated
+    3-channel image exists only in front of a 3-channel backbone), so it maps with the default
+    saliency.input_channels, as its logit's gradient computed here with tf.GradientTape."""
+    from cxrsal.saliency import ModelAdapter
+
+    keras.utils.set_random_seed(2)
+    x_in = keras.Input((16, 16, 1))
+    h = keras.layers.Conv2D(4, 3, padding="same", activation="relu", name="block1_conv")(x_in)
+    h = keras.layers.GlobalAveragePooling2D()(h)
+    user = keras.Model(x_in, keras.layers.Dense(1, name="out")(h))
+    reference = keras.models.clone_model(user)          # wrap inlines the user's layers into its graph
+    reference.set_weights(user.get_weights())
+    adapter = ModelAdapter(wrap(user), batch_size=4)
+    x = np.random.default_rng(3).random((2, 16, 16, 1)).astype(np.float32)
+    assert adapter.input_channels == 1
+    logits, grads = adapter.input_gradients(x, np.ones(2, np.int32))
+    xt = tf.constant(x)
+    with tf.GradientTape() as tape:
+        tape.watch(xt)
+        y = reference(xt)
+        total = tf.reduce_sum(y)
+    np.testing.assert_allclose(logits, y.numpy()[:, 0], rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(grads, tape.gradient(total, xt).numpy(), rtol=1e-4, atol=1e-6)
+
+
 @pytest.mark.parametrize("build, card, message", [
     (lambda: keras.Sequential([keras.Input((16, 16, 3)), keras.layers.Flatten(),
                                keras.layers.Dense(2, activation="relu", name="relu_out")]),

@@ -134,9 +134,11 @@ class ModelAdapter:
         if input_channels not in (1, 3):
             raise CxrsalError(f"saliency.input_channels {input_channels}: valid choices: 3, 1")
         entry, self._scale = model.input, (lambda x: x)
-        if input_channels == 3 and model.input_shape[-1] == 1 and "preprocess" in names:
+        if (input_channels == 3 and model.input_shape[-1] == 1 and "preprocess" in names
+                and model.get_layer("preprocess").output.shape[-1] == 3):
             # the graph from the replicated 3-channel image on; the model's own layer scales it.
-            # (A model without a grey -> 3-channel `preprocess` layer has only its own input.)
+            # (A model without a grey -> 3-channel `preprocess` layer, such as a user's model of
+            # one channel, has only its own input.)
             pre = model.get_layer("preprocess")
             entry, self._scale = pre.output, pre
         two_way = "logit" not in names and "logits" in names
