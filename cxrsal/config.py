@@ -173,7 +173,9 @@ def parse_override(text):
     return parts, value
 
 
-def _merge(base, parts, value, origins=None, origin=None):
+def merge_setting(base, parts, value, origins=None, origin=None):
+    """Set the key `parts` (["section", "key"]) of the nested mapping `base` to `value`; with
+    `origins` ({"section.key": where it was set}), record `origin` for it and everything under it."""
     node = base
     for p in parts[:-1]:
         nxt = node.setdefault(p, {})
@@ -239,10 +241,10 @@ def load_config(path=None, overrides=(), options=None, cls=Config, base=None):
         node.setdefault(key.split(".")[-1], value)
     for key, value in (options or {}).items():
         if value is not None:
-            _merge(data, key.split("."), value, origins, f"a command-line option ({key})")
+            merge_setting(data, key.split("."), value, origins, f"a command-line option ({key})")
     for text in overrides:
         parts, value = parse_override(text)
-        _merge(data, parts, value, origins, f"--set {text}")
+        merge_setting(data, parts, value, origins, f"--set {text}")
     sources = source + (" with command-line options" if options or overrides else "")
     return from_mapping(cls, data, sources, origins=origins)
 

@@ -10,7 +10,7 @@ import submitit
 
 from ..errors import CxrsalError
 from ..files import atomic_write_text
-from .run import done_marker, execute, finished, mark_of, state_dir
+from .run import done_marker, execute, finished, mark_of, read_state, state_dir
 
 LIVE_STATES = ("PENDING", "RUNNING", "REQUEUED", "CONFIGURING", "COMPLETING", "SUSPENDED", "RESIZING")
 
@@ -44,10 +44,7 @@ def _submitit_executor(kind, folder, job, study):
 
 def _cluster_ids(out):
     """{job: {"id": cluster job id, "digest": the job's digest when it was submitted}}."""
-    try:
-        return json.loads((state_dir(out) / "cluster.json").read_text())
-    except (OSError, ValueError):
-        return {}
+    return read_state(state_dir(out) / "cluster.json") or {}
 
 
 def _record(out, ids):

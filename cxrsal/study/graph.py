@@ -19,13 +19,14 @@ same job runs in a worker process or as a cluster job submitted before its input
 """
 
 import dataclasses
+import functools
 import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from ..config_schema import MAP_SETTINGS
+from ..config_schema import NOT_MAP_SETTINGS
 from .layout import Context, _train_extra, job_config, localization_names
 from .spec import replicate_names, twin_name
 
@@ -50,6 +51,9 @@ class StudyJob:
     arch: str = ""
     size: int = 0
     dataset: str = ""
+    # the digest of its own settings and of every job before it (`chain_digests`): what a finished
+    # job must match to count as finished
+    digest: str = ""
 
     @property
     def key(self):
@@ -57,10 +61,6 @@ class StudyJob:
         import re
 
         return re.sub(r"[^A-Za-z0-9_.-]+", "_", self.name).strip("_")
-
-    # the digest of its own settings and of every job before it (`chain_digests`): what a finished
-    # job must match to count as finished
-    digest: str = ""
 
     @property
     def own(self):
@@ -76,33 +76,39 @@ SHAPING = {
                 "data.positive"),
     "train": ("pipeline", "model", "train"),
     "localization": ("pipeline", "model", "train", "baseline"),
-    "maps": (*MAP_SETTINGS, "saliency", "ggcam"),
+    "maps": ("saliency", "ggcam"),
     "score": ("score", "pointwise"),
-    "randomization": (*MAP_SETTINGS, "saliency", "ggcam", "randomization", "similarity"),
-    "compare": (*MAP_SETTINGS, "saliency", "ggcam", "compare", "similarity"),
+    "randomization": ("saliency", "ggcam", "randomization", "similarity"),
+    "compare": ("saliency", "ggcam", "compare", "similarity"),
 }
-NOT_SHAPING = ("saliency.batch_size", "saliency.group_size", "pipeline.shuffle_buffer")
+# the saliency settings that shape no map (`NOT_MAP_SETTINGS`), but the image limit, which says
+# which images a job maps
+NOT_SHAPING = tuple(k for k in NOT_MAP_SETTINGS if k != "saliency.limit")
+
+
+@functools.cache
+def _defaults(kind):
+    from ..config import Config
+
+    return Config().settings(*SHAPING[kind])
 
 
 def shaping(cfg, kind):
     """{"section.key": value} of `cfg`'s settings that shape a `kind` job's outputs, where they
     differ from the defaults."""
-    from ..config import Config
-
-    mine, default = cfg.settings(*SHAPING[kind]), Config().settings(*SHAPING[kind])
-    return {k: v for k, v in sorted(mine.items()) if k not in NOT_SHAPING and default.get(k, object()) != v}
+    default = _defaults(kind)
+    return {k: v for k, v in sorted(cfg.settings(*SHAPING[kind]).items())
+            if k not in NOT_SHAPING and default.get(k, object()) != v}
 
 
 def plan_images(study, ds_name, out):
     """{train, val, val_positives, test, test_positives}: from the prepared manifest's summary
     where the data set is prepared, else the study file's `images` (0 where it gives none)."""
     ds = study.datasets[ds_name]
-    summary = None
-    for folder in [study.resolve(ds.prepared) if ds.prepared else Path(out) / ds_name / "prepared"]:
-        if (folder / "summary.json").is_file():
-            summary = json.loads((folder / "summary.json").read_text())
-    if summary is None:
+    summary = (study.resolve(ds.prepared) if ds.prepared else Path(out) / ds_name / "prepared") / "summary.json"
+    if not summary.is_file():
         return dataclasses.asdict(ds.images)
+    summary = json.loads(summary.read_text())
     c = summary["counts"]
     total = {s: c[s]["positive"] + c[s]["negative"] for s in ("train", "val", "test")}
     return {"train": total["train"], "val": total["val"], "val_positives": c["val"]["positive"],
@@ -160,7 +166,7 @@ def _dataset_jobs(ctx, study, d, ds, cost, t):
     arch_size = {}
     for mname, spec in ds.models.items():
         runs_of[mname] = replicate_names(mname, spec)
-        seed = study.seed if spec.seed is None else spec.seed
+        seed = study.seed_of(spec)
         for k, run in enumerate(runs_of[mname]):
             if spec.path:
                 jobs.append(StudyJob(f"{d}: adopt {run}", "train", t.adopt, (ctx, d, mname), deps=prepared,
@@ -178,7 +184,7 @@ def _dataset_jobs(ctx, study, d, ds, cost, t):
     mapped = exp.mapped
     mspec = ds.models[mapped]
     if exp.data_randomization:
-        seed = study.seed if mspec.seed is None else mspec.seed
+        seed = study.seed_of(mspec)
         cfg = model_cfg(mapped, mspec, t.twin_extra(study, d, mspec, exp, seed))
         run = twin_name(mapped)
         jobs.append(StudyJob(f"{d}: train {run} (permuted labels)", "train", t.train_twin, (ctx, d), deps=prepared,
@@ -274,13 +280,10 @@ def _dataset_jobs(ctx, study, d, ds, cost, t):
 
 
 def downstream(jobs, names):
-    """`names` and every job that waits for one of them, directly or not."""
+    """`names` and every job that waits for one of them, directly or not (`jobs` in the graph's
+    order: every job after those it waits for)."""
     out = set(names)
-    changed = True
-    while changed:
-        changed = False
-        for j in jobs:
-            if j.name not in out and any(d in out for d in j.deps):
-                out.add(j.name)
-                changed = True
+    for j in jobs:
+        if any(d in out for d in j.deps):
+            out.add(j.name)
     return out

@@ -1,7 +1,6 @@
 """The study's names, folders and settings, shared by the graph and the job functions: what a
 replicate, a twin and a localization network are called, and the cxrsal config of every job."""
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,21 +21,21 @@ def localization_kind(ds):
     return ds.localization.kind or DEFAULT_LOCALIZATION[ds.kind]
 
 
+def localization_setting(study, ds, index):
+    """(backbone or None, seed) of the data set's `index`-th localization network: each backbone
+    (or the config's one) in turn, with seeds seed, seed + 1, ... for its replicates."""
+    loc = ds.localization
+    backbone = loc.backbones[index // loc.replicates] if loc.backbones else None
+    return backbone, study.seed_of(loc) + index % loc.replicates
+
+
 def localization_names(study, ds):
+    """KIND-seedS, or KIND-BACKBONE-seedS where the study names backbones."""
     if ds.localization is None:
         return []
     loc = ds.localization
-    seed = study.seed if loc.seed is None else loc.seed
-    kinds = [f"{localization_kind(ds)}-{b}" for b in loc.backbones] or [localization_kind(ds)]
-    return [f"{kind}-seed{seed + k}" for kind in kinds for k in range(loc.replicates)]
-
-
-def localization_setting(study, ds, index):
-    """(backbone or None, seed) of the data set's `index`-th localization network."""
-    loc = ds.localization
-    seed = study.seed if loc.seed is None else loc.seed
-    backbone = loc.backbones[index // loc.replicates] if loc.backbones else None
-    return backbone, seed + index % loc.replicates
+    settings = [localization_setting(study, ds, i) for i in range(loc.replicates * max(1, len(loc.backbones)))]
+    return [f"{localization_kind(ds)}{f'-{b}' if b else ''}-seed{seed}" for b, seed in settings]
 
 
 def _read_yaml(path, where):
@@ -45,37 +44,15 @@ def _read_yaml(path, where):
     return read_yaml_mapping(path, f"{where}: {path}", "the top level must be a mapping of sections")
 
 
-def _merge(base, mapping, origins, origin, prefix=""):
-    for k, v in mapping.items():
-        key = f"{prefix}{k}"
-        if isinstance(v, dict) and isinstance(base.get(k), dict):
-            _merge(base[k], v, origins, origin, key + ".")
-        else:
-            base[k] = json.loads(json.dumps(v, default=list)) if isinstance(v, (dict, list, tuple)) else v
-            for o in [o for o in origins if o == key or o.startswith(key + ".")]:
-                del origins[o]
-            origins[key] = origin
-            if isinstance(v, dict):
-                for sub in _flat(v, key + "."):
-                    origins[sub] = origin
+def _merge(data, mapping, origins, origin):
+    """Every setting of the nested `mapping` into `data` (config.merge_setting, as --set does),
+    `origin` recorded as where it was set."""
+    from ..config import merge_setting
+    from ..identity import flatten
 
-
-def _flat(mapping, prefix):
-    out = []
-    for k, v in mapping.items():
-        out += _flat(v, f"{prefix}{k}.") if isinstance(v, dict) else [f"{prefix}{k}"]
-    return out
-
-
-def _dotted(extra):
-    out = {}
-    for key, value in extra.items():
-        node = out
-        parts = key.split(".")
-        for p in parts[:-1]:
-            node = node.setdefault(p, {})
-        node[parts[-1]] = value
-    return out
+    for key, value in flatten(mapping).items():
+        if value != {}:         # an empty section sets nothing
+            merge_setting(data, key.split("."), value, origins, origin)
 
 
 # settings that name a file or folder: relative to the study file, as its other paths, when
@@ -90,7 +67,7 @@ def job_config(study, ds_name, owner=None, extra=None):
     size) < the job's own `extra` {"section.key": value}. Relative paths of `PATH_KEYS` are
     resolved beside the study file. A wrong key or value is one line naming the study file and
     where in it."""
-    from ..config import Config, from_mapping
+    from ..config import Config, from_mapping, merge_setting
 
     src = study.path
     ds = study.datasets[ds_name]
@@ -113,9 +90,11 @@ def job_config(study, ds_name, owner=None, extra=None):
         # the data set's own `data` section wins over a model's config file (a_*.yaml name a size)
         layers.append(({"data": here}, f"{src} (datasets.{ds_name})"))
         layers.append(({"data": (ds.settings or {}).get("data") or {}}, f"{src} (datasets.{ds_name}.settings)"))
-    layers.append((_dotted(extra or {}), f"{src} ({what if owner else f'datasets.{ds_name}'}: the study's own values)"))
     for mapping, origin in layers:
         _merge(data, mapping, origins, origin)
+    mine = f"{src} ({what if owner else f'datasets.{ds_name}'}: the study's own values)"
+    for key, value in (extra or {}).items():
+        merge_setting(data, key.split("."), value, origins, mine)
     for key in PATH_KEYS:       # paths in the study's settings are relative to the study file
         section, name = key.split(".")
         value = (data.get(section) or {}).get(name)

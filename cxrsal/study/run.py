@@ -4,9 +4,10 @@ results of an edited study file; `cluster` submits the same jobs through submiti
 OUT/.study holds the study's bookkeeping:
 
     study.yaml         the study file as last run
-    graph.json         {job: digest of the settings that shape its outputs}
-    done/KEY.json      written by a job when it finished (its digest and seconds)
-    cluster.json       {job: cluster job id} of the last submission
+    graph.json         {job: {"own": digest of the settings that shape its outputs, "outputs": [...]}}
+    done/KEY.json      written by a job when it finished: its digests (own, and chained with the
+                       jobs before it) and seconds
+    cluster.json       {job: {"id": cluster job id, "digest": its digest}} of the last submissions
     submitit/          submitit's job folders (pickled job, logs)
 OUT/.replaced/STAMP/   outputs of changed jobs moved aside by --recompute-changed (never deleted)
 """
@@ -18,7 +19,7 @@ from pathlib import Path
 
 from ..errors import CxrsalError
 from ..files import atomic_write_text
-from .graph import REPORT, build_jobs, downstream
+from .graph import build_jobs, downstream
 
 STATE = ".study"
 REPLACED = ".replaced"
@@ -32,11 +33,17 @@ def done_marker(out, job):
     return state_dir(out) / "done" / f"{job.key}.json"
 
 
-def _marker(out, job):
+def read_state(path):
+    """One of the study's bookkeeping files (JSON), or None where it is missing or half-written
+    (a killed writer: it is then as if never written)."""
     try:
-        return json.loads(done_marker(out, job).read_text())
+        return json.loads(Path(path).read_text())
     except (OSError, ValueError):
         return None
+
+
+def _marker(out, job):
+    return read_state(done_marker(out, job))
 
 
 def finished(out, job):
@@ -58,10 +65,7 @@ def mark_of(job):
 
 
 def _recorded(out):
-    try:
-        return json.loads((state_dir(out) / "graph.json").read_text())
-    except (OSError, ValueError):
-        return {}
+    return read_state(state_dir(out) / "graph.json") or {}
 
 
 def _has_outputs(out, outputs):
@@ -160,11 +164,3 @@ def run_local(jobs, out, workers, *, log=print):
     if not work:
         return {}, []
     return run_jobs(work, workers, log=log)
-
-
-def report_path(out):
-    return Path(out) / "report"
-
-
-def final_job(jobs):
-    return next(j for j in jobs if j.name == REPORT)

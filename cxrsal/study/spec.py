@@ -184,6 +184,10 @@ class Study:
     executor: Executor = field(default_factory=Executor)
     path: str = ""          # the study file (relative paths in it are beside it)
 
+    def seed_of(self, spec):
+        """The first seed of a model's or localization network's replicates: its own, else the study's."""
+        return self.seed if spec.seed is None else spec.seed
+
     def resolve(self, path):
         """A path the study file gives, relative to the file's folder."""
         if not path:

@@ -27,10 +27,6 @@ def _model_spec(ctx, d, mname):
     return (f"datasets.{d}.models.{mname}", ctx.study.datasets[d].models[mname])
 
 
-def _seed(ctx, spec):
-    return ctx.study.seed if spec.seed is None else spec.seed
-
-
 def prepare(ctx, d):
     from ..data.prepare import prepare as run
 
@@ -49,7 +45,7 @@ def _train_card(cfg, ctx, d, run):
 
 def train(ctx, d, mname, k):
     what, spec = _model_spec(ctx, d, mname)
-    cfg = job_config(ctx.study, d, (what, spec), _train_extra(spec, _seed(ctx, spec) + k))
+    cfg = job_config(ctx.study, d, (what, spec), _train_extra(spec, ctx.study.seed_of(spec) + k))
     return _train_card(cfg, ctx, d, replicate_names(mname, spec)[k])
 
 
@@ -72,7 +68,7 @@ def train_twin(ctx, d):
     ds = ctx.study.datasets[d]
     mname = ds.experiments.mapped
     what, spec = _model_spec(ctx, d, mname)
-    cfg = job_config(ctx.study, d, (what, spec), twin_extra(ctx.study, d, spec, ds.experiments, _seed(ctx, spec)))
+    cfg = job_config(ctx.study, d, (what, spec), twin_extra(ctx.study, d, spec, ds.experiments, ctx.study.seed_of(spec)))
     return _train_card(cfg, ctx, d, twin_name(mname))
 
 
@@ -335,7 +331,3 @@ def report(ctx):
     published = roles(ctx) if ctx.study.report.published else None
     return str(build_report(result_dirs(ctx), ctx.folder("report"), posthoc=ctx.study.stats.posthoc, log=_quiet,
                             published=published))
-
-
-def study_file(ctx):
-    return Path(ctx.study.path)
