@@ -2,7 +2,7 @@
 
 import click
 
-from .options import RegistryChoice, RegistryHelpOption, bars, progress_options
+from .options import RegistryChoice, RegistryHelpOption, bars, config_options, key_type, progress_options
 
 
 def posthoc_names():
@@ -23,6 +23,22 @@ def posthoc_help():
 posthoc_option = click.option(
     "--posthoc", type=RegistryChoice(posthoc_names), default="mixedlm", show_default=True, cls=RegistryHelpOption,
     help_from=posthoc_help)
+
+
+def stats_options(f):
+    """--min-images, --config and --set of `cxrsal stats` and `cxrsal report` (the `stats:` section)."""
+    f = config_options(f)
+    return click.option("--min-images", type=key_type("stats.min_images"), default=None,
+                        help="The least number of images with a defined value a question is decided on; below it "
+                             "the verdict is undefined, never PASS or FAIL [default: 5]. Config: stats.min_images.")(f)
+
+
+def min_images_of(config_path, overrides, min_images):
+    """stats.min_images from the config file, --set and --min-images."""
+    from cxrsal.config import load_config
+
+    options = {"stats.min_images": min_images} if min_images is not None else {}
+    return load_config(config_path, overrides, options=options).stats.min_images
 
 
 def register(cli):
@@ -98,11 +114,15 @@ def register(cli):
                   help="Folders holding score / randomize / compare / train outputs (repeatable).")
     @click.option("--out", type=click.Path(file_okay=False), required=True)
     @posthoc_option
-    def stats(results, out, posthoc):
-        """Mixed models + post-hoc contrasts per question of [A]; Table 2 per data set x model, Table 1."""
+    @stats_options
+    def stats(results, out, posthoc, min_images, config_path, overrides):
+        """Mixed models + post-hoc contrasts per question of [A]; Table 2 per data set x model, Table 1.
+        A question resting on an undefined statistic (constant maps, too few images) is
+        "undefined", with the reason (undefined.csv, tests.csv)."""
         from cxrsal.stats.study import run_stats
 
-        res = run_stats(results, out, posthoc=posthoc, log=click.echo)
+        res = run_stats(results, out, posthoc=posthoc, min_images=min_images_of(config_path, overrides, min_images),
+                        log=click.echo)
         click.echo(res["table2"].to_string(index=False) if len(res["table2"]) else "Table 2: no data")
         click.echo(f"tables: {out}/table2.csv, table1.csv, table1_utility.csv, tests.csv, posthoc.csv, "
                    "choices.csv, tables.md")
@@ -111,11 +131,13 @@ def register(cli):
     @click.option("--results", multiple=True, required=True, type=click.Path(file_okay=False))
     @click.option("--out", type=click.Path(file_okay=False), required=True)
     @posthoc_option
-    def report(results, out, posthoc):
+    @stats_options
+    def report(results, out, posthoc, min_images, config_path, overrides):
         """One self-contained HTML page plus Markdown: tables, figures, configs and versions."""
         from cxrsal.report import build_report
 
-        build_report(results, out, posthoc=posthoc, log=click.echo)
+        build_report(results, out, posthoc=posthoc, min_images=min_images_of(config_path, overrides, min_images),
+                     log=click.echo)
 
     @cli.command()
     @click.option("--out", type=click.Path(file_okay=False), default="cxrsal-demo", show_default=True)

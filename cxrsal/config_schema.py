@@ -7,6 +7,7 @@ import typing
 from dataclasses import dataclass, field
 
 from .domains import AnyOf, Flag, Number, OneOf, Optional, Seq, Text
+from .metrics.defined import MIN_IMAGES
 
 
 def setting(default, domain):
@@ -21,6 +22,7 @@ def _count(lo=1):
 
 
 SEED = _count(0)          # numpy seeds are non-negative integers
+MIN_IMAGES_DOMAIN = _count(2)   # a question needs two images at least (a mean and its spread)
 POSITIVE = Number(lo=0, lo_open=True)
 # the names the registries hold (tests/test_domains.py checks each list against its registry)
 DATASETS = ("rsna", "siim", "folder", "coco")
@@ -345,6 +347,14 @@ class PointwiseConfig:
     tolerance: float = setting(0.0, Number(lo=0))    # pixels around a ground-truth box still counted a hit
 
 
+@dataclass(frozen=True)
+class StatsConfig:
+    """What a question needs to be decided (`cxrsal stats`, and the verdicts `cxrsal randomize` and
+    `cxrsal compare` print): below `min_images` images with a defined value the verdict is
+    "undefined", never PASS or FAIL (cxrsal.metrics.defined)."""
+    min_images: int = setting(MIN_IMAGES, MIN_IMAGES_DOMAIN)
+
+
 # the `saliency:` fields that shape every method's maps; the others choose the images (`limit`:
 # saliency's, randomize and compare take `n_images`) or how many go together (`batch_size`,
 # `group_size`: a map does not depend on them)
@@ -387,6 +397,7 @@ class Config:
     compare: CompareConfig = field(default_factory=CompareConfig)
     score: ScoreConfig = field(default_factory=ScoreConfig)
     pointwise: PointwiseConfig = field(default_factory=PointwiseConfig)
+    stats: StatsConfig = field(default_factory=StatsConfig)
 
     def lookup(self, key):
         """The value of "section.key", a field or a declared method parameter."""

@@ -182,7 +182,8 @@ COMMAND_OF = {"data": ["prepare", "--root", "R"], "pipeline": ["train", "--data"
               "baseline": ["train-baseline", "unet", "--data", "D"], "saliency": ["saliency", "--model", "M"],
               "ggcam": ["saliency", "--model", "M"], "similarity": ["randomize", "--model", "M"],
               "randomization": ["randomize", "--model", "M"], "compare": ["compare", "--models", "M", "N"],
-              "score": ["score", "--maps", "S"], "pointwise": ["score", "--maps", "S"]}
+              "score": ["score", "--maps", "S"], "pointwise": ["score", "--maps", "S"],
+              "stats": ["stats", "--results", "R"]}
 
 
 def refused(args, out, existing=False):
@@ -311,7 +312,7 @@ def test_settings_lists_every_key_with_a_default_that_reads_back():
     assert refused(["settings", "bogus"], Path("/nonexistent/out")).endswith("valid sections: baseline, compare, "
                                                                           "data, ggcam, model, pipeline, pointwise, "
                                                                           "randomization, saliency, score, "
-                                                                          "similarity, train (see --help)")
+                                                                          "similarity, stats, train (see --help)")
 
 
 def test_every_saliency_field_is_sorted_into_map_settings_or_not():

@@ -166,6 +166,44 @@ def test_gradcam_fails_to_survive_randomization(analytic_run, tmp_path):
     pd.testing.assert_frame_equal(again[1], curves)             # reproducible
 
 
+def test_a_dead_model_gives_no_verdict(analytic_run, tmp_path):
+    """The blob detector with its logit reading nothing (weights 0): every trained map is constant,
+    so the degradation threshold has no pair to rest on. The randomized maps differ (the logit is
+    re-initialised), and before, a threshold of 1.0 from the constant maps made that a PASS; now
+    the verdict, eMPRT and Table 2 say "undefined", with the reason."""
+    import shutil
+
+    from cxrsal.stats.study import run_stats
+
+    dead = tmp_path / "dead"
+    shutil.copytree(analytic_run, dead)
+    model = blob_detector(64)
+    model.get_layer("logit").set_weights([np.zeros((4, 1), np.float32), np.zeros(1, np.float32)])
+    model.save(dead / "checkpoints" / "best.keras")
+    cfg = load_config(overrides=["saliency.positives_only=true", "saliency.split=test"])
+    table, _, thr, verdict = run_randomization([dead], tmp_path / "results" / "r", cfg, "grad,gcam",
+                                               progress=False, log=quiet)
+    n = table.image_id.nunique()
+    trained = table[(table.step == 0) & (table.metric == "ssim")]
+    assert n >= 5 and trained.constant.all()                  # what makes the case: every trained map flat
+    assert not table[(table.step == table.step.max()) & (table.metric == "ssim")].constant.all()
+    for method in ("grad", "gcam"):
+        t = thr.set_index("method").loc[method]
+        assert np.isnan(t.threshold) and t.reason == f"trained maps constant on {n} of {n} images"
+        v = verdict.set_index("method").loc[method]
+        assert v.result == "undefined" and t.reason in v.reason
+    ssim = table[(table.metric == "ssim") & (table.step > 0)]
+    assert ssim.value.isna().all() and set(ssim.undefined) <= {"trained map constant", "both maps constant"}
+    emprt = pd.read_csv(tmp_path / "results" / "r" / "emprt.csv").set_index("method")
+    assert set(emprt.result) == {"undefined"}                 # all-zero trained maps have no complexity
+    res = run_stats([tmp_path / "results"], tmp_path / "stats", log=quiet)
+    t2 = res["table2"].set_index("method")
+    assert set(t2["trained vs randomized"]) == {"undefined"}
+    assert set(res["tests"].decision) == {"undefined"}
+    constant = res["constant"].set_index("method")
+    assert (constant.constant >= n).all()
+
+
 def test_killed_run_resumes_at_its_step(trained_classifier, tmp_path, monkeypatch):
     cfg = load_config(overrides=["saliency.split=val", "saliency.samples=2", "randomization.n_images=4"])
     ref = run_randomization([trained_classifier], tmp_path / "ref", cfg, "grad,sg", progress=False, log=quiet)
@@ -232,7 +270,8 @@ def test_orders_on_the_blob_detector(analytic_run, tmp_path):
 
     res = run_stats([tmp_path / "top-down", tmp_path / "bottom-up"], tmp_path / "stats", log=quiet)
     sanity = res["sanity"].set_index("method")
-    assert list(sanity.columns[2:]) == ["MPRT top-down", "eMPRT top-down", "MPRT bottom-up", "eMPRT bottom-up"]
+    assert list(sanity.columns[2:]) == ["MPRT top-down", "eMPRT top-down", "MPRT bottom-up", "eMPRT bottom-up",
+                                        "constant maps"]
     tests = res["tests"].set_index(["question", "method"])
     # the final steps are one model: the same maps, so both orders' verdicts agree
     assert sanity.loc["gcam", "MPRT top-down"] == sanity.loc["gcam", "MPRT bottom-up"] == \
@@ -255,7 +294,8 @@ def test_orders_on_the_blob_detector(analytic_run, tmp_path):
         assert tests.loc[("eMPRT bottom-up", m), "decision"] == emprt.loc[m, "result"]
     # the randomized blob detector's GradCAM maps are all zero (ReLU of a negative sum): no
     # entropy, counted as undefined, no verdict; the gradient maps have one
-    assert emprt.loc["gcam", "undefined"] == 6 and emprt.loc["gcam", "result"] == "n/a"
+    assert emprt.loc["gcam", "undefined"] == 6 and emprt.loc["gcam", "result"] == "undefined"
+    assert emprt.loc["gcam", "reason"] == "n = 0 < 5 images; randomized map all zero on 6 of 6 images"
     assert emprt.loc["grad", "n"] == 6 and emprt.loc["grad", "result"] in ("PASS", "FAIL")
 
 
@@ -274,7 +314,7 @@ def test_smprt_with_one_noiseless_copy_is_mprt(analytic_run, tmp_path):
     from cxrsal.stats.study import run_stats
 
     sanity = run_stats([tmp_path / "smprt"], tmp_path / "stats", log=quiet)["sanity"].set_index("method")
-    assert list(sanity.columns[2:]) == ["sMPRT top-down"]      # eMPRT only of plain maps
+    assert list(sanity.columns[2:]) == ["sMPRT top-down", "constant maps"]      # eMPRT only of plain maps
     assert sanity.loc["gcam", "sMPRT top-down"] == mprt[3].set_index("method").loc["gcam", "result"]
     for step in (tmp_path / "mprt" / "maps").glob("*/step-*"):
         a, b = MapStore(step), MapStore(tmp_path / "smprt" / "maps" / step.parent.name / step.name)
@@ -386,8 +426,8 @@ def test_randomization_ssim_and_spearman_match_skimage_and_scipy(trained_classif
     for row in table.itertuples():
         trained = stored_map(stores[0] / row.method / f"{row.image_id}.npz")
         step = stored_map(stores[row.step] / row.method / f"{row.image_id}.npz")
-        if row.metric == "ssim":
-            expected = sk_ssim(trained[0], step[0])
+        if row.metric == "ssim":      # against a constant trained map: undefined (nothing to lose)
+            expected = np.nan if trained[0].max() == trained[0].min() else sk_ssim(trained[0], step[0])
         elif row.metric == "complexity":   # eMPRT: entropy of the normalized |map| (scipy normalizes)
             raw = np.abs(step[1])
             raw = raw.sum(-1) if raw.ndim == 3 else raw

@@ -131,11 +131,11 @@ def test_decision_rules():
         == ["PASS", "FAIL", "FAIL", "FAIL", "FAIL"]
     assert [finding(e, p) for e, p in ((0.1, 0.001), (0.1, 0.3), (-0.2, 0.001), (-0.2, 0.3), (0.1, 0.05))] \
         == ["better", "no difference", "worse", "no difference", "no difference"]
-    assert better_than(0.1, float("nan")) == "n/a" and finding(0.1, float("nan")) == "n/a"
+    assert better_than(0.1, float("nan")) == "undefined" and finding(0.1, float("nan")) == "undefined"
     assert better_than(0.1, 0.02, alpha=0.01) == "FAIL"
     assert vs_threshold(0.29, 0.3) == ("PASS", "below threshold")
     assert vs_threshold(0.3, 0.3) == ("FAIL", "not below threshold")
-    assert vs_threshold(0.2, float("nan")) == ("n/a", "n/a")
+    assert vs_threshold(0.2, float("nan")) == ("undefined", "undefined")
 
 
 def scores_of(df, model="run-a"):
@@ -204,7 +204,7 @@ def test_table2_one_block_per_group():
         # the same method on other data, and on another architecture: separate rows, never pooled
         dict(dataset="bbb", group="bbb/resnet18", question="utility vs average mask", method="gcam", decision="FAIL"),
         dict(dataset="aaa", group="aaa/resnet18-wildcat", question="utility vs average mask", method="gcam",
-             decision="n/a"),
+             decision="undefined"),
     ]
     t = table2(pd.DataFrame(rows))
     assert list(t.columns) == ["dataset", "model", "method", *table2_columns()]
@@ -213,7 +213,7 @@ def test_table2_one_block_per_group():
     cell = lambda d, m, meth, q: t[(t.dataset == d) & (t.model == m) & (t.method == meth)][q].item()
     assert cell("aaa", "resnet18", "gcam", "utility vs average mask") == "PASS"
     assert cell("bbb", "resnet18", "gcam", "utility vs average mask") == "FAIL"
-    assert cell("aaa", "resnet18-wildcat", "gcam", "utility vs average mask") == "n/a"
+    assert cell("aaa", "resnet18-wildcat", "gcam", "utility vs average mask") == "undefined"
     assert cell("aaa", "resnet18", "gcam", "utility vs localization network") == "FAIL"
     assert cell("aaa", "resnet18", "grad", "repeatability vs 0.5") == "FAIL"
     assert cell("aaa", "resnet18", "gcam", "reproducibility vs 0.5") == "no data"

@@ -243,9 +243,12 @@ def analyse(out, plan, cfg, meta, *, log=print):
     from scipy.stats import spearmanr
 
     from ..metrics import degradation_threshold, ssim_score
+    from ..metrics.defined import is_constant, pair_similarity, threshold_reason
     from ..saliency.store import MapStore
 
     sim, rz = cfg.similarity, cfg.randomization
+    ssim = lambda a, b: ssim_score(a, b, data_range=sim.data_range)
+    rho = lambda a, b: spearmanr(a, b).statistic
     records, thresholds = [], []
     for tag, model_dir, all_steps, names, rows in plan:
         stores = [MapStore(out / "maps" / tag / f"step-{i:02d}-{name}") for i, (name, _) in enumerate(all_steps)]
@@ -255,20 +258,26 @@ def analyse(out, plan, cfg, meta, *, log=print):
             trained = {i: stores[0].load(method, i) for i in ids}
             base = {i: similarity_map(trained[i], channels, sim.maps) for i in ids}
             ranks = {i: rank_map(trained[i], channels).ravel() for i in ids}
+            flat = sum(is_constant(base[i]) for i in ids)
             thr = degradation_threshold(np.stack([base[i] for i in ids]), pairs_per_image=rz.pairs_per_image,
                                         pairs=rz.pairs or None, seed=rz.seed,
                                         data_range=sim.data_range) if len(ids) > 1 else float("nan")
-            thresholds.append(dict(model=tag, method=method, threshold=thr))
+            thresholds.append(dict(model=tag, method=method, threshold=thr, images=len(ids), constant=flat,
+                                   reason=threshold_reason(len(ids), flat, cfg.stats.min_images)))
             for k, store in enumerate(stores):
                 for i in ids:
                     stored = trained[i] if k == 0 else store.load(method, i)
                     m, b = similarity_map(stored, channels, sim.maps), rank_map(stored, channels).ravel()
-                    a = ranks[i]
-                    rho = spearmanr(a, b).statistic if a.std() > 0 and b.std() > 0 else float("nan")
-                    for metric, value in (("ssim", ssim_score(base[i], m, data_range=sim.data_range)),
-                                          ("spearman", rho), ("complexity", complexity_of(stored, channels))):
+                    entropy = complexity_of(stored, channels)
+                    for metric, (value, why) in (("ssim", pair_similarity(base[i], m, ssim,
+                                                                          undefined_when="reference")),
+                                                 ("spearman", pair_similarity(ranks[i], b, rho,
+                                                                              undefined_when="either")),
+                                                 ("complexity", (entropy, "" if np.isfinite(entropy) else
+                                                                 "all-zero map"))):
                         records.append(dict(image_id=i, model=tag, method=method, step=k, step_name=all_steps[k][0],
-                                            metric=metric, value=float(value)))
+                                            metric=metric, value=float(value), constant=is_constant(m),
+                                            undefined=why))
     table = pd.DataFrame.from_records(records)
     per_model = (table.groupby(["model", "method", "step", "step_name", "metric"])["value"].mean()
                  .reset_index(name="mean"))
@@ -276,15 +285,14 @@ def analyse(out, plan, cfg, meta, *, log=print):
               .agg(mean="mean", sd="std", replicates="count").reset_index())
     curves = with_intervals(table, curves, ["method", "step", "step_name", "metric"], seed=rz.seed)
     thr = pd.DataFrame(thresholds)
-    last = curves[(curves.metric == "ssim") & (curves.step == curves.step.max())][["method", "mean", "ci_low",
-                                                                                   "ci_high"]]
-    verdict = last.merge(thr.groupby("method")["threshold"].mean().reset_index(), on="method")
-    verdict["result"] = np.where(verdict["mean"] < verdict["threshold"], "PASS", "FAIL")
-    verdict = verdict.rename(columns={"mean": "randomized_ssim"})
+    last = curves[(curves.metric == "ssim") & (curves.step == curves.step.max())][["method", "ci_low", "ci_high"]]
+    verdict = (threshold_verdicts(final_ssim(table), thr, cfg.stats.min_images).merge(last, on="method", how="left")
+               .rename(columns={"ssim": "randomized_ssim"}))
+    verdict = verdict[["method", "randomized_ssim", "ci_low", "ci_high", "threshold", "n", "result", "reason"]]
     verdict.insert(0, "check", check_name(rz))
     from ..metrics import emprt_table
 
-    emprt = emprt_table(table)
+    emprt = emprt_table(table, min_images=cfg.stats.min_images)
     out.mkdir(parents=True, exist_ok=True)
     (out / "randomization.json").unlink(missing_ok=True)     # the marker `cxrsal stats` reads: written last
     for name, frame in (("randomization.csv", table), ("curves.csv", curves), ("thresholds.csv", thr),
@@ -304,11 +312,42 @@ def analyse(out, plan, cfg, meta, *, log=print):
         + (f"{rz.pairs} random pairs" if rz.pairs else f"{rz.pairs_per_image} partners per image"))
     for r in verdict.itertuples():
         log(f"{r.method:<8} randomized SSIM {r.randomized_ssim:.3f} [{r.ci_low:.3f}, {r.ci_high:.3f}] vs threshold "
-            f"{r.threshold:.3f}: {r.result}")
+            f"{r.threshold:.3f}: {r.result}" + (f" ({r.reason})" if r.reason else ""))
     for r in emprt.itertuples():
         log(f"{r.method:<8} eMPRT complexity {r.trained:.3f} -> {r.randomized:.3f} nats (x{r.rise:.3f}, "
-            f"p {r.p_value:.3g}): {r.result}")
+            f"p {r.p_value:.3g}): {r.result}" + (f" ({r.reason})" if r.reason else ""))
     return table, curves, thr, verdict
+
+
+def final_ssim(table):
+    """The SSIM rows of each model's fully randomized step."""
+    ssim = table[table.metric == "ssim"]
+    return ssim[ssim.step == ssim.groupby("model")["step"].transform("max")]
+
+
+def threshold_verdicts(last, thresholds, min_images):
+    """Per method: the mean of the defined SSIMs in `last` (one row per image and model, with its
+    `undefined` reason), the mean threshold, and the verdict: PASS below the threshold,
+    "undefined" with the reason when the threshold or the images are (`cxrsal.metrics.defined`)."""
+    import pandas as pd
+
+    from ..metrics.defined import UNDEFINED, counted, joined, texts, too_few
+
+    rows = []
+    for method, d in last.groupby("method", sort=False):
+        values = d.value.to_numpy(float)
+        ok = values[np.isfinite(values)]
+        th = thresholds[thresholds.method == method]
+        reasons = sorted({r for r in texts(th, "reason") if r})
+        if th.threshold.isna().all() and not reasons:
+            reasons = ["no threshold"]
+        few = too_few(len(ok), min_images)
+        reason = joined(*reasons, joined(few, counted(texts(d, "undefined"), len(d))) if few else "")
+        mean = float(ok.mean()) if len(ok) else float("nan")
+        t = float(th.threshold.mean()) if len(th) else float("nan")
+        result = UNDEFINED if reason else ("PASS" if mean < t else "FAIL")
+        rows.append(dict(method=method, ssim=mean, threshold=t, n=len(ok), result=result, reason=reason))
+    return pd.DataFrame(rows, columns=["method", "ssim", "threshold", "n", "result", "reason"])
 
 
 def with_intervals(table, summary, keys, *, seed=0, replicates=1000):

@@ -18,7 +18,10 @@ from ..resizing import resize_map
 from ..files import atomic_write_text, remove_stale_tmp, write_frame
 from ..metrics.similarity import LOW_BASELINE, degradation_threshold
 from ..saliency.postprocess import normalize
-from .randomization import similarity_map, with_intervals
+from ..metrics.defined import is_constant, pair_similarity, threshold_reason
+from .randomization import similarity_map, threshold_verdicts, with_intervals
+
+SIDES = ("first model's", "second model's")    # how a reason names the map of each model
 
 
 def run_compare(model_dirs, out, cfg, methods="study", *, baseline_maps=None, progress=None, log=print, maps=()):
@@ -100,23 +103,36 @@ def run_compare(model_dirs, out, cfg, methods="study", *, baseline_maps=None, pr
         fill_store(adapter, store, rows, split, names, cfg, progress=progress, log=log, label=f"model {k + 1} ",
                    sources=sources)
     names = [m for m in method_sets[0] if m in method_sets[1]]
+    ssim = lambda a, b: ssim_score(a, b, data_range=sim.data_range)
     records = []
+
+    true = permuted.index(False) if data_randomization else None
+
+    def record(i, name_a, name_b, method, a, b, reference=None):
+        """One SSIM row; `reference`: the index of the map that must have structure (the data
+        randomization test's true model), None for two maps of equal standing."""
+        if reference is None:
+            value, why = pair_similarity(a, b, ssim, sides=SIDES)
+        else:
+            pair = (a, b) if reference == 0 else (b, a)      # SSIM is symmetric: the reference first
+            value, why = pair_similarity(*pair, ssim, sides=("true model's", "permuted model's"),
+                                         undefined_when="reference")
+        records.append(dict(image_id=i, model_a=name_a, model_b=name_b, method=method, metric="ssim", value=value,
+                            constant=int(is_constant(a)) + int(is_constant(b)), undefined=why))
+
     for method in names:
         ch = stores[0].params(method)["channels"]
         for i in chosen:
             a = resize_map(similarity_map(stores[0].load(method, i), ch, sim.maps), size)
             b = resize_map(similarity_map(stores[1].load(method, i), ch, sim.maps), size)
-            records.append(dict(image_id=i, model_a=Path(model_dirs[0]).name, model_b=Path(model_dirs[1]).name,
-                                method=method, metric="ssim", value=ssim_score(a, b, data_range=sim.data_range)))
+            record(i, Path(model_dirs[0]).name, Path(model_dirs[1]).name, method, a, b, true)
     if baseline_maps:
         da, db = baseline_maps
         for i in chosen:
             # prepared as the saliency maps are (`similarity.maps`), so both sides compare alike
             a, b = (similarity_map({"raw": m, "processed": normalize(m)[0]}, False, sim.maps)
                     for m in (heatmaps[0][i], heatmaps[1][i]))
-            records.append(dict(image_id=i, model_a=Path(da).name, model_b=Path(db).name,
-                                method="baseline:localization", metric="ssim",
-                                value=ssim_score(a, b, data_range=sim.data_range)))
+            record(i, Path(da).name, Path(db).name, "baseline:localization", a, b)
     table = pd.DataFrame.from_records(records)
     summary = table.groupby("method")["value"].agg(["mean", "std", "count"]).reset_index()
     summary = with_intervals(table.assign(metric="ssim"), summary, ["method"], seed=cfg.randomization.seed)
@@ -131,13 +147,15 @@ def run_compare(model_dirs, out, cfg, methods="study", *, baseline_maps=None, pr
             maps = np.stack([resize_map(similarity_map(stores[true].load(method, i), ch, sim.maps), size)
                              for i in chosen])
             rz = cfg.randomization
+            flat = sum(is_constant(m) for m in maps)
             thr.append(dict(method=method, threshold=degradation_threshold(
                 maps, pairs_per_image=rz.pairs_per_image, pairs=rz.pairs or None, seed=rz.seed,
-                data_range=sim.data_range) if len(chosen) > 1 else float("nan")))
-        verdicts = summary[summary.method.isin(names)].merge(pd.DataFrame(thr), on="method")
-        verdicts["result"] = np.where(verdicts["mean"] < verdicts["threshold"], "PASS", "FAIL")
+                data_range=sim.data_range) if len(chosen) > 1 else float("nan"), images=len(chosen), constant=flat,
+                reason=threshold_reason(len(chosen), flat, cfg.stats.min_images)))
+        verdicts = threshold_verdicts(table[table.method.isin(names)], pd.DataFrame(thr), cfg.stats.min_images)
+        verdicts = verdicts.merge(summary[["method", "ci_low", "ci_high"]], on="method", how="left")
         write_frame(out / "thresholds.csv", pd.DataFrame(thr))
-        write_frame(out / "verdicts.csv", verdicts.rename(columns={"mean": "ssim"}))
+        write_frame(out / "verdicts.csv", verdicts)
     write_frame(out / "compare.csv", table)
     write_frame(out / "compare.parquet", table)
     write_frame(out / "compare_summary.csv", summary)
@@ -153,5 +171,6 @@ def run_compare(model_dirs, out, cfg, methods="study", *, baseline_maps=None, pr
     if data_randomization:
         log(f"data randomization test ({Path(model_dirs[permuted.index(True)]).name}: permuted labels):")
         for r in verdicts.itertuples():
-            log(f"{r.method:<22} SSIM {r.mean:.3f} vs threshold {r.threshold:.3f}: {r.result}")
+            log(f"{r.method:<22} SSIM {r.ssim:.3f} vs threshold {r.threshold:.3f}: {r.result}"
+                + (f" ({r.reason})" if r.reason else ""))
     return table, summary

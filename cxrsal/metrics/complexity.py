@@ -8,6 +8,8 @@ the same method on a randomized model should spread it.
 
 import numpy as np
 
+from .defined import MIN_IMAGES, UNDEFINED, constant_reason, counted, joined, relative_rise, too_few
+
 
 def explanation_entropy(smap):
     """Shannon entropy (nats) of the normalized absolute map:
@@ -31,11 +33,15 @@ def explanation_entropy(smap):
     return float(-(p * np.log(p)).sum())
 
 
-def emprt_table(table, alpha=0.05):
+def emprt_table(table, alpha=0.05, min_images=MIN_IMAGES):
     """eMPRT per method: complexity of the trained model's maps against the fully randomized
     model's, paired by (model, image); PASS when it rises significantly (Wilcoxon signed-rank,
-    one-sided "greater", p < alpha). `rise` is the mean ratio randomized / trained (eMPRT's score,
-    > 1 = more complex); `undefined` counts pairs with an all-zero map (no entropy), left out."""
+    one-sided "greater", p < alpha), under the rule of `defined`: a pair with an all-zero map has
+    no complexity and is left out (`undefined` counts them, `left_out` says which side); fewer
+    than `min_images` defined pairs make the result "undefined" with its `reason`; identical
+    complexities (maps that did not move) are a defined rise of 0, p = 1: FAIL. `rise` is the
+    mean ratio randomized / trained (eMPRT's score, > 1 = more complex) over the pairs where it
+    is defined (`defined.relative_rise`: not relative to a complexity of 0)."""
     import pandas as pd
     from scipy.stats import wilcoxon
 
@@ -45,17 +51,27 @@ def emprt_table(table, alpha=0.05):
         last = d.groupby("model")["step"].transform("max")
         pairs = (d[d.step == 0].set_index(["model", "image_id"]).value.to_frame("trained")
                  .join(d[d.step == last].set_index(["model", "image_id"]).value.rename("randomized"), how="inner"))
+        why = [constant_reason(np.isnan(t), np.isnan(r)).replace("constant", "all zero")
+               for t, r in zip(pairs.trained, pairs.randomized)]
         ok = pairs.dropna()
         diff = ok.randomized - ok.trained
-        if len(ok) and (diff != 0).any():
-            p = float(wilcoxon(ok.randomized, ok.trained, alternative="greater", zero_method="wilcox").pvalue)
-        else:
+        reason = too_few(len(ok), min_images)
+        if reason:
             p = float("nan")
+            reason = joined(reason, counted(why, len(pairs)))
+        elif (diff == 0).all():
+            p = 1.0           # nothing moved: a defined zero rise
+        else:
+            p = float(wilcoxon(ok.randomized, ok.trained, alternative="greater", zero_method="wilcox").pvalue)
+        ratio = relative_rise(ok.trained, ok.randomized)
+        zero = int(np.isnan(ratio).sum())
         rows.append(dict(method=method, trained=float(ok.trained.mean()) if len(ok) else float("nan"),
                          randomized=float(ok.randomized.mean()) if len(ok) else float("nan"),
-                         rise=float((ok.randomized / ok.trained).replace(np.inf, np.nan).mean()) if len(ok) else
-                         float("nan"),
+                         rise=float(np.nanmean(ratio)) if np.isfinite(ratio).any() else float("nan"),
                          n=int(len(ok)), undefined=int(len(pairs) - len(ok)), p_value=p,
-                         result="PASS" if p < alpha else ("FAIL" if np.isfinite(p) else "n/a")))
+                         result=UNDEFINED if reason else ("PASS" if p < alpha else "FAIL"), reason=reason,
+                         left_out=joined(counted(why, len(pairs)),
+                                         f"rise relative to a complexity of 0 on {zero} of {len(ok)} images"
+                                         if zero else "")))
     return pd.DataFrame(rows, columns=["method", "trained", "randomized", "rise", "n", "undefined", "p_value",
-                                       "result"])
+                                       "result", "reason", "left_out"])

@@ -41,8 +41,12 @@ def degradation_threshold(maps, *, pairs_per_image=50, pairs=None, seed=0, data_
     """Mean SSIM between the maps of random pairs of distinct images (one trained model).
 
     Default: `pairs_per_image` partners for every image ([A]'s code); `pairs=K`: K pairs in
-    all ([A]'s text). A map is never paired with itself; seeded.
+    all ([A]'s text). A map is never paired with itself; seeded. A pair of two constant maps has
+    no SSIM (`defined.pair_similarity`): it is left out of the mean, NaN when every pair is (the
+    caller says why: `defined.threshold_reason`). Without such pairs this is [A]'s mean.
     """
+    from .defined import pair_similarity
+
     maps = np.asarray(maps)
     n = len(maps)
     if n < 2:
@@ -54,6 +58,8 @@ def degradation_threshold(maps, *, pairs_per_image=50, pairs=None, seed=0, data_
         first = np.repeat(np.arange(n), int(pairs_per_image))
     # partner uniformly among the n - 1 others
     second = (first + rng.integers(1, n, size=first.size)) % n
-    values = np.array([ssim_score(maps[i], maps[j], data_range=data_range) for i, j in zip(first, second)])
-    mean = float(values.mean())
+    ssim = lambda a, b: ssim_score(a, b, data_range=data_range)
+    values = np.array([pair_similarity(maps[i], maps[j], ssim, sides=("first", "second"))[0]
+                       for i, j in zip(first, second)])
+    mean = float(np.mean(values[np.isfinite(values)])) if np.isfinite(values).any() else float("nan")
     return (mean, np.stack([first, second], 1), values) if return_pairs else mean

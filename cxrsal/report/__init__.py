@@ -8,23 +8,24 @@ report.md and gathers the provenance, `published` sets the papers' figures besid
 from pathlib import Path
 
 from ..files import atomic_write_text, remove_stale_tmp
+from ..metrics.defined import MIN_IMAGES
 from . import figures as _figures
 from .page import report_html
 from .published import beside
 from .text import provenance, report_markdown
 
 
-def build_report(dirs, out, *, log=print, posthoc="mixedlm", published=None):
+def build_report(dirs, out, *, log=print, posthoc="mixedlm", published=None, min_images=MIN_IMAGES):
     """Stats, tables, figures and provenance into OUT/report.html and OUT/report.md.
 
-    `posthoc` ("mixedlm" or "tukey") is passed to `run_stats`. `published`: the roles of each
+    `posthoc` ("mixedlm" or "tukey") and `min_images` (`stats.min_images`) are passed to `run_stats`. `published`: the roles of each
     data set (`report.published`), whose papers' figures are set beside this run's.
     """
     from ..stats.study import run_stats
 
     out = Path(out)
     remove_stale_tmp(out, recursive=True)
-    res = run_stats(dirs, out / "stats", posthoc=posthoc, log=log)
+    res = run_stats(dirs, out / "stats", posthoc=posthoc, min_images=min_images, log=log)
     res["beside"] = beside(published, res) if published else []
     figures = _figures.collect(res["found"], res)
     _figures.write(figures, out / "figures")

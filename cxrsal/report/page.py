@@ -6,7 +6,7 @@ import html
 
 from ..stats.results import kinds
 from ..stats.sources import NO_DATA
-from ..stats.text import SANITY_TITLE, later_tables, sanity_meanings, table2_sections
+from ..stats.text import SANITY_TITLE, SUMMARY_TITLE, later_tables, sanity_meanings, summary, table2_sections, undefined_lines
 
 STYLE = ("body{font-family:sans-serif;max-width:1100px;margin:2em auto;padding:0 1em}"
          "table.t{border-collapse:collapse}div.wide{max-width:100%;overflow-x:auto}"
@@ -46,7 +46,8 @@ def report_html(res, figures, prov):
     the tests, the other figures, the provenance."""
     parts = ["<!DOCTYPE html><html><head><meta charset='utf-8'>"
              "<meta name='viewport' content='width=device-width, initial-scale=1'><title>cxrsal report</title>"
-             f"<style>{STYLE}</style></head><body>", "<h1>cxrsal report</h1>"]
+             f"<style>{STYLE}</style></head><body>", "<h1>cxrsal report</h1>",
+             f"<h2 id='summary'>{SUMMARY_TITLE}</h2>", lines_html(summary(res))]
     sections = table2_sections(res)
     if not sections:
         parts.append(f"<h2>Table 2 ([A])</h2><p>{NO_DATA}</p>")
@@ -60,7 +61,7 @@ def report_html(res, figures, prov):
     sanity = res["sanity"]
     parts.append(f"<h2 id='sanity'>{html.escape(SANITY_TITLE)}</h2>")
     if len(sanity):
-        parts += [table_html(sanity), lines_html(sanity_meanings(sanity))]
+        parts += [table_html(sanity), lines_html(sanity_meanings(sanity) + undefined_lines(res, None, "sanity"))]
     else:
         hints = " or ".join(k.absent for k in kinds() if k.sanity and k.absent)
         parts.append(f"<p>{NO_DATA}: {html.escape(hints)}</p>")

@@ -2,29 +2,47 @@
 contrasts, and the one PASS rule of Table 2."""
 
 import warnings
+from dataclasses import dataclass
 
 import numpy as np
 
+from ..metrics.defined import MIN_IMAGES, UNDEFINED, counted, no_spread_p, texts, too_few
 from ..registry import Registry
 
 ALPHA = 0.05
 POSTHOC = Registry("post-hoc procedure")   # each procedure says what it is in its `meaning`
-POSTHOC_COLUMNS = ("group1", "group2", "meandiff", "p_adj", "lower", "upper", "reject", "test")
+NO_ESTIMATE = "mixed model gave no standard error (singular fit)"
+POSTHOC_COLUMNS = ("group1", "group2", "meandiff", "p_adj", "lower", "upper", "reject", "test", "n", "reason")
+
+
+@dataclass(frozen=True)
+class Rules:
+    """What every test decides with: the significance level and the least number of images with a
+    defined value a question needs (`stats.min_images`; fewer: "undefined", cxrsal.metrics.defined)."""
+    alpha: float = ALPHA
+    min_images: int = MIN_IMAGES
 
 
 def _fit(df, term, reference):
     """REML fit of value ~ C(term) (treatment coding against `reference`) with a random intercept
-    per image; None when statsmodels cannot fit it (singular data)."""
+    per image, and what went wrong: (fit, "") or (fit or None, the trouble). A fit whose optimizer
+    did not converge, or whose Hessian is not positive definite (no reliable standard errors), is
+    not used; statsmodels' warnings are captured, not printed."""
     import statsmodels.formula.api as smf
 
     formula = f"value ~ C({term}, Treatment(reference={reference!r}))"
-    with warnings.catch_warnings():
-        # convergence / boundary warnings: a failed fit shows up as NaN estimates instead
-        warnings.simplefilter("ignore")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
         try:
-            return smf.mixedlm(formula, df, groups=df["image_id"]).fit(reml=True)
-        except (np.linalg.LinAlgError, ValueError):
-            return None
+            fit = smf.mixedlm(formula, df, groups=df["image_id"]).fit(reml=True)
+        except (np.linalg.LinAlgError, ValueError) as e:
+            return None, f"mixed model could not be fitted ({str(e).strip().splitlines()[0][:60]})"
+    said = " ".join(str(w.message) for w in caught)
+    if not fit.converged:
+        return fit, "mixed model did not converge"
+    if "not positive definite" in said:
+        return fit, "mixed model's Hessian not positive definite"
+    return fit, ""
 
 
 def _clean(df, term):
@@ -37,29 +55,85 @@ def _coef_name(fit, level):
     return next((k for k in fit.fe_params.index if k.endswith(f"[T.{level}]")), None)
 
 
-def mixed_model(df, *, reference, term="method", alpha=ALPHA):
+def _paired(df, term, a, b):
+    """Per image with a value of both levels: value of `b` minus value of `a` (images in order)."""
+    wide = df[df[term].isin([a, b])].pivot_table(index="image_id", columns=term, values="value", aggfunc="mean")
+    if a not in wide.columns or b not in wide.columns:
+        return np.zeros(0)
+    wide = wide.dropna()
+    return (wide[b] - wide[a]).to_numpy(float)
+
+
+def paired_t(diffs, alpha=ALPHA):
+    """(estimate, ci_low, ci_high, p) of a two-sided paired t-test of per-image differences; with no
+    spread, p at its limit (`defined.no_spread_p`) and the interval the estimate itself; NaN below
+    two differences.
+
+    >>> [round(v, 4) for v in paired_t([0.1, 0.3, 0.2, 0.4])]
+    [0.25, 0.0446, 0.4554, 0.0305]
+    """
+    from scipy.stats import t as student, ttest_1samp
+
+    d = np.asarray(diffs, float)
+    if len(d) < 2:
+        return float("nan"), float("nan"), float("nan"), float("nan")
+    est = float(d.mean())
+    p = no_spread_p(d, 0.0)
+    if p is not None:
+        return est, est, est, p
+    half = float(student.ppf(1 - alpha / 2, len(d) - 1) * d.std(ddof=1) / np.sqrt(len(d)))
+    return est, est - half, est + half, float(ttest_1samp(d, 0.0).pvalue)
+
+
+def left_out(df, level, term="method"):
+    """What `level`'s undefined values were ("" when none): each reason of the table's `undefined`
+    column (when it has one), counted among the level's images."""
+    d = df[df[term].astype(str) == str(level)]
+    bad = d[~np.isfinite(d.value.to_numpy(float))]
+    if bad.empty:
+        return ""
+    return counted([w or "value undefined" for w in texts(bad, "undefined")], d.image_id.nunique())
+
+
+def mixed_model(df, *, reference, term="method", alpha=ALPHA, min_images=MIN_IMAGES):
     """value ~ term (treatment coding against `reference`) with a random intercept per image.
+
+    A level compared on fewer than `min_images` images with a value of both is undefined (its
+    `reason` says so); when the model did not converge (or gives no estimate), the level is
+    compared by a paired t-test of its values against the reference's, image by image, and the
+    `test` says so.
 
     Returns
     -------
     list of dict
         One per other level: level, reference, estimate (level - reference), ci_low, ci_high
-        (Wald, 1 - alpha), p_value (two-sided Wald z), test.
+        (Wald, 1 - alpha), p_value (two-sided Wald z), test, n (images compared), reason (why
+        undefined, "" when defined), left_out (the level's undefined values).
     """
+    raw = df
     df = _clean(df, term)
     levels = [l for l in df[term].unique() if l != reference]
     if reference not in set(df[term]) or not levels:
         return []
-    fit = _fit(df, term, reference)
+    fit, trouble = _fit(df, term, reference)
     out = []
     for level in levels:
+        diffs = _paired(df, term, reference, level)
         row = dict(level=level, reference=reference, estimate=float("nan"), ci_low=float("nan"),
-                   ci_high=float("nan"), p_value=float("nan"), test="mixedlm")
-        key = _coef_name(fit, level) if fit is not None else None
-        if key is not None:
+                   ci_high=float("nan"), p_value=float("nan"), test="mixedlm", n=len(diffs),
+                   reason=too_few(len(diffs), min_images), left_out=left_out(raw, level, term))
+        if row["reason"]:
+            out.append(row)
+            continue
+        key = _coef_name(fit, level) if fit is not None and not trouble else None
+        if key is not None and np.isfinite(fit.pvalues[key]):
             ci = fit.conf_int(alpha=alpha).loc[key]
             row.update(estimate=float(fit.params[key]), ci_low=float(ci.iloc[0]), ci_high=float(ci.iloc[1]),
                        p_value=float(fit.pvalues[key]))
+        else:
+            est, lo, hi, p = paired_t(diffs, alpha)
+            row.update(estimate=est, ci_low=lo, ci_high=hi, p_value=p,
+                       test=f"paired t-test ({trouble or NO_ESTIMATE})")
         out.append(row)
     return out
 
@@ -71,7 +145,7 @@ def _empty_posthoc():
 
 
 @POSTHOC.register("mixedlm")
-def pairwise_contrasts(df, *, term="method", alpha=ALPHA, adjust="holm"):
+def pairwise_contrasts(df, *, term="method", alpha=ALPHA, adjust="holm", min_images=MIN_IMAGES):
     """Every pairwise contrast between the levels of `term` from one fitted mixed model.
 
     The model is value ~ term with a random intercept per image (as `mixed_model`), so a contrast
@@ -83,23 +157,28 @@ def pairwise_contrasts(df, *, term="method", alpha=ALPHA, adjust="holm"):
     (1 - alpha) intervals, z at 1 - alpha / (2 m) for m pairs: with Holm they are slightly
     conservative, so a rejected pair's interval can (rarely) touch 0.
 
+    When the model did not converge, every pair is a paired t-test instead (same adjustment,
+    Bonferroni t intervals; `test` says so). A pair with fewer than `min_images` images holding
+    both values has no p-value and its `reason`.
+
     Returns
     -------
     pandas.DataFrame
         group1, group2, meandiff (group2 - group1, the sign convention of `tukey`), p_adj, lower,
-        upper, reject, test.
+        upper, reject, test, n (images with both values), reason ("" when defined).
 
     Examples
     --------
     >>> import pandas as pd
     >>> df = pd.DataFrame(dict(image_id=[0, 1, 2, 3] * 2, method=["a"] * 4 + ["b"] * 4,
     ...                        value=[0.1, 0.5, 0.3, 0.9, 0.3, 0.72, 0.49, 1.1]))
-    >>> t = pairwise_contrasts(df)
+    >>> t = pairwise_contrasts(df, min_images=4)
     >>> round(float(t.meandiff[0]), 4)       # mean of the paired differences b - a
     0.2025
     """
     import pandas as pd
     from scipy.stats import norm
+    from scipy.stats import t as student
     from statsmodels.stats.multitest import multipletests
 
     df = _clean(df, term)
@@ -107,10 +186,15 @@ def pairwise_contrasts(df, *, term="method", alpha=ALPHA, adjust="holm"):
     if len(levels) < 2:
         return _empty_posthoc()
     pairs = [(a, b) for i, a in enumerate(levels) for b in levels[i + 1:]]
-    fit = _fit(df, term, levels[0])
+    diffs = [_paired(df, term, a, b) for a, b in pairs]
+    reasons = [too_few(len(d), min_images) for d in diffs]
+    fit, trouble = _fit(df, term, levels[0])
+    test = f"mixedlm contrasts (Wald z, {adjust})"
     est = np.full(len(pairs), np.nan)
     se = np.full(len(pairs), np.nan)
-    if fit is not None:
+    p = np.full(len(pairs), np.nan)
+    half = np.full(len(pairs), np.nan)
+    if fit is not None and not trouble:
         names = list(fit.fe_params.index)
         cov = fit.cov_params().loc[names, names].to_numpy(float)
         beta = fit.fe_params.to_numpy(float)
@@ -124,17 +208,25 @@ def pairwise_contrasts(df, *, term="method", alpha=ALPHA, adjust="holm"):
                 contrast[col[a]] -= 1.0
             est[k] = contrast @ beta
             se[k] = np.sqrt(max(contrast @ cov @ contrast, 0.0))
-    with np.errstate(divide="ignore", invalid="ignore"):
-        p = 2 * norm.sf(np.abs(est / se))
+        with np.errstate(divide="ignore", invalid="ignore"):
+            p = 2 * norm.sf(np.abs(est / se))
+        half = norm.ppf(1 - alpha / (2 * len(pairs))) * se
+    if not np.isfinite(p[[not r for r in reasons]]).all():      # no usable fit: paired t-tests
+        test = f"paired t-tests ({trouble or NO_ESTIMATE}, {adjust})"
+        for k, d in enumerate(diffs):
+            if len(d) >= 2:
+                est[k], _, _, p[k] = paired_t(d, alpha)
+                half[k] = float(student.ppf(1 - alpha / (2 * len(pairs)), len(d) - 1) * d.std(ddof=1)
+                                / np.sqrt(len(d)))
+    p[[bool(r) for r in reasons]] = np.nan
     ok = np.isfinite(p)
     p_adj = np.full(len(pairs), np.nan)
     reject = np.zeros(len(pairs), bool)
     if ok.any():
         reject[ok], p_adj[ok] = multipletests(p[ok], alpha=alpha, method=adjust)[:2]
-    half = norm.ppf(1 - alpha / (2 * len(pairs))) * se
     return pd.DataFrame(dict(group1=[a for a, _ in pairs], group2=[b for _, b in pairs], meandiff=est,
-                             p_adj=p_adj, lower=est - half, upper=est + half, reject=reject,
-                             test=f"mixedlm contrasts (Wald z, {adjust})"))
+                             p_adj=p_adj, lower=est - half, upper=est + half, reject=reject, test=test,
+                             n=[len(d) for d in diffs], reason=reasons))
 
 
 pairwise_contrasts.meaning = "pairwise contrasts from the fitted mixed model (paired by image, Holm-adjusted)"
@@ -157,10 +249,13 @@ def tukey(df, *, term="method", alpha=ALPHA):
     if df[term].nunique() < 2:
         return _empty_posthoc()
     res = pairwise_tukeyhsd(df["value"].to_numpy(float), df[term].astype(str).to_numpy(), alpha=alpha)
-    table = pd.DataFrame(res.summary().data[1:], columns=list(POSTHOC_COLUMNS[:-1]))
+    table = pd.DataFrame(res.summary().data[1:], columns=list(POSTHOC_COLUMNS[:-3]))
     table = table.astype({"group1": str, "group2": str, "meandiff": float, "p_adj": float, "lower": float,
                           "upper": float, "reject": bool})
     table["test"] = "Tukey HSD (unpaired)"
+    counts = df.groupby(term)["value"].count()
+    table["n"] = [int(min(counts[a], counts[b])) for a, b in zip(table.group1, table.group2)]
+    table["reason"] = ""
     return table
 
 
@@ -168,38 +263,47 @@ tukey.meaning = "Tukey HSD (unpaired: ignores the pairing by image)"
 
 
 def one_sample(values, threshold, alternative="two-sided"):
-    """p-value of a one-sample t-test of the mean of `values` against `threshold` (NaN when fewer
-    than two finite values or no spread)."""
+    """p-value of a one-sample t-test of the mean of `values` against `threshold`: NaN below two
+    finite values; with no spread, its limit (`defined.no_spread_p`: 1 when every value equals the
+    threshold, else 0).
+
+    >>> one_sample([1.0, 1.0, 1.0], 0.5), one_sample([0.5, 0.5], 0.5)
+    (0.0, 1.0)
+    """
     from scipy.stats import ttest_1samp
 
     values = np.asarray(values, float)
     values = values[np.isfinite(values)]
-    if len(values) < 2 or values.std() == 0:
+    if len(values) < 2:
         return float("nan")
+    limit = no_spread_p(values, threshold)
+    if limit is not None:
+        return limit
     return float(ttest_1samp(values, threshold, alternative=alternative).pvalue)
 
 
 def better_than(estimate, p, alpha=ALPHA):
     """The PASS rule of every Table 2 comparison with a baseline, low or high ([A]): PASS when
-    significantly better (estimate > 0 and p < alpha), FAIL otherwise, "n/a" without a p-value.
+    significantly better (estimate > 0 and p < alpha), FAIL otherwise, "undefined" without a p-value.
 
-    >>> better_than(0.1, 0.01), better_than(0.1, 0.2), better_than(-0.1, 0.01)
-    ('PASS', 'FAIL', 'FAIL')
+    >>> better_than(0.1, 0.01), better_than(0.1, 0.2), better_than(-0.1, 0.01), better_than(0.1, float("nan"))
+    ('PASS', 'FAIL', 'FAIL', 'undefined')
     """
     if not np.isfinite(p):
-        return "n/a"
+        return UNDEFINED
     return "PASS" if estimate > 0 and p < alpha else "FAIL"
 
 
 def finding(estimate, p, alpha=ALPHA):
     """What a comparison found, three ways: "better", "worse" (significant, by the estimate's
-    sign), "no difference" (p >= alpha) or "n/a" (no p-value). A FAIL is "worse" or "no difference".
+    sign), "no difference" (p >= alpha) or "undefined" (no p-value). A FAIL is "worse" or "no
+    difference".
 
     >>> finding(0.1, 0.01), finding(-0.1, 0.01), finding(-0.1, 0.2)
     ('better', 'worse', 'no difference')
     """
     if not np.isfinite(p):
-        return "n/a"
+        return UNDEFINED
     if p < alpha and estimate != 0:
         return "better" if estimate > 0 else "worse"
     return "no difference"
@@ -213,8 +317,18 @@ def vs_threshold(mean, threshold):
     (('PASS', 'below threshold'), ('FAIL', 'not below threshold'))
     """
     if not (np.isfinite(mean) and np.isfinite(threshold)):
-        return "n/a", "n/a"
+        return UNDEFINED, UNDEFINED
     return ("PASS", "below threshold") if mean < threshold else ("FAIL", "not below threshold")
+
+
+def decided(row):
+    """A tests.csv row under the one rule: a row with a `reason` is "undefined" (decision and
+    finding), whatever its numbers say; a row without a p-value gets the reason "no p-value"."""
+    if not row.get("reason") and row.get("decision") == UNDEFINED:
+        row["reason"] = "no p-value"
+    if row.get("reason"):
+        row["decision"] = row["finding"] = UNDEFINED
+    return row
 
 
 # the study's result kinds register themselves (last: they use the functions above)

@@ -8,12 +8,13 @@ tests with the helpers here; Table 2's columns are the kinds' questions in the k
 import numpy as np
 
 from ..saliency.base import METHODS, ordered
-from . import ALPHA, POSTHOC, one_sample, vs_threshold
+from ..metrics.defined import UNDEFINED, counted, joined, texts, too_few
+from . import POSTHOC, Rules, decided, one_sample, vs_threshold
 from .results import kinds
 from .sources import NO_DATA, UNKNOWN, group_model, group_name
 
 TESTS_COLUMNS = ("dataset", "group", "question", "model", "method", "comparison", "estimate", "ci_low", "ci_high",
-                 "p_value", "test", "finding", "decision", "source")
+                 "p_value", "test", "n", "finding", "decision", "reason", "left_out", "source")
 BOOTSTRAP = 1000    # image-level replicates of every interval of a mean
 
 
@@ -42,10 +43,25 @@ def ids_of(keys, values):
     return dict(zip(keys, values))
 
 
-def tests_row(ids, question, model, method, comparison, estimate, ci_low, ci_high, p, test, decision, found):
-    """One row of tests.csv."""
-    return dict(ids, question=question, model=model, method=method, comparison=comparison, estimate=estimate,
-                ci_low=ci_low, ci_high=ci_high, p_value=p, test=test, finding=found, decision=decision)
+def tests_row(ids, question, model, method, comparison, estimate, ci_low, ci_high, p, test, decision, found, *,
+              n=None, reason="", left_out=""):
+    """One row of tests.csv, under the one rule (`decided`): with a `reason` (why a statistic it
+    rests on is undefined) the decision is "undefined". `n`: the images it rests on; `left_out`:
+    the undefined values left out of it, counted."""
+    return decided(dict(ids, question=question, model=model, method=method, comparison=comparison,
+                        estimate=estimate, ci_low=ci_low, ci_high=ci_high, p_value=p, test=test, n=n, finding=found,
+                        decision=decision, reason=reason, left_out=left_out))
+
+
+def undefined_values(d):
+    """The reasons of the undefined values among rows `d` (NaN values; the `undefined` column says
+    why when the table has one), counted among its images ("" when every value is defined)."""
+    values = d.value.to_numpy(float)
+    bad = ~np.isfinite(values)
+    if not bad.any():
+        return ""
+    why = texts(d, "undefined")
+    return counted([(w or "value undefined") if b else "" for w, b in zip(why, bad)], len(d))
 
 
 def mean_interval(values, alpha):
@@ -61,34 +77,44 @@ def mean_interval(values, alpha):
 
 
 def threshold_of(thresholds, method, ids):
-    """A method's degradation threshold among `thresholds` rows matching `ids` (mean when several;
-    NaN when none)."""
+    """(threshold, reason) of a method among `thresholds` rows matching `ids`: the mean when
+    several; the reasons the rows give why one is undefined ("no threshold" when none is there)."""
     th = thresholds[thresholds.method == method] if len(thresholds) else thresholds
     for k, v in ids.items():
         th = th[th[k] == v] if k in th.columns else th
-    return float(th.threshold.mean()) if len(th) else float("nan")
+    if not len(th) or th.threshold.isna().all():
+        return float("nan"), joined(*sorted(set(texts(th, "reason")))) or "no threshold"
+    why = sorted(set(texts(th, "reason")))
+    return float(th.threshold.mean()), joined(*why)
 
 
-def threshold_test(ids, question, model, method, values, thr, alpha):
-    """Mean SSIM against a degradation threshold: PASS below it; the two-sided t-test's p-value is
-    shown, the decision does not use it."""
-    mean = float(np.mean(values))
+def threshold_test(ids, question, model, method, d, threshold, rules):
+    """Mean SSIM of rows `d` against a degradation threshold ((value, reason), `threshold_of`):
+    PASS below it, "undefined" when the threshold is or fewer than `rules.min_images` values are
+    defined. The two-sided t-test's p-value is shown; the decision does not use it."""
+    thr, why = threshold
+    values = d.value.to_numpy(float)
+    ok = values[np.isfinite(values)]
+    mean = float(ok.mean()) if len(ok) else float("nan")
     decision, found = vs_threshold(mean, thr)
-    lo, hi = mean_interval(values, alpha)
+    lo, hi = mean_interval(ok, rules.alpha)
+    gone = undefined_values(d)
+    few = too_few(len(ok), rules.min_images)
     return tests_row(ids, question, model, method, "threshold", mean - thr, lo - thr, hi - thr,
-                    one_sample(values, thr), "t-test (two-sided)", decision, found)
+                     one_sample(ok, thr), "t-test (two-sided)", decision, found, n=len(ok),
+                     reason=joined(why, joined(few, gone) if few else ""), left_out=gone)
 
 
-def run_tests(tables, alpha=ALPHA):
+def run_tests(tables, rules=Rules()):
     """Every kind's tests over the pooled tables, as tests.csv orders them."""
     import pandas as pd
 
-    rows = [row for kind in kinds() for row in kind.tests(tables, alpha)]
+    rows = [decided(dict(row)) for kind in kinds() for row in kind.tests(tables, rules)]
     tests = pd.DataFrame(rows, columns=list(TESTS_COLUMNS))
     return tests.sort_values(["dataset", "group", "question", "source", "method"], kind="stable", ignore_index=True)
 
 
-def posthoc_tests(sets, procedure="mixedlm", alpha=ALPHA):
+def posthoc_tests(sets, procedure="mixedlm", rules=Rules()):
     """Pairwise comparisons between methods within each (group, question) set, by `procedure`
     ("mixedlm": contrasts from the fitted mixed model, paired by image; "tukey": Tukey HSD)."""
     import pandas as pd
@@ -96,7 +122,7 @@ def posthoc_tests(sets, procedure="mixedlm", alpha=ALPHA):
     fn = POSTHOC.get(procedure)
     tables = []
     for ids, question, model, d in sets:
-        t = fn(d, alpha=alpha)
+        t = fn(d, alpha=rules.alpha, **({"min_images": rules.min_images} if procedure == "mixedlm" else {}))
         where = dict(dataset=ids.get("dataset", UNKNOWN), group=ids.get("group", UNKNOWN), question=question,
                      model=model, source=ids.get("source", ""))
         for k, (name, value) in enumerate(where.items()):
@@ -110,7 +136,8 @@ def table2(tests, columns=None):
     """PASS/FAIL per data set x model group, method and criterion; a cell without data says so.
 
     A cell PASSes when every test behind it (e.g. several scored runs of one architecture)
-    PASSes, FAILs when any FAILs, else "n/a" (no p-value). Columns: dataset, model, method,
+    PASSes, FAILs when any FAILs, else is "undefined" (a statistic it rests on is: tests.csv's
+    `reason`, `undefined_cells`). Columns: dataset, model, method,
     then the questions (`table2_columns()` by default); one block of rows per group, methods in
     [A]'s order.
     """
@@ -135,9 +162,36 @@ def table2(tests, columns=None):
                     row[q] = NO_DATA
                 else:
                     decisions = set(d.decision)
-                    row[q] = "PASS" if decisions == {"PASS"} else ("FAIL" if "FAIL" in decisions else "n/a")
+                    row[q] = "PASS" if decisions == {"PASS"} else ("FAIL" if "FAIL" in decisions else UNDEFINED)
             rows.append(row)
     return pd.DataFrame(rows, columns=columns)
+
+
+def undefined_cells(tests, columns=None, renamed=None):
+    """Why each undefined cell of Table 2 (or of the sanity table, `renamed` its questions) is:
+    rows dataset, group, method, question, reason (the tests' reasons, joined), in table order."""
+    import pandas as pd
+
+    out = pd.DataFrame(columns=["dataset", "group", "method", "question", "reason"])
+    if tests.empty or "reason" not in tests.columns:
+        return out
+    t = tests.assign(question=tests.question.replace(renamed or {}))
+    criteria = set(table2_columns() if columns is None else columns)
+    rows = []
+    for (dataset, group, method, question), d in t[t.question.isin(criteria)].groupby(
+            ["dataset", "group", "method", "question"], sort=True):
+        decisions = set(d.decision)
+        if "FAIL" in decisions or decisions == {"PASS"}:
+            continue
+        reasons = sorted({r for r in texts(d, "reason") if r})
+        rows.append(dict(dataset=dataset, group=group, method=method, question=question,
+                         reason="; ".join(reasons) or "no p-value"))
+    return pd.DataFrame(rows, columns=list(out.columns)) if rows else out
+
+
+def sanity_renames():
+    """A Table 2 question that is also a sanity check -> its sanity-table column."""
+    return {q: c for kind in kinds() for q, c in kind.sanity_names.items()}
 
 
 def sanity_table(tests):
@@ -146,7 +200,6 @@ def sanity_table(tests):
     columns without any result left out."""
     if tests.empty:
         return table2(tests, columns=())
-    renamed = {q: c for kind in kinds() for q, c in kind.sanity_names.items()}
-    tests = tests.assign(question=tests.question.replace(renamed))
+    tests = tests.assign(question=tests.question.replace(sanity_renames()))
     present = tuple(c for c in sanity_columns() if c in set(tests.question))
     return table2(tests, columns=present)

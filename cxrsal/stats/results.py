@@ -63,13 +63,19 @@ class ResultKind:
         """Columns a table gets from its folder's metadata before it is pooled with others."""
         return frame
 
-    def tests(self, tables, alpha):
-        """Rows of tests.csv from the pooled `tables` ({name: frame})."""
+    def tests(self, tables, rules):
+        """Rows of tests.csv from the pooled `tables` ({name: frame}), decided with `rules`
+        (`cxrsal.stats.Rules`: alpha, min_images); a row with a `reason` is "undefined"."""
         return []
 
     def posthoc_sets(self, tables):
         """(ids, question, model, frame) sets of the post-hoc comparisons between methods."""
         return []
+
+    def constant_maps(self, tables):
+        """The maps behind its tests and how many were constant: a frame of dataset, group, method,
+        maps, constant (None when its tables do not record it)."""
+        return None
 
     def outputs(self, tables, res):
         """Tables of its own (`Output`), from the pooled tables and the results so far."""

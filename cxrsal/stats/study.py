@@ -10,38 +10,51 @@ Table 1 and the choices table, `findings` checks the papers' headlines, `text` w
 from pathlib import Path
 
 from ..files import atomic_path, remove_stale_tmp, write_frame
-from . import ALPHA, POSTHOC
+from ..metrics.defined import MIN_IMAGES, UNDEFINED
+from . import ALPHA, POSTHOC, Rules
 from .findings import findings
-from .questions import posthoc_tests, run_tests, sanity_table, table2, table2_columns
+from .questions import (posthoc_tests, run_tests, sanity_renames, sanity_table, table2, table2_columns,
+                        undefined_cells)
 from .results import kinds
 from .sources import NO_DATA, described, discover, groups_of, load_results
 from .tables import choices_table, table1, table1_utility
 from .text import tables_markdown
+from .undefined import constant_cells, constant_table
 
 WRITTEN = (("tests.csv", "tests"), ("posthoc.csv", "posthoc"), ("table2.csv", "table2"), ("table1.csv", "table1"),
            ("table1_utility.csv", "table1_utility"), ("choices.csv", "choices"), ("findings.csv", "findings"),
-           ("sanity.csv", "sanity"))
+           ("sanity.csv", "sanity"), ("constant.csv", "constant"), ("undefined.csv", "undefined"))
 
 
-def run_stats(dirs, out, *, alpha=ALPHA, posthoc="mixedlm", log=print):
+def run_stats(dirs, out, *, alpha=ALPHA, posthoc="mixedlm", min_images=MIN_IMAGES, log=print):
     """Every test, post-hoc comparison and table over the results under `dirs`, written to `out`.
 
     Writes tests.csv, posthoc.csv (column `test` names the procedure), table2.csv (one block per
     data set x model group), table1.csv, table1_utility.csv, choices.csv, findings.csv,
-    sanity.csv, each kind's own tables (localization.csv) and tables.md.
+    sanity.csv, constant.csv (constant maps per method), undefined.csv (why each undefined cell
+    of Table 2 and the sanity table is), each kind's own tables (localization.csv) and tables.md.
     `posthoc`: "mixedlm" (default; contrasts from the mixed model) or "tukey" (unpaired Tukey HSD).
+    `min_images`: below it a question is "undefined" (`stats.min_images`).
     """
     POSTHOC.get(posthoc)   # an unknown name fails before any work
+    rules = Rules(alpha=alpha, min_images=min_images)
     found = discover(dirs)
     infos = described(found, dirs)
     t = load_results(infos)
-    tests = run_tests(t, alpha)
-    post = posthoc_tests([s for kind in kinds() for s in kind.posthoc_sets(t)], posthoc, alpha)
+    tests = run_tests(t, rules)
+    post = posthoc_tests([s for kind in kinds() for s in kind.posthoc_sets(t)], posthoc, rules)
     groups = groups_of(infos)
-    res = {"tests": tests, "posthoc": post, "table2": table2(tests), "sanity": sanity_table(tests),
+    constant = constant_table(t)
+    res = {"tests": tests, "posthoc": post, "table2": constant_cells(table2(tests), constant),
+           "sanity": constant_cells(sanity_table(tests), constant_table(t, sanity_only=True)),
            "table1": table1(found["runs"], t["pointwise"]), "table1_utility": table1_utility(found["runs"], t["scores"]),
            "choices": choices_table(infos), "groups": groups, "found": found, "posthoc_name": posthoc, "alpha": alpha,
-           "pointwise_table": t["pointwise"]}
+           "min_images": min_images, "pointwise_table": t["pointwise"], "constant": constant}
+    import pandas as pd
+
+    res["undefined"] = pd.concat([undefined_cells(tests).assign(table="Table 2"),
+                                  undefined_cells(tests, sanity_columns_of(res["sanity"]), sanity_renames())
+                                  .assign(table="sanity")], ignore_index=True)
     res["outputs"] = [o for kind in kinds() for o in kind.outputs(t, res)]
     res.update({o.name: o.frame for o in res["outputs"]})
     res["findings"] = findings(res)
@@ -55,8 +68,15 @@ def run_stats(dirs, out, *, alpha=ALPHA, posthoc="mixedlm", log=print):
     with atomic_path(out / "tables.md") as tmp:
         tmp.write_text(tables_markdown(res))
     t2 = res["table2"]
-    missing = int((t2[list(table2_columns())] == NO_DATA).to_numpy().sum()) if len(t2) else 0
+    cells = t2[list(table2_columns())].to_numpy() if len(t2) else None
+    missing = int((cells == NO_DATA).sum()) if cells is not None else 0
+    undefined = int((cells == UNDEFINED).sum()) if cells is not None else 0
     log(f"{len(groups)} group(s) of data set x model, never pooled: {', '.join(groups) or 'none'}")
     log(f"{len(tests)} tests; Table 2 {len(t2)} rows, Table 1 {len(res['table1'])} rows; "
-        f"{missing} Table 2 cells lack data")
+        f"{missing} Table 2 cells lack data, {undefined} are undefined (undefined.csv says why)")
     return res
+
+
+def sanity_columns_of(sanity):
+    """The check columns of a sanity table (after dataset, model, method; before the constant maps)."""
+    return [c for c in sanity.columns[3:] if c != "constant maps"]

@@ -5,19 +5,26 @@ from pathlib import Path
 
 import numpy as np
 
+from ..metrics.defined import MIN_IMAGES
 from . import ALPHA, POSTHOC
 from .findings import FINDINGS_TITLE
 from .questions import BOOTSTRAP, sanity_meaning
 from .sources import NO_DATA, UNKNOWN
+from .undefined import CONSTANT_TITLE, summary_lines
 
 POOLING = "Results of different data sets or architectures are never pooled: each Table 2 holds one group."
 TABLE1_TITLE = ("Table 1 ([B]): per backbone x head the run with the best validation score; its test AUC and "
                 "pointwise AP")
 TABLE1_UTILITY_TITLE = "Table 1 ([B]), utility: AUPRC (mean over positive images) of the chosen runs' maps"
 SANITY_TITLE = "Sanity checks: every randomization order, sMPRT, eMPRT and data randomization"
+SUMMARY_TITLE = "Summary"
+CONSTANT_NOTE = ("Maps: every map behind the tests (each image's map per step of a randomization, both models' maps of "
+                 "a comparison, the scored maps). A constant map has no structure: its similarities and complexity "
+                 "are undefined and left out (tests.csv's `left_out`). Likely cause: where more than half are "
+                 "constant.")
 
 
-def rules_sentence(posthoc, alpha=ALPHA):
+def rules_sentence(posthoc, alpha=ALPHA, min_images=MIN_IMAGES):
     """The PASS rule and the post-hoc procedure, in one sentence."""
     how = POSTHOC.get(posthoc).meaning
     return (f"PASS = significantly better than the baseline, low or high (estimate > 0, two-sided p < {alpha}); "
@@ -25,7 +32,10 @@ def rules_sentence(posthoc, alpha=ALPHA):
             "randomization PASSES when the fully randomized mean SSIM is below the method's degradation "
             "threshold, data randomization when the SSIM between the true and the label-permuted model's maps is; "
             f"intervals: {BOOTSTRAP} image-level bootstrap replicates (mixed-model rows: the model's own); post-hoc "
-            f"comparisons between methods: {how} (posthoc.csv).")
+            f"comparisons between methods: {how} (posthoc.csv). A verdict is undefined, never PASS or FAIL, "
+            "when a statistic it rests on is: a degradation threshold of constant maps, a similarity with a constant "
+            f"map, fewer than {min_images} images with a defined value (stats.min_images); a mixed model that did "
+            "not converge falls back to a paired t-test (tests.csv's `test`).")
 
 
 def table2_sections(res):
@@ -49,9 +59,30 @@ def table2_sections(res):
         unrecorded = len(g["sources"]) - (c.folder.nunique() if len(c) else 0)
         if unrecorded:
             after.append(f"- {unrecorded} result folder(s) of this group record no choices (older results)")
-        after.append(rules_sentence(res["posthoc_name"], res["alpha"]))
+        after += undefined_lines(res, group, "Table 2")
+        after.append(rules_sentence(res["posthoc_name"], res["alpha"], res.get("min_images", MIN_IMAGES)))
         sections.append((title, before, rows, after))
     return sections
+
+
+def undefined_lines(res, group, table):
+    """"Undefined cells:" and one line per undefined cell of `table` ("Table 2", "sanity") with its
+    reason: of one group, or of every group (`group` None, each line naming its group)."""
+    u = res.get("undefined")
+    if u is None or not len(u):
+        return []
+    u = u[u.table == table]
+    if group is not None:
+        u = u[u.group == group]
+    if not len(u):
+        return []
+    return ["Undefined cells:"] + [f"- {'' if group is not None else r.group + ': '}{r.method}, {r.question}: "
+                                   f"{r.reason}" for r in u.itertuples()]
+
+
+def summary(res):
+    """The summary's lines (`undefined.summary_lines`)."""
+    return summary_lines(res)
 
 
 def shown(output):
@@ -67,12 +98,15 @@ def later_tables(res):
     the findings."""
     parts = [(TABLE1_TITLE, res["table1"], "", True), (TABLE1_UTILITY_TITLE, res["table1_utility"], "", True)]
     parts += [(o.title, shown(o), o.note, False) for o in res["outputs"]]
+    constant = res.get("constant")
+    if constant is not None and len(constant):
+        parts.append((CONSTANT_TITLE, constant.drop(columns=["group"]), CONSTANT_NOTE, False))
     return parts + [(FINDINGS_TITLE, res["findings"], "", False)]
 
 
 def sanity_meanings(sanity):
     """One sentence per check present: what a PASS means."""
-    return [f"- {column}: PASS = {sanity_meaning(column)}." for column in sanity.columns[3:]]
+    return [f"- {column}: PASS = {sanity_meaning(column)}." for column in sanity.columns[3:] if column != "constant maps"]
 
 
 def markdown(df):
@@ -89,7 +123,7 @@ def tables_markdown(res, level=2):
     own tables, the findings and the sanity checks (sections without rows left out, except the
     Table 1 ones, which say "no data")."""
     h = "#" * level
-    parts = []
+    parts = [f"{h} {SUMMARY_TITLE}", "", *summary(res), ""]
     sections = table2_sections(res)
     if not sections:
         parts += [f"{h} Table 2 ([A])", "", NO_DATA, ""]
@@ -101,5 +135,6 @@ def tables_markdown(res, level=2):
             parts += [note, ""] if note and len(table) else []
     sanity = res.get("sanity")
     if sanity is not None and len(sanity):
-        parts += [f"{h} {SANITY_TITLE}", "", markdown(sanity), "", *sanity_meanings(sanity), ""]
+        parts += [f"{h} {SANITY_TITLE}", "", markdown(sanity), "", *sanity_meanings(sanity),
+                  *undefined_lines(res, None, "sanity"), ""]
     return "\n".join(parts)

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Callable
 
 from ..config_schema import NOT_MAP_SETTINGS
+from ..metrics.defined import MIN_IMAGES
 from .layout import Context, _train_extra, job_config, localization_names
 from .spec import replicate_names, twin_name
 
@@ -130,7 +131,9 @@ def build_jobs(study, out):
         jobs += _dataset_jobs(ctx, study, ds_name, ds, cost, t)
     ids = [j.name for j in jobs]
     jobs.append(StudyJob(REPORT, "report", t.report, (ctx,), deps=tuple(ids), outputs=("report",),
-                         settings={"posthoc": study.stats.posthoc, "published": study.report.published}))
+                         settings={"posthoc": study.stats.posthoc, "published": study.report.published,
+                                   **({"min_images": study.stats.min_images}
+                                      if study.stats.min_images != MIN_IMAGES else {})}))
     return chain_digests(jobs)
 
 

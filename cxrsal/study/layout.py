@@ -90,6 +90,8 @@ def job_config(study, ds_name, owner=None, extra=None):
         # the data set's own `data` section wins over a model's config file (a_*.yaml name a size)
         layers.append(({"data": here}, f"{src} (datasets.{ds_name})"))
         layers.append(({"data": (ds.settings or {}).get("data") or {}}, f"{src} (datasets.{ds_name}.settings)"))
+    # the study's own stats section decides the verdicts every job prints, as the report's
+    layers.append(({"stats": {"min_images": study.stats.min_images}}, f"{src} (stats)"))
     for mapping, origin in layers:
         _merge(data, mapping, origins, origin)
     mine = f"{src} ({what if owner else f'datasets.{ds_name}'}: the study's own values)"

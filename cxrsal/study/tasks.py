@@ -329,5 +329,6 @@ def report(ctx):
     from ..report import build_report
 
     published = roles(ctx) if ctx.study.report.published else None
-    return str(build_report(result_dirs(ctx), ctx.folder("report"), posthoc=ctx.study.stats.posthoc, log=_quiet,
+    return str(build_report(result_dirs(ctx), ctx.folder("report"), posthoc=ctx.study.stats.posthoc,
+                            min_images=ctx.study.stats.min_images, log=_quiet,
                             published=published))

@@ -3,9 +3,12 @@ architectures: reproducibility (both [A], against 0.5 and against two localizati
 a model and its twin trained on permuted labels: the data randomization test (Adebayo et al.
 2018)."""
 
+import numpy as np
+
 from ...metrics.similarity import LOW_BASELINE
-from .. import ALPHA, better_than, finding, mixed_model, one_sample
-from ..questions import ids_of, keys_of, mean_interval, threshold_of, threshold_test, tests_row
+from ...metrics.defined import joined, too_few
+from .. import Rules, better_than, finding, mixed_model, one_sample
+from ..questions import ids_of, keys_of, mean_interval, threshold_of, threshold_test, tests_row, undefined_values
 from ..results import ResultKind, register_result
 from ..sources import UNKNOWN
 
@@ -28,7 +31,7 @@ def _pair(d):
     return f"{d.model_a.iloc[0]} vs {d.model_b.iloc[0]}" if len(d) and {"model_a", "model_b"} <= set(d.columns) else ""
 
 
-def data_randomization_tests(compare, thresholds, alpha=ALPHA):
+def data_randomization_tests(compare, thresholds, rules=Rules()):
     """The data randomization test: mean SSIM between the true and the label-permuted model's
     maps against the degradation threshold of the true model's maps (PASS below it)."""
     rows = []
@@ -37,15 +40,15 @@ def data_randomization_tests(compare, thresholds, alpha=ALPHA):
         ids, method = ids_of(keys, values[:-1]), values[-1]
         if str(method).startswith("baseline:"):
             continue
-        rows.append(threshold_test(ids, DATA_RANDOMIZATION, _pair(d), method, d.value,
-                                   threshold_of(thresholds, method, ids), alpha))
+        rows.append(threshold_test(ids, DATA_RANDOMIZATION, _pair(d), method, d,
+                                   threshold_of(thresholds, method, ids), rules))
     return rows
 
 
-def compare_tests(compare, kind, alpha=ALPHA):
+def compare_tests(compare, kind, rules=Rules()):
     """SSIM between two models' maps against 0.5 (one-sample t-test, two-sided) and against the
     localization networks' SSIM (mixed model); PASS = significantly better."""
-    rows = []
+    rows, alpha = [], rules.alpha
     if compare.empty:
         return rows
     keys = keys_of(compare)
@@ -55,18 +58,25 @@ def compare_tests(compare, kind, alpha=ALPHA):
         saliency = d[~d.method.astype(str).str.startswith("baseline:")]
         pair = _pair(saliency)
         for method, m in saliency.groupby("method"):
-            est = float(m.value.mean()) - LOW_BASELINE
-            p = one_sample(m.value, LOW_BASELINE)
-            lo, hi = mean_interval(m.value, alpha)
+            values = m.value.to_numpy(float)
+            ok = values[np.isfinite(values)]
+            est = float(ok.mean()) - LOW_BASELINE if len(ok) else float("nan")
+            p = one_sample(ok, LOW_BASELINE)
+            lo, hi = mean_interval(ok, alpha)
+            gone = undefined_values(m)
+            few = too_few(len(ok), rules.min_images)
             rows.append(tests_row(ids, f"{kind} vs 0.5", pair, method, "0.5", est, lo - LOW_BASELINE,
                                   hi - LOW_BASELINE, p, "t-test (two-sided)", better_than(est, p, alpha),
-                                  finding(est, p, alpha)))
+                                  finding(est, p, alpha), n=len(ok), reason=joined(few, gone) if few else "",
+                                  left_out=gone))
         if LOCALIZATION in set(d.method):
-            for r in mixed_model(d, reference=LOCALIZATION, alpha=alpha):
+            for r in mixed_model(d, reference=LOCALIZATION, alpha=alpha, min_images=rules.min_images):
                 rows.append(tests_row(ids, f"{kind} vs localization network", pair, r["level"], LOCALIZATION,
-                                      r["estimate"], r["ci_low"], r["ci_high"], r["p_value"], "mixedlm",
+                                      r["estimate"], r["ci_low"], r["ci_high"], r["p_value"], r["test"],
                                       better_than(r["estimate"], r["p_value"], alpha),
-                                      finding(r["estimate"], r["p_value"], alpha)))
+                                      finding(r["estimate"], r["p_value"], alpha), n=r["n"],
+                                      reason=joined(r["reason"], r["left_out"]) if r["reason"] else "",
+                                      left_out=r["left_out"]))
     return rows
 
 
@@ -89,16 +99,24 @@ class CompareResult(ResultKind):
         frame["question_kind"] = question_kind(info)
         return frame
 
-    def tests(self, tables, alpha):
+    def tests(self, tables, rules):
         rows = []
         compare = tables["compare"]
         if not compare.empty:
             for kind, d in compare.groupby("question_kind", sort=True):
                 if kind == DATA_RANDOMIZATION:
-                    rows += data_randomization_tests(d, tables["compare_thresholds"], alpha)
+                    rows += data_randomization_tests(d, tables["compare_thresholds"], rules)
                 else:
-                    rows += compare_tests(d, kind, alpha)
+                    rows += compare_tests(d, kind, rules)
         return rows
+
+    def constant_maps(self, tables):
+        """Both models' maps of every image compared (a row holds two), constant ones counted."""
+        from .score import flagged
+
+        compare = tables["compare"]
+        return flagged(compare, ["dataset", "group", "source", "model_a", "model_b", "image_id", "method"],
+                       per_row=2) if len(compare) else None
 
     def posthoc_sets(self, tables):
         sets, compare = [], tables["compare"]

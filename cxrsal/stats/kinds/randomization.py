@@ -5,7 +5,7 @@ other orders, as sMPRT, and gives eMPRT from the same maps (Hedstroem et al. 202
 from pathlib import Path
 
 from ...config import ORDERS
-from .. import ALPHA
+from .. import Rules
 from ..plotting import drawn, slug
 from ..questions import ids_of, keys_of, threshold_of, threshold_test, tests_row
 from ..results import Figure, ResultKind, register_result
@@ -42,7 +42,7 @@ def check_question(check):
     return "trained vs randomized" if check == A_CHECK else check
 
 
-def randomization_tests(rand, thresholds, alpha=ALPHA):
+def randomization_tests(rand, thresholds, rules=Rules()):
     """Fully randomized mean SSIM against each method's degradation threshold (its own rule);
     the t-test's p-value (two-sided) is shown, the decision does not use it. Each folder's check
     (MPRT or sMPRT in one order) is its own question; an MPRT folder also gives eMPRT's test
@@ -61,7 +61,7 @@ def randomization_tests(rand, thresholds, alpha=ALPHA):
         thr = threshold_of(thresholds, method, ids)
         check = ids.pop("check")
         rows.append(threshold_test(ids, check_question(check), ", ".join(sorted(map(str, d.model.unique()))),
-                                   method, d.value, thr, alpha))
+                                   method, d, thr, rules))
     complexity = rand[rand.metric == "complexity"]
     for values, d in (complexity.groupby(keys, sort=True) if len(complexity) else ()):
         ids = ids_of(keys, values)
@@ -69,11 +69,11 @@ def randomization_tests(rand, thresholds, alpha=ALPHA):
         if not check.startswith("MPRT"):
             continue       # eMPRT is defined on the plain maps
         models = ", ".join(sorted(map(str, d.model.unique())))
-        for r in emprt_table(d, alpha).itertuples():
+        for r in emprt_table(d, rules.alpha, rules.min_images).itertuples():
             rows.append(tests_row(ids, "e" + check, models, r.method, "trained model's complexity", r.rise - 1,
                                   float("nan"), float("nan"), r.p_value, "Wilcoxon signed-rank (one-sided)", r.result,
-                                  "complexity rose" if r.result == "PASS" else
-                                  ("n/a" if r.result == "n/a" else "complexity did not rise")))
+                                  "complexity rose" if r.result == "PASS" else "complexity did not rise", n=r.n,
+                                  reason=r.reason, left_out=r.left_out))
     return rows
 
 
@@ -128,8 +128,16 @@ class RandomizationResult(ResultKind):
         tags = {f"{k:02d}-{m['name']}": group_name(info["dataset"], m["key"]) for k, m in enumerate(info["models"])}
         return lambda f: f["model"].astype(str).map(lambda t: tags.get(t, first))
 
-    def tests(self, tables, alpha):
-        return randomization_tests(tables["rand"], tables["thresholds"], alpha)
+    def tests(self, tables, rules):
+        return randomization_tests(tables["rand"], tables["thresholds"], rules)
+
+    def constant_maps(self, tables):
+        """Every step's map of every image (the SSIM rows), constant ones flagged."""
+        from .score import flagged
+
+        rand = tables["rand"]
+        return flagged(rand[rand.metric == "ssim"], ["dataset", "group", "check", "model", "image_id", "method",
+                                                     "step"]) if len(rand) else None
 
     def posthoc_sets(self, tables):
         sets, rand = [], tables["rand"]

@@ -10,7 +10,8 @@ import numpy as np
 from ...experiments.score_baselines import score_baselines
 from ...metrics.utility import utility_metrics
 from ...saliency.base import METHODS, ordered
-from .. import ALPHA, better_than, finding, mixed_model
+from ...metrics.defined import UNDEFINED, joined
+from .. import Rules, better_than, finding, mixed_model
 from ..plotting import png, pyplot
 from ..questions import BOOTSTRAP, ids_of, keys_of, tests_row
 from ..results import Figure, Output, ResultKind, register_result
@@ -28,7 +29,7 @@ LOCALIZATION_NOTE = ("Hit rate: the map's maximum inside the ground truth (point
                      "method.")
 
 
-def utility_tests(scores, alpha=ALPHA):
+def utility_tests(scores, rules=Rules()):
     """AUPRC of each method against the average mask and the localization networks (mixed model,
     one per scored model); PASS = significantly better, whichever the baseline."""
     rows = []
@@ -42,12 +43,26 @@ def utility_tests(scores, alpha=ALPHA):
             if baseline.method not in set(d.method):
                 continue
             question = HIGH_QUESTION if baseline.high else LOW_QUESTION
-            for r in mixed_model(d, reference=baseline.method, alpha=alpha):
+            for r in mixed_model(d, reference=baseline.method, alpha=rules.alpha, min_images=rules.min_images):
                 rows.append(tests_row(ids, question, ids.get("model", ""), r["level"], baseline.method, r["estimate"],
-                                      r["ci_low"], r["ci_high"], r["p_value"], "mixedlm",
-                                      better_than(r["estimate"], r["p_value"], alpha),
-                                      finding(r["estimate"], r["p_value"], alpha)))
+                                      r["ci_low"], r["ci_high"], r["p_value"], r["test"],
+                                      better_than(r["estimate"], r["p_value"], rules.alpha),
+                                      finding(r["estimate"], r["p_value"], rules.alpha), n=r["n"],
+                                      reason=joined(r["reason"], r["left_out"]) if r["reason"] else "",
+                                      left_out=r["left_out"]))
     return rows
+
+
+def flagged(frame, keys, per_row=1):
+    """dataset, group, method, maps, constant of the saliency methods' rows of `frame`, one map per
+    distinct `keys` (its `constant` flag: a bool, or the count of a pair's constant maps with
+    `per_row` 2); None when the table does not record constant maps."""
+    if frame.empty or "constant" not in frame.columns:
+        return None
+    d = frame[frame.method.astype(str).isin(METHODS.names())]
+    flags = d.groupby(keys)["constant"].max().astype(float).fillna(0).reset_index()
+    flags["maps"] = per_row
+    return flags.groupby(["dataset", "group", "method"], as_index=False)[["maps", "constant"]].sum()
 
 
 def trained(frame):
@@ -57,8 +72,11 @@ def trained(frame):
     return frame
 
 
-def interval_cell(interval):
-    """[low, high] as a table cell ("no data" when missing or undefined)."""
+def interval_cell(interval, n=None):
+    """[low, high] as a table cell: "undefined (1 image)" when it rests on fewer than two images
+    (`n`), "no data" when missing."""
+    if n is not None and 0 < n < 2:
+        return f"{UNDEFINED} ({n} image)"
     if not interval or len(interval) != 2 or not all(np.isfinite(float(v)) for v in interval):
         return NO_DATA
     return f"[{float(interval[0]):.3f}, {float(interval[1]):.3f}]"
@@ -96,7 +114,7 @@ def localization_table(scores, replicates=BOOTSTRAP, seed=0):
                 "dataset": dataset, "group": group, "model": model, "method": method, "positives": int(r["count"])})
             row[name] = float(r["mean"])
             c = ci.loc[(dataset, group, model, method, metric)]
-            row[f"{name} 95% CI"] = interval_cell([c.ci_low, c.ci_high])
+            row[f"{name} 95% CI"] = interval_cell([c.ci_low, c.ci_high], int(r["count"]))
     order = {m: k for k, m in enumerate(ordered([m for m in {r[3] for r in rows} if m in METHODS]))}
     out = pd.DataFrame(sorted(rows.values(), key=lambda r: (r["dataset"], r["group"], r["model"],
                                                             order.get(r["method"], len(order)), r["method"])),
@@ -216,8 +234,8 @@ class ScoreResult(ResultKind):
         store = Path(meta.get("maps", "")) / "store.json"
         return [(read_result_json(store).get("model") if store.is_file() else None) or meta.get("model")]
 
-    def tests(self, tables, alpha):
-        return utility_tests(tables["scores"], alpha)
+    def tests(self, tables, rules):
+        return utility_tests(tables["scores"], rules)
 
     def posthoc_sets(self, tables):
         sets, scores = [], tables["scores"]
@@ -228,6 +246,10 @@ class ScoreResult(ResultKind):
                 ids = ids_of(keys, values)
                 sets.append(({k: v for k, v in ids.items() if k != "model"}, "utility", ids.get("model", ""), d))
         return sets
+
+    def constant_maps(self, tables):
+        """The trained model's maps scored (every image a map once per method), constant ones flagged."""
+        return flagged(trained(tables["scores"]), ["dataset", "group", "model", "image_id", "method"])
 
     def outputs(self, tables, res):
         return [Output("localization", LOCALIZATION_TITLE, localization_table(tables["scores"]), LOCALIZATION_NOTE)]
