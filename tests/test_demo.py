@@ -80,10 +80,16 @@ def test_demo_tiny_end_to_end(tmp_path):
     main = t2[t2.model == "resnet18"]
     assert set(main.method) == {"grad", "sg", "ig", "sig", "gcam", "xrai", "gbp", "ggcam"}
     assert "wildcat" in set(t2[t2.model == "resnet18-wildcat"].method)
-    # every question has an answer, the localization-network ones from the two RetinaNets ("n/a":
-    # a test without variance, as identical tiny GradCAM maps give)
+    # every question has an answer, the localization-network ones from the two RetinaNets; an
+    # undefined one (tiny constant GradCAM maps, too few images) says why, in undefined.csv
     for question in table2_columns():
-        assert set(main.loc[main.method == "gcam", question]) <= {"PASS", "FAIL", "n/a"}, question
+        assert set(main.loc[main.method == "gcam", question]) <= {"PASS", "FAIL", "undefined"}, question
+    undefined = pd.read_csv(tmp_path / "demo" / "report" / "stats" / "undefined.csv", keep_default_na=False)
+    cells = {(r.model, r.method, q) for r in t2.itertuples() for q, v in zip(t2.columns[3:], r[4:]) if v == "undefined"}
+    assert cells == {(m.split("/")[-1], r.method, r.question) for r, m in
+                     zip(undefined[undefined.table == "Table 2"].itertuples(),
+                         undefined[undefined.table == "Table 2"].group)}
+    assert all(undefined.reason != "")
     assert {"PASS", "FAIL"} & set(main["utility vs localization network"])
     assert {"PASS", "FAIL"} & set(main["repeatability vs localization network"])
     assert (tmp_path / "demo" / "rsna" / "baselines" / "retinanet-seed1" / "predictions" / "test" / "detections.csv").exists()
@@ -99,9 +105,9 @@ def test_demo_tiny_end_to_end(tmp_path):
     # method; mIoU tuned on the validation maps beside AUPRC and the hit rate, with intervals
     sanity = pd.read_csv(tmp_path / "demo" / "report" / "stats" / "sanity.csv", keep_default_na=False)
     assert list(sanity.columns[3:]) == ["MPRT top-down", "eMPRT top-down", "MPRT bottom-up", "eMPRT bottom-up",
-                                        "data randomization"]
+                                        "data randomization", "constant maps"]
     s18 = sanity[sanity.model == "resnet18"]
-    assert set(s18[sanity.columns[3:]].to_numpy().ravel()) <= {"PASS", "FAIL", "n/a"}
+    assert set(s18[sanity.columns[3:-1]].to_numpy().ravel()) <= {"PASS", "FAIL", "undefined"}
     loc = pd.read_csv(tmp_path / "demo" / "report" / "stats" / "localization.csv", keep_default_na=False)
     # the maps are of the replicate Table 1 reports (best validation AUC)
     chosen = t1[(t1.backbone == "resnet18") & (t1["head"] == "classification")].run.item()

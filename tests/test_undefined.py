@@ -181,6 +181,18 @@ def test_the_fallback_is_scipys_paired_t(monkeypatch):
     assert t.p_adj.iloc[0] == pytest.approx(ttest_rel(base, other).pvalue)     # one pair: Holm changes nothing
 
 
+def test_the_baselines_undefined_values_are_said_beside_each_method():
+    """Two localization networks' heatmaps both constant on one image: that baseline value is left
+    out (n = 5 paired images), and every method's row says so."""
+    rng = np.random.default_rng(0)
+    df = pd.DataFrame(dict(image_id=list(range(6)) * 2, method=["baseline:localization"] * 6 + ["gcam"] * 6,
+                           value=np.r_[np.nan, rng.uniform(0.2, 0.4, 5), rng.uniform(0.5, 0.7, 6)],
+                           undefined=["both maps constant"] + [""] * 11))
+    r = mixed_model(df, reference="baseline:localization")[0]
+    assert r["n"] == 5 and r["reason"] == ""
+    assert r["left_out"] == "baseline:localization: both maps constant on 1 of 6 images"
+
+
 def test_too_few_images_are_undefined():
     df = pd.DataFrame(dict(image_id=[0, 1] * 2, method=["ref"] * 2 + ["gcam"] * 2, value=[0.1, 0.2, 0.5, 0.7]))
     r = mixed_model(df, reference="ref")[0]

@@ -341,12 +341,13 @@ def threshold_verdicts(last, thresholds, min_images):
         reasons = sorted({r for r in texts(th, "reason") if r})
         if th.threshold.isna().all() and not reasons:
             reasons = ["no threshold"]
-        few = too_few(len(ok), min_images)
+        images = d[np.isfinite(values)].image_id.nunique()          # replicates share their images
+        few = too_few(images, min_images)
         reason = joined(*reasons, joined(few, counted(texts(d, "undefined"), len(d))) if few else "")
         mean = float(ok.mean()) if len(ok) else float("nan")
         t = float(th.threshold.mean()) if len(th) else float("nan")
         result = UNDEFINED if reason else ("PASS" if mean < t else "FAIL")
-        rows.append(dict(method=method, ssim=mean, threshold=t, n=len(ok), result=result, reason=reason))
+        rows.append(dict(method=method, ssim=mean, threshold=t, n=images, result=result, reason=reason))
     return pd.DataFrame(rows, columns=["method", "ssim", "threshold", "n", "result", "reason"])
 
 

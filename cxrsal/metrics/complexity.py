@@ -55,7 +55,7 @@ def emprt_table(table, alpha=0.05, min_images=MIN_IMAGES):
                for t, r in zip(pairs.trained, pairs.randomized)]
         ok = pairs.dropna()
         diff = ok.randomized - ok.trained
-        reason = too_few(len(ok), min_images)
+        reason = too_few(ok.index.get_level_values("image_id").nunique(), min_images)
         if reason:
             p = float("nan")
             reason = joined(reason, counted(why, len(pairs)))

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..metrics.defined import MIN_IMAGES, UNDEFINED, counted, no_spread_p, texts, too_few
+from ..metrics.defined import MIN_IMAGES, UNDEFINED, counted, joined, no_spread_p, texts, too_few
 from ..registry import Registry
 
 ALPHA = 0.05
@@ -108,7 +108,7 @@ def mixed_model(df, *, reference, term="method", alpha=ALPHA, min_images=MIN_IMA
     list of dict
         One per other level: level, reference, estimate (level - reference), ci_low, ci_high
         (Wald, 1 - alpha), p_value (two-sided Wald z), test, n (images compared), reason (why
-        undefined, "" when defined), left_out (the level's undefined values).
+        undefined, "" when defined), left_out (the level's undefined values, then the reference's).
     """
     raw = df
     df = _clean(df, term)
@@ -116,12 +116,14 @@ def mixed_model(df, *, reference, term="method", alpha=ALPHA, min_images=MIN_IMA
     if reference not in set(df[term]) or not levels:
         return []
     fit, trouble = _fit(df, term, reference)
+    theirs = left_out(raw, reference, term)
+    theirs = f"{reference}: {theirs}" if theirs else ""
     out = []
     for level in levels:
         diffs = _paired(df, term, reference, level)
         row = dict(level=level, reference=reference, estimate=float("nan"), ci_low=float("nan"),
                    ci_high=float("nan"), p_value=float("nan"), test="mixedlm", n=len(diffs),
-                   reason=too_few(len(diffs), min_images), left_out=left_out(raw, level, term))
+                   reason=too_few(len(diffs), min_images), left_out=joined(left_out(raw, level, term), theirs))
         if row["reason"]:
             out.append(row)
             continue

@@ -99,9 +99,10 @@ def threshold_test(ids, question, model, method, d, threshold, rules):
     decision, found = vs_threshold(mean, thr)
     lo, hi = mean_interval(ok, rules.alpha)
     gone = undefined_values(d)
-    few = too_few(len(ok), rules.min_images)
+    images = d[np.isfinite(values)].image_id.nunique()      # replicates share their images
+    few = too_few(images, rules.min_images)
     return tests_row(ids, question, model, method, "threshold", mean - thr, lo - thr, hi - thr,
-                     one_sample(ok, thr), "t-test (two-sided)", decision, found, n=len(ok),
+                     one_sample(ok, thr), "t-test (two-sided)", decision, found, n=images,
                      reason=joined(why, joined(few, gone) if few else ""), left_out=gone)
 
 
