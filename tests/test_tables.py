@@ -115,8 +115,9 @@ def test_utility_part_of_the_chosen_runs(runs):
     wc = row(t, "resnet18", "wildcat")
     assert wc.wildcat == pytest.approx(((0.3 + 0.5) / 2 + 0.9) / 2)
     assert row(t, "resnet34", "classification").gcam == NO_DATA
-    # [B]'s two baseline columns only, while no other baseline is scored
-    assert list(t.columns)[-2:] == ["average mask", "RetinaNet heatmap"]
+    # [B]'s two baseline columns only, while no other baseline is scored; no constant flags recorded
+    assert list(t.columns)[-3:] == ["average mask", "RetinaNet heatmap", "constant maps"]
+    assert a["constant maps"] == NO_DATA
 
 
 def test_other_scored_baselines_follow_bs_columns(runs):
@@ -124,12 +125,14 @@ def test_other_scored_baselines_follow_bs_columns(runs):
     from cxrsal.experiments.score_baselines import SCORE_BASELINES
 
     rows = [dict(image_id=f"im{i}", model="r18-a", method=method, step="trained", metric="auprc", value=v,
-                 label=1) for i, v in enumerate((0.2, 0.6)) for method in ("gcam", "baseline:segmentation")]
+                 label=1, constant=method == "gcam" and i == 0)
+            for i, v in enumerate((0.2, 0.6)) for method in ("gcam", "baseline:segmentation")]
     t = table1_utility(runs, pd.DataFrame(rows))
     label = SCORE_BASELINES.get("seg").label
-    assert list(t.columns)[-3:] == ["average mask", "RetinaNet heatmap", label]
+    assert list(t.columns)[-4:] == ["average mask", "RetinaNet heatmap", label, "constant maps"]
     a = row(t, "resnet18", "classification")
     assert a[label] == pytest.approx(0.4) and a["average mask"] == NO_DATA
+    assert a["constant maps"] == "gcam 1 of 2"          # of the methods' maps; a baseline is no method
 
 
 def test_findings_of_the_studies_on_hand_made_results(runs):

@@ -294,3 +294,16 @@ def test_zero_variance_utility_table_reaches_table2_through_the_fallback(tmp_pat
     assert (row.decision, row.finding, row.p_value) == ("FAIL", "no difference", 1.0)
     assert res["table2"].set_index("method").loc["gcam", "utility vs average mask"] == "FAIL"
     assert res["posthoc"].test.iloc[0].startswith("paired t-tests (mixed model")
+
+
+def test_an_interval_of_one_image_says_so():
+    """One positive image: no bootstrap interval ("undefined (1 image)"), its constant map counted;
+    the same table's model of three images has an interval."""
+    from cxrsal.stats.kinds.score import localization_table
+
+    rows = [dict(dataset="d", group="d/resnet18", model=model, image_id=f"i{k}", method="gcam", step="trained",
+                 metric="auprc", value=0.2 + 0.1 * k, label=1, constant=k == 0)
+            for model, n in (("one", 1), ("three", 3)) for k in range(n)]
+    t = localization_table(pd.DataFrame(rows)).set_index("model")
+    assert t.loc["one", "AUPRC 95% CI"] == "undefined (1 image)" and t.loc["one", "constant maps"] == "1 of 1"
+    assert t.loc["three", "AUPRC 95% CI"].startswith("[") and t.loc["three", "constant maps"] == "1 of 3"

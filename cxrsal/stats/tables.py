@@ -10,7 +10,7 @@ import numpy as np
 from ..experiments.score_baselines import score_baselines
 from ..runs import read_card
 from ..saliency.base import METHODS, ordered, study_methods
-from .kinds.score import interval_cell, trained
+from .kinds.score import constant_counts, interval_cell, trained
 from .sources import NO_DATA, UNKNOWN
 
 def _natural(text):
@@ -81,17 +81,20 @@ def pointwise_cell(pointwise, run, method):
 NATIVE = {"classification": "gcam", "wildcat": "wildcat", "retinanet": "baseline:detector"}
 
 
-def table1(runs, pointwise):
+def table1(runs, pointwise, scores=None):
     """[B] Table 1, AUC part: one row per data set x backbone x head (classification, wildcat,
     and the RetinaNet per backbone) for the run chosen by validation (`chosen_runs`).
 
     Columns: dataset, backbone, head, run, selected by, val score, test AUC (the run card's),
     pointwise AP (of its native maps: GradCAM for a classification head, the WILDCAT class map,
-    the RetinaNet's best box centre) and pointwise AP of (that method). The AUPRC part is
-    `table1_utility`. Cells without data say "no data"; an AP computed over positives only says so.
+    the RetinaNet's best box centre), pointwise AP of (that method) and its constant maps among the
+    images it ranked (from `scores`). The AUPRC part is `table1_utility`. Cells without data say
+    "no data"; an AP computed over positives only says so.
     """
     import pandas as pd
 
+    hits = scores[scores.metric == "pointwise_hit"] if scores is not None and len(scores) else pd.DataFrame()
+    flat = constant_counts(trained(hits), ["model", "method"]) if len(hits) else {}
     rows = []
     for c in chosen_runs(runs):
         test = _metric(c["card"], "test_auc")
@@ -103,9 +106,10 @@ def table1(runs, pointwise):
                      "test AUC 95% CI": interval_cell((c["card"].get("metrics") or {}).get("test_auc_ci")),
                      "pointwise AP": pointwise_cell(pointwise, c["run"], native),
                      "pointwise AP 95% CI": _pointwise_ci_cell(pointwise, c["run"], native),
-                     "pointwise AP of": native})
+                     "pointwise AP of": native, "constant maps": flat.get((c["run"], native), NO_DATA)})
     return pd.DataFrame(rows, columns=["dataset", "backbone", "head", "run", "selected by", "val score", "test AUC",
-                                       "test AUC 95% CI", "pointwise AP", "pointwise AP 95% CI", "pointwise AP of"])
+                                       "test AUC 95% CI", "pointwise AP", "pointwise AP 95% CI", "pointwise AP of",
+                                       "constant maps"])
 
 
 def _pointwise_ci_cell(pointwise, run, method):
@@ -151,8 +155,12 @@ def table1_utility(runs, scores):
             m = d[d.method == method] if len(d) else d
             # an image scored twice counts once
             row[column] = float(m.groupby("image_id").value.mean().mean()) if len(m) else NO_DATA
+        flat = constant_counts(d[d.method.isin(list(METHODS.names()))], ["method"]) if len(d) else {}
+        shown = [f"{m} {v}" for (m,), v in sorted(flat.items()) if not v.startswith("0 ")]
+        row["constant maps"] = "; ".join(shown) or (f"0 of {row['positives']}" if flat else NO_DATA)
         rows.append(row)
-    return pd.DataFrame(rows, columns=["dataset", "backbone", "head", "run", "positives", *columns.values()])
+    return pd.DataFrame(rows, columns=["dataset", "backbone", "head", "run", "positives", *columns.values(),
+                                       "constant maps"])
 
 
 def choices_table(infos):

@@ -65,6 +65,16 @@ def flagged(frame, keys, per_row=1):
     return flags.groupby(["dataset", "group", "method"], as_index=False)[["maps", "constant"]].sum()
 
 
+def constant_counts(frame, keys):
+    """{keys' values: "c of n"}: of the distinct images of each group of score rows, how many had a
+    constant map (the `constant` flag `cxrsal score` writes); {} when the table does not record it."""
+    if frame.empty or "constant" not in frame.columns:
+        return {}
+    per_image = frame.groupby([*keys, "image_id"])["constant"].max().astype(float).fillna(0)
+    counts = per_image.groupby(level=list(range(len(keys)))).agg(["sum", "count"])
+    return {k if isinstance(k, tuple) else (k,): f"{int(r['sum'])} of {int(r['count'])}" for k, r in counts.iterrows()}
+
+
 def trained(frame):
     """The rows of the trained model (a score of a randomization step is not)."""
     if "step" in frame.columns:
@@ -94,6 +104,7 @@ def localization_table(scores, replicates=BOOTSTRAP, seed=0):
     columns = ["dataset", "group", "model", "method", "positives"]
     for name in LOCALIZATION_METRICS.values():
         columns += [name, f"{name} 95% CI"]
+    columns.append("constant maps")
     if scores.empty:
         return pd.DataFrame(columns=columns)
     d = trained(scores[scores.metric.isin(list(LOCALIZATION_METRICS))])
@@ -115,6 +126,9 @@ def localization_table(scores, replicates=BOOTSTRAP, seed=0):
             row[name] = float(r["mean"])
             c = ci.loc[(dataset, group, model, method, metric)]
             row[f"{name} 95% CI"] = interval_cell([c.ci_low, c.ci_high], int(r["count"]))
+    flat = constant_counts(d, ["dataset", "group", "model", "method"])
+    for key, row in rows.items():
+        row["constant maps"] = flat.get(key, NO_DATA)
     order = {m: k for k, m in enumerate(ordered([m for m in {r[3] for r in rows} if m in METHODS]))}
     out = pd.DataFrame(sorted(rows.values(), key=lambda r: (r["dataset"], r["group"], r["model"],
                                                             order.get(r["method"], len(order)), r["method"])),
