@@ -307,3 +307,17 @@ def test_an_interval_of_one_image_says_so():
     t = localization_table(pd.DataFrame(rows)).set_index("model")
     assert t.loc["one", "AUPRC 95% CI"] == "undefined (1 image)" and t.loc["one", "constant maps"] == "1 of 1"
     assert t.loc["three", "AUPRC 95% CI"].startswith("[") and t.loc["three", "constant maps"] == "1 of 3"
+
+
+def test_an_undefined_verdict_neither_holds_nor_breaks_a_finding():
+    from cxrsal.stats.findings import findings
+
+    tests = pd.DataFrame([dict(group="d/r18", question="trained vs randomized", method=m, decision=d, estimate=0.1)
+                          for m, d in (("gcam", "undefined"), ("gbp", "PASS"), ("ggcam", "FAIL"))])
+    empty = pd.DataFrame()
+    res = {"tests": tests, "table1": empty, "table1_utility": empty}
+    holds = {r.finding.split(": ")[1]: r.holds for r in findings(res).itertuples()}
+    assert holds["gcam passes cascading randomization"] == "undefined"
+    assert holds["gbp passes cascading randomization"] == "yes"
+    assert holds["ggcam passes cascading randomization"] == "no"
+    assert holds["xrai fails cascading randomization"] == "no data"

@@ -1,6 +1,7 @@
 """Which headline findings of the two studies hold on these results: [B]'s WILDCAT maps against
 GradCAM and the average mask, [A]'s verdicts of cascading randomization."""
 
+from ..metrics.defined import UNDEFINED
 from .sources import NO_DATA
 from .tables import pointwise_cell
 
@@ -17,7 +18,7 @@ def _number(cell):
 
 def findings(res):
     """The studies' headline findings checked on these results, one row each: study, finding,
-    holds (yes / no / no data) and the numbers behind it.
+    holds (yes / no / undefined / no data) and the numbers behind it.
 
     [B]: the WILDCAT class maps localize better than GradCAM and the average mask (pointwise AP
     and utility AUPRC), per data set and backbone. [A]: GradCAM, Guided Backprop and Guided
@@ -62,7 +63,10 @@ def findings(res):
         for method, want in (("gcam", "PASS"), ("gbp", "PASS"), ("ggcam", "PASS"), ("xrai", "FAIL")):
             r = decided[method]
             values = {"randomized SSIM - threshold": float(r.iloc[0]["estimate"]) if len(r) else None}
-            holds = NO_DATA if r.empty else ("yes" if set(r.decision) == {want} else "no")
+            decisions = set(r.decision)
+            # an undefined verdict neither supports nor contradicts the finding
+            holds = NO_DATA if r.empty else ("yes" if decisions == {want} else
+                                             UNDEFINED if decisions <= {want, UNDEFINED} else "no")
             add("[A]", f"{group}: {method} {'passes' if want == 'PASS' else 'fails'} cascading randomization",
                 values, holds)
     return pd.DataFrame(rows, columns=["study", "finding", "holds", "evidence"])
