@@ -90,6 +90,16 @@ def test_demo_tiny_end_to_end(tmp_path):
                      zip(undefined[undefined.table == "Table 2"].itertuples(),
                          undefined[undefined.table == "Table 2"].group)}
     assert all(undefined.reason != "")
+    # the summary counts the verdicts of tests.csv, and names a mostly constant method with a cause
+    tests = pd.read_csv(tmp_path / "demo" / "report" / "stats" / "tests.csv", keep_default_na=False)
+    counts = tests.decision.value_counts()
+    tables_md = (tmp_path / "demo" / "report" / "stats" / "tables.md").read_text()
+    assert (f"{len(tests)} tests: {counts.get('PASS', 0)} PASS, {counts.get('FAIL', 0)} FAIL, "
+            f"{counts.get('undefined', 0)} undefined") in tables_md
+    constant = pd.read_csv(tmp_path / "demo" / "report" / "stats" / "constant.csv", keep_default_na=False)
+    for r in constant[constant.share > 0.5].itertuples():
+        assert f"- {r.method} ({r.dataset}, {r.model}): {r.constant} of {r.maps} maps constant; likely cause" in \
+            tables_md
     assert {"PASS", "FAIL"} & set(main["utility vs localization network"])
     assert {"PASS", "FAIL"} & set(main["repeatability vs localization network"])
     assert (tmp_path / "demo" / "rsna" / "baselines" / "retinanet-seed1" / "predictions" / "test" / "detections.csv").exists()

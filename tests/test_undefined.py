@@ -99,15 +99,18 @@ def test_similarity_with_a_constant_map_is_undefined_and_identical_maps_are_one(
 def test_threshold_of_constant_trained_maps_is_undefined():
     maps = np.zeros((4, 16, 16))
     assert np.isnan(degradation_threshold(maps, pairs_per_image=5))
-    assert threshold_reason(4, 4, 5) == "trained maps constant on 4 of 4 images"
-    # some constant: the pairs of two constant maps are left out, the mean is the loop over the others
+    assert threshold_reason(4, 4, 5) == "trained maps constant on 4 of 4 images; n = 4 < 5 images"
+    # some constant: the pairs with a constant map are left out (the randomized SSIMs it is compared
+    # with rest on structured trained maps only), the mean is the loop over the others
     maps = np.concatenate([smooth_maps(6), np.zeros((2, 16, 16))])
     mean, pairs, values = degradation_threshold(maps, pairs_per_image=10, return_pairs=True)
-    both = (pairs >= 6).all(axis=1)
-    expected = [ssim_score(maps[i], maps[j]) for (i, j), b in zip(pairs, both) if not b]
-    assert both.any() and np.isnan(values[both]).all() and np.isfinite(values[~both]).all()
+    flat = (pairs >= 6).any(axis=1)
+    expected = [ssim_score(maps[i], maps[j]) for (i, j), f in zip(pairs, flat) if not f]
+    assert flat.any() and np.isnan(values[flat]).all() and np.isfinite(values[~flat]).all()
     assert mean == pytest.approx(np.mean(expected))
     assert threshold_reason(8, 2, 5) == "" and threshold_reason(8, 4, 5) == "trained maps constant on 4 of 8 images"
+    # too few images is said even where some maps are constant
+    assert threshold_reason(4, 1, 5) == "trained maps constant on 1 of 4 images; n = 4 < 5 images"
 
 
 def test_constant_trained_maps_never_pass_randomization():
@@ -238,11 +241,12 @@ def test_planted_folders_reach_table2_as_undefined_with_their_reasons(tmp_path):
     assert "- gcam, trained vs randomized: trained maps constant on 8 of 8 images" in md
     assert f"{len(tests)} tests: 0 PASS, 0 FAIL, {len(tests)} undefined" in md
     constant = res["constant"].set_index("method")
-    # 8 trained and 8 randomized maps flagged constant (the folder says so), 4 compared maps not
-    assert (constant.loc["gcam", "maps"], constant.loc["gcam", "constant"]) == (16 + 4, 16)
+    # the 8 trained maps flagged constant (the folder says so; a randomized step's are not counted),
+    # the 4 compared maps not
+    assert (constant.loc["gcam", "maps"], constant.loc["gcam", "constant"]) == (8 + 4, 8)
     assert "dead model" not in constant.loc["gcam", "likely cause"]      # grad's maps are not constant
     assert "feature map too coarse" in constant.loc["gcam", "likely cause"]
-    assert t2.loc["gcam", "constant maps"] == "16 of 20"
+    assert t2.loc["gcam", "constant maps"] == "8 of 12" and t2.loc["grad", "constant maps"] == "0 of 4"
 
 
 def test_a_decided_question_says_what_it_left_out(tmp_path):
@@ -321,3 +325,53 @@ def test_an_undefined_verdict_neither_holds_nor_breaks_a_finding():
     assert holds["gbp passes cascading randomization"] == "yes"
     assert holds["ggcam passes cascading randomization"] == "no"
     assert holds["xrai fails cascading randomization"] == "no data"
+
+
+def test_replicates_count_their_images_once():
+    """Two replicate models of three images each: 6 values, but n = 3 images < 5: undefined, and the
+    reason counts images, not image-model pairs."""
+    last = pd.DataFrame(dict(image_id=list("abc") * 2, model=["00-a"] * 3 + ["01-b"] * 3, method="gcam",
+                             value=[0.1, 0.1, np.nan, 0.1, 0.2, np.nan], undefined=["", "", "randomized map constant"] * 2))
+    thr = pd.DataFrame([dict(model=m, method="gcam", threshold=0.5, images=3, constant=0, reason="")
+                        for m in ("00-a", "01-b")])
+    v = threshold_verdicts(last, thr, 2).iloc[0]
+    assert (v.result, v.n) == ("PASS", 2)
+    v = threshold_verdicts(last, thr, 5).iloc[0]
+    assert v.result == "undefined" and v.reason == "n = 2 < 5 images; randomized map constant on 1 of 3 images"
+
+
+def test_a_rise_from_a_trained_complexity_of_zero_is_left_out():
+    """One-pixel trained maps (complexity 0) whose randomized maps spread: a rise relative to 0,
+    undefined; eMPRT does not PASS on them."""
+    rows = [dict(image_id=i, model="00-m", method="gcam", step=s, step_name=str(s), metric="complexity",
+                 value=0.0 if s == 0 else 1.5) for i in "abcdefgh" for s in (0, 1)]
+    e = emprt_table(pd.DataFrame(rows)).iloc[0]
+    assert e.result == "undefined" and e.n == 0
+    assert e.reason == "n = 0 < 5 images; rise relative to a trained complexity of 0 on 8 of 8 images"
+
+
+def test_older_results_without_flags_are_not_counted_as_structured():
+    from cxrsal.stats.kinds.score import constant_counts, flagged
+
+    rows = pd.DataFrame(dict(dataset="d", group="d/r18", model="m", image_id=list("abcd"), method="gcam",
+                             constant=[True, False, np.nan, np.nan]))
+    assert constant_counts(rows, ["model", "method"]) == {("m", "gcam"): "1 of 2"}
+    f = flagged(rows, ["dataset", "group", "model", "image_id", "method"]).iloc[0]
+    assert (f.maps, f.constant) == (2, 1)
+    assert flagged(rows.assign(constant=np.nan), ["dataset", "group", "model", "image_id", "method"]) is None
+
+
+def test_a_fit_without_reliable_standard_errors_falls_back_too():
+    """Each method constant over the images (0.5 and 0.7): statsmodels converges, or says its
+    Hessian is not positive definite; either way no Wald test stands on it. The paired differences
+    are all 0.2 (no spread): p = 0, PASS."""
+    df = pd.DataFrame(dict(image_id=list(range(6)) * 2, method=["ref"] * 6 + ["gcam"] * 6,
+                           value=[0.5] * 6 + [0.7] * 6))
+    _, trouble = stats._fit(stats._clean(df, "method"), "method", "ref")
+    assert trouble in ("mixed model did not converge", "mixed model's Hessian not positive definite")
+    r = mixed_model(df, reference="ref")[0]
+    assert r["test"] == f"paired t-test ({trouble})"
+    assert r["estimate"] == pytest.approx(0.2) and r["p_value"] == 0.0
+    assert stats.better_than(r["estimate"], r["p_value"]) == "PASS"
+    t = stats.tukey(df.assign(image_id=df.image_id), min_images=7)
+    assert t.reason.iloc[0] == "n = 6 < 7 images" and np.isnan(t.p_adj.iloc[0])

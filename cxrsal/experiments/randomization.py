@@ -343,7 +343,7 @@ def threshold_verdicts(last, thresholds, min_images):
             reasons = ["no threshold"]
         images = d[np.isfinite(values)].image_id.nunique()          # replicates share their images
         few = too_few(images, min_images)
-        reason = joined(*reasons, joined(few, counted(texts(d, "undefined"), len(d))) if few else "")
+        reason = joined(*reasons, joined(few, counted(texts(d, "undefined"), d.image_id)) if few else "")
         mean = float(ok.mean()) if len(ok) else float("nan")
         t = float(th.threshold.mean()) if len(th) else float("nan")
         result = UNDEFINED if reason else ("PASS" if mean < t else "FAIL")

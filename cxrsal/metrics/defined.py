@@ -12,12 +12,14 @@ Per image:
   (a map that does not depend on the model is a defined FAIL of a randomization check, never an
   undefined one);
 - a **complexity** (entropy of the normalized |map|) is undefined for an all-zero map; a **rise**
-  in complexity relative to a complexity of 0 is undefined (identical maps: a defined rise of 0).
+  in complexity relative to a complexity of 0 is undefined, and its pair left out of eMPRT
+  (identical maps, both of complexity 0 included: a defined rise of 0).
 
 Per question:
 
-- a **degradation threshold** rests on the pairs of distinct images whose trained maps are not
-  both constant, and is undefined when fewer than `min_images` images have a non-constant map;
+- a **degradation threshold** rests on the pairs of distinct images whose trained maps both have
+  structure (as the randomized SSIMs it is compared with rest on structured trained maps), and
+  is undefined when fewer than `min_images` images have a non-constant map;
 - a **test** rests on the images whose values are defined: undefined below `min_images`
   (`MIN_IMAGES`, the config key `stats.min_images`);
 - a test whose values have **no spread** is decided at its limit: p = 1 when every value equals
@@ -110,14 +112,24 @@ def relative_rise(trained, randomized):
     return out
 
 
-def counted(reasons, total):
-    """The reasons of the undefined values among `total`, each with its count, most frequent first.
+def counted(reasons, images):
+    """The reasons of the undefined values, each with the number of distinct images it struck among
+    all of `images` (the image id of each value: replicates share their images), most frequent
+    first.
 
-    >>> counted(["trained map constant", "", "trained map constant"], 3)
+    >>> counted(["trained map constant", "", "trained map constant"], ["a", "b", "c"])
     'trained map constant on 2 of 3 images'
+    >>> counted(["trained map constant", "trained map constant", ""], ["a", "a", "b"])   # two models
+    'trained map constant on 1 of 2 images'
     """
-    counts = Counter(r for r in reasons if r)
-    return "; ".join(f"{r} on {n} of {total} images" for r, n in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
+    images = list(images)
+    struck = {}
+    for r, i in zip(reasons, images):
+        if r:
+            struck.setdefault(r, set()).add(i)
+    total = len(set(images))
+    return "; ".join(f"{r} on {len(s)} of {total} images"
+                     for r, s in sorted(struck.items(), key=lambda kv: (-len(kv[1]), kv[0])))
 
 
 def too_few(n, min_images=MIN_IMAGES, what="images"):
@@ -131,19 +143,19 @@ def too_few(n, min_images=MIN_IMAGES, what="images"):
 
 def threshold_reason(n_images, n_constant, min_images=MIN_IMAGES):
     """Why a degradation threshold from `n_images` trained maps, `n_constant` of them constant, is
-    undefined ("" when at least `min_images` maps are non-constant).
+    undefined ("" when at least `min_images` maps are non-constant): the constant maps, and too
+    few images where those are the cause.
 
     >>> threshold_reason(2, 2, 5)
-    'trained maps constant on 2 of 2 images'
-    >>> threshold_reason(3, 0, 5), threshold_reason(9, 1, 5)
-    ('n = 3 < 5 images', '')
+    'trained maps constant on 2 of 2 images; n = 2 < 5 images'
+    >>> threshold_reason(3, 0, 5), threshold_reason(9, 1, 5), threshold_reason(6, 3, 5)
+    ('n = 3 < 5 images', '', 'trained maps constant on 3 of 6 images')
     """
-    usable = int(n_images) - int(n_constant)
-    if usable >= max(int(min_images), 2):
+    least = max(int(min_images), 2)
+    if int(n_images) - int(n_constant) >= least:
         return ""
-    if n_constant:
-        return f"trained maps constant on {int(n_constant)} of {int(n_images)} images"
-    return too_few(n_images, max(int(min_images), 2))
+    return joined(f"trained maps constant on {int(n_constant)} of {int(n_images)} images" if n_constant else "",
+                  too_few(n_images, least))
 
 
 def no_spread_p(values, reference):

@@ -41,9 +41,11 @@ def degradation_threshold(maps, *, pairs_per_image=50, pairs=None, seed=0, data_
     """Mean SSIM between the maps of random pairs of distinct images (one trained model).
 
     Default: `pairs_per_image` partners for every image ([A]'s code); `pairs=K`: K pairs in
-    all ([A]'s text). A map is never paired with itself; seeded. A pair of two constant maps has
-    no SSIM (`defined.pair_similarity`): it is left out of the mean, NaN when every pair is (the
-    caller says why: `defined.threshold_reason`). Without such pairs this is [A]'s mean.
+    all ([A]'s text). A map is never paired with itself; seeded. A pair with a constant map is left
+    out of the mean (`defined.pair_similarity`, undefined when "either" is constant: the
+    randomized SSIMs the threshold is compared with rest on structured trained maps); NaN when
+    every pair is (the caller says why: `defined.threshold_reason`). Without constant maps this
+    is [A]'s mean.
     """
     from .defined import pair_similarity
 
@@ -59,7 +61,7 @@ def degradation_threshold(maps, *, pairs_per_image=50, pairs=None, seed=0, data_
     # partner uniformly among the n - 1 others
     second = (first + rng.integers(1, n, size=first.size)) % n
     ssim = lambda a, b: ssim_score(a, b, data_range=data_range)
-    values = np.array([pair_similarity(maps[i], maps[j], ssim, sides=("first", "second"))[0]
+    values = np.array([pair_similarity(maps[i], maps[j], ssim, sides=("first", "second"), undefined_when="either")[0]
                        for i, j in zip(first, second)])
     mean = float(np.mean(values[np.isfinite(values)])) if np.isfinite(values).any() else float("nan")
     return (mean, np.stack([first, second], 1), values) if return_pairs else mean

@@ -4,7 +4,8 @@ metric, matched by role, not by name: [A]'s InceptionV3 is the run's mapped mode
 architecture, its replicate the mapped model's other replicate, its DenseNet121 the run's
 reproducibility model, its U-Net or RetinaNet the run's chosen localization network; [B]'s rows
 match the run's Table 1 row of the same backbone and head. Each side's architecture is shown, and
-Table 2's verdicts are set side by side with a mark where they differ.
+Table 2's verdicts are set side by side with a mark where they differ ("undefined here" where
+this run's verdict is undefined).
 
 The papers' figures are real-data figures (Kaggle RSNA stage 2, SIIM-ACR, 320 px,
 ImageNet-pretrained backbones): beside a run on other or synthetic data they are a reference,
@@ -23,11 +24,14 @@ A role is a mapping (what `cxrsal study` knows of each data set):
 import csv
 from pathlib import Path
 
+from ..metrics.defined import UNDEFINED
+
 PUBLISHED = Path(__file__).with_name("published.csv")
 # the papers' baseline names -> the methods of cxrsal's score and compare tables
 SCORE_BASELINE = {"avg": "baseline:avg", "retinanet": "baseline:detector", "unet": "baseline:segmentation"}
 COMPARE_BASELINE = {"retinanet": "baseline:localization", "unet": "baseline:localization"}
 DIFFERS = "differs"
+UNDECIDED = "undefined here"     # this run's verdict is undefined: it neither agrees nor differs
 REFERENCE_NOTE = ("The papers' figures are real-data figures (Kaggle RSNA stage 2, SIIM-ACR, 320 px, "
                   "ImageNet-pretrained backbones): a reference for this run, not an expectation.")
 SYNTHETIC_NOTE = ("This run's data are synthetic (`cxrsal synth`): the papers' column holds real-data figures, "
@@ -186,7 +190,8 @@ def beside(roles, tables, published=None):
                          "paper model": model, "paper": paper + (f" ± {p['sd']}" if p.get("sd") else ""),
                          "this run's model": shown,
                          "this run": value if verdict else f"{number:.3f}",
-                         "": DIFFERS if verdict and value != paper else "", "source": p["source"]})
+                         "": (UNDECIDED if value == UNDEFINED else DIFFERS) if verdict and value != paper else "",
+                         "source": p["source"]})
         if not rows:
             continue
         notes = [REFERENCE_NOTE] + ([SYNTHETIC_NOTE] if role.get("synthetic") else [])

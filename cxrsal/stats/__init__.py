@@ -92,7 +92,8 @@ def left_out(df, level, term="method"):
     bad = d[~np.isfinite(d.value.to_numpy(float))]
     if bad.empty:
         return ""
-    return counted([w or "value undefined" for w in texts(bad, "undefined")], d.image_id.nunique())
+    return counted([w or "value undefined" for w in texts(bad, "undefined")] + [""] * (len(d) - len(bad)),
+                   list(bad.image_id) + list(d[np.isfinite(d.value.to_numpy(float))].image_id))
 
 
 def mixed_model(df, *, reference, term="method", alpha=ALPHA, min_images=MIN_IMAGES):
@@ -235,14 +236,15 @@ pairwise_contrasts.meaning = "pairwise contrasts from the fitted mixed model (pa
 
 
 @POSTHOC.register("tukey")
-def tukey(df, *, term="method", alpha=ALPHA):
+def tukey(df, *, term="method", alpha=ALPHA, min_images=MIN_IMAGES):
     """Tukey HSD over every pair of levels, treating each method's values as an independent
-    sample (it ignores the pairing by image: kept as an option, see `pairwise_contrasts`).
+    sample (it ignores the pairing by image: kept as an option, see `pairwise_contrasts`). A pair
+    where a level has fewer than `min_images` values has no p-value and its `reason`.
 
     Returns
     -------
     pandas.DataFrame
-        group1, group2, meandiff (group2 - group1), p_adj, lower, upper, reject, test.
+        group1, group2, meandiff (group2 - group1), p_adj, lower, upper, reject, test, n, reason.
     """
     import pandas as pd
     from statsmodels.stats.multicomp import pairwise_tukeyhsd
@@ -257,7 +259,10 @@ def tukey(df, *, term="method", alpha=ALPHA):
     table["test"] = "Tukey HSD (unpaired)"
     counts = df.groupby(term)["value"].count()
     table["n"] = [int(min(counts[a], counts[b])) for a, b in zip(table.group1, table.group2)]
-    table["reason"] = ""
+    table["reason"] = [too_few(n, min_images) for n in table.n]
+    few = table.reason != ""
+    table.loc[few, "p_adj"] = np.nan
+    table.loc[few, "reject"] = False
     return table
 
 

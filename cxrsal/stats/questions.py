@@ -61,7 +61,7 @@ def undefined_values(d):
     if not bad.any():
         return ""
     why = texts(d, "undefined")
-    return counted([(w or "value undefined") if b else "" for w, b in zip(why, bad)], len(d))
+    return counted([(w or "value undefined") if b else "" for w, b in zip(why, bad)], d.image_id)
 
 
 def mean_interval(values, alpha):
@@ -123,7 +123,7 @@ def posthoc_tests(sets, procedure="mixedlm", rules=Rules()):
     fn = POSTHOC.get(procedure)
     tables = []
     for ids, question, model, d in sets:
-        t = fn(d, alpha=rules.alpha, **({"min_images": rules.min_images} if procedure == "mixedlm" else {}))
+        t = fn(d, alpha=rules.alpha, min_images=rules.min_images)
         where = dict(dataset=ids.get("dataset", UNKNOWN), group=ids.get("group", UNKNOWN), question=question,
                      model=model, source=ids.get("source", ""))
         for k, (name, value) in enumerate(where.items()):
@@ -177,6 +177,7 @@ def undefined_cells(tests, columns=None, renamed=None):
     if tests.empty or "reason" not in tests.columns:
         return out
     t = tests.assign(question=tests.question.replace(renamed or {}))
+    t = t[t.method.isin(list(METHODS.names()))]         # the table's rows: saliency methods only
     criteria = set(table2_columns() if columns is None else columns)
     rows = []
     for (dataset, group, method, question), d in t[t.question.isin(criteria)].groupby(

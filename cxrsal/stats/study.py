@@ -46,7 +46,7 @@ def run_stats(dirs, out, *, alpha=ALPHA, posthoc="mixedlm", min_images=MIN_IMAGE
     groups = groups_of(infos)
     constant = constant_table(t)
     res = {"tests": tests, "posthoc": post, "table2": constant_cells(table2(tests), constant),
-           "sanity": constant_cells(sanity_table(tests), constant_table(t, sanity_only=True)),
+           "sanity": constant_cells(sanity_table(tests), constant),
            "table1": table1(found["runs"], t["pointwise"], t["scores"]), "table1_utility": table1_utility(found["runs"], t["scores"]),
            "choices": choices_table(infos), "groups": groups, "found": found, "posthoc_name": posthoc, "alpha": alpha,
            "min_images": min_images, "pointwise_table": t["pointwise"], "constant": constant}

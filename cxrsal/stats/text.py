@@ -18,10 +18,11 @@ TABLE1_TITLE = ("Table 1 ([B]): per backbone x head the run with the best valida
 TABLE1_UTILITY_TITLE = "Table 1 ([B]), utility: AUPRC (mean over positive images) of the chosen runs' maps"
 SANITY_TITLE = "Sanity checks: every randomization order, sMPRT, eMPRT and data randomization"
 SUMMARY_TITLE = "Summary"
-CONSTANT_NOTE = ("Maps: every map behind the tests (each image's map per step of a randomization, both models' maps of "
-                 "a comparison, the scored maps). A constant map has no structure: its similarities and complexity "
-                 "are undefined and left out (tests.csv's `left_out`). Likely cause: where more than half are "
-                 "constant.")
+CONSTANT_NOTE = ("Maps: the trained models' maps behind the tests, each model's map of each image once (the trained "
+                 "step of a randomization, both models' maps of a comparison, the scored maps; a randomized model's "
+                 "maps are not counted). A constant map has no structure: a similarity with it is undefined where "
+                 "it is the reference, and its complexity is undefined when it is all zero (tests.csv's `left_out`). "
+                 "Likely cause: where more than half are constant.")
 
 
 def rules_sentence(posthoc, alpha=ALPHA, min_images=MIN_IMAGES):

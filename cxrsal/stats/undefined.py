@@ -5,7 +5,7 @@ undefined verdicts with their reasons (cxrsal.metrics.defined holds the rule its
 from ..metrics.defined import UNDEFINED, texts
 from ..saliency.base import METHODS, ordered
 from .results import kinds
-from .sources import group_model
+from .sources import NO_DATA, group_model
 
 CONSTANT_TITLE = "Constant maps per method (maps without structure: no similarity, no complexity)"
 CONSTANT_COLUMNS = ("dataset", "group", "model", "method", "maps", "constant", "share", "likely cause")
@@ -20,7 +20,8 @@ def _feature_map_method(method):
 
 def likely_cause(method, dead):
     """Why a method's maps are mostly constant, the likeliest first: every method of the model too
-    (`dead`): the model; a feature-map method: its feature map; a gradient method: its gradients."""
+    (`dead`, two methods at least): the model; a feature-map method: its feature map; a gradient
+    method: its gradients."""
     if dead:
         return ("a dead model: every method's maps are mostly constant, so the output does not depend on the input "
                 "(weights collapsed, or not trained)")
@@ -30,12 +31,13 @@ def likely_cause(method, dead):
     return "gradients that vanish at the input (saturated or dead units)"
 
 
-def constant_table(tables, sanity_only=False):
-    """Per data set x group x method: the maps behind its tests (every kind's `constant_maps`), how
-    many were constant, their share, and the likely cause where more than half were."""
+def constant_table(tables):
+    """Per data set x group x method: the trained models' maps behind its tests (every kind's
+    `constant_maps`: each model's maps of each image once), how many were constant, their share,
+    and the likely cause where more than half were."""
     import pandas as pd
 
-    parts = [k.constant_maps(tables) for k in kinds() if not sanity_only or k.sanity]
+    parts = [k.constant_maps(tables) for k in kinds()]
     parts = [p for p in parts if p is not None and len(p)]
     if not parts:
         return pd.DataFrame(columns=list(CONSTANT_COLUMNS))
@@ -43,7 +45,9 @@ def constant_table(tables, sanity_only=False):
     t = t.groupby(["dataset", "group", "method"], as_index=False)[["maps", "constant"]].sum()
     t["share"] = t.constant / t.maps.where(t.maps > 0)
     mostly = t.share > MOSTLY
-    dead = t.assign(m=mostly).groupby(["dataset", "group"]).m.transform("all")
+    # a dead model: every method of it (two at least) mostly constant
+    group = t.assign(m=mostly).groupby(["dataset", "group"]).m
+    dead = group.transform("all") & (group.transform("size") >= 2)
     t["likely cause"] = [likely_cause(m, d) if k else "" for m, d, k in zip(t.method, dead, mostly)]
     t.insert(2, "model", t.group.map(group_model))
     order = {m: k for k, m in enumerate(ordered([m for m in set(t.method) if m in METHODS.names()]))}
@@ -57,7 +61,7 @@ def constant_cells(table2, constant):
     if not len(table2) or not len(constant):
         return table2
     counts = {(r.dataset, r.model, r.method): f"{int(r.constant)} of {int(r.maps)}" for r in constant.itertuples()}
-    return table2.assign(**{"constant maps": [counts.get((d, m, x), "0 of 0") for d, m, x in
+    return table2.assign(**{"constant maps": [counts.get((d, m, x), NO_DATA) for d, m, x in
                                               zip(table2.dataset, table2.model, table2.method)]})
 
 

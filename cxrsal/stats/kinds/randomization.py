@@ -132,12 +132,15 @@ class RandomizationResult(ResultKind):
         return randomization_tests(tables["rand"], tables["thresholds"], rules)
 
     def constant_maps(self, tables):
-        """Every step's map of every image (the SSIM rows), constant ones flagged."""
+        """The trained model's maps of every image (its step 0; a randomized model's maps may well
+        be constant, as a ReLU's of random weights), constant ones flagged."""
         from .score import flagged
 
         rand = tables["rand"]
-        return flagged(rand[rand.metric == "ssim"], ["dataset", "group", "check", "model", "image_id", "method",
-                                                     "step"]) if len(rand) else None
+        if rand.empty:
+            return None
+        trained = rand[(rand.metric == "ssim") & (rand.step == 0)]
+        return flagged(trained, ["dataset", "group", "model", "image_id", "method"])
 
     def posthoc_sets(self, tables):
         sets, rand = [], tables["rand"]

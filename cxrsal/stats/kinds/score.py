@@ -56,11 +56,14 @@ def utility_tests(scores, rules=Rules()):
 def flagged(frame, keys, per_row=1):
     """dataset, group, method, maps, constant of the saliency methods' rows of `frame`, one map per
     distinct `keys` (its `constant` flag: a bool, or the count of a pair's constant maps with
-    `per_row` 2); None when the table does not record constant maps."""
+    `per_row` 2); rows without a flag (older results) are not counted; None when no row has one."""
     if frame.empty or "constant" not in frame.columns:
         return None
     d = frame[frame.method.astype(str).isin(METHODS.names())]
-    flags = d.groupby(keys)["constant"].max().astype(float).fillna(0).reset_index()
+    d = d[d["constant"].notna()]
+    if d.empty:
+        return None
+    flags = d.groupby(keys)["constant"].max().astype(float).reset_index()
     flags["maps"] = per_row
     return flags.groupby(["dataset", "group", "method"], as_index=False)[["maps", "constant"]].sum()
 
@@ -70,7 +73,10 @@ def constant_counts(frame, keys):
     constant map (the `constant` flag `cxrsal score` writes); {} when the table does not record it."""
     if frame.empty or "constant" not in frame.columns:
         return {}
-    per_image = frame.groupby([*keys, "image_id"])["constant"].max().astype(float).fillna(0)
+    frame = frame[frame["constant"].notna()]           # older results record no flag: not counted
+    if frame.empty:
+        return {}
+    per_image = frame.groupby([*keys, "image_id"])["constant"].max().astype(float)
     counts = per_image.groupby(level=list(range(len(keys)))).agg(["sum", "count"])
     return {k if isinstance(k, tuple) else (k,): f"{int(r['sum'])} of {int(r['count'])}" for k, r in counts.iterrows()}
 
