@@ -7,7 +7,6 @@ import typing
 from dataclasses import dataclass, field
 
 from .domains import AnyOf, Flag, Number, OneOf, Optional, Seq, Text
-from .metrics.defined import MIN_IMAGES
 
 
 def setting(default, domain):
@@ -22,7 +21,8 @@ def _count(lo=1):
 
 
 SEED = _count(0)          # numpy seeds are non-negative integers
-MIN_IMAGES_DOMAIN = _count(2)   # a question needs two images at least (a mean and its spread)
+# stats.min_images: the least images a question is decided on (cxrsal.metrics.defined), at least two
+MIN_IMAGES, MIN_IMAGES_DOMAIN = 5, _count(2)
 POSITIVE = Number(lo=0, lo_open=True)
 # the names the registries hold (tests/test_domains.py checks each list against its registry)
 DATASETS = ("rsna", "siim", "folder", "coco")

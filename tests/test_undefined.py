@@ -375,3 +375,14 @@ def test_a_fit_without_reliable_standard_errors_falls_back_too():
     assert stats.better_than(r["estimate"], r["p_value"]) == "PASS"
     t = stats.tukey(df.assign(image_id=df.image_id), min_images=7)
     assert t.reason.iloc[0] == "n = 6 < 7 images" and np.isnan(t.p_adj.iloc[0])
+
+
+def test_a_baseline_without_one_defined_value_is_undefined_not_missing():
+    """Both localization networks' heatmaps constant on every image: no baseline value at all. The
+    comparison is undefined with that reason (before: no test, so Table 2 said "no data")."""
+    df = pd.DataFrame(dict(image_id=list(range(6)) * 2, method=["baseline:localization"] * 6 + ["gcam"] * 6,
+                           value=[np.nan] * 6 + list(np.linspace(0.5, 0.7, 6)),
+                           undefined=["both maps constant"] * 6 + [""] * 6))
+    r = mixed_model(df, reference="baseline:localization")[0]
+    assert r["level"] == "gcam" and r["n"] == 0 and r["reason"] == "n = 0 < 5 images"
+    assert r["left_out"] == "baseline:localization: both maps constant on 6 of 6 images"

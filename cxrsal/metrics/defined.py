@@ -36,8 +36,9 @@ from collections import Counter
 
 import numpy as np
 
+from ..config_schema import MIN_IMAGES     # noqa: F401  (the default of stats.min_images: 5)
+
 UNDEFINED = "undefined"
-MIN_IMAGES = 5     # the default least number of images a question is decided on
 UNDEFINED_WHEN = ("reference", "both", "either")
 TIE = 1e-12        # values closer than this (relative) are equal: float round-off, not spread
 

@@ -112,11 +112,13 @@ def mixed_model(df, *, reference, term="method", alpha=ALPHA, min_images=MIN_IMA
         undefined, "" when defined), left_out (the level's undefined values, then the reference's).
     """
     raw = df
-    df = _clean(df, term)
-    levels = [l for l in df[term].unique() if l != reference]
-    if reference not in set(df[term]) or not levels:
+    named = [str(l) for l in raw[term].dropna().astype(str).unique()]     # with or without a defined value
+    levels = [l for l in named if l != reference]
+    if reference not in named or not levels:
         return []
-    fit, trouble = _fit(df, term, reference)
+    df = _clean(df, term)
+    fit, trouble = (_fit(df, term, reference) if reference in set(df[term]) and df[term].nunique() > 1
+                    else (None, ""))          # no defined value of one side: every level is too few
     theirs = left_out(raw, reference, term)
     theirs = f"{reference}: {theirs}" if theirs else ""
     out = []

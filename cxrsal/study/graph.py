@@ -26,8 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from ..config_schema import NOT_MAP_SETTINGS
-from ..metrics.defined import MIN_IMAGES
+from ..config_schema import MIN_IMAGES, NOT_MAP_SETTINGS
 from .layout import Context, _train_extra, job_config, localization_names
 from .spec import replicate_names, twin_name
 

@@ -27,8 +27,7 @@ import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..config_schema import DATASETS, HEADS, MIN_IMAGES_DOMAIN, ORDERS, RETINANET_BACKBONES, SEED, setting
-from ..metrics.defined import MIN_IMAGES
+from ..config_schema import DATASETS, HEADS, MIN_IMAGES, MIN_IMAGES_DOMAIN, ORDERS, RETINANET_BACKBONES, SEED, setting
 from ..domains import Domain, Flag, Number, OneOf, Optional, Seq, Text
 from ..errors import ConfigError
 
