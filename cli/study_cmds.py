@@ -33,12 +33,13 @@ def stats_options(f):
                              "the verdict is undefined, never PASS or FAIL [default: 5]. Config: stats.min_images.")(f)
 
 
-def min_images_of(config_path, overrides, min_images):
-    """stats.min_images from the config file, --set and --min-images."""
+def stats_of(config_path, overrides, min_images):
+    """{min_images, test} of the `stats:` section from the config file, --set and --min-images."""
     from cxrsal.config import load_config
 
     options = {"stats.min_images": min_images} if min_images is not None else {}
-    return load_config(config_path, overrides, options=options).stats.min_images
+    s = load_config(config_path, overrides, options=options).stats
+    return {"min_images": s.min_images, "test": s.test}
 
 
 def register(cli):
@@ -121,8 +122,7 @@ def register(cli):
         "undefined", with the reason (undefined.csv, tests.csv)."""
         from cxrsal.stats.study import run_stats
 
-        res = run_stats(results, out, posthoc=posthoc, min_images=min_images_of(config_path, overrides, min_images),
-                        log=click.echo)
+        res = run_stats(results, out, posthoc=posthoc, **stats_of(config_path, overrides, min_images), log=click.echo)
         click.echo(res["table2"].to_string(index=False) if len(res["table2"]) else "Table 2: no data")
         click.echo(f"tables: {out}/table2.csv, table1.csv, table1_utility.csv, tests.csv, posthoc.csv, "
                    "choices.csv, tables.md")
@@ -136,8 +136,7 @@ def register(cli):
         """One self-contained HTML page plus Markdown: tables, figures, configs and versions."""
         from cxrsal.report import build_report
 
-        build_report(results, out, posthoc=posthoc, min_images=min_images_of(config_path, overrides, min_images),
-                     log=click.echo)
+        build_report(results, out, posthoc=posthoc, **stats_of(config_path, overrides, min_images), log=click.echo)
 
     @cli.command()
     @click.option("--out", type=click.Path(file_okay=False), default="cxrsal-demo", show_default=True)

@@ -23,6 +23,7 @@ def _count(lo=1):
 SEED = _count(0)          # numpy seeds are non-negative integers
 # stats.min_images: the least images a question is decided on (cxrsal.metrics.defined), at least two
 MIN_IMAGES, MIN_IMAGES_DOMAIN = 5, _count(2)
+MIXED_TESTS = OneOf("satterthwaite", "wald")
 POSITIVE = Number(lo=0, lo_open=True)
 # the names the registries hold (tests/test_domains.py checks each list against its registry)
 DATASETS = ("rsna", "siim", "folder", "coco")
@@ -353,6 +354,9 @@ class StatsConfig:
     `cxrsal compare` print): below `min_images` images with a defined value the verdict is
     "undefined", never PASS or FAIL (cxrsal.metrics.defined)."""
     min_images: int = setting(MIN_IMAGES, MIN_IMAGES_DOMAIN)
+    # how a mixed model's coefficients and contrasts are tested: satterthwaite ([A]'s lmerTest: t with
+    # Satterthwaite degrees of freedom) | wald (statsmodels' z)
+    test: str = setting("satterthwaite", MIXED_TESTS)
 
 
 # the `saliency:` fields that shape every method's maps; the others choose the images (`limit`:

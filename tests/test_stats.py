@@ -77,7 +77,7 @@ def test_contrasts_find_what_unpaired_tukey_misses():
     assert not bool(mixed[("a", "c")].reject) and mixed[("a", "c")].p_adj > 0.05   # none planted
     assert bool(mixed[("b", "c")].reject) and mixed[("b", "c")].meandiff < 0
     assert list(pairwise_contrasts(df).columns) == list(POSTHOC_COLUMNS)
-    assert mixed[("a", "b")].test == "mixedlm contrasts (Wald z, holm)"
+    assert mixed[("a", "b")].test == "mixedlm contrasts (t, Satterthwaite df, holm)"
 
 
 def test_contrasts_match_the_two_way_anova():
@@ -85,7 +85,7 @@ def test_contrasts_match_the_two_way_anova():
     # method means, with SE sqrt(2 MSE / n), MSE the image x method residual mean square
     n, alpha = 40, 0.05
     df = planted({"a": 0.0, "b": 0.02, "c": 0.05}, n_images=n, seed=3, noise=0.03)
-    t = pairwise_contrasts(df, alpha=alpha)
+    t = pairwise_contrasts(df, alpha=alpha, stat="wald")       # z intervals: the identity below
     wide = df.pivot(index="image_id", columns="method", values="value")[["a", "b", "c"]].to_numpy()
     resid = wide - wide.mean(1, keepdims=True) - wide.mean(0, keepdims=True) + wide.mean()
     mse = (resid ** 2).sum() / ((n - 1) * (3 - 1))
@@ -110,7 +110,7 @@ def test_contrasts_match_the_two_way_anova():
 
 def test_two_method_contrast_is_the_paired_t():
     df = planted({"a": 0.0, "b": 0.01}, n_images=30, seed=5, noise=0.02)
-    r = pairwise_contrasts(df).iloc[0]
+    r = pairwise_contrasts(df, stat="wald").iloc[0]
     wide = df.pivot(index="image_id", columns="method", values="value")
     d = (wide["b"] - wide["a"]).to_numpy()
     assert r.meandiff == pytest.approx(d.mean(), abs=1e-9)
@@ -323,7 +323,7 @@ def test_run_stats_never_pools_data_sets_or_architectures(results, tmp_path):
     assert len(choices) == 4 and set(choices.kind) == {"score", "compare"}
 
     post = pd.read_csv(tmp_path / "stats" / "posthoc.csv")
-    assert set(post.test) == {"mixedlm contrasts (Wald z, holm)"} and set(post.group) == groups
+    assert set(post.test) == {"mixedlm contrasts (t, Satterthwaite df, holm)"} and set(post.group) == groups
     assert not (tmp_path / "stats" / "tukey.csv").exists()
     run_stats([root], tmp_path / "tukey", posthoc="tukey", log=lambda *_: None)
     assert set(pd.read_csv(tmp_path / "tukey" / "posthoc.csv").test) == {"Tukey HSD (unpaired)"}

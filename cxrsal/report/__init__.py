@@ -15,17 +15,19 @@ from .published import beside
 from .text import provenance, report_markdown
 
 
-def build_report(dirs, out, *, log=print, posthoc="mixedlm", published=None, min_images=MIN_IMAGES):
+def build_report(dirs, out, *, log=print, posthoc="mixedlm", published=None, min_images=MIN_IMAGES,
+                 test="satterthwaite"):
     """Stats, tables, figures and provenance into OUT/report.html and OUT/report.md.
 
-    `posthoc` ("mixedlm" or "tukey") and `min_images` (`stats.min_images`) are passed to `run_stats`. `published`: the roles of each
+    `posthoc` ("mixedlm" or "tukey"), `min_images` and `test` (`stats.min_images`, `stats.test`) are
+    passed to `run_stats`. `published`: the roles of each
     data set (`report.published`), whose papers' figures are set beside this run's.
     """
     from ..stats.study import run_stats
 
     out = Path(out)
     remove_stale_tmp(out, recursive=True)
-    res = run_stats(dirs, out / "stats", posthoc=posthoc, min_images=min_images, log=log)
+    res = run_stats(dirs, out / "stats", posthoc=posthoc, min_images=min_images, test=test, log=log)
     res["beside"] = beside(published, res) if published else []
     figures = _figures.collect(res["found"], res)
     _figures.write(figures, out / "figures")

@@ -15,12 +15,17 @@ NO_ESTIMATE = "mixed model gave no standard error (singular fit)"
 POSTHOC_COLUMNS = ("group1", "group2", "meandiff", "p_adj", "lower", "upper", "reject", "test", "n", "reason")
 
 
+TESTS = ("satterthwaite", "wald")    # stats.test: how a mixed model's coefficients and contrasts are tested
+
+
 @dataclass(frozen=True)
 class Rules:
-    """What every test decides with: the significance level and the least number of images with a
-    defined value a question needs (`stats.min_images`; fewer: "undefined", cxrsal.metrics.defined)."""
+    """What every test decides with: the significance level, the least number of images with a
+    defined value a question needs (`stats.min_images`; fewer: "undefined", cxrsal.metrics.defined)
+    and how a mixed model is tested (`stats.test`: "satterthwaite", lmerTest's t, or "wald", z)."""
     alpha: float = ALPHA
     min_images: int = MIN_IMAGES
+    test: str = "satterthwaite"
 
 
 def _fit(df, term, reference):
@@ -53,6 +58,50 @@ def _clean(df, term):
 
 def _coef_name(fit, level):
     return next((k for k in fit.fe_params.index if k.endswith(f"[T.{level}]")), None)
+
+
+def _design(df, term, reference):
+    """(RandomIntercept model, the other levels in its columns' order) of value ~ term, treatment
+    coded against `reference` (intercept first)."""
+    from .lmm import RandomIntercept
+
+    levels = sorted(l for l in set(df[term]) if l != reference)
+    X = np.column_stack([np.ones(len(df))] + [(df[term] == l).to_numpy(float) for l in levels])
+    return RandomIntercept(X, df["value"].to_numpy(float), df["image_id"].to_numpy()), levels
+
+
+def t_tests(df, term, reference, fit, contrasts, alpha, test="satterthwaite"):
+    """(estimate, low, high, p, df) of every contrast (rows over [intercept, levels...] as
+    `_design` orders them) of the fitted model: lmerTest's t with Satterthwaite degrees of freedom
+    (`lmm.satterthwaite`), or statsmodels' Wald z (df inf) with `test` "wald"."""
+    from scipy.stats import norm
+    from scipy.stats import t as student
+
+    model, levels = _design(df, term, reference)
+    L = np.atleast_2d(np.asarray(contrasts, float))
+    if test == "wald":
+        names = ["Intercept"] + [_coef_name(fit, l) for l in levels]
+        beta = fit.fe_params.loc[names].to_numpy(float)
+        cov = fit.cov_params().loc[names, names].to_numpy(float)
+        est, se = L @ beta, np.sqrt(np.maximum(np.einsum("mp,pq,mq->m", L, cov, L), 0))
+        dof = np.full(len(L), np.inf)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            p = 2 * norm.sf(np.abs(est / se))
+        half = norm.ppf(1 - alpha / 2) * se
+    else:
+        from .lmm import satterthwaite
+
+        sd_b = float(np.sqrt(max(float(np.asarray(fit.cov_re)[0, 0]), 0.0)))
+        try:
+            with np.errstate(all="ignore"):
+                est, se, dof, t = satterthwaite(model, sd_b, float(np.sqrt(fit.scale)), L)
+        except np.linalg.LinAlgError:           # a degenerate fit: no t-test (the caller falls back)
+            nan = np.full(len(L), np.nan)
+            return nan, nan, nan, nan, nan
+        with np.errstate(divide="ignore", invalid="ignore"):
+            p = 2 * student.sf(np.abs(t), dof)
+            half = student.ppf(1 - alpha / 2, dof) * se
+    return est, est - half, est + half, p, dof
 
 
 def _paired(df, term, a, b):
@@ -96,7 +145,7 @@ def left_out(df, level, term="method"):
                    list(bad.image_id) + list(d[np.isfinite(d.value.to_numpy(float))].image_id))
 
 
-def mixed_model(df, *, reference, term="method", alpha=ALPHA, min_images=MIN_IMAGES):
+def mixed_model(df, *, reference, term="method", alpha=ALPHA, min_images=MIN_IMAGES, test="satterthwaite"):
     """value ~ term (treatment coding against `reference`) with a random intercept per image.
 
     A level compared on fewer than `min_images` images with a value of both is undefined (its
@@ -108,8 +157,9 @@ def mixed_model(df, *, reference, term="method", alpha=ALPHA, min_images=MIN_IMA
     -------
     list of dict
         One per other level: level, reference, estimate (level - reference), ci_low, ci_high
-        (Wald, 1 - alpha), p_value (two-sided Wald z), test, n (images compared), reason (why
-        undefined, "" when defined), left_out (the level's undefined values, then the reference's).
+        (1 - alpha), p_value (two-sided: lmerTest's t with Satterthwaite df, or Wald z with `test`
+        "wald"), df (inf for z), test, n (images compared), reason (why undefined, "" when defined),
+        left_out (the level's undefined values, then the reference's).
     """
     raw = df
     named = [str(l) for l in raw[term].dropna().astype(str).unique()]     # with or without a defined value
@@ -122,22 +172,27 @@ def mixed_model(df, *, reference, term="method", alpha=ALPHA, min_images=MIN_IMA
     theirs = left_out(raw, reference, term)
     theirs = f"{reference}: {theirs}" if theirs else ""
     out = []
+    tested = {}
+    if fit is not None and not trouble:
+        others = _design(df, term, reference)[1]
+        L = np.eye(len(others) + 1)[1:]
+        tested = {l: r for l, *r in zip(others, *t_tests(df, term, reference, fit, L, alpha, test))}
+    label = "mixedlm t (Satterthwaite df)" if test == "satterthwaite" else "mixedlm z (Wald)"
     for level in levels:
         diffs = _paired(df, term, reference, level)
         row = dict(level=level, reference=reference, estimate=float("nan"), ci_low=float("nan"),
-                   ci_high=float("nan"), p_value=float("nan"), test="mixedlm", n=len(diffs),
+                   ci_high=float("nan"), p_value=float("nan"), df=float("nan"), test=label, n=len(diffs),
                    reason=too_few(len(diffs), min_images), left_out=joined(left_out(raw, level, term), theirs))
         if row["reason"]:
             out.append(row)
             continue
-        key = _coef_name(fit, level) if fit is not None and not trouble else None
-        if key is not None and np.isfinite(fit.pvalues[key]):
-            ci = fit.conf_int(alpha=alpha).loc[key]
-            row.update(estimate=float(fit.params[key]), ci_low=float(ci.iloc[0]), ci_high=float(ci.iloc[1]),
-                       p_value=float(fit.pvalues[key]))
+        got = tested.get(level)
+        if got is not None and np.isfinite(got[3]) and not np.isnan(got[4]):      # df inf: a z-test
+            row.update(estimate=float(got[0]), ci_low=float(got[1]), ci_high=float(got[2]), p_value=float(got[3]),
+                       df=float(got[4]))
         else:
             est, lo, hi, p = paired_t(diffs, alpha)
-            row.update(estimate=est, ci_low=lo, ci_high=hi, p_value=p,
+            row.update(estimate=est, ci_low=lo, ci_high=hi, p_value=p, df=float(len(diffs) - 1),
                        test=f"paired t-test ({trouble or NO_ESTIMATE})")
         out.append(row)
     return out
@@ -150,17 +205,18 @@ def _empty_posthoc():
 
 
 @POSTHOC.register("mixedlm")
-def pairwise_contrasts(df, *, term="method", alpha=ALPHA, adjust="holm", min_images=MIN_IMAGES):
+def pairwise_contrasts(df, *, term="method", alpha=ALPHA, adjust="holm", min_images=MIN_IMAGES, stat="satterthwaite"):
     """Every pairwise contrast between the levels of `term` from one fitted mixed model.
 
     The model is value ~ term with a random intercept per image (as `mixed_model`), so a contrast
     compares the methods' maps *of the same images*. For levels g1 < g2 (sorted), the contrast
-    g2 - g1 is b[g2] - b[g1] of the fixed effects (`fit.fe_params`, b = 0 for the reference level);
-    its variance is L' C L with C the fixed-effects block of `fit.cov_params()`. Wald z test,
-    two-sided; `p_adj` adjusted across all pairs by `adjust` (a `statsmodels.stats.multitest.
-    multipletests` method, Holm by default). `lower`/`upper` are Bonferroni simultaneous
-    (1 - alpha) intervals, z at 1 - alpha / (2 m) for m pairs: with Holm they are slightly
-    conservative, so a rejected pair's interval can (rarely) touch 0.
+    g2 - g1 is b[g2] - b[g1] of the fixed effects (b = 0 for the reference level); its variance is
+    L' C L with C their covariance. Two-sided t-test with Satterthwaite degrees of freedom
+    (lmerTest's, `t_tests`), or Wald z with `stat` "wald"; `p_adj` adjusted across all pairs by
+    `adjust` (a `statsmodels.stats.multitest.multipletests` method, Holm by default).
+    `lower`/`upper` are Bonferroni simultaneous (1 - alpha) intervals, at 1 - alpha / (2 m) for m
+    pairs: with Holm they are slightly conservative, so a rejected pair's interval can (rarely)
+    touch 0.
 
     When the model did not converge, every pair is a paired t-test instead (same adjustment,
     Bonferroni t intervals; `test` says so). A pair with fewer than `min_images` images holding
@@ -182,7 +238,6 @@ def pairwise_contrasts(df, *, term="method", alpha=ALPHA, adjust="holm", min_ima
     0.2025
     """
     import pandas as pd
-    from scipy.stats import norm
     from scipy.stats import t as student
     from statsmodels.stats.multitest import multipletests
 
@@ -194,28 +249,20 @@ def pairwise_contrasts(df, *, term="method", alpha=ALPHA, adjust="holm", min_ima
     diffs = [_paired(df, term, a, b) for a, b in pairs]
     reasons = [too_few(len(d), min_images) for d in diffs]
     fit, trouble = _fit(df, term, levels[0])
-    test = f"mixedlm contrasts (Wald z, {adjust})"
+    test = (f"mixedlm contrasts ({'t, Satterthwaite df' if stat == 'satterthwaite' else 'Wald z'}, {adjust})")
     est = np.full(len(pairs), np.nan)
-    se = np.full(len(pairs), np.nan)
     p = np.full(len(pairs), np.nan)
     half = np.full(len(pairs), np.nan)
     if fit is not None and not trouble:
-        names = list(fit.fe_params.index)
-        cov = fit.cov_params().loc[names, names].to_numpy(float)
-        beta = fit.fe_params.to_numpy(float)
-        col = {lv: names.index(_coef_name(fit, lv)) for lv in levels[1:] if _coef_name(fit, lv) is not None}
+        _, others = _design(df, term, levels[0])
+        L = np.zeros((len(pairs), len(others) + 1))
         for k, (a, b) in enumerate(pairs):
-            if (a != levels[0] and a not in col) or b not in col:
-                continue
-            contrast = np.zeros(len(names))
-            contrast[col[b]] += 1.0
+            L[k, 1 + others.index(b)] += 1.0
             if a != levels[0]:
-                contrast[col[a]] -= 1.0
-            est[k] = contrast @ beta
-            se[k] = np.sqrt(max(contrast @ cov @ contrast, 0.0))
-        with np.errstate(divide="ignore", invalid="ignore"):
-            p = 2 * norm.sf(np.abs(est / se))
-        half = norm.ppf(1 - alpha / (2 * len(pairs))) * se
+                L[k, 1 + others.index(a)] -= 1.0
+        # simultaneous (Bonferroni) intervals: each at alpha / m
+        est, low, _, p, _ = t_tests(df, term, levels[0], fit, L, alpha / len(pairs), stat)
+        half = est - low
     if not np.isfinite(p[[not r for r in reasons]]).all():      # no usable fit: paired t-tests
         test = f"paired t-tests ({trouble or NO_ESTIMATE}, {adjust})"
         for k, d in enumerate(diffs):

@@ -14,7 +14,7 @@ from .results import kinds
 from .sources import NO_DATA, UNKNOWN, group_model, group_name
 
 TESTS_COLUMNS = ("dataset", "group", "question", "model", "method", "comparison", "estimate", "ci_low", "ci_high",
-                 "p_value", "test", "n", "finding", "decision", "reason", "left_out", "source")
+                 "p_value", "df", "test", "n", "finding", "decision", "reason", "left_out", "source")
 BOOTSTRAP = 1000    # image-level replicates of every interval of a mean
 
 
@@ -44,12 +44,13 @@ def ids_of(keys, values):
 
 
 def tests_row(ids, question, model, method, comparison, estimate, ci_low, ci_high, p, test, decision, found, *,
-              n=None, reason="", left_out=""):
+              n=None, reason="", left_out="", df=None):
     """One row of tests.csv, under the one rule (`decided`): with a `reason` (why a statistic it
     rests on is undefined) the decision is "undefined". `n`: the images it rests on; `left_out`:
-    the undefined values left out of it, counted."""
+    the undefined values left out of it, counted; `df`: the t-test's degrees of freedom."""
     return decided(dict(ids, question=question, model=model, method=method, comparison=comparison,
-                        estimate=estimate, ci_low=ci_low, ci_high=ci_high, p_value=p, test=test, n=n, finding=found,
+                        estimate=estimate, ci_low=ci_low, ci_high=ci_high, p_value=p, df=df, test=test, n=n,
+                        finding=found,
                         decision=decision, reason=reason, left_out=left_out))
 
 
@@ -102,7 +103,7 @@ def threshold_test(ids, question, model, method, d, threshold, rules):
     images = d[np.isfinite(values)].image_id.nunique()      # replicates share their images
     few = too_few(images, rules.min_images)
     return tests_row(ids, question, model, method, "threshold", mean - thr, lo - thr, hi - thr,
-                     one_sample(ok, thr), "t-test (two-sided)", decision, found, n=images,
+                     one_sample(ok, thr), "t-test (two-sided)", decision, found, n=images, df=len(ok) - 1,
                      reason=joined(why, joined(few, gone) if few else ""), left_out=gone)
 
 
@@ -123,7 +124,8 @@ def posthoc_tests(sets, procedure="mixedlm", rules=Rules()):
     fn = POSTHOC.get(procedure)
     tables = []
     for ids, question, model, d in sets:
-        t = fn(d, alpha=rules.alpha, min_images=rules.min_images)
+        t = fn(d, alpha=rules.alpha, min_images=rules.min_images,
+               **({"stat": rules.test} if procedure == "mixedlm" else {}))
         where = dict(dataset=ids.get("dataset", UNKNOWN), group=ids.get("group", UNKNOWN), question=question,
                      model=model, source=ids.get("source", ""))
         for k, (name, value) in enumerate(where.items()):

@@ -26,7 +26,7 @@ WRITTEN = (("tests.csv", "tests"), ("posthoc.csv", "posthoc"), ("table2.csv", "t
            ("sanity.csv", "sanity"), ("constant.csv", "constant"), ("undefined.csv", "undefined"))
 
 
-def run_stats(dirs, out, *, alpha=ALPHA, posthoc="mixedlm", min_images=MIN_IMAGES, log=print):
+def run_stats(dirs, out, *, alpha=ALPHA, posthoc="mixedlm", min_images=MIN_IMAGES, test="satterthwaite", log=print):
     """Every test, post-hoc comparison and table over the results under `dirs`, written to `out`.
 
     Writes tests.csv, posthoc.csv (column `test` names the procedure), table2.csv (one block per
@@ -34,10 +34,11 @@ def run_stats(dirs, out, *, alpha=ALPHA, posthoc="mixedlm", min_images=MIN_IMAGE
     sanity.csv, constant.csv (constant maps per method), undefined.csv (why each undefined cell
     of Table 2 and the sanity table is), each kind's own tables (localization.csv) and tables.md.
     `posthoc`: "mixedlm" (default; contrasts from the mixed model) or "tukey" (unpaired Tukey HSD).
-    `min_images`: below it a question is "undefined" (`stats.min_images`).
+    `min_images`: below it a question is "undefined" (`stats.min_images`); `test`: "satterthwaite"
+    (lmerTest's t) or "wald" (z), how a mixed model is tested (`stats.test`).
     """
     POSTHOC.get(posthoc)   # an unknown name fails before any work
-    rules = Rules(alpha=alpha, min_images=min_images)
+    rules = Rules(alpha=alpha, min_images=min_images, test=test)
     found = discover(dirs)
     infos = described(found, dirs)
     t = load_results(infos)
@@ -49,7 +50,7 @@ def run_stats(dirs, out, *, alpha=ALPHA, posthoc="mixedlm", min_images=MIN_IMAGE
            "sanity": constant_cells(sanity_table(tests), constant),
            "table1": table1(found["runs"], t["pointwise"], t["scores"]), "table1_utility": table1_utility(found["runs"], t["scores"]),
            "choices": choices_table(infos), "groups": groups, "found": found, "posthoc_name": posthoc, "alpha": alpha,
-           "min_images": min_images, "pointwise_table": t["pointwise"], "constant": constant}
+           "min_images": min_images, "test": test, "pointwise_table": t["pointwise"], "constant": constant}
     import pandas as pd
 
     res["undefined"] = pd.concat([undefined_cells(tests).assign(table="Table 2"),

@@ -32,6 +32,7 @@ def rules_sentence(posthoc, alpha=ALPHA, min_images=MIN_IMAGES):
             "FAIL = not significantly better (tests.csv's `finding` says whether worse or no different); "
             "randomization PASSES when the fully randomized mean SSIM is below the method's degradation "
             "threshold, data randomization when the SSIM between the true and the label-permuted model's maps is; "
+            f"mixed models: t-tests with Satterthwaite degrees of freedom as lmerTest's (stats.test); "
             f"intervals: {BOOTSTRAP} image-level bootstrap replicates (mixed-model rows: the model's own); post-hoc "
             f"comparisons between methods: {how} (posthoc.csv). A verdict is undefined, never PASS or FAIL, "
             "when a statistic it rests on is: a degradation threshold of constant maps, a similarity with a constant "

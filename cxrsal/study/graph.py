@@ -132,7 +132,8 @@ def build_jobs(study, out):
     jobs.append(StudyJob(REPORT, "report", t.report, (ctx,), deps=tuple(ids), outputs=("report",),
                          settings={"posthoc": study.stats.posthoc, "published": study.report.published,
                                    **({"min_images": study.stats.min_images}
-                                      if study.stats.min_images != MIN_IMAGES else {})}))
+                                      if study.stats.min_images != MIN_IMAGES else {}),
+                                   **({"test": study.stats.test} if study.stats.test != "satterthwaite" else {})}))
     return chain_digests(jobs)
 
 

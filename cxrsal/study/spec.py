@@ -27,7 +27,7 @@ import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..config_schema import DATASETS, HEADS, MIN_IMAGES, MIN_IMAGES_DOMAIN, ORDERS, RETINANET_BACKBONES, SEED, setting
+from ..config_schema import DATASETS, HEADS, MIN_IMAGES, MIN_IMAGES_DOMAIN, MIXED_TESTS, ORDERS, RETINANET_BACKBONES, SEED, setting
 from ..domains import Domain, Flag, Number, OneOf, Optional, Seq, Text
 from ..errors import ConfigError
 
@@ -165,6 +165,7 @@ class Stats:
     posthoc: str = setting("mixedlm", Text(nonempty=True))
     # below it a question is undefined (the cxrsal config's stats.min_images, for every job)
     min_images: int = setting(MIN_IMAGES, MIN_IMAGES_DOMAIN)
+    test: str = setting("satterthwaite", MIXED_TESTS)     # the cxrsal config's stats.test
 
 
 @dataclass(frozen=True)

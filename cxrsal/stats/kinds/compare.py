@@ -68,15 +68,16 @@ def compare_tests(compare, kind, rules=Rules()):
             rows.append(tests_row(ids, f"{kind} vs 0.5", pair, method, "0.5", est, lo - LOW_BASELINE,
                                   hi - LOW_BASELINE, p, "t-test (two-sided)", better_than(est, p, alpha),
                                   finding(est, p, alpha), n=len(ok), reason=joined(few, gone) if few else "",
-                                  left_out=gone))
+                                  left_out=gone, df=len(ok) - 1))
         if LOCALIZATION in set(d.method):
-            for r in mixed_model(d, reference=LOCALIZATION, alpha=alpha, min_images=rules.min_images):
+            for r in mixed_model(d, reference=LOCALIZATION, alpha=alpha, min_images=rules.min_images,
+                                 test=rules.test):
                 rows.append(tests_row(ids, f"{kind} vs localization network", pair, r["level"], LOCALIZATION,
                                       r["estimate"], r["ci_low"], r["ci_high"], r["p_value"], r["test"],
                                       better_than(r["estimate"], r["p_value"], alpha),
                                       finding(r["estimate"], r["p_value"], alpha), n=r["n"],
                                       reason=joined(r["reason"], r["left_out"]) if r["reason"] else "",
-                                      left_out=r["left_out"]))
+                                      left_out=r["left_out"], df=r["df"]))
     return rows
 
 

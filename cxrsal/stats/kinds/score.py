@@ -43,13 +43,14 @@ def utility_tests(scores, rules=Rules()):
             if baseline.method not in set(d.method):
                 continue
             question = HIGH_QUESTION if baseline.high else LOW_QUESTION
-            for r in mixed_model(d, reference=baseline.method, alpha=rules.alpha, min_images=rules.min_images):
+            for r in mixed_model(d, reference=baseline.method, alpha=rules.alpha, min_images=rules.min_images,
+                                 test=rules.test):
                 rows.append(tests_row(ids, question, ids.get("model", ""), r["level"], baseline.method, r["estimate"],
                                       r["ci_low"], r["ci_high"], r["p_value"], r["test"],
                                       better_than(r["estimate"], r["p_value"], rules.alpha),
                                       finding(r["estimate"], r["p_value"], rules.alpha), n=r["n"],
                                       reason=joined(r["reason"], r["left_out"]) if r["reason"] else "",
-                                      left_out=r["left_out"]))
+                                      left_out=r["left_out"], df=r["df"]))
     return rows
 
 
