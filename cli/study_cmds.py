@@ -17,12 +17,11 @@ def posthoc_help():
     from cxrsal.stats import POSTHOC
 
     return "Pairwise comparisons between methods: " + "; ".join(
-        f"{name}: {POSTHOC.get(name).meaning}" for name in POSTHOC.names()) + "."
+        f"{name}: {POSTHOC.get(name).meaning}" for name in POSTHOC.names()) + " [default: multcomp]. Config: stats.posthoc."
 
 
 posthoc_option = click.option(
-    "--posthoc", type=RegistryChoice(posthoc_names), default="mixedlm", show_default=True, cls=RegistryHelpOption,
-    help_from=posthoc_help)
+    "--posthoc", type=RegistryChoice(posthoc_names), default=None, cls=RegistryHelpOption, help_from=posthoc_help)
 
 
 def stats_options(f):
@@ -33,13 +32,14 @@ def stats_options(f):
                              "the verdict is undefined, never PASS or FAIL [default: 5]. Config: stats.min_images.")(f)
 
 
-def stats_of(config_path, overrides, min_images):
-    """{min_images, test} of the `stats:` section from the config file, --set and --min-images."""
+def stats_of(config_path, overrides, min_images, posthoc):
+    """The `stats:` section (alpha, posthoc, min_images, test) from the config file, --set,
+    --min-images and --posthoc."""
     from cxrsal.config import load_config
 
-    options = {"stats.min_images": min_images} if min_images is not None else {}
+    options = {k: v for k, v in (("stats.min_images", min_images), ("stats.posthoc", posthoc)) if v is not None}
     s = load_config(config_path, overrides, options=options).stats
-    return {"min_images": s.min_images, "test": s.test}
+    return {"alpha": s.alpha, "posthoc": s.posthoc, "min_images": s.min_images, "test": s.test}
 
 
 def register(cli):
@@ -122,7 +122,7 @@ def register(cli):
         "undefined", with the reason (undefined.csv, tests.csv)."""
         from cxrsal.stats.study import run_stats
 
-        res = run_stats(results, out, posthoc=posthoc, **stats_of(config_path, overrides, min_images), log=click.echo)
+        res = run_stats(results, out, **stats_of(config_path, overrides, min_images, posthoc), log=click.echo)
         click.echo(res["table2"].to_string(index=False) if len(res["table2"]) else "Table 2: no data")
         click.echo(f"tables: {out}/table2.csv, table1.csv, table1_utility.csv, tests.csv, posthoc.csv, "
                    "choices.csv, tables.md")
@@ -136,7 +136,7 @@ def register(cli):
         """One self-contained HTML page plus Markdown: tables, figures, configs and versions."""
         from cxrsal.report import build_report
 
-        build_report(results, out, posthoc=posthoc, **stats_of(config_path, overrides, min_images), log=click.echo)
+        build_report(results, out, **stats_of(config_path, overrides, min_images, posthoc), log=click.echo)
 
     @cli.command()
     @click.option("--out", type=click.Path(file_okay=False), default="cxrsal-demo", show_default=True)

@@ -316,16 +316,18 @@ def test_run_stats_never_pools_data_sets_or_architectures(results, tmp_path):
     assert "WARNING: results in this group used different values of similarity.maps" in md
     assert md.count("WARNING") == 1                       # group b has one value only
     assert "record no choices" in md                       # the older folder
-    assert "Holm-adjusted" in md and "significantly better than the baseline" in md
+    assert "single-step adjusted as R's multcomp" in md and "significantly better than the baseline" in md
 
     choices = pd.read_csv(tmp_path / "stats" / "choices.csv")
     assert list(choices.columns) == ["folder", "kind", "dataset", "group", "key", "value"]
     assert len(choices) == 4 and set(choices.kind) == {"score", "compare"}
 
     post = pd.read_csv(tmp_path / "stats" / "posthoc.csv")
-    assert set(post.test) == {"mixedlm contrasts (t, Satterthwaite df, holm)"} and set(post.group) == groups
+    assert set(post.test) == {"multcomp single-step (z, multivariate normal)"} and set(post.group) == groups
+    run_stats([root], tmp_path / "holm", posthoc="holm", log=lambda *_: None)
+    assert set(pd.read_csv(tmp_path / "holm" / "posthoc.csv").test) == {"mixedlm contrasts (t, Satterthwaite df, holm)"}
     assert not (tmp_path / "stats" / "tukey.csv").exists()
-    run_stats([root], tmp_path / "tukey", posthoc="tukey", log=lambda *_: None)
+    run_stats([root], tmp_path / "tukey", posthoc="tukey-hsd-unpaired", log=lambda *_: None)
     assert set(pd.read_csv(tmp_path / "tukey" / "posthoc.csv").test) == {"Tukey HSD (unpaired)"}
 
 
@@ -389,16 +391,22 @@ def test_cli_posthoc_option(results, tmp_path):
     from cxrsal.cli.main import cli
 
     root, _ = results
-    r = CliRunner().invoke(cli, ["stats", "--results", str(root), "--out", str(tmp_path / "s"), "--posthoc", "tukey"])
+    r = CliRunner().invoke(cli, ["stats", "--results", str(root), "--out", str(tmp_path / "s"), "--posthoc",
+                                 "tukey-hsd-unpaired"])
     assert r.exit_code == 0, r.output
     assert "posthoc.csv" in r.output.splitlines()[-1]
     assert set(pd.read_csv(tmp_path / "s" / "posthoc.csv").test) == {"Tukey HSD (unpaired)"}
     bad = CliRunner().invoke(cli, ["stats", "--results", str(root), "--out", str(tmp_path / "s"), "--posthoc", "x"])
-    assert bad.exit_code == 2 and "'x' is not one of 'mixedlm', 'tukey'" in bad.output
+    assert bad.exit_code == 2 and "'x' is not one of 'holm', 'multcomp', 'tukey-hsd-unpaired'" in bad.output
     # the option lists exactly the registered procedures
     for command in ("stats", "report"):
         option = next(p for p in cli.commands[command].params if p.name == "posthoc")
-        assert sorted(option.type.choices) == POSTHOC.names() and option.default == "mixedlm"
+        assert sorted(option.type.choices) == POSTHOC.names() and option.default is None   # stats.posthoc's
+    # the same through the config: --set stats.posthoc
+    r = CliRunner().invoke(cli, ["stats", "--results", str(root), "--out", str(tmp_path / "h"), "--set",
+                                 "stats.posthoc=holm"])
+    assert r.exit_code == 0 and set(pd.read_csv(tmp_path / "h" / "posthoc.csv").test) == {
+        "mixedlm contrasts (t, Satterthwaite df, holm)"}
 
 
 def test_report_shows_each_group_with_its_choices(tmp_path):
@@ -414,7 +422,7 @@ def test_report_shows_each_group_with_its_choices(tmp_path):
                                                    "archs": ["resnet18", arch_b],
                                                    "heads": ["classification", "classification"],
                                                    "choices": {"similarity.maps": maps}})
-    page = build_report([root], tmp_path / "report", posthoc="tukey", log=lambda *_: None).read_text()
+    page = build_report([root], tmp_path / "report", posthoc="tukey-hsd-unpaired", log=lambda *_: None).read_text()
     assert page.count("<h2>Table 2 ([A]): data set") == 1 and POOLING in page
     assert "WARNING: results in this group used different values of similarity.maps" in page
     assert "Tukey HSD (unpaired: ignores the pairing by image)" in page

@@ -15,11 +15,11 @@ from .published import beside
 from .text import provenance, report_markdown
 
 
-def build_report(dirs, out, *, log=print, posthoc="mixedlm", published=None, min_images=MIN_IMAGES,
-                 test="satterthwaite"):
+def build_report(dirs, out, *, log=print, posthoc="multcomp", published=None, min_images=MIN_IMAGES,
+                 test="satterthwaite", alpha=0.05):
     """Stats, tables, figures and provenance into OUT/report.html and OUT/report.md.
 
-    `posthoc` ("mixedlm" or "tukey"), `min_images` and `test` (`stats.min_images`, `stats.test`) are
+    `posthoc` (a `cxrsal.stats.POSTHOC` name), `min_images` and `test` (`stats.min_images`, `stats.test`) are
     passed to `run_stats`. `published`: the roles of each
     data set (`report.published`), whose papers' figures are set beside this run's.
     """
@@ -27,7 +27,7 @@ def build_report(dirs, out, *, log=print, posthoc="mixedlm", published=None, min
 
     out = Path(out)
     remove_stale_tmp(out, recursive=True)
-    res = run_stats(dirs, out / "stats", posthoc=posthoc, min_images=min_images, test=test, log=log)
+    res = run_stats(dirs, out / "stats", posthoc=posthoc, min_images=min_images, test=test, alpha=alpha, log=log)
     res["beside"] = beside(published, res) if published else []
     figures = _figures.collect(res["found"], res)
     _figures.write(figures, out / "figures")

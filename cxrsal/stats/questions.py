@@ -116,16 +116,17 @@ def run_tests(tables, rules=Rules()):
     return tests.sort_values(["dataset", "group", "question", "source", "method"], kind="stable", ignore_index=True)
 
 
-def posthoc_tests(sets, procedure="mixedlm", rules=Rules()):
+def posthoc_tests(sets, procedure="multcomp", rules=Rules()):
     """Pairwise comparisons between methods within each (group, question) set, by `procedure`
-    ("mixedlm": contrasts from the fitted mixed model, paired by image; "tukey": Tukey HSD)."""
+    ("multcomp": the mixed model's contrasts, single-step adjusted as R's multcomp; "holm": the
+    same contrasts' t-tests, Holm-adjusted; "tukey-hsd-unpaired": Tukey HSD ignoring the images)."""
     import pandas as pd
 
     fn = POSTHOC.get(procedure)
     tables = []
     for ids, question, model, d in sets:
         t = fn(d, alpha=rules.alpha, min_images=rules.min_images,
-               **({"stat": rules.test} if procedure == "mixedlm" else {}))
+               **({"stat": rules.test} if procedure == "holm" else {}))
         where = dict(dataset=ids.get("dataset", UNKNOWN), group=ids.get("group", UNKNOWN), question=question,
                      model=model, source=ids.get("source", ""))
         for k, (name, value) in enumerate(where.items()):

@@ -26,14 +26,15 @@ WRITTEN = (("tests.csv", "tests"), ("posthoc.csv", "posthoc"), ("table2.csv", "t
            ("sanity.csv", "sanity"), ("constant.csv", "constant"), ("undefined.csv", "undefined"))
 
 
-def run_stats(dirs, out, *, alpha=ALPHA, posthoc="mixedlm", min_images=MIN_IMAGES, test="satterthwaite", log=print):
+def run_stats(dirs, out, *, alpha=ALPHA, posthoc="multcomp", min_images=MIN_IMAGES, test="satterthwaite", log=print):
     """Every test, post-hoc comparison and table over the results under `dirs`, written to `out`.
 
     Writes tests.csv, posthoc.csv (column `test` names the procedure), table2.csv (one block per
     data set x model group), table1.csv, table1_utility.csv, choices.csv, findings.csv,
     sanity.csv, constant.csv (constant maps per method), undefined.csv (why each undefined cell
     of Table 2 and the sanity table is), each kind's own tables (localization.csv) and tables.md.
-    `posthoc`: "mixedlm" (default; contrasts from the mixed model) or "tukey" (unpaired Tukey HSD).
+    `posthoc`: "multcomp" (default; single-step over the mixed model's contrasts, as [A]), "holm"
+    or "tukey-hsd-unpaired" (`cxrsal.stats.POSTHOC`).
     `min_images`: below it a question is "undefined" (`stats.min_images`); `test`: "satterthwaite"
     (lmerTest's t) or "wald" (z), how a mixed model is tested (`stats.test`).
     """
