@@ -25,6 +25,7 @@ SEED = _count(0)          # numpy seeds are non-negative integers
 MIN_IMAGES, MIN_IMAGES_DOMAIN = 5, _count(2)
 MIXED_TESTS = OneOf("satterthwaite", "wald")
 POSTHOCS = ("multcomp", "holm", "tukey-hsd-unpaired")     # cxrsal.stats.POSTHOC's names
+ALPHA_DOMAIN = Number(lo=0, hi=1, lo_open=True, hi_open=True)
 POSITIVE = Number(lo=0, lo_open=True)
 # the names the registries hold (tests/test_domains.py checks each list against its registry)
 DATASETS = ("rsna", "siim", "folder", "coco")
@@ -361,7 +362,7 @@ class StatsConfig:
     # pairwise comparisons between methods: multcomp ([A]'s: single-step over the mixed model's
     # contrasts) | holm (the same contrasts, t-tests, Holm) | tukey-hsd-unpaired (ignores the images)
     posthoc: str = setting("multcomp", OneOf(*POSTHOCS))
-    alpha: float = setting(0.05, Number(lo=0, hi=1, lo_open=True, hi_open=True))
+    alpha: float = setting(0.05, ALPHA_DOMAIN)
 
 
 # the `saliency:` fields that shape every method's maps; the others choose the images (`limit`:

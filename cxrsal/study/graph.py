@@ -133,7 +133,8 @@ def build_jobs(study, out):
                          settings={"posthoc": study.stats.posthoc, "published": study.report.published,
                                    **({"min_images": study.stats.min_images}
                                       if study.stats.min_images != MIN_IMAGES else {}),
-                                   **({"test": study.stats.test} if study.stats.test != "satterthwaite" else {})}))
+                                   **({"test": study.stats.test} if study.stats.test != "satterthwaite" else {}),
+                                   **({"alpha": study.stats.alpha} if study.stats.alpha != 0.05 else {})}))
     return chain_digests(jobs)
 
 

@@ -91,7 +91,8 @@ def job_config(study, ds_name, owner=None, extra=None):
         layers.append(({"data": here}, f"{src} (datasets.{ds_name})"))
         layers.append(({"data": (ds.settings or {}).get("data") or {}}, f"{src} (datasets.{ds_name}.settings)"))
     # the study's own stats section decides the verdicts every job prints, as the report's
-    layers.append(({"stats": {"min_images": study.stats.min_images, "test": study.stats.test}}, f"{src} (stats)"))
+    layers.append(({"stats": {"min_images": study.stats.min_images, "test": study.stats.test,
+                              "alpha": study.stats.alpha, "posthoc": study.stats.posthoc}}, f"{src} (stats)"))
     for mapping, origin in layers:
         _merge(data, mapping, origins, origin)
     mine = f"{src} ({what if owner else f'datasets.{ds_name}'}: the study's own values)"

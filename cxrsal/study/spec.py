@@ -18,7 +18,7 @@ mappings) are checked against `cxrsal settings`' domains when the study's jobs a
           densenet121: {arch: densenet121, config: a_rsna_densenet121.yaml}
           mine: {path: model.keras, card: card.yaml, maps: true}   # a user's model, adopted
         localization: {kind: retinanet, replicates: 2, config: a_rsna_retinanet.yaml}
-    stats: {posthoc: multcomp, min_images: 5}
+    stats: {posthoc: multcomp, min_images: 5, test: satterthwaite, alpha: 0.05}
     executor: {slurm: {partition: gpu}, resources: {train: {gpus: 1, time_min: 720}}}
 """
 
@@ -27,7 +27,7 @@ import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..config_schema import DATASETS, HEADS, MIN_IMAGES, MIN_IMAGES_DOMAIN, MIXED_TESTS, ORDERS, POSTHOCS, RETINANET_BACKBONES, SEED, setting
+from ..config_schema import ALPHA_DOMAIN, DATASETS, HEADS, MIN_IMAGES, MIN_IMAGES_DOMAIN, MIXED_TESTS, ORDERS, POSTHOCS, RETINANET_BACKBONES, SEED, setting
 from ..domains import Domain, Flag, Number, OneOf, Optional, Seq, Text
 from ..errors import ConfigError
 
@@ -166,6 +166,7 @@ class Stats:
     # below it a question is undefined (the cxrsal config's stats.min_images, for every job)
     min_images: int = setting(MIN_IMAGES, MIN_IMAGES_DOMAIN)
     test: str = setting("satterthwaite", MIXED_TESTS)     # the cxrsal config's stats.test
+    alpha: float = setting(0.05, ALPHA_DOMAIN)             # the level of every test
 
 
 @dataclass(frozen=True)

@@ -330,5 +330,6 @@ def report(ctx):
 
     published = roles(ctx) if ctx.study.report.published else None
     return str(build_report(result_dirs(ctx), ctx.folder("report"), posthoc=ctx.study.stats.posthoc,
-                            min_images=ctx.study.stats.min_images, test=ctx.study.stats.test, log=_quiet,
+                            min_images=ctx.study.stats.min_images, test=ctx.study.stats.test,
+                            alpha=ctx.study.stats.alpha, log=_quiet,
                             published=published))
