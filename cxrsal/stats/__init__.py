@@ -15,9 +15,6 @@ NO_ESTIMATE = "mixed model gave no standard error (singular fit)"
 POSTHOC_COLUMNS = ("group1", "group2", "meandiff", "p_adj", "lower", "upper", "reject", "test", "n", "reason")
 
 
-TESTS = ("satterthwaite", "wald")    # stats.test: how a mixed model's coefficients and contrasts are tested
-
-
 @dataclass(frozen=True)
 class Rules:
     """What every test decides with: the significance level, the least number of images with a
@@ -136,15 +133,18 @@ def paired_t(diffs, alpha=ALPHA):
     return est, est - half, est + half, float(ttest_1samp(d, 0.0).pvalue)
 
 
-def left_out(df, level, term="method"):
-    """What `level`'s undefined values were ("" when none): each reason of the table's `undefined`
-    column (when it has one), counted among the level's images."""
-    d = df[df[term].astype(str) == str(level)]
-    bad = d[~np.isfinite(d.value.to_numpy(float))]
-    if bad.empty:
+def undefined_values(d):
+    """The reasons of the undefined values among rows `d` (NaN values; the `undefined` column says
+    why when the table has one), counted among its images ("" when every value is defined)."""
+    bad = ~np.isfinite(d.value.to_numpy(float))
+    if not bad.any():
         return ""
-    return counted([w or "value undefined" for w in texts(bad, "undefined")] + [""] * (len(d) - len(bad)),
-                   list(bad.image_id) + list(d[np.isfinite(d.value.to_numpy(float))].image_id))
+    return counted([(w or "value undefined") if b else "" for w, b in zip(texts(d, "undefined"), bad)], d.image_id)
+
+
+def left_out(df, level, term="method"):
+    """What `level`'s undefined values were ("" when none), counted among the level's images."""
+    return undefined_values(df[df[term].astype(str) == str(level)])
 
 
 def mixed_model(df, *, reference, term="method", alpha=ALPHA, min_images=MIN_IMAGES, test="satterthwaite"):
@@ -240,7 +240,6 @@ def pairwise_contrasts(df, *, term="method", alpha=ALPHA, adjust="holm", min_ima
     0.2025
     """
     import pandas as pd
-    from scipy.stats import t as student
     from statsmodels.stats.multitest import multipletests
 
     df = _clean(df, term)
@@ -268,10 +267,9 @@ def pairwise_contrasts(df, *, term="method", alpha=ALPHA, adjust="holm", min_ima
     if not np.isfinite(p[[not r for r in reasons]]).all():      # no usable fit: paired t-tests
         test = f"paired t-tests ({trouble or NO_ESTIMATE}, {adjust})"
         for k, d in enumerate(diffs):
-            if len(d) >= 2:
-                est[k], _, _, p[k] = paired_t(d, alpha)
-                half[k] = float(student.ppf(1 - alpha / (2 * len(pairs)), len(d) - 1) * d.std(ddof=1)
-                                / np.sqrt(len(d)))
+            if len(d) >= 2:       # Bonferroni simultaneous intervals: each at alpha / m
+                est[k], low, _, p[k] = paired_t(d, alpha / len(pairs))
+                half[k] = est[k] - low
     p[[bool(r) for r in reasons]] = np.nan
     ok = np.isfinite(p)
     p_adj = np.full(len(pairs), np.nan)

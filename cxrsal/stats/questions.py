@@ -8,8 +8,8 @@ tests with the helpers here; Table 2's columns are the kinds' questions in the k
 import numpy as np
 
 from ..saliency.base import METHODS, ordered
-from ..metrics.defined import UNDEFINED, counted, joined, texts, too_few
-from . import POSTHOC, Rules, decided, one_sample, vs_threshold
+from ..metrics.defined import UNDEFINED, joined, texts, too_few
+from . import POSTHOC, Rules, decided, one_sample, undefined_values, vs_threshold
 from .results import kinds
 from .sources import NO_DATA, UNKNOWN, group_model, group_name
 
@@ -52,17 +52,6 @@ def tests_row(ids, question, model, method, comparison, estimate, ci_low, ci_hig
                         estimate=estimate, ci_low=ci_low, ci_high=ci_high, p_value=p, df=df, test=test, n=n,
                         finding=found,
                         decision=decision, reason=reason, left_out=left_out))
-
-
-def undefined_values(d):
-    """The reasons of the undefined values among rows `d` (NaN values; the `undefined` column says
-    why when the table has one), counted among its images ("" when every value is defined)."""
-    values = d.value.to_numpy(float)
-    bad = ~np.isfinite(values)
-    if not bad.any():
-        return ""
-    why = texts(d, "undefined")
-    return counted([(w or "value undefined") if b else "" for w, b in zip(why, bad)], d.image_id)
 
 
 def mean_interval(values, alpha):

@@ -7,8 +7,8 @@ import numpy as np
 
 from ...metrics.similarity import LOW_BASELINE
 from ...metrics.defined import joined, too_few
-from .. import Rules, better_than, finding, mixed_model, one_sample
-from ..questions import ids_of, keys_of, mean_interval, threshold_of, threshold_test, tests_row, undefined_values
+from .. import Rules, better_than, finding, mixed_model, one_sample, undefined_values
+from ..questions import ids_of, keys_of, mean_interval, threshold_of, threshold_test, tests_row
 from ..results import ResultKind, register_result
 from ..sources import UNKNOWN
 
