@@ -386,3 +386,10 @@ def test_a_baseline_without_one_defined_value_is_undefined_not_missing():
     r = mixed_model(df, reference="baseline:localization")[0]
     assert r["level"] == "gcam" and r["n"] == 0 and r["reason"] == "n = 0 < 5 images"
     assert r["left_out"] == "baseline:localization: both maps constant on 6 of 6 images"
+
+
+def test_the_posthoc_settings_domain_is_the_registry():
+    from cxrsal.config_schema import POSTHOCS
+    from cxrsal.stats import POSTHOC
+
+    assert sorted(POSTHOCS) == POSTHOC.names()
