@@ -10,9 +10,31 @@ def order_help():
     """--order: the orders of the config (`cxrsal.config.ORDERS`) and what each randomizes."""
     from cxrsal.config import ORDER_MEANINGS
 
+    from cxrsal.config import CHECK_DEFAULTS
+
     orders = "; ".join(f"{name}: {meaning}" for name, meaning in ORDER_MEANINGS.items())
-    return (f"Which blocks each step randomizes: {orders} [default: {key_default('randomization.order')}]. "
-            "Config: randomization.order.")
+    own = ", ".join(f"{d['order']} for {check}" for check, d in CHECK_DEFAULTS.items())
+    return f"Which blocks each step randomizes: {orders} [default: the check's own, {own}]. Config: randomization.order."
+
+
+def check_help():
+    """--check: the checks of the config (`cxrsal.config.CHECKS`) and what each sets by default."""
+    from cxrsal.config import CHECK_DEFAULTS, CHECK_MEANINGS
+
+    checks = "; ".join(f"{name}: {meaning}, {CHECK_DEFAULTS[name]['order']}"
+                       + (f", {CHECK_DEFAULTS[name]['smooth_samples']} noisy copies"
+                          if CHECK_DEFAULTS[name]["smooth_samples"] else "")
+                       for name, meaning in CHECK_MEANINGS.items())
+    return (f"The sanity check: {checks} [default: {key_default('randomization.check')}]. --order and "
+            "--smooth-samples change what it sets. Config: randomization.check.")
+
+
+def bins_help():
+    from cxrsal.config import BIN_RULES
+
+    return (f"eMPRT's histogram bins: a count, or a rule ({', '.join(BIN_RULES)}; n = the pixels of a map, clipped "
+            f"to 10..200, chosen once per method over the trained model's maps) [default: {key_default('emprt.bins')}, "
+            "the authors']. Config: emprt.bins.")
 
 
 def all_blocks_help():
@@ -72,9 +94,11 @@ def register(cli):
     @click.option("--order", type=key_type("randomization.order"), default=None, cls=RegistryHelpOption,
                   help_from=order_help)
     @click.option("--independent", is_flag=True, default=None, help="Same as --order independent.")
+    @click.option("--check", type=key_type("randomization.check"), default=None, cls=RegistryHelpOption,
+                  help_from=check_help)
     @click.option("--smooth-samples", type=key_type("randomization.smooth_samples"), default=None,
-                  help="sMPRT: average every map over this many noisy copies of the input (default 0: MPRT). "
-                       "Config: randomization.smooth_samples.")
+                  help="sMPRT: average every map over this many noisy copies of the input, one of them the input "
+                       "itself (default: 50 with --check smprt, 0 with mprt). Config: randomization.smooth_samples.")
     @click.option("--smooth-noise", type=key_type("randomization.smooth_noise"), default=None,
                   help="sMPRT noise sigma as a fraction of the image's range (default 0.1). Config: "
                        "randomization.smooth_noise.")
@@ -85,12 +109,17 @@ def register(cli):
                   help="Degradation threshold: that many random pairs in all instead ([A]'s text: 50).")
     @click.option("--seed", type=key_type("randomization.seed"), default=None,
                   help="Re-initialisation and threshold pairs (default 0).")
+    @click.option("--complexity", type=key_type("emprt.complexity"), default=None,
+                  help="eMPRT's complexity: histogram (default, the authors': entropy of the histogram of the raw "
+                       "map's values) or spatial (entropy of the normalized |map| over its pixels). Config: "
+                       "emprt.complexity.")
+    @click.option("--bins", type=key_type("emprt.bins"), default=None, cls=RegistryHelpOption, help_from=bins_help)
     @with_common("randomization")
-    def randomize(models, data_dir, model_card, init, sigma, order, independent, smooth_samples, smooth_noise,
-                  all_blocks, pairs_per_image, pairs, seed, methods, n_images,
+    def randomize(models, data_dir, model_card, init, sigma, order, independent, check, smooth_samples, smooth_noise,
+                  all_blocks, pairs_per_image, pairs, seed, complexity, bins, methods, n_images,
                   similarity_maps, data_range, maps, out, quiet, progress, config_path, overrides):
-        """Model parameter randomization (MPRT as [A], sMPRT, eMPRT): SSIM degradation curves, thresholds,
-        complexity rise, PASS/FAIL per method."""
+        """Model parameter randomization (MPRT as [A], sMPRT, eMPRT): degradation curves (SSIM, Spearman),
+        thresholds, complexity rise, PASS/FAIL per method."""
         from cxrsal.experiments.randomization import run_randomization
 
         if independent:
@@ -100,7 +129,8 @@ def register(cli):
 
         cfg = cfg_from(config_path, overrides, {
             "randomization.n_images": n_images, "randomization.init": init, "randomization.sigma": sigma,
-            "randomization.order": order, "randomization.smooth_samples": smooth_samples,
+            "randomization.check": check, "randomization.order": order,
+            "randomization.smooth_samples": smooth_samples, "emprt.complexity": complexity, "emprt.bins": bins,
             "randomization.smooth_noise": smooth_noise, "randomization.all_blocks": all_blocks or None,
             "randomization.pairs_per_image": pairs_per_image, "randomization.pairs": pairs,
             "randomization.seed": seed, "similarity.maps": similarity_maps, "similarity.data_range": data_range})

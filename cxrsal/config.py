@@ -9,11 +9,12 @@ from pathlib import Path
 
 from .config_schema import (  # noqa: F401  (re-exported: `from cxrsal.config import Config, ...`)
     setting, SEED, POSITIVE, DATASETS, ARCHS, EXTERNAL, DILATED_ARCHS, WIDTH_ARCHS, HEADS, BASELINE_KINDS,
-    RETINANET_BACKBONES, SPLIT_NAMES, ORDERS, ORDER_MEANINGS, INITS, SCORE_PARTS, BASELINE_KINDS_OF_SCORE,
+    RETINANET_BACKBONES, SPLIT_NAMES, ORDERS, ORDER_MEANINGS, INITS, CHECKS, CHECK_MEANINGS, CHECK_DEFAULTS,
+    COMPLEXITIES, BIN_RULES, SCORE_PARTS, BASELINE_KINDS_OF_SCORE,
     SCORE_BASELINE_ARGUMENTS, _Arch, _Baselines, baseline_parts,
     DataConfig, PipelineConfig, ModelConfig, TrainConfig, BaselineConfig, METHOD_PACKAGE, DECLARED,
     DECLARED_DOMAINS, METHOD_KEYS, declare, declared, SaliencyConfig, GgcamConfig, SimilarityConfig,
-    RandomizationConfig, CompareConfig, ScoreConfig, PointwiseConfig, MAP_SETTINGS, NOT_MAP_SETTINGS,
+    RandomizationConfig, EmprtConfig, CompareConfig, ScoreConfig, PointwiseConfig, MAP_SETTINGS, NOT_MAP_SETTINGS,
     CROSS_CHECKS, Config, schema, to_dict)
 from .errors import ConfigError
 from .files import atomic_write_text

@@ -44,6 +44,16 @@ ORDER_MEANINGS = {"top-down": "cumulatively from the logits down ([A], Adebayo e
                   "bottom-up": "cumulatively from the lowest block up (Binder et al. 2023)",
                   "independent": "one block at a time"}
 ORDERS = tuple(ORDER_MEANINGS)
+# randomization.check: the sanity check, and the settings it implies where they are left null
+CHECK_MEANINGS = {"mprt": "model parameter randomization test, the maps as they are ([A], Adebayo et al. 2018)",
+                  "smprt": "smooth MPRT: every map averaged over noisy copies of the input, compared by Spearman "
+                           "of the absolute maps (Hedstroem et al. 2023)"}
+CHECKS = tuple(CHECK_MEANINGS)
+CHECK_DEFAULTS = {"mprt": {"order": "top-down", "smooth_samples": 0},
+                  "smprt": {"order": "bottom-up", "smooth_samples": 50}}
+# emprt.complexity and the bin rules of emprt.bins (cxrsal.metrics.complexity; tests/test_domains.py)
+COMPLEXITIES = ("histogram", "spatial")
+BIN_RULES = ("freedman-diaconis", "scott", "sqrt", "sturges", "rice")
 INITS = ("truncated-normal", "layer")
 SCORE_PARTS = ("utility", "pointwise")
 # score.baselines: each registered baseline's prefix (cxrsal.experiments.score_baselines), the
@@ -310,14 +320,36 @@ class RandomizationConfig:
     # truncated-normal ([A]) | layer (each layer's own initializers)
     init: str = setting("truncated-normal", OneOf(*INITS))
     sigma: float = setting(0.01, POSITIVE)           # truncated normal sigma
-    order: str = setting("top-down", OneOf(*ORDERS))    # see ORDER_MEANINGS
+    # mprt ([A], Adebayo et al. 2018): the maps as they are; smprt (Hedstroem et al. 2023): every map
+    # of every step averaged over noisy copies of the input, decided by Spearman of |maps|
+    check: str = setting("mprt", OneOf(*CHECKS))
+    # null: the check's own (CHECK_DEFAULTS: top-down for mprt, bottom-up for smprt); see ORDER_MEANINGS
+    order: typing.Optional[str] = setting(None, Optional(OneOf(*ORDERS)))
     all_blocks: bool = setting(False, Flag())        # also the stem (and InceptionV3's mixed0)
-    # sMPRT (Hedstroem et al. 2023): every map of every step averaged over this many noisy copies
-    # of the input (0 = plain MPRT, [A]); noise sigma as a fraction of the image's max - min (0
-    # with one copy: MPRT exactly)
-    smooth_samples: int = setting(0, _count(0))
+    # smprt: noisy copies of the input per map (null: 50, the authors'; mprt: 0), one of them the
+    # input itself as in the authors' code; noise sigma as a fraction of the image's max - min
+    smooth_samples: typing.Optional[int] = setting(None, Optional(_count(0)))
     smooth_noise: float = setting(0.1, Number(lo=0))
     seed: int = setting(0, SEED)
+
+    def __post_init__(self):
+        # the settings left null take the check's own values (a written config holds them resolved)
+        own = CHECK_DEFAULTS.get(self.check, CHECK_DEFAULTS["mprt"])
+        for key in ("order", "smooth_samples"):
+            if getattr(self, key) is None:
+                object.__setattr__(self, key, own[key])
+
+
+@dataclass(frozen=True)
+class EmprtConfig:
+    """eMPRT (Hedstroem et al. 2023): the complexity whose rise from the trained to the fully
+    randomized model's maps `cxrsal randomize` tests."""
+    # histogram (the authors' default): entropy of the histogram of the raw map's values; spatial:
+    # entropy of the normalized |map| over its pixels
+    complexity: str = setting("histogram", OneOf(*COMPLEXITIES))
+    # histogram: equal-width bins per map, a count or a rule (n = the pixels of a map, clipped to
+    # 10..200, chosen once per method over the trained model's maps)
+    bins: typing.Union[int, str] = setting(100, AnyOf(_count(2), OneOf(*BIN_RULES)))
 
 
 @dataclass(frozen=True)
@@ -378,6 +410,10 @@ CROSS_CHECKS = (
     (("train.min_lr", "train.lr", "train.plateau_patience"),
      lambda c: c.train.plateau_patience == 0 or c.train.min_lr <= c.train.lr,
      "train.min_lr must not exceed train.lr when the rate is cut on plateaus"),
+    (("randomization.check", "randomization.smooth_samples"),
+     lambda c: (c.randomization.check == "smprt") == (c.randomization.smooth_samples > 0),
+     "randomization.smooth_samples counts sMPRT's noisy copies: at least 1 with randomization.check smprt, 0 with "
+     "mprt"),
     (("baseline.min_level", "baseline.max_level"), lambda c: c.baseline.min_level <= c.baseline.max_level,
      "baseline.min_level must not exceed baseline.max_level"),
     (("baseline.negative_iou", "baseline.positive_iou"),
@@ -404,6 +440,7 @@ class Config:
     ggcam: GgcamConfig = field(default_factory=GgcamConfig)
     similarity: SimilarityConfig = field(default_factory=SimilarityConfig)
     randomization: RandomizationConfig = field(default_factory=RandomizationConfig)
+    emprt: EmprtConfig = field(default_factory=EmprtConfig)
     compare: CompareConfig = field(default_factory=CompareConfig)
     score: ScoreConfig = field(default_factory=ScoreConfig)
     pointwise: PointwiseConfig = field(default_factory=PointwiseConfig)

@@ -15,7 +15,7 @@ import cxrsal.experiments.randomization as rnd
 from cxrsal.config import load_config
 from cxrsal.data.prepare import prepare
 from cxrsal.data.synth import synth
-from cxrsal.errors import CxrsalError
+from cxrsal.errors import ConfigError, CxrsalError
 from cxrsal.experiments.randomization import (apply_weights, comparable, rank_map, run_randomization, similarity_map,
                                               step_weights, steps_of)
 from cxrsal.experiments.repeatability import run_compare
@@ -154,7 +154,8 @@ def test_gradcam_fails_to_survive_randomization(analytic_run, tmp_path):
     v = verdict.set_index("method").loc["gcam"]
     # measured here: randomized 0.008, threshold 0.150; the margin is wide and the model has no
     # trained weights, so no CPU's float rounding can close it
-    assert v.randomized_ssim < v.threshold - 0.1 and v.randomized_ssim < v.threshold / 4 and v.result == "PASS"
+    assert v.similarity == "ssim" and v.check == "MPRT top-down"
+    assert v.randomized < v.threshold - 0.1 and v.randomized < v.threshold / 4 and v.result == "PASS"
     ssim = curves[(curves.metric == "ssim") & (curves.method == "gcam")].sort_values("step")
     assert ssim["mean"].iloc[0] == pytest.approx(1.0)          # the trained step against itself
     assert list(ssim.step_name) == ["trained", "logits", "conv5", "conv2"]
@@ -195,7 +196,8 @@ def test_a_dead_model_gives_no_verdict(analytic_run, tmp_path):
     ssim = table[(table.metric == "ssim") & (table.step > 0)]
     assert ssim.value.isna().all() and set(ssim.undefined) <= {"trained map constant", "both maps constant"}
     emprt = pd.read_csv(tmp_path / "results" / "r" / "emprt.csv").set_index("method")
-    assert set(emprt.result) == {"undefined"}                 # all-zero trained maps have no complexity
+    # constant trained maps have a histogram entropy of 0: every rise is relative to 0, undefined
+    assert set(emprt.result) == {"undefined"} and (emprt.trained.isna() | (emprt.trained == 0)).all()
     res = run_stats([tmp_path / "results"], tmp_path / "stats", log=quiet)
     t2 = res["table2"].set_index("method")
     assert set(t2["trained vs randomized"]) == {"undefined"}
@@ -292,41 +294,87 @@ def test_orders_on_the_blob_detector(analytic_run, tmp_path):
     emprt = pd.read_csv(tmp_path / "bottom-up" / "emprt.csv", keep_default_na=False).set_index("method")
     for m in ("grad", "gcam"):
         assert tests.loc[("eMPRT bottom-up", m), "decision"] == emprt.loc[m, "result"]
-    # the randomized blob detector's GradCAM maps are all zero (ReLU of a negative sum): no
-    # entropy, counted as undefined, no verdict; the gradient maps have one
-    assert emprt.loc["gcam", "undefined"] == 6 and emprt.loc["gcam", "result"] == "undefined"
-    assert emprt.loc["gcam", "reason"] == "n = 0 < 5 images; randomized map all zero on 6 of 6 images"
+    # the randomized blob detector's GradCAM maps are all zero (ReLU of a negative sum): one bin,
+    # a histogram entropy of 0, a relative rise of exactly -1 on every image: a defined FAIL
+    assert emprt.loc["gcam", "undefined"] == 0 and emprt.loc["gcam", "result"] == "FAIL"
+    assert emprt.loc["gcam", "randomized"] == 0.0 and emprt.loc["gcam", "rise"] == -1.0
     assert emprt.loc["grad", "n"] == 6 and emprt.loc["grad", "result"] in ("PASS", "FAIL")
+    assert set(emprt.complexity) == {"histogram"} and set(emprt.bins.astype(str)) == {"100"}
+    # the choices beside the sanity table: each folder's check, similarity and eMPRT's complexity
+    assert "Choices of the checks, per result folder:" in sanity_html
+    assert "eMPRT bottom-up: entropy of the histogram of the raw map&#x27;s values, 100 bins" in sanity_html
 
 
-def test_smprt_with_one_noiseless_copy_is_mprt(analytic_run, tmp_path):
-    """sMPRT averages every map over N noisy inputs; N = 1 at noise 0 is MPRT, map for map."""
+def test_smprt_with_one_copy_is_mprt_decided_by_spearman(analytic_run, tmp_path):
+    """sMPRT averages every map over N copies of the input, the last of them the input itself (the
+    authors' code): N = 1 is MPRT, map for map, whatever the noise. Its verdict is Spearman's of
+    |maps| against a Spearman threshold, SSIM's alongside (MPRT's own verdict)."""
     from cxrsal.saliency.store import MapStore
 
-    base = ["saliency.positives_only=true", "saliency.split=test", "randomization.n_images=4", "saliency.samples=3"]
+    base = ["saliency.positives_only=true", "saliency.split=test", "randomization.n_images=6", "saliency.samples=3"]
     mprt = run_randomization([analytic_run], tmp_path / "mprt", load_config(overrides=base), "grad,sg,gcam",
                              progress=False, log=quiet)
     smprt = run_randomization([analytic_run], tmp_path / "smprt", load_config(
-        overrides=base + ["randomization.smooth_samples=1", "randomization.smooth_noise=0"]), "grad,sg,gcam",
-        progress=False, log=quiet)
+        overrides=base + ["randomization.check=smprt", "randomization.order=top-down",
+                          "randomization.smooth_samples=1"]), "grad,sg,gcam", progress=False, log=quiet)
     pd.testing.assert_frame_equal(smprt[0], mprt[0])
-    assert smprt[3].check.iloc[0] == "sMPRT top-down"
+    verdict = smprt[3].set_index(["similarity", "method"])
+    assert set(smprt[3].check) == {"sMPRT top-down"} and list(smprt[3].similarity.unique()) == ["spearman", "ssim"]
+    table, thr = mprt[0], smprt[2].set_index(["metric", "method"])
+    for m in ("grad", "sg", "gcam"):
+        # Spearman decides: the mean fully randomized Spearman against the mean Spearman of pairs of
+        # images; a constant randomized map (GradCAM's here) has no ranks: below 5 defined, undefined
+        last = table[(table.metric == "spearman") & (table.step == table.step.max()) & (table.method == m)].value
+        last = last.dropna()
+        expected = ("undefined" if len(last) < 5 else
+                    "PASS" if last.mean() < thr.loc[("spearman", m), "threshold"] else "FAIL")
+        assert verdict.loc[("spearman", m), "result"] == expected
+        assert verdict.loc[("ssim", m), "result"] == mprt[3].set_index("method").loc[m, "result"]   # alongside
     from cxrsal.stats.study import run_stats
 
     sanity = run_stats([tmp_path / "smprt"], tmp_path / "stats", log=quiet)["sanity"].set_index("method")
     assert list(sanity.columns[2:]) == ["sMPRT top-down", "constant maps"]      # eMPRT only of plain maps
-    assert sanity.loc["gcam", "sMPRT top-down"] == mprt[3].set_index("method").loc["gcam", "result"]
+    for m in ("grad", "sg", "gcam"):
+        assert sanity.loc[m, "sMPRT top-down"] == verdict.loc[("spearman", m), "result"]
     for step in (tmp_path / "mprt" / "maps").glob("*/step-*"):
         a, b = MapStore(step), MapStore(tmp_path / "smprt" / "maps" / step.parent.name / step.name)
-        assert b.params("sg")["smoothing"] == {"samples": 1, "noise": 0.0} and "smoothing" not in a.params("sg")
+        assert b.params("sg")["smoothing"] == {"samples": 1, "noise": 0.1, "last_copy": "input"}
+        assert "smoothing" not in a.params("sg")
         for m in ("grad", "sg", "gcam"):
             for i in a.ids(m):
                 assert np.array_equal(a.load(m, i)["raw"], b.load(m, i)["raw"])
 
 
+def test_smprt_defaults_are_the_authors():
+    """--check smprt: 50 copies at noise 0.1 of the image's range, bottom-up; either can be set;
+    copies without smprt (or smprt without copies) are refused, naming both keys."""
+    cfg = load_config(overrides=["randomization.check=smprt"]).randomization
+    assert (cfg.order, cfg.smooth_samples, cfg.smooth_noise) == ("bottom-up", 50, 0.1)
+    cfg = load_config(overrides=["randomization.check=smprt", "randomization.order=independent",
+                                 "randomization.smooth_samples=8"]).randomization
+    assert (cfg.order, cfg.smooth_samples) == ("independent", 8)
+    assert (load_config().randomization.order, load_config().randomization.smooth_samples) == ("top-down", 0)
+    for bad in (["randomization.smooth_samples=8"], ["randomization.check=smprt", "randomization.smooth_samples=0"]):
+        with pytest.raises(ConfigError, match="randomization.check.*randomization.smooth_samples"):
+            load_config(overrides=bad)
+
+
+def test_spearman_threshold_is_the_mean_over_its_pairs():
+    """The Spearman degradation threshold against a slow loop of SciPy's spearmanr over the same
+    pairs of distinct images."""
+    from cxrsal.metrics import degradation_threshold
+
+    maps = np.abs(np.random.default_rng(5).normal(size=(6, 64)))
+    rho = lambda a, b: spearmanr(a, b).statistic
+    mean, pairs, _ = degradation_threshold(maps, pairs_per_image=7, seed=3, similarity=rho, return_pairs=True)
+    assert len(pairs) == 42 and (pairs[:, 0] != pairs[:, 1]).all()
+    assert mean == pytest.approx(np.mean([spearmanr(maps[i], maps[j]).statistic for i, j in pairs]))
+
+
 def test_smprt_map_is_the_mean_over_noisy_inputs(analytic_run):
-    """NoiseAveraged against a slow loop: the plain mean of the method's maps of each noisy copy,
-    the noise drawn as SmoothGrad draws it (base.image_noise from the image's generator)."""
+    """NoiseAveraged against a slow loop: the plain mean of the method's maps of each copy, the
+    noise drawn as SmoothGrad draws it (base.image_noise from the image's generator), the last
+    copy noiseless."""
     from cxrsal.runs import Run
     from cxrsal.saliency.adapter import ModelAdapter
     from cxrsal.saliency.base import METHODS, image_noise, noise_rng
@@ -340,6 +388,7 @@ def test_smprt_map_is_the_mean_over_noisy_inputs(analytic_run):
     expected = []
     for i in (0, 1):
         draws = image_noise(noise_rng(7, i), images[i], 3, 0.2)
+        draws[-1] = 0          # the last copy is the input itself (the authors' code)
         maps = [METHODS.get("grad").compute(adapter, (images[i] + d)[None], cls[:1], None)[0] for d in draws]
         expected.append(np.mean(np.asarray(maps, np.float64), axis=0))
     np.testing.assert_allclose(got, np.asarray(expected), rtol=1e-5, atol=1e-7)
@@ -428,10 +477,9 @@ def test_randomization_ssim_and_spearman_match_skimage_and_scipy(trained_classif
         step = stored_map(stores[row.step] / row.method / f"{row.image_id}.npz")
         if row.metric == "ssim":      # against a constant trained map: undefined (nothing to lose)
             expected = np.nan if trained[0].max() == trained[0].min() else sk_ssim(trained[0], step[0])
-        elif row.metric == "complexity":   # eMPRT: entropy of the normalized |map| (scipy normalizes)
-            raw = np.abs(step[1])
-            raw = raw.sum(-1) if raw.ndim == 3 else raw
-            expected = entropy(raw.ravel()) if raw.any() else np.nan
+        elif row.metric == "complexity":   # eMPRT: entropy of the value histogram, 100 bins (scipy normalizes)
+            raw = step[1].sum(-1) if step[1].ndim == 3 else step[1]
+            expected = entropy(np.histogram(raw.ravel(), bins=100)[0])
         else:   # Spearman of |raw| (summed over channels first when the map has channels), docs/methods.md
             flat = lambda raw: np.abs(raw.sum(-1) if raw.ndim == 3 else raw).ravel()
             expected = spearmanr(flat(trained[1]), flat(step[1])).statistic

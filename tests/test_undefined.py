@@ -134,22 +134,32 @@ def test_identical_maps_are_a_defined_fail():
     rows = [dict(image_id=i, model="00-m", method="edge", step=s, step_name=str(s), metric="complexity",
                  value=1.0 + 0.1 * k) for k, i in enumerate("abcdef") for s in (0, 1)]
     e = emprt_table(pd.DataFrame(rows)).iloc[0]
-    assert (e.result, e.p_value, e.rise, e.reason) == ("FAIL", 1.0, 1.0, "")
-    # a rise relative to a complexity of 0 is undefined; both 0 is no rise
-    np.testing.assert_array_equal(relative_rise([0.0, 0.0, 2.0], [0.5, 0.0, 3.0]), [np.nan, 1.0, 1.5])
+    assert (e.result, e.p_value, e.rise, e.reason) == ("FAIL", 1.0, 0.0, "")
+    # a rise relative to a complexity of 0 is undefined, 0 / 0 too; (3 - 2) / 2 = 0.5
+    np.testing.assert_array_equal(relative_rise([0.0, 0.0, 2.0], [0.5, 0.0, 3.0]), [np.nan, np.nan, 0.5])
 
 
-def test_emprt_on_all_zero_maps_is_undefined():
+def test_emprt_from_constant_trained_maps_is_undefined():
+    """The histogram entropy of a constant trained map is 0: every rise from it is relative to 0,
+    undefined, its pair left out."""
+    rows = [dict(image_id=i, model="00-m", method="gcam", step=s, step_name=str(s), metric="complexity",
+                 value=0.0 if s == 0 else 2.0) for i in "abcdef" for s in (0, 1)]
+    e = emprt_table(pd.DataFrame(rows)).iloc[0]
+    assert e.result == "undefined" and e.n == 0 and e.undefined == 6 and np.isnan(e.rise)
+    assert e.reason == "n = 0 < 5 images; rise relative to a trained complexity of 0 on 6 of 6 images"
+
+
+def test_emprt_on_undefined_complexities_is_undefined():
     rows = [dict(image_id=i, model="00-m", method="gcam", step=s, step_name=str(s), metric="complexity",
                  value=float("nan") if s == 0 else 2.0) for i in "abcdefgh" for s in (0, 1)]
     e = emprt_table(pd.DataFrame(rows)).iloc[0]
     assert e.result == "undefined" and e.n == 0 and e.undefined == 8
-    assert e.reason == "n = 0 < 5 images; trained map all zero on 8 of 8 images"
+    assert e.reason == "n = 0 < 5 images; trained complexity undefined on 8 of 8 images"
     # two all-zero pairs among eight: decided on the six others, the two said in left_out
     rows = [dict(r, value=float(k % 4 + 1) if r["step"] == 0 else float(k % 4 + 2)) for k, r in enumerate(rows)]
     rows[0]["value"] = rows[2]["value"] = float("nan")
     e = emprt_table(pd.DataFrame(rows)).iloc[0]
-    assert e.result == "PASS" and e.n == 6 and e.left_out == "trained map all zero on 2 of 8 images"
+    assert e.result == "PASS" and e.n == 6 and e.left_out == "trained complexity undefined on 2 of 8 images"
 
 
 def test_no_spread_is_decided_at_its_limit():
@@ -229,7 +239,7 @@ def test_planted_folders_reach_table2_as_undefined_with_their_reasons(tmp_path):
     why = {(r.question, r.method): r.reason for r in tests.itertuples()}
     assert why[("trained vs randomized", "gcam")] == "trained maps constant on 8 of 8 images"
     assert why[("repeatability vs 0.5", "gcam")] == "n = 2 < 5 images"
-    assert why[("eMPRT top-down", "gcam")] == "n = 0 < 5 images; trained map all zero on 8 of 8 images"
+    assert why[("eMPRT top-down", "gcam")] == "n = 0 < 5 images; trained complexity undefined on 8 of 8 images"
     assert set(tests.decision) == {"undefined"} and set(tests.finding) == {"undefined"}
     sanity = res["sanity"].set_index("method")
     assert sanity.loc["gcam", "MPRT top-down"] == "undefined" and sanity.loc["gcam", "eMPRT top-down"] == "undefined"

@@ -134,7 +134,39 @@ def steps_of(blocks, *, order="top-down", all_blocks, arch):
 
 def check_name(rz):
     """The sanity check a randomization run makes: "MPRT top-down" ([A]), "sMPRT bottom-up", ..."""
-    return f"{'sMPRT' if rz.smooth_samples else 'MPRT'} {rz.order}"
+    return f"{'sMPRT' if rz.check == 'smprt' else 'MPRT'} {rz.order}"
+
+
+# the similarity that decides each check: [A]'s SSIM for MPRT; the authors' Spearman of |maps| for
+# sMPRT (SSIM alongside)
+DECIDES = {"mprt": "ssim", "smprt": "spearman"}
+SIMILARITY_NAMES = {"ssim": "SSIM", "spearman": "Spearman"}
+
+
+def similarities_of(rz):
+    """The similarities a run's verdicts use, the deciding one first."""
+    first = DECIDES[rz.check]
+    return (first,) + tuple(m for m in ("ssim",) if m != first)
+
+
+def check_choices(rz, sim, em):
+    """The choices of a randomization run, in words: what the sanity table prints beside it."""
+    words = [f"{check_name(rz)}: {SIMILARITY_NAMES[DECIDES[rz.check]]} decides"]
+    if rz.check == "smprt":
+        words.append(f"SSIM alongside; every map the mean over {rz.smooth_samples} copies of the input, "
+                     f"{rz.smooth_samples - 1} with noise of {rz.smooth_noise:g} x its range and the input itself")
+    words.append(f"SSIM of the {sim.maps} maps (data_range {sim.data_range:g})")
+    if rz.check == "mprt":
+        words.append(f"eMPRT {rz.order}: {complexity_words(em)}")
+    return "; ".join(words)
+
+
+def complexity_words(em):
+    """eMPRT's complexity setting in words."""
+    if em.complexity == "spatial":
+        return "spatial entropy of the normalized |map|"
+    bins = f"{em.bins} bins" if not isinstance(em.bins, str) else f"bins by the {em.bins} rule"
+    return f"entropy of the histogram of the raw map's values, {bins} (the authors' default: 100 bins)"
 
 
 def run_randomization(model_dirs, out, cfg, methods="study", *, progress=None, log=print, maps=()):
@@ -163,7 +195,7 @@ def run_randomization(model_dirs, out, cfg, methods="study", *, progress=None, l
     s, rz = cfg.saliency, cfg.randomization
     meta = result_meta(model_dirs, cfg)
     wrap = None
-    if rz.smooth_samples:    # sMPRT: every step's maps (the trained one's too) denoised alike
+    if rz.check == "smprt":    # sMPRT: every step's maps (the trained one's too) denoised alike
         from ..saliency.smooth import NoiseAveraged
 
         def wrap(method):
@@ -243,13 +275,15 @@ def analyse(out, plan, cfg, meta, *, log=print):
     from scipy.stats import spearmanr
 
     from ..metrics import degradation_threshold, ssim_score
+    from ..metrics.complexity import bins_for
     from ..metrics.defined import is_constant, pair_similarity, threshold_reason
     from ..saliency.store import MapStore
 
-    sim, rz = cfg.similarity, cfg.randomization
+    sim, rz, em = cfg.similarity, cfg.randomization, cfg.emprt
     ssim = lambda a, b: ssim_score(a, b, data_range=sim.data_range)
     rho = lambda a, b: spearmanr(a, b).statistic
-    records, thresholds = [], []
+    measured = similarities_of(rz)
+    records, thresholds, bins_used = [], [], {}
     for tag, model_dir, all_steps, names, rows in plan:
         stores = [MapStore(out / "maps" / tag / f"step-{i:02d}-{name}") for i, (name, _) in enumerate(all_steps)]
         for method in names:
@@ -258,23 +292,30 @@ def analyse(out, plan, cfg, meta, *, log=print):
             trained = {i: stores[0].load(method, i) for i in ids}
             base = {i: similarity_map(trained[i], channels, sim.maps) for i in ids}
             ranks = {i: rank_map(trained[i], channels).ravel() for i in ids}
-            flat = sum(is_constant(base[i]) for i in ids)
-            thr = degradation_threshold(np.stack([base[i] for i in ids]), pairs_per_image=rz.pairs_per_image,
-                                        pairs=rz.pairs or None, seed=rz.seed,
-                                        data_range=sim.data_range) if len(ids) > 1 else float("nan")
-            thresholds.append(dict(model=tag, method=method, threshold=thr, images=len(ids), constant=flat,
-                                   reason=threshold_reason(len(ids), flat, cfg.stats.min_images)))
+            bins = (bins_for([signed_2d(trained[i]["raw"], channels) for i in ids], em.bins)
+                    if em.complexity == "histogram" else None)
+            bins_used[(tag, method)] = bins
+            # each similarity's degradation threshold, from pairs of distinct images' trained maps
+            for metric, maps, measure in (("ssim", base, ssim), ("spearman", ranks, rho)):
+                if metric not in measured:
+                    continue
+                flat = sum(is_constant(maps[i]) for i in ids)
+                thr = degradation_threshold(np.stack([maps[i] for i in ids]), pairs_per_image=rz.pairs_per_image,
+                                            pairs=rz.pairs or None, seed=rz.seed, data_range=sim.data_range,
+                                            similarity=measure) if len(ids) > 1 else float("nan")
+                thresholds.append(dict(model=tag, method=method, metric=metric, threshold=thr, images=len(ids),
+                                       constant=flat, reason=threshold_reason(len(ids), flat, cfg.stats.min_images)))
             for k, store in enumerate(stores):
                 for i in ids:
                     stored = trained[i] if k == 0 else store.load(method, i)
                     m, b = similarity_map(stored, channels, sim.maps), rank_map(stored, channels).ravel()
-                    entropy = complexity_of(stored, channels)
+                    entropy = complexity_of(stored, channels, em.complexity, bins)
                     for metric, (value, why) in (("ssim", pair_similarity(base[i], m, ssim,
                                                                           undefined_when="reference")),
                                                  ("spearman", pair_similarity(ranks[i], b, rho,
                                                                               undefined_when="either")),
                                                  ("complexity", (entropy, "" if np.isfinite(entropy) else
-                                                                 "all-zero map"))):
+                                                                 "no complexity (all-zero map)"))):
                         records.append(dict(image_id=i, model=tag, method=method, step=k, step_name=all_steps[k][0],
                                             metric=metric, value=float(value), constant=is_constant(m),
                                             undefined=why))
@@ -285,44 +326,60 @@ def analyse(out, plan, cfg, meta, *, log=print):
               .agg(mean="mean", sd="std", replicates="count").reset_index())
     curves = with_intervals(table, curves, ["method", "step", "step_name", "metric"], seed=rz.seed)
     thr = pd.DataFrame(thresholds)
-    last = curves[(curves.metric == "ssim") & (curves.step == curves.step.max())][["method", "ci_low", "ci_high"]]
-    verdict = (threshold_verdicts(final_ssim(table), thr, cfg.stats.min_images).merge(last, on="method", how="left")
-               .rename(columns={"ssim": "randomized_ssim"}))
-    verdict = verdict[["method", "randomized_ssim", "ci_low", "ci_high", "threshold", "n", "result", "reason"]]
+    verdicts = []
+    for metric in measured:
+        last = curves[(curves.metric == metric) & (curves.step == curves.step.max())][["method", "ci_low", "ci_high"]]
+        v = (threshold_verdicts(final_step(table, metric), thr[thr.metric == metric], cfg.stats.min_images)
+             .merge(last, on="method", how="left").rename(columns={"ssim": "randomized"}))
+        v.insert(0, "similarity", metric)
+        verdicts.append(v)
+    verdict = pd.concat(verdicts, ignore_index=True)
+    verdict = verdict[["similarity", "method", "randomized", "ci_low", "ci_high", "threshold", "n", "result",
+                       "reason"]]
     verdict.insert(0, "check", check_name(rz))
     from ..metrics import emprt_table
 
     emprt = emprt_table(table, min_images=cfg.stats.min_images)
+    emprt.insert(1, "complexity", em.complexity)
+    emprt.insert(2, "bins", [", ".join(sorted({str(b) for (_, m), b in bins_used.items() if m == method and b}))
+                             for method in emprt.method])
     out.mkdir(parents=True, exist_ok=True)
     (out / "randomization.json").unlink(missing_ok=True)     # the marker `cxrsal stats` reads: written last
     for name, frame in (("randomization.csv", table), ("curves.csv", curves), ("thresholds.csv", thr),
                         ("verdicts.csv", verdict), ("emprt.csv", emprt)):
         write_frame(out / name, frame)
     write_frame(out / "randomization.parquet", table)
-    plot_curves(curves, thr, out / "fig3a.png", title=check_name(rz))
-    plot_complexity(curves, out / "fig_emprt.png", title=f"eMPRT {rz.order}")
-    write_config(cfg, out)   # the settings used (randomization:, similarity:, saliency:)
+    decides = DECIDES[rz.check]
+    plot_curves(curves, thr, out / "fig3a.png", title=check_name(rz), metric=decides)
+    plot_complexity(curves, out / "fig_emprt.png", title=f"eMPRT {rz.order}", complexity=em.complexity)
+    write_config(cfg, out)   # the settings used (randomization:, emprt:, similarity:, saliency:)
     atomic_write_text(out / "randomization.json", json.dumps(
         {"models": [str(p[1]) for p in plan], **meta, "check": check_name(rz), "order": rz.order,
-         "smoothing": {"samples": rz.smooth_samples, "noise": rz.smooth_noise} if rz.smooth_samples else None,
+         "similarity": decides, "choices_in_words": check_choices(rz, sim, em),
+         "smoothing": ({"samples": rz.smooth_samples, "noise": rz.smooth_noise, "last_copy": "input"}
+                       if rz.check == "smprt" else None),
+         "emprt": {"complexity": em.complexity, "bins": em.bins,
+                   "bins_used": {f"{t}/{m}": b for (t, m), b in bins_used.items() if b}},
          "data_range": sim.data_range, "maps": sim.maps,
          "pairs_per_image": rz.pairs_per_image, "pairs": rz.pairs, "seed": rz.seed,
          "n_images": len(plan[0][4]) if plan else 0}, indent=2) + "\n")
-    log(f"SSIM of {sim.maps} maps, data_range {sim.data_range:g}; threshold from "
+    log(check_choices(rz, sim, em) + "; threshold from "
         + (f"{rz.pairs} random pairs" if rz.pairs else f"{rz.pairs_per_image} partners per image"))
     for r in verdict.itertuples():
-        log(f"{r.method:<8} randomized SSIM {r.randomized_ssim:.3f} [{r.ci_low:.3f}, {r.ci_high:.3f}] vs threshold "
-            f"{r.threshold:.3f}: {r.result}" + (f" ({r.reason})" if r.reason else ""))
-    for r in emprt.itertuples():
-        log(f"{r.method:<8} eMPRT complexity {r.trained:.3f} -> {r.randomized:.3f} nats (x{r.rise:.3f}, "
-            f"p {r.p_value:.3g}): {r.result}" + (f" ({r.reason})" if r.reason else ""))
+        log(f"{r.method:<8} randomized {SIMILARITY_NAMES[r.similarity]} {r.randomized:.3f} [{r.ci_low:.3f}, "
+            f"{r.ci_high:.3f}] vs threshold {r.threshold:.3f}: {r.result}" + (f" ({r.reason})" if r.reason else "")
+            + ("" if r.similarity == decides else " (alongside)"))
+    if rz.check == "mprt":       # eMPRT is defined on the plain maps
+        for r in emprt.itertuples():
+            log(f"{r.method:<8} eMPRT complexity {r.trained:.3f} -> {r.randomized:.3f} nats (rise {r.rise:+.3f}, "
+                f"p {r.p_value:.3g}): {r.result}" + (f" ({r.reason})" if r.reason else ""))
     return table, curves, thr, verdict
 
 
-def final_ssim(table):
-    """The SSIM rows of each model's fully randomized step."""
-    ssim = table[table.metric == "ssim"]
-    return ssim[ssim.step == ssim.groupby("model")["step"].transform("max")]
+def final_step(table, metric="ssim"):
+    """The rows of one similarity at each model's fully randomized step."""
+    rows = table[table.metric == metric]
+    return rows[rows.step == rows.groupby("model")["step"].transform("max")]
 
 
 def threshold_verdicts(last, thresholds, min_images):
@@ -362,15 +419,23 @@ def with_intervals(table, summary, keys, *, seed=0, replicates=1000):
     return summary.merge(ci if "metric" in keys else ci.drop(columns="metric"), on=keys, how="left")
 
 
-def complexity_of(stored, channels):
-    """eMPRT's complexity of a stored map: entropy of its |raw| map (channels: sum of |values|)."""
-    from ..metrics import explanation_entropy
+def complexity_of(stored, channels, kind="histogram", bins=100):
+    """eMPRT's complexity of a stored map (`emprt.complexity`): ``histogram``, the entropy of the
+    histogram of its raw values in `bins` bins (channels summed with their signs: a map compared
+    in 2-D); ``spatial``, the entropy of its |raw| map (channels: sum of |values|)."""
+    from ..metrics.complexity import explanation_entropy, histogram_entropy
 
+    if kind == "histogram":
+        return histogram_entropy(signed_2d(stored["raw"], channels), bins)
     raw = np.abs(np.asarray(stored["raw"], np.float64))
     return explanation_entropy(raw.sum(axis=-1) if channels and raw.ndim == 3 else raw)
 
 
-def plot_complexity(curves, path, title=""):
+COMPLEXITY_LABELS = {"histogram": "explanation complexity (entropy of the value histogram, nats)",
+                     "spatial": "explanation complexity (spatial entropy of |map|, nats)"}
+
+
+def plot_complexity(curves, path, title="", complexity="histogram"):
     """eMPRT: mean explanation complexity (entropy, nats) per step per method."""
     import matplotlib
 
@@ -384,7 +449,7 @@ def plot_complexity(curves, path, title=""):
         ax.plot(m.step, m["mean"], marker="o", color=f"C{k}", label=method)
     names = c.drop_duplicates("step").sort_values("step")
     ax.set_xticks(names.step, names.step_name, rotation=45, ha="right")
-    ax.set_ylabel("explanation complexity (entropy, nats)")
+    ax.set_ylabel(COMPLEXITY_LABELS.get(complexity, "explanation complexity (nats)"))
     ax.set_xlabel("randomized down to" if "bottom-up" not in title else "randomized up to")
     ax.set_title(title)
     ax.legend(fontsize=8, ncol=2)
@@ -394,14 +459,17 @@ def plot_complexity(curves, path, title=""):
     plt.close(fig)
 
 
-def plot_curves(curves, thresholds, path, title=""):
-    """[A] Fig 3a: mean SSIM per step per method, sd band across replicates, dotted thresholds."""
+def plot_curves(curves, thresholds, path, title="", metric="ssim"):
+    """[A] Fig 3a: mean similarity (`metric`: SSIM, sMPRT's Spearman) per step per method, sd band
+    across replicates, dotted thresholds."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    ssim = curves[curves.metric == "ssim"]
+    ssim = curves[curves.metric == metric]
+    if "metric" in thresholds.columns:
+        thresholds = thresholds[thresholds.metric == metric]
     fig, ax = plt.subplots(figsize=(8, 4.5))
     for k, (method, c) in enumerate(ssim.groupby("method", sort=False)):
         c = c.sort_values("step")
@@ -418,10 +486,10 @@ def plot_curves(curves, thresholds, path, title=""):
         ax.axhline(t, color=color, linestyle=":", linewidth=1)
     names = ssim.drop_duplicates("step").sort_values("step")
     ax.set_xticks(names.step, names.step_name, rotation=45, ha="right")
-    ax.set_ylabel("SSIM with the trained model's map")
+    ax.set_ylabel(f"{SIMILARITY_NAMES.get(metric, metric)} with the trained model's map")
     ax.set_xlabel("randomized down to" if "bottom-up" not in title else "randomized up to")
     ax.set_title(title)
-    ax.set_ylim(-0.05, 1.05)
+    ax.set_ylim(min(-0.05, float(ssim["mean"].min()) - 0.05) if len(ssim) else -0.05, 1.05)
     ax.legend(fontsize=8, ncol=2)
     fig.tight_layout()
     with atomic_path(path) as tmp:

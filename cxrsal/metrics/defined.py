@@ -11,9 +11,10 @@ Per image:
   needs spread on both sides. Two identical non-constant maps are *defined*, with similarity 1
   (a map that does not depend on the model is a defined FAIL of a randomization check, never an
   undefined one);
-- a **complexity** (entropy of the normalized |map|) is undefined for an all-zero map; a **rise**
-  in complexity relative to a complexity of 0 is undefined, and its pair left out of eMPRT
-  (identical maps, both of complexity 0 included: a defined rise of 0).
+- a **complexity** is undefined where it has no value (the spatial entropy of an all-zero map);
+  a **rise** in complexity relative to a complexity of 0 (the histogram entropy of a constant
+  map, whatever the randomized map's: 0 / 0 too) is undefined, and its pair left out of eMPRT
+  (identical maps of a complexity above 0: a defined rise of 0).
 
 Per question:
 
@@ -96,20 +97,18 @@ def pair_similarity(a, b, measure, sides=("trained", "randomized"), undefined_wh
 
 
 def relative_rise(trained, randomized):
-    """randomized / trained complexity per pair: NaN where the trained complexity is 0 and the
-    randomized one is not (a rise relative to 0), 1 where both are 0 (nothing moved), NaN where
-    either is undefined.
+    """eMPRT's score per pair, (randomized - trained) / trained complexity: NaN where the trained
+    complexity is 0 (a rise relative to 0, the randomized one 0 too: 0 / 0) or either is undefined.
 
     >>> relative_rise([1.0, 0.0, 0.0, 2.0], [1.5, 0.0, 0.3, float("nan")]).tolist()
-    [1.5, 1.0, nan, nan]
+    [0.5, nan, nan, nan]
     """
     t = np.asarray(trained, np.float64)
     r = np.asarray(randomized, np.float64)
     out = np.full(t.shape, np.nan)
     ok = np.isfinite(t) & np.isfinite(r)
     pos = ok & (t > 0)
-    out[pos] = r[pos] / t[pos]
-    out[ok & (t == 0) & (r == 0)] = 1.0
+    out[pos] = (r[pos] - t[pos]) / t[pos]
     return out
 
 

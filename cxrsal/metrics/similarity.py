@@ -37,8 +37,10 @@ def ssim_score(a, b, *, data_range=1.0):
     return float(s[tuple(slice(pad, -pad) for _ in s.shape)].mean())
 
 
-def degradation_threshold(maps, *, pairs_per_image=50, pairs=None, seed=0, data_range=1.0, return_pairs=False):
-    """Mean SSIM between the maps of random pairs of distinct images (one trained model).
+def degradation_threshold(maps, *, pairs_per_image=50, pairs=None, seed=0, data_range=1.0, return_pairs=False,
+                          similarity=None):
+    """Mean SSIM (or `similarity(a, b)`, sMPRT's Spearman) between the maps of random pairs of
+    distinct images (one trained model).
 
     Default: `pairs_per_image` partners for every image ([A]'s code); `pairs=K`: K pairs in
     all ([A]'s text). A map is never paired with itself; seeded. A pair with a constant map is left
@@ -60,7 +62,7 @@ def degradation_threshold(maps, *, pairs_per_image=50, pairs=None, seed=0, data_
         first = np.repeat(np.arange(n), int(pairs_per_image))
     # partner uniformly among the n - 1 others
     second = (first + rng.integers(1, n, size=first.size)) % n
-    ssim = lambda a, b: ssim_score(a, b, data_range=data_range)
+    ssim = similarity or (lambda a, b: ssim_score(a, b, data_range=data_range))
     values = np.array([pair_similarity(maps[i], maps[j], ssim, sides=("first", "second"), undefined_when="either")[0]
                        for i, j in zip(first, second)])
     mean = float(np.mean(values[np.isfinite(values)])) if np.isfinite(values).any() else float("nan")

@@ -61,7 +61,7 @@ def report_html(res, figures, prov):
     sanity = res["sanity"]
     parts.append(f"<h2 id='sanity'>{html.escape(SANITY_TITLE)}</h2>")
     if len(sanity):
-        parts += [table_html(sanity), lines_html(sanity_meanings(sanity) + undefined_lines(res, None, "sanity"))]
+        parts += [table_html(sanity), lines_html(sanity_meanings(sanity, res) + undefined_lines(res, None, "sanity"))]
     else:
         hints = " or ".join(k.absent for k in kinds() if k.sanity and k.absent)
         parts.append(f"<p>{NO_DATA}: {html.escape(hints)}</p>")

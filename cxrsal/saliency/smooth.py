@@ -45,9 +45,10 @@ class Smooth(Method):
         return average_over_noise(self.base, adapter, images, cls, rngs, samples, noise, magnitude, base_params)
 
 
-def average_over_noise(base, adapter, images, cls, rngs, samples, noise, magnitude, base_params):
+def average_over_noise(base, adapter, images, cls, rngs, samples, noise, magnitude, base_params, clean_last=False):
     """The mean of `base`'s maps (squared first when `magnitude`) over `samples` noisy copies of
-    each image; the noise of image i comes from rngs[i]. The wrapped method gets, for every copy
+    each image; the noise of image i comes from rngs[i]; `clean_last`: the last copy is the image
+    itself (no noise). The wrapped method gets, for every copy
     of image i, a copy of rngs[i] as it was before the noise was drawn (so a wrapped SmoothGrad
     draws its own noise as it would unwrapped); methods without noise ignore them."""
     import copy
@@ -55,6 +56,8 @@ def average_over_noise(base, adapter, images, cls, rngs, samples, noise, magnitu
     n = len(images)
     inner = [copy.deepcopy(r) for r in rngs] if rngs is not None else None
     noise_draws = np.stack([image_noise(rng, img, samples, noise) for rng, img in zip(rngs, images)], axis=1)
+    if clean_last:
+        noise_draws[-1] = 0
     total = None
     per_piece = max(1, EVALS_PER_PIECE // (base.evaluations(base_params) * n))
     for start in range(0, samples, per_piece):
@@ -71,17 +74,19 @@ def average_over_noise(base, adapter, images, cls, rngs, samples, noise, magnitu
 
 class NoiseAveraged(Method):
     """sMPRT's denoised explanation (Hedstroem et al. 2023, "Sanity checks revisited"): any
-    method's maps averaged (plain mean, not squared) over `samples` copies of the input with
-    Gaussian noise of sigma = `noise` x (max - min of the image). With samples 1 and noise 0 it
-    gives the method's own maps, bit for bit (so sMPRT reduces to MPRT). Same name, parameters
-    and table place as the wrapped method; `smoothing` is recorded in the store's params.json."""
+    method's maps averaged (plain mean, not squared) over `samples` copies of the input, the
+    first samples - 1 with Gaussian noise of sigma = `noise` x (max - min of the image), the last
+    the input itself (as the authors' code, so that one sample is the method's own map). With
+    samples 1 it gives the method's own maps, bit for bit (sMPRT reduces to MPRT). Same name,
+    parameters and table place as the wrapped method; `smoothing` is recorded in the store's
+    params.json."""
 
     def __init__(self, base, samples, noise):
         self.base, self.samples, self.noise = base, int(samples), float(noise)
         for attr in ("name", "order", "study", "needs_wildcat", "needs_layers", "channels", "grid", "defaults",
                      "config", "domains"):
             setattr(self, attr, getattr(base, attr))
-        self.smoothing = {"samples": self.samples, "noise": self.noise}
+        self.smoothing = {"samples": self.samples, "noise": self.noise, "last_copy": "input"}
 
     def evaluations(self, params):
         return self.samples * self.base.evaluations(params)
@@ -90,7 +95,8 @@ class NoiseAveraged(Method):
         return self.base.extras(adapter, images)
 
     def compute(self, adapter, images, cls, rngs, **params):
-        return average_over_noise(self.base, adapter, images, cls, rngs, self.samples, self.noise, False, params)
+        return average_over_noise(self.base, adapter, images, cls, rngs, self.samples, self.noise, False, params,
+                                  clean_last=True)
 
 
 register(Smooth(Grad(), "sg", order=20, study=True))

@@ -72,6 +72,10 @@ class ResultKind:
         """(ids, question, model, frame) sets of the post-hoc comparisons between methods."""
         return []
 
+    def sanity_choices(self, info):
+        """The choices of one of its folders behind the sanity table, in words ("" none)."""
+        return ""
+
     def constant_maps(self, tables):
         """The maps behind its tests and how many were constant: a frame of dataset, group, method,
         maps, constant (None when its tables do not record it)."""

@@ -110,7 +110,8 @@ def result_info(path, kind, runs_by_name=None):
         data_hash = next((c["data"]["manifest_sha256"] for c in cards
                           if c and c.get("data", {}).get("manifest_sha256")), UNKNOWN)
     return dict(path=path, kind=kind, data_hash=data_hash, dataset=data_hash[:12], data=str(data), models=models,
-                choices=dict(meta.get("choices") or {}), check=meta.get("check"))
+                choices=dict(meta.get("choices") or {}), check=meta.get("check"), similarity=meta.get("similarity"),
+                choices_in_words=meta.get("choices_in_words"))
 
 
 def source_name(path, roots):

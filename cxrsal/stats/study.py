@@ -15,7 +15,7 @@ from . import ALPHA, POSTHOC, Rules
 from .findings import findings
 from .questions import (posthoc_tests, run_tests, sanity_renames, sanity_table, table2, table2_columns,
                         undefined_cells)
-from .results import kinds
+from .results import RESULTS, kinds
 from .sources import NO_DATA, described, discover, groups_of, load_results
 from .tables import choices_table, table1, table1_utility
 from .text import tables_markdown
@@ -57,6 +57,8 @@ def run_stats(dirs, out, *, alpha=ALPHA, posthoc="multcomp", min_images=MIN_IMAG
     res["undefined"] = pd.concat([undefined_cells(tests).assign(table="Table 2"),
                                   undefined_cells(tests, sanity_columns_of(res["sanity"]), sanity_renames())
                                   .assign(table="sanity")], ignore_index=True)
+    res["sanity_choices"] = [f"- {info['source']}: {line}" for info in infos
+                             for line in [RESULTS.get(info["kind"]).sanity_choices(info)] if line]
     res["outputs"] = [o for kind in kinds() for o in kind.outputs(t, res)]
     res.update({o.name: o.frame for o in res["outputs"]})
     res["findings"] = findings(res)

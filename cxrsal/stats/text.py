@@ -106,9 +106,13 @@ def later_tables(res):
     return parts + [(FINDINGS_TITLE, res["findings"], "", False)]
 
 
-def sanity_meanings(sanity):
-    """One sentence per check present: what a PASS means."""
-    return [f"- {column}: PASS = {sanity_meaning(column)}." for column in sanity.columns[3:] if column != "constant maps"]
+def sanity_meanings(sanity, res=None):
+    """One sentence per check present: what a PASS means; then, with `res`, the choices each
+    result folder's checks made (similarity, smoothing, eMPRT's complexity)."""
+    lines = [f"- {column}: PASS = {sanity_meaning(column)}." for column in sanity.columns[3:]
+             if column != "constant maps"]
+    choices = (res or {}).get("sanity_choices") or []
+    return lines + (["", "Choices of the checks, per result folder:", *choices] if choices else [])
 
 
 def markdown(df):
@@ -137,6 +141,6 @@ def tables_markdown(res, level=2):
             parts += [note, ""] if note and len(table) else []
     sanity = res.get("sanity")
     if sanity is not None and len(sanity):
-        parts += [f"{h} {SANITY_TITLE}", "", markdown(sanity), "", *sanity_meanings(sanity),
+        parts += [f"{h} {SANITY_TITLE}", "", markdown(sanity), "", *sanity_meanings(sanity, res),
                   *undefined_lines(res, None, "sanity"), ""]
     return "\n".join(parts)

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from ..config_schema import MIN_IMAGES, NOT_MAP_SETTINGS
+from ..config_schema import CHECK_DEFAULTS, MIN_IMAGES, NOT_MAP_SETTINGS
 from .layout import Context, _train_extra, job_config, localization_names
 from .spec import replicate_names, twin_name
 
@@ -255,8 +255,8 @@ def _dataset_jobs(ctx, study, d, ds, cost, t):
 
         card = {"blocks": read_model_card(study.resolve(mspec.card)).blocks or ()}
     steps = cost.randomization_steps(arch, scfg.randomization.all_blocks, **card)
-    for order, smooth in [(o, 0) for o in exp.orders] + ([(exp.orders[0] if exp.orders else "top-down", exp.smprt)]
-                                                         if exp.smprt else []):
+    smprt_order = CHECK_DEFAULTS["smprt"]["order"]         # the authors' (Hedstroem et al. 2023)
+    for order, smooth in [(o, 0) for o in exp.orders] + ([(smprt_order, exp.smprt)] if exp.smprt else []):
         rcfg = t.randomization_config(ctx, d, order, smooth)
         folder = t.randomization_folder(order, smooth, exp)
         # sMPRT maps the trained state again (with noise); MPRT copies its maps from the maps job

@@ -97,7 +97,8 @@ class Experiments:
     pointwise: str = setting("gcam", Text())                         # grid methods mapped on every test image; "" = none
     orders: tuple[str, ...] = setting(("top-down",), Seq(OneOf(*ORDERS), unique=True))
     randomization_images: int = setting(0, _count(0))                # 0: `images`
-    smprt: int = setting(0, _count(0))                               # > 0: an sMPRT run with this many noisy copies
+    # > 0: an sMPRT run (bottom-up, Spearman, as Hedstroem et al.) with this many noisy copies (theirs: 50)
+    smprt: int = setting(0, _count(0))
     data_randomization: bool = setting(True, Flag())
     twin_epochs: int = setting(0, _count(0))                         # the permuted twin's epochs; 0: twice the model's
     twin_patience: int = setting(0, _count(0))                       # 0: its epochs

@@ -246,7 +246,7 @@ def randomization_config(ctx, d, order, smooth):
     extra = {"randomization.n_images": exp.randomization_images or exp.images, "randomization.seed": ctx.study.seed,
              "randomization.order": order}
     if smooth:
-        extra["randomization.smooth_samples"] = smooth
+        extra.update({"randomization.check": "smprt", "randomization.smooth_samples": smooth})
     if order == "top-down" and not smooth:       # [A]'s run: the map experiments' settings
         return map_configs(ctx, d, exp.mapped)[0]
     return job_config(ctx.study, d, _model_spec(ctx, d, exp.mapped), extra)

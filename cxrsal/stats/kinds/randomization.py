@@ -17,17 +17,22 @@ MEANING = {
     "MPRT": "the maps of the fully randomized model are less similar (SSIM) to the trained model's than two "
             "different images' maps are: the method depends on what the model learnt",
     "sMPRT": "as MPRT, every map first averaged over noisy copies of the input, so that noise in the maps cannot "
-             "make them look changed (Hedstroem et al. 2023)",
-    "eMPRT": "the maps' complexity (entropy of the normalized |map|) rises significantly from the trained to the "
+             "make them look changed, the similarity the Spearman rank correlation of the absolute maps "
+             "(Hedstroem et al. 2023)",
+    "eMPRT": "the maps' complexity (the choices below say which) rises significantly from the trained to the "
              "fully randomized model (paired one-sided Wilcoxon), no similarity measure needed "
              "(Hedstroem et al. 2023)",
 }
+# what each check's verdict compares: randomized similarity vs its threshold (older folders: SSIM)
+DECIDING = "decides"
 CURVES_COLUMNS = ("method", "step", "step_name", "metric", "mean")
 
 
 def final_step(rand):
-    """SSIM rows of each randomization folder's fully randomized step (models of one group)."""
-    ssim = rand[rand.metric == "ssim"]
+    """The deciding similarity's rows (SSIM; sMPRT's Spearman) of each randomization folder's fully
+    randomized step (models of one group)."""
+    decides = rand[DECIDING] if DECIDING in rand.columns else "ssim"
+    ssim = rand[rand.metric == decides]
     if "check" not in ssim.columns:
         ssim = ssim.assign(check=A_CHECK)
     keys = keys_of(ssim)
@@ -43,7 +48,8 @@ def check_question(check):
 
 
 def randomization_tests(rand, thresholds, rules=Rules()):
-    """Fully randomized mean SSIM against each method's degradation threshold (its own rule);
+    """Fully randomized mean SSIM (sMPRT: Spearman) against each method's degradation threshold of
+    the same similarity (its own rule);
     the t-test's p-value (two-sided) is shown, the decision does not use it. Each folder's check
     (MPRT or sMPRT in one order) is its own question; an MPRT folder also gives eMPRT's test
     (complexity rise, `emprt_table`) of the same maps."""
@@ -58,7 +64,9 @@ def randomization_tests(rand, thresholds, rules=Rules()):
     keys = keys_of(last, "check")
     for values, d in last.groupby(keys + ["method"], sort=True):
         ids, method = ids_of(keys, values[:-1]), values[-1]
-        thr = threshold_of(thresholds, method, ids)
+        metric = d[DECIDING].iloc[0] if DECIDING in d.columns else "ssim"
+        thr = threshold_of(thresholds[thresholds.metric == metric] if "metric" in thresholds.columns else thresholds,
+                           method, ids)
         check = ids.pop("check")
         rows.append(threshold_test(ids, check_question(check), ", ".join(sorted(map(str, d.model.unique()))),
                                    method, d, thr, rules))
@@ -70,7 +78,7 @@ def randomization_tests(rand, thresholds, rules=Rules()):
             continue       # eMPRT is defined on the plain maps
         models = ", ".join(sorted(map(str, d.model.unique())))
         for r in emprt_table(d, rules.alpha, rules.min_images).itertuples():
-            rows.append(tests_row(ids, "e" + check, models, r.method, "trained model's complexity", r.rise - 1,
+            rows.append(tests_row(ids, "e" + check, models, r.method, "trained model's complexity", r.rise,
                                   float("nan"), float("nan"), r.p_value, "Wilcoxon signed-rank (one-sided)", r.result,
                                   "complexity rose" if r.result == "PASS" else "complexity did not rise", n=r.n,
                                   reason=r.reason, left_out=r.left_out))
@@ -79,12 +87,15 @@ def randomization_tests(rand, thresholds, rules=Rules()):
 
 def check_of(rand_dir):
     """The sanity check of a randomization folder ("MPRT top-down" for folders before checks)."""
-    meta = read_result_json(Path(rand_dir) / RandomizationResult.marker, RandomizationResult.command)
-    return meta.get("check") or A_CHECK
+    return _meta(rand_dir).get("check") or A_CHECK
 
 
 def _curves(rand_dir):
     return read_result_table(Path(rand_dir) / "curves.csv", CURVES_COLUMNS, RandomizationResult.command)
+
+
+def _meta(rand_dir):
+    return read_result_json(Path(rand_dir) / RandomizationResult.marker, RandomizationResult.command)
 
 
 def fig_randomization(rand_dir, title=""):
@@ -92,7 +103,13 @@ def fig_randomization(rand_dir, title=""):
 
     thresholds = read_result_table(Path(rand_dir) / "thresholds.csv", ("method", "threshold"),
                                    RandomizationResult.command)
-    return drawn(plot_curves, _curves(rand_dir), thresholds, title=title)
+    return drawn(plot_curves, _curves(rand_dir), thresholds, title=title,
+                 metric=_meta(rand_dir).get("similarity") or "ssim")
+
+
+def complexity_of_folder(meta):
+    """The complexity a folder's eMPRT used (folders before the choice: the spatial entropy)."""
+    return (meta.get("emprt") or {}).get("complexity") or "spatial"
 
 
 def fig_complexity(rand_dir, title=""):
@@ -101,7 +118,7 @@ def fig_complexity(rand_dir, title=""):
     curves = _curves(rand_dir)
     if not (curves.metric == "complexity").any():
         return None
-    return drawn(plot_complexity, curves, title=title)
+    return drawn(plot_complexity, curves, title=title, complexity=complexity_of_folder(_meta(rand_dir)))
 
 
 @register_result
@@ -116,12 +133,26 @@ class RandomizationResult(ResultKind):
     questions = ("trained vs randomized",)
     sanity = {f"{test} {order}": MEANING[test] for order in ORDERS for test in ("MPRT", "sMPRT", "eMPRT")}
     sanity_names = {"trained vs randomized": A_CHECK}
-    absent = "run `cxrsal randomize` (any --order, --smooth-samples)"
+    absent = "run `cxrsal randomize` (any --order, --check)"
 
     def prepare(self, info, frame):
-        # which check the folder made (MPRT/sMPRT and order); older folders: [A]'s
+        # which check the folder made (MPRT/sMPRT and order; older folders: [A]'s) and the similarity
+        # that decides it (older folders: SSIM); thresholds of older folders are SSIM's
         frame["check"] = info.get("check") or A_CHECK
+        frame[DECIDING] = info.get("similarity") or "ssim"
+        if "threshold" in frame.columns and "metric" not in frame.columns:
+            frame["metric"] = "ssim"
         return frame
+
+    def sanity_choices(self, info):
+        """The folder's choices in words (its check, similarities, smoothing, eMPRT's complexity);
+        older folders: what they used."""
+        words = info.get("choices_in_words")
+        if words:
+            return words
+        check = info.get("check") or A_CHECK
+        return f"{check}: SSIM decides" + ("" if check.startswith("sMPRT") else
+                                           f"; e{check}: spatial entropy of the normalized |map| (older result)")
 
     def group_of_rows(self, info, first):
         # rows name their model by the tag f"{k:02d}-{dir name}" of the k-th model
@@ -164,7 +195,8 @@ class RandomizationResult(ResultKind):
                 key = f"{key}_{len(seen)}"
             seen.add(key)
             what = "Cascading randomization ([A] Fig 3a)" if check == A_CHECK else f"{check} randomization"
-            curves.append(Figure(key, f"{what}: SSIM with the trained maps per step, error bars: 95% bootstrap "
+            metric = {"spearman": "Spearman"}.get(_meta(d).get("similarity"), "SSIM")
+            curves.append(Figure(key, f"{what}: {metric} with the trained maps per step, error bars: 95% bootstrap "
                                       f"interval; dotted: degradation thresholds ({d.name})",
                                  fig_randomization(d, title=check), sanity=True))
         complexity = []
@@ -174,7 +206,8 @@ class RandomizationResult(ResultKind):
                 continue
             image = fig_complexity(d, title="e" + check)
             if image is not None:
-                complexity.append(Figure(f"emprt_{slug(check)}", f"e{check}: explanation complexity (entropy of the "
-                                                                 f"normalized |map|) per step ({d.name})", image,
-                                         sanity=True))
+                words = {"histogram": "entropy of the value histogram", "spatial": "spatial entropy of |map|"}
+                complexity.append(Figure(f"emprt_{slug(check)}", f"e{check}: explanation complexity "
+                                         f"({words.get(complexity_of_folder(_meta(d)), 'entropy')}) per step "
+                                         f"({d.name})", image, sanity=True))
         return curves + complexity
