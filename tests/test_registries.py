@@ -36,7 +36,8 @@ def choices(command, name):
     param = option(command, name)
     if isinstance(param.type, click.Choice):
         return set(param.type.choices)
-    return set(domain_of(param.type.key).choices)
+    domain = domain_of(param.type.key)
+    return set(getattr(domain, "inner", domain).choices)     # an Optional's: the names besides null
 
 
 # ---------------------------------------------------------------- names: CLI and config
@@ -141,6 +142,22 @@ def test_randomization_orders():
                               ("logits", ["conv4", "conv5", "logits"])],
                 "independent": [("logits", ["logits"]), ("conv5", ["conv5"]), ("conv4", ["conv4"])]}
     assert {o: steps_of(blocks, order=o, all_blocks=False, arch="resnet18") for o in config_schema.ORDERS} == expected
+
+
+def test_randomization_checks_and_emprt_bins():
+    """--check names every check, what it means and the order and copies it sets; --bins every
+    rule of the config's list, which is the one the complexity module reads."""
+    from cxrsal.metrics import complexity
+
+    text = help_of("randomize", "check")
+    assert choices("randomize", "check") == set(config_schema.CHECKS) == set(config_schema.CHECK_DEFAULTS)
+    for check, meaning in config_schema.CHECK_MEANINGS.items():
+        assert f"{check}: {meaning}, {config_schema.CHECK_DEFAULTS[check]['order']}" in text
+    assert "50 noisy copies" in text
+    assert complexity.BIN_RULES == config_schema.BIN_RULES and complexity.COMPLEXITIES == config_schema.COMPLEXITIES
+    bins = help_of("randomize", "bins")
+    assert all(rule in bins for rule in config_schema.BIN_RULES) and "clipped to 10..200" in bins
+    assert choices("randomize", "complexity") == {"histogram", "spatial"}
 
 
 def test_localization_networks():

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..config import INITS, ORDERS, write_config
+from ..config import CHECK_DEFAULTS, INITS, ORDERS, write_config
 from ..errors import CxrsalError
 from ..files import atomic_path, atomic_write_text, remove_stale_tmp, write_frame
 
@@ -153,8 +153,10 @@ def check_choices(rz, sim, em):
     """The choices of a randomization run, in words: what the sanity table prints beside it."""
     words = [f"{check_name(rz)}: {SIMILARITY_NAMES[DECIDES[rz.check]]} decides"]
     if rz.check == "smprt":
-        words.append(f"SSIM alongside; every map the mean over {rz.smooth_samples} copies of the input, "
-                     f"{rz.smooth_samples - 1} with noise of {rz.smooth_noise:g} x its range and the input itself")
+        authors = CHECK_DEFAULTS["smprt"]["smooth_samples"]
+        words.append(f"SSIM alongside; every map the mean over {rz.smooth_samples} copies of the input"
+                     + (f" (the authors': {authors})" if rz.smooth_samples != authors else "")
+                     + f", {rz.smooth_samples - 1} with noise of {rz.smooth_noise:g} x its range and the input itself")
     words.append(f"SSIM of the {sim.maps} maps (data_range {sim.data_range:g})")
     if rz.check == "mprt":
         words.append(f"eMPRT {rz.order}: {complexity_words(em)}")
