@@ -14,7 +14,8 @@ def order_help():
 
     orders = "; ".join(f"{name}: {meaning}" for name, meaning in ORDER_MEANINGS.items())
     own = ", ".join(f"{d['order']} for {check}" for check, d in CHECK_DEFAULTS.items())
-    return f"Which blocks each step randomizes: {orders} [default: the check's own, {own}]. Config: randomization.order."
+    return (f"Which blocks each step randomizes: {orders} [default: the check's own, {own}]. "
+            "Config: randomization.order.")
 
 
 def check_help():

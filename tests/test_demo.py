@@ -56,7 +56,7 @@ def test_demo_tiny_end_to_end(tmp_path):
     page = Collect()
     page.feed((tmp_path / "demo" / "report" / "report.html").read_text())
     figures = {"fig2_utility", "fig3a_randomization", "overlays", "pr_curve", "randomization_mprt_bottom_up",
-               "emprt_mprt_top_down", "emprt_mprt_bottom_up"}
+               "randomization_smprt_bottom_up", "emprt_mprt_top_down", "emprt_mprt_bottom_up"}
     assert set(page.figures) == figures
     assert page.images == len(figures) and page.tables >= 3
     assert "Configs and versions" in page.h2
@@ -114,11 +114,15 @@ def test_demo_tiny_end_to_end(tmp_path):
     choices = pd.read_csv(tmp_path / "demo" / "report" / "stats" / "choices.csv")
     assert {"similarity.maps", "saliency.input_channels", "pointwise.centres"} <= set(choices.key)
     assert (tmp_path / "demo" / "report" / "report.md").read_text().count("![") == len(figures)
-    # the sanity checks of every order, eMPRT and data randomization, with a verdict per
+    # the sanity checks of every order, sMPRT, eMPRT and data randomization, with a verdict per
     # method; mIoU tuned on the validation maps beside AUPRC and the hit rate, with intervals
     sanity = pd.read_csv(tmp_path / "demo" / "report" / "stats" / "sanity.csv", keep_default_na=False)
-    assert list(sanity.columns[3:]) == ["MPRT top-down", "eMPRT top-down", "MPRT bottom-up", "eMPRT bottom-up",
-                                        "data randomization", "constant maps"]
+    assert list(sanity.columns[3:]) == ["MPRT top-down", "eMPRT top-down", "MPRT bottom-up", "sMPRT bottom-up",
+                                        "eMPRT bottom-up", "data randomization", "constant maps"]
+    # the choices beside the table: the sample count the demo's minutes allow, and eMPRT's complexity
+    assert ("sMPRT bottom-up: Spearman decides; SSIM alongside; every map the mean over 2 copies of the input "
+            "(the authors': 50)") in md
+    assert "eMPRT top-down: entropy of the histogram of the raw map's values, 100 bins (the authors' default)" in md
     s18 = sanity[sanity.model == "resnet18"]
     assert set(s18[sanity.columns[3:-1]].to_numpy().ravel()) <= {"PASS", "FAIL", "undefined"}
     loc = pd.read_csv(tmp_path / "demo" / "report" / "stats" / "localization.csv", keep_default_na=False)

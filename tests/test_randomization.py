@@ -489,3 +489,33 @@ def test_randomization_ssim_and_spearman_match_skimage_and_scipy(trained_classif
             assert row.value == pytest.approx(expected, abs=1e-6), row
             checked += 1
     assert checked >= len(table) // 2
+
+
+def test_randomize_command_with_the_authors_checks(analytic_run, tmp_path):
+    """As a user runs them: `--check smprt` at 2 copies (bottom-up, the check's own order) and an
+    MPRT whose eMPRT bins by Sturges' rule; each prints its choices and records them."""
+    import json
+
+    from click.testing import CliRunner
+
+    from cxrsal.cli.main import cli
+
+    common = ["--model", str(analytic_run), "--methods", "grad,gcam", "--n-images", "6", "--quiet"]
+    r = CliRunner().invoke(cli, ["randomize", *common, "--check", "smprt", "--smooth-samples", "2",
+                                 "--out", str(tmp_path / "s")])
+    assert r.exit_code == 0, r.output
+    assert ("sMPRT bottom-up: Spearman decides; SSIM alongside; every map the mean over 2 copies of the input "
+            "(the authors': 50), 1 with noise of 0.1 x its range and the input itself") in r.output
+    assert "(alongside)" in r.output and "eMPRT" not in r.output          # eMPRT: of plain maps only
+    meta = json.loads((tmp_path / "s" / "randomization.json").read_text())
+    assert meta["check"] == "sMPRT bottom-up" and meta["similarity"] == "spearman"
+    assert meta["smoothing"] == {"samples": 2, "noise": 0.1, "last_copy": "input"}
+    r = CliRunner().invoke(cli, ["randomize", *common, "--bins", "sturges", "--out", str(tmp_path / "m")])
+    assert r.exit_code == 0, r.output
+    assert "eMPRT top-down: entropy of the histogram of the raw map's values, bins by the sturges rule" in r.output
+    emprt = pd.read_csv(tmp_path / "m" / "emprt.csv", dtype={"bins": str}).set_index("method")
+    # 64 x 64 maps: n = 4096 pixels, ceil(log2 4096) + 1 = 13 bins (within 10..200)
+    assert set(emprt.bins) == {"13"} and set(emprt.complexity) == {"histogram"}
+    r = CliRunner().invoke(cli, ["randomize", *common, "--check", "mprt", "--smooth-samples", "2",
+                                 "--out", str(tmp_path / "bad")])
+    assert r.exit_code == 2 and "randomization.check" in r.output and not (tmp_path / "bad").exists()

@@ -183,6 +183,32 @@ def test_plan_of_a_counts_what_the_study_runs(tmp_path):
     assert re.search(r"rsna: train inceptionv3-a: [\d,]+ x 20 = ", out)
 
 
+def test_an_smprt_run_is_the_authors_bottom_up_at_its_copies(tmp_path):
+    """`smprt: 4` adds one sMPRT job per data set: bottom-up (the authors' order), its own folder,
+    the check in its config, and 4 copies of every state's maps, the trained one included."""
+    import shutil
+
+    shutil.copytree(REPO / "configs", tmp_path / "configs")      # the study's config files beside it
+    study = yaml.safe_load((REPO / "configs" / "study_a.yaml").read_text())
+    study["experiments"]["smprt"] = 4
+    path = tmp_path / "configs" / "study_a.yaml"
+    path.write_text(yaml.safe_dump(study))
+    rc, out, err = cxrsal("study", path, "--out", tmp_path / "a", "--plan", "--throughput", "1000")
+    assert rc == 0, err
+    per = 1 + 25 + 10 + 250 + 1 + 200 + 1 + 2
+    total = int(re.search(r"^  total\s+([\d,]+)$", out, re.M).group(1).replace(",", ""))
+    rand = sum(min(d["images"]["test_positives"], study["experiments"]["randomization_images"])
+               for d in study["datasets"].values())
+    # 11 randomized states and the trained one, each mapped over 4 copies
+    assert total == _slow_count(REPO / "configs" / "study_a.yaml", tmp_path, per) + rand * 12 * per * 4
+    assert "  rsna: cascading randomization bottom-up (sMPRT, 4 noisy copies)  [" in out
+    jobs = {j.name: j for j in _graph(path, tmp_path / "a")}
+    job = jobs["siim: cascading randomization bottom-up (sMPRT, 4 noisy copies)"]
+    assert job.outputs == ("siim/results/randomization-smprt-bottom-up",)
+    assert job.settings["randomization.check"] == "smprt" and job.settings["randomization.smooth_samples"] == 4
+    assert job.settings["randomization.order"] == "bottom-up"
+
+
 def test_workload_counts_what_the_plan_counts():
     import importlib.util
 

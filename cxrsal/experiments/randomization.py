@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..config import CHECK_DEFAULTS, INITS, ORDERS, write_config
+from ..config import CHECK_DEFAULTS, INITS, ORDERS, EmprtConfig, write_config
 from ..errors import CxrsalError
 from ..files import atomic_path, atomic_write_text, remove_stale_tmp, write_frame
 
@@ -167,8 +167,10 @@ def complexity_words(em):
     """eMPRT's complexity setting in words."""
     if em.complexity == "spatial":
         return "spatial entropy of the normalized |map|"
-    bins = f"{em.bins} bins" if not isinstance(em.bins, str) else f"bins by the {em.bins} rule"
-    return f"entropy of the histogram of the raw map's values, {bins} (the authors' default: 100 bins)"
+    authors = EmprtConfig().bins
+    bins = (f"{em.bins} bins" if not isinstance(em.bins, str) else f"bins by the {em.bins} rule") + (
+        " (the authors' default)" if em.bins == authors else f" (the authors': {authors})")
+    return f"entropy of the histogram of the raw map's values, {bins}"
 
 
 def run_randomization(model_dirs, out, cfg, methods="study", *, progress=None, log=print, maps=()):

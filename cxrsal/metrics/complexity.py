@@ -131,12 +131,17 @@ def explanation_entropy(smap):
 def emprt_table(table, alpha=0.05, min_images=MIN_IMAGES):
     """eMPRT per method: complexity of the trained model's maps against the fully randomized
     model's, paired by (model, image); PASS when it rises significantly (Wilcoxon signed-rank,
-    one-sided "greater", p < alpha), under the rule of `defined`: a pair with an undefined
-    complexity (a ``spatial`` one of an all-zero map) is left out (`undefined` counts them,
-    `left_out` says which side); a pair whose trained complexity is 0 (a constant map's
-    ``histogram`` entropy) is a rise relative to 0, undefined, and left out too; fewer than `min_images` images with a defined pair make the result "undefined" with
-    its `reason`; identical complexities above 0 (maps that did not move) are a defined rise of 0,
-    p = 1: FAIL. `rise` is eMPRT's score, the mean over the defined pairs of the relative rise
+    one-sided "greater", p < alpha), under the rule of `defined`:
+
+    - a pair with an undefined complexity (a ``spatial`` one of an all-zero map) is left out
+      (`undefined` counts them, `left_out` says which side);
+    - a pair whose trained complexity is 0 (a constant map's ``histogram`` entropy) is a rise
+      relative to 0, undefined, and left out too;
+    - fewer than `min_images` images with a defined pair make the result "undefined", with its
+      `reason`;
+    - identical complexities above 0 (maps that did not move) are a defined rise of 0, p = 1: FAIL.
+
+    `rise` is eMPRT's score, the mean over the defined pairs of the relative rise
     (H_random - H_trained) / H_trained (> 0: more complex; `defined.relative_rise`).
     """
     import pandas as pd

@@ -21,7 +21,8 @@ SUMMARY_TITLE = "Summary"
 CONSTANT_NOTE = ("Maps: the trained models' maps behind the tests, each model's map of each image once (the trained "
                  "step of a randomization, both models' maps of a comparison, the scored maps; a randomized model's "
                  "maps are not counted). A constant map has no structure: a similarity with it is undefined where "
-                 "it is the reference, and its complexity is undefined when it is all zero (tests.csv's `left_out`). "
+                 "it is the reference, and so is a rise from its complexity (its histogram entropy is 0, the "
+                 "spatial one of an all-zero map has no value; tests.csv's `left_out`). "
                  "Likely cause: where more than half are constant.")
 
 
