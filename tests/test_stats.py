@@ -482,3 +482,35 @@ def test_threshold_interval_is_the_bootstrap_of_the_mean():
     idx = bootstrap_indices(40, replicates=1000, seed=0)
     low, high = np.percentile([v[r].mean() for r in idx], [2.5, 97.5])
     assert mean_interval(v, 0.05) == pytest.approx((low, high), abs=1e-12)
+
+
+def test_a_no_difference_says_what_it_could_have_detected(results, tmp_path):
+    """grad planted equal to the average mask finds no difference; its row gives the smallest
+    difference its test could have found at 80 % power: statsmodels' TTestPower of a t-test with
+    the row's degrees of freedom, in units of the row's standard error. Table 2 shows it beside
+    the FAIL; rows that found a difference have none."""
+    from scipy.stats import t
+    from statsmodels.stats.power import TTestPower
+
+    root, _ = results
+    run_stats([root], tmp_path / "stats", log=quiet)
+    tests = pd.read_csv(tmp_path / "stats" / "tests.csv")
+    row = tests[(tests.method == "grad") & (tests.question == "utility vs average mask")
+                & (tests.dataset == "a" * 12)].iloc[0]
+    assert row.finding == "no difference" and row.decision == "FAIL"
+    se = (row.ci_high - row.ci_low) / (2 * t.ppf(0.975, row.df))
+    n = row.df + 1               # TTestPower's t has nobs - 1 degrees of freedom, effect in units of SE x sqrt(nobs)
+    effect = TTestPower().solve_power(nobs=n, alpha=0.05, power=0.8)
+    assert row.detectable == pytest.approx(effect * se * np.sqrt(n), rel=1e-5)     # statsmodels solves to ~1e-6
+    assert tests[tests.finding != "no difference"].detectable.isna().all()
+    md = (tmp_path / "stats" / "tables.md").read_text()
+    assert f"FAIL (no difference; detectable {row.detectable:.3f})" in md
+    assert "smallest difference its test could have detected with 80 % power" in md
+    # the five lines at the top: per area the methods that PASS, the power of the no-differences, the findings
+    lines = md.split("What this run found:\n")[1].split("\n\n")[0].splitlines()
+    assert len(lines) == 5 and lines[0].startswith("- Localization utility, the methods that PASS")
+    assert f"gcam ({'a' * 12}/resnet18)" in lines[0] and f"none ({'b' * 12}/resnet18)" in lines[0]
+    nd = tests[(tests.decision == "FAIL") & (tests.finding == "no difference")]
+    assert lines[3].startswith(f"- Power: {len(nd)} of {int((tests.decision == 'FAIL').sum())} FAILs found no "
+                               "difference") and f"median {nd.detectable.median():.3f}" in lines[3]
+    assert lines[4].startswith("- The papers' headline findings: ")

@@ -9,12 +9,12 @@ import numpy as np
 
 from ..saliency.base import METHODS, ordered
 from ..metrics.defined import UNDEFINED, joined, texts, too_few
-from . import POSTHOC, Rules, decided, one_sample, undefined_values, vs_threshold
+from . import POSTHOC, Rules, decided, detectable_difference, one_sample, undefined_values, vs_threshold
 from .results import kinds
 from .sources import NO_DATA, UNKNOWN, group_model, group_name
 
 TESTS_COLUMNS = ("dataset", "group", "question", "model", "method", "comparison", "estimate", "ci_low", "ci_high",
-                 "p_value", "df", "test", "n", "finding", "decision", "reason", "left_out", "source")
+                 "p_value", "df", "test", "n", "finding", "decision", "detectable", "reason", "left_out", "source")
 BOOTSTRAP = 1000    # image-level replicates of every interval of a mean
 
 
@@ -101,6 +101,9 @@ def run_tests(tables, rules=Rules()):
     import pandas as pd
 
     rows = [decided(dict(row)) for kind in kinds() for row in kind.tests(tables, rules)]
+    for row in rows:      # "no difference": the smallest difference the test could have found (80 % power)
+        row["detectable"] = (detectable_difference(row["ci_low"], row["ci_high"], row.get("df"), rules.alpha)
+                             if row.get("finding") == "no difference" else float("nan"))
     tests = pd.DataFrame(rows, columns=list(TESTS_COLUMNS))
     return tests.sort_values(["dataset", "group", "question", "source", "method"], kind="stable", ignore_index=True)
 

@@ -47,6 +47,7 @@ def table2_sections(res):
     sections = []
     for group, g in groups.items():
         rows = t2[(t2.dataset == g["dataset"]) & (t2.model == g["model"])].reset_index(drop=True)
+        rows = with_detectable(rows, res["tests"], group)
         title = f"Table 2 ([A]): data set {g['dataset']}, model {g['model']}"
         before = [f"Data: {', '.join(g['data']) or UNKNOWN} (manifest sha256 {g['data_hash']}). "
                   f"Results: {', '.join(g['sources'])}. {POOLING}"]
@@ -64,8 +65,30 @@ def table2_sections(res):
             after.append(f"- {unrecorded} result folder(s) of this group record no choices (older results)")
         after += undefined_lines(res, group, "Table 2")
         after.append(rules_sentence(res["posthoc_name"], res["alpha"], res.get("min_images", MIN_IMAGES)))
+        after.append(DETECTABLE_NOTE)
         sections.append((title, before, rows, after))
     return sections
+
+
+DETECTABLE_NOTE = ("A FAIL that found no difference shows, in brackets, the smallest difference its test could have "
+                   "detected with 80 % power on these images (from the test's standard error; tests.csv's "
+                   "`detectable`): when that is large, the images were too few to tell, not the method no better.")
+
+
+def with_detectable(rows, tests, group):
+    """Table 2 rows of one group as shown: a FAIL whose tests all found "no difference" gets the
+    smallest difference they could have detected at 80 % power (the largest over its tests)."""
+    if not len(rows) or tests is None or not len(tests) or "detectable" not in tests.columns:
+        return rows
+    rows = rows.copy()
+    g = tests[tests.group == group]
+    for q in [c for c in rows.columns if c not in ("dataset", "model", "method", "constant maps")]:
+        for i, method in enumerate(rows.method):
+            d = g[(g.method == method) & (g.question == q)]
+            if rows.at[i, q] == "FAIL" and len(d) and (d.finding == "no difference").all() \
+                    and np.isfinite(d.detectable.astype(float)).all():
+                rows.at[i, q] = f"FAIL (no difference; detectable {d.detectable.astype(float).max():.3f})"
+    return rows
 
 
 def undefined_lines(res, group, table):
@@ -83,9 +106,53 @@ def undefined_lines(res, group, table):
                                    f"{r.reason}" for r in u.itertuples()]
 
 
+# the summary's areas: Table 2's questions a method must PASS, every one present, to be named
+FOUND_AREAS = (("Localization utility", ("utility vs average mask", "utility vs localization network")),
+               ("Model and data randomization", ("trained vs randomized", "data randomization")),
+               ("Repeatability and reproducibility", ("repeatability vs 0.5", "repeatability vs localization network",
+                                                      "reproducibility vs 0.5",
+                                                      "reproducibility vs localization network")))
+
+
+def found_lines(res):
+    """Five lines of what the run found: per area of Table 2 the methods that PASS all its
+    questions with data (per group), the power of the FAILs that found no difference, and how many
+    of the papers' headline findings hold."""
+    t2, tests = res["table2"], res["tests"]
+    lines = []
+    for area, questions in FOUND_AREAS:
+        parts = []
+        for (dataset, model), g in (t2.groupby(["dataset", "model"], sort=True) if len(t2) else ()):
+            present = [q for q in questions if q in g.columns and (g[q] != NO_DATA).any()]
+            if not present:
+                continue
+            passed = [m for m, r in zip(g.method, g[present].itertuples(index=False)) if set(r) == {"PASS"}]
+            parts.append(f"{', '.join(passed) or 'none'} ({dataset}/{model})")
+        lines.append(f"- {area}, the methods that PASS every question with data: "
+                     + ("; ".join(parts) if parts else NO_DATA))
+    if len(tests) and "detectable" in tests.columns:
+        nd = tests[(tests.decision == "FAIL") & (tests.finding == "no difference")]
+        fails = int((tests.decision == "FAIL").sum())
+        mdd = nd.detectable.astype(float).dropna()
+        lines.append(f"- Power: {len(nd)} of {fails} FAILs found no difference"
+                     + (f"; the smallest differences they could have detected (80 % power): median {mdd.median():.3f}"
+                        f" (range {mdd.min():.3f} to {mdd.max():.3f}), on a median of "
+                        f"{int(nd.n.astype(float).median())} images" if len(mdd) else ""))
+    else:
+        lines.append(f"- Power: {NO_DATA}")
+    f = res.get("findings")
+    if f is not None and len(f):
+        lines.append(f"- The papers' headline findings: {int((f.holds == 'yes').sum())} of {len(f)} hold here "
+                     "(findings.csv)")
+    else:
+        lines.append(f"- The papers' headline findings: {NO_DATA}")
+    return lines
+
+
 def summary(res):
-    """The summary's lines (`undefined.summary_lines`)."""
-    return summary_lines(res)
+    """The summary's lines: what the run found (`found_lines`), then the verdicts and constant
+    maps (`undefined.summary_lines`)."""
+    return ["What this run found:", *found_lines(res), "", *summary_lines(res)]
 
 
 def shown(output):
