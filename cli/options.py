@@ -18,9 +18,11 @@ class KeyType(click.ParamType):
         return schema()[self.key]
 
     def get_metavar(self, param, ctx=None):
-        from cxrsal.domains import Number, OneOf
+        from cxrsal.domains import Number, OneOf, Optional
 
         tp, _, domain = self._entry()
+        if isinstance(domain, Optional):      # null means "the default's own"; the names are what one types
+            domain = domain.inner
         if isinstance(domain, OneOf):
             return "[" + "|".join(map(str, domain.choices)) + "]"
         if isinstance(domain, Number):
