@@ -154,10 +154,11 @@ def test_findings_of_the_studies_on_hand_made_results(runs):
     res = {"table1": table1(runs, pointwise), "table1_utility": table1_utility(runs, scores), "tests": tests,
            "pointwise_table": pointwise}
     f = findings(res).set_index("finding")
+    ds = HASH_A[:12]            # [B]'s findings are per data set and backbone
     # pointwise: WILDCAT 0.7 > GradCAM 0.6 and > average mask 0.3
-    assert f.loc["resnet18: WILDCAT's pointwise AP above GradCAM's and the average mask's", "holds"] == "yes"
+    assert f.loc[f"{ds}/resnet18: WILDCAT's pointwise AP above GradCAM's and the average mask's", "holds"] == "yes"
     # utility: WILDCAT 0.5 < GradCAM 0.6: does not hold
-    r = f.loc["resnet18: WILDCAT's utility AUPRC above GradCAM's and the average mask's"]
+    r = f.loc[f"{ds}/resnet18: WILDCAT's utility AUPRC above GradCAM's and the average mask's"]
     assert r.holds == "no" and "GradCAM 0.600" in r.evidence and "WILDCAT 0.500" in r.evidence
     assert f.loc["g/resnet18: gcam passes cascading randomization", "holds"] == "yes"
     assert f.loc["g/resnet18: gbp passes cascading randomization", "holds"] == "no"
@@ -181,3 +182,21 @@ def test_label_permuted_runs_are_never_chosen(tmp_path):
         (d / "run.json").write_text(json.dumps(card))
         runs.append(d)
     assert [c["run"] for c in chosen_runs(runs)] == ["true"]
+
+
+def test_two_data_sets_with_runs_of_one_name_keep_their_own_numbers(tmp_path):
+    """A study trains `resnet18-a` on each data set: Table 1 and its utility part take each run's
+    pointwise AP and AUPRC from its own data set's rows, never the other's."""
+    runs = [run(tmp_path / "rsna", "r18-a", "resnet18", best_val_auc=0.9, test_auc=0.8, data_hash=HASH_A),
+            run(tmp_path / "siim", "r18-a", "resnet18", best_val_auc=0.9, test_auc=0.7, data_hash=HASH_B)]
+    pointwise = pd.DataFrame([dict(dataset=h[:12], model="r18-a", method="gcam", step="trained", n=20, n_negative=10,
+                                   pointwise_ap=ap) for h, ap in ((HASH_A, 0.6), (HASH_B, 0.2))])
+    scores = pd.DataFrame([dict(dataset=h[:12], image_id=f"i{k}", model="r18-a", method="gcam", step="trained",
+                                metric="auprc", value=v, label=1) for h, v in ((HASH_A, 0.5), (HASH_B, 0.3))
+                           for k in range(2)])
+    t = table1(runs, pointwise).set_index("dataset")
+    assert (t.loc[HASH_A[:12], "pointwise AP"], t.loc[HASH_B[:12], "pointwise AP"]) == (0.6, 0.2)
+    assert (t.loc[HASH_A[:12], "test AUC"], t.loc[HASH_B[:12], "test AUC"]) == (0.8, 0.7)
+    u = table1_utility(runs, scores).set_index("dataset")
+    assert (u.loc[HASH_A[:12], "gcam"], u.loc[HASH_B[:12], "gcam"]) == (0.5, 0.3)
+    assert (u.loc[HASH_A[:12], "positives"], u.loc[HASH_B[:12], "positives"]) == (2, 2)

@@ -39,13 +39,13 @@ def findings(res):
             continue
         run = wc.iloc[0]["run"]
         pw = res.get("pointwise_table", pd.DataFrame())
-        avg = pointwise_cell(pw, run, "baseline:avg") if len(pw) else NO_DATA
+        avg = pointwise_cell(pw, run, "baseline:avg", dataset) if len(pw) else NO_DATA
         values = {"WILDCAT": _number(wc.iloc[0]["pointwise AP"]),
                   "GradCAM": _number(clf.iloc[0]["pointwise AP"]) if len(clf) else None,
                   "average mask": _number(avg)}
         others = [v for k, v in values.items() if k != "WILDCAT"]
         known = values["WILDCAT"] is not None and all(v is not None for v in others)
-        add("[B]", f"{backbone}: WILDCAT's pointwise AP above GradCAM's and the average mask's", values,
+        add("[B]", f"{dataset}/{backbone}: WILDCAT's pointwise AP above GradCAM's and the average mask's", values,
             ("yes" if all(values["WILDCAT"] > v for v in others) else "no") if known else NO_DATA)
         u = t1u[(t1u.dataset == dataset) & (t1u.backbone == backbone)] if len(t1u) else t1u
         uw, uc = (u[u["head"] == h] for h in ("wildcat", "classification"))
@@ -54,7 +54,7 @@ def findings(res):
                   "average mask": _number(uw.iloc[0]["average mask"]) if len(uw) else None}
         others = [v for k, v in values.items() if k != "WILDCAT"]
         known = values["WILDCAT"] is not None and all(v is not None for v in others)
-        add("[B]", f"{backbone}: WILDCAT's utility AUPRC above GradCAM's and the average mask's", values,
+        add("[B]", f"{dataset}/{backbone}: WILDCAT's utility AUPRC above GradCAM's and the average mask's", values,
             ("yes" if all(values["WILDCAT"] > v for v in others) else "no") if known else NO_DATA)
     tests = res["tests"]
     rand = tests[tests.question == "trained vs randomized"] if len(tests) else tests

@@ -62,13 +62,22 @@ def chosen_runs(runs):
     return [chosen[k] for k in sorted(chosen, key=lambda k: (k[0], _natural(k[1]), head_order.get(k[2], 5), k[2]))]
 
 
-def pointwise_cell(pointwise, run, method):
+def of_run(frame, run, dataset=None):
+    """The rows of `frame` of run `run` (a directory name) on data set `dataset`: two data sets of
+    one study may hold runs of the same name."""
+    d = frame[frame.model.astype(str) == run]
+    if dataset is not None and "dataset" in d.columns:
+        d = d[d.dataset.astype(str) == dataset]
+    return d
+
+
+def pointwise_cell(pointwise, run, method, dataset=None):
     """A run's pointwise AP: its value (distinct values joined when scored more than once), marked
     when computed over positives only (no negatives, so no false positives from them: inflated)."""
     if pointwise.empty:
         return NO_DATA
-    d = trained(pointwise)
-    d = d[(d.model.astype(str) == run) & (d.method == method)].dropna(subset=["pointwise_ap"])
+    d = of_run(trained(pointwise), run, dataset)
+    d = d[d.method == method].dropna(subset=["pointwise_ap"])
     if d.empty:
         return NO_DATA
     values = sorted({round(float(v), 9) for v in d.pointwise_ap})
@@ -94,7 +103,8 @@ def table1(runs, pointwise, scores=None):
     import pandas as pd
 
     hits = scores[scores.metric == "pointwise_hit"] if scores is not None and len(scores) else pd.DataFrame()
-    flat = constant_counts(trained(hits), ["model", "method"]) if len(hits) else {}
+    keys = ["dataset", "model", "method"] if "dataset" in hits.columns else ["model", "method"]
+    flat = constant_counts(trained(hits), keys) if len(hits) else {}
     rows = []
     for c in chosen_runs(runs):
         test = _metric(c["card"], "test_auc")
@@ -104,19 +114,21 @@ def table1(runs, pointwise, scores=None):
                      "val score": c["val score"] if c["val score"] is not None else NO_DATA,
                      "test AUC": test if test is not None else NO_DATA,
                      "test AUC 95% CI": interval_cell((c["card"].get("metrics") or {}).get("test_auc_ci")),
-                     "pointwise AP": pointwise_cell(pointwise, c["run"], native),
-                     "pointwise AP 95% CI": _pointwise_ci_cell(pointwise, c["run"], native),
-                     "pointwise AP of": native, "constant maps": flat.get((c["run"], native), NO_DATA)})
+                     "pointwise AP": pointwise_cell(pointwise, c["run"], native, c["dataset"]),
+                     "pointwise AP 95% CI": _pointwise_ci_cell(pointwise, c["run"], native, c["dataset"]),
+                     "pointwise AP of": native,
+                     "constant maps": flat.get((c["dataset"], c["run"], native) if len(keys) == 3 else (c["run"], native),
+                                               NO_DATA)})
     return pd.DataFrame(rows, columns=["dataset", "backbone", "head", "run", "selected by", "val score", "test AUC",
                                        "test AUC 95% CI", "pointwise AP", "pointwise AP 95% CI", "pointwise AP of",
                                        "constant maps"])
 
 
-def _pointwise_ci_cell(pointwise, run, method):
+def _pointwise_ci_cell(pointwise, run, method, dataset=None):
     if pointwise.empty or "ci_low" not in pointwise.columns:
         return NO_DATA
-    d = trained(pointwise)
-    d = d[(d.model.astype(str) == run) & (d.method == method)].dropna(subset=["ci_low", "ci_high"])
+    d = of_run(trained(pointwise), run, dataset)
+    d = d[d.method == method].dropna(subset=["ci_low", "ci_high"])
     return interval_cell([d.ci_low.iloc[0], d.ci_high.iloc[0]]) if len(d) == 1 else NO_DATA
 
 
@@ -148,7 +160,7 @@ def table1_utility(runs, scores):
     for c in chosen_runs(runs):
         if c["head"] == "retinanet":
             continue
-        d = auprc[auprc.model.astype(str) == c["run"]] if len(auprc) else auprc
+        d = of_run(auprc, c["run"], c["dataset"]) if len(auprc) else auprc
         row = {"dataset": c["dataset"], "backbone": c["backbone"], "head": c["head"], "run": c["run"],
                "positives": int(d.image_id.nunique()) if len(d) else 0}
         for method, column in columns.items():
