@@ -141,8 +141,10 @@ def register(cli):
     @cli.command()
     @click.option("--out", type=click.Path(file_okay=False), default="cxrsal-demo", show_default=True)
     @click.option("--size", type=click.Choice(("tiny", "full", "large")), default="full", show_default=True,
-                  help="tiny: every stage at its smallest (what the tests run); full: the demo; large: full-width "
-                       "ResNets, more images and epochs. `python benchmarks/demo_workers.py` measures a size.")
+                  help="tiny: every stage at its smallest (what the tests run); full: the demo, both data sets, 40 "
+                       "positive test images per experiment, cheaper methods than [A]'s (minutes on a CPU); large: "
+                       "full-width ResNets and [A]'s method settings (hours on a CPU: for a GPU). "
+                       "`python benchmarks/demo_workers.py` measures a size.")
     @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)
     @click.option("--jobs", type=click.IntRange(min=1), default=None,
                   help="Worker processes running independent stages side by side (default: the CPUs this "

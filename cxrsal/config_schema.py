@@ -458,8 +458,11 @@ class Config:
         return {param: self.lookup(key) for param, key in METHOD_KEYS.get(method, {}).items()}
 
     def choices(self):
-        """The settings where [A]'s text and code disagree: recorded beside every result."""
+        """The settings where [A]'s text and code disagree, and the methods' costs (noise samples,
+        IG and XRAI steps, which a demo or a budget cuts): recorded beside every result."""
+        declared()
         return {"similarity.maps": self.similarity.maps, "similarity.data_range": self.similarity.data_range,
+                **{k: self.lookup(k) for k in ("saliency.samples", "saliency.ig_steps", "saliency.xrai_steps")},
                 "saliency.input_channels": self.saliency.input_channels, "saliency.target": self.saliency.target,
                 "ggcam.order": self.ggcam.order, "pointwise.centres": self.pointwise.centres,
                 "randomization.pairs_per_image": self.randomization.pairs_per_image,

@@ -154,7 +154,8 @@ def check_choices(rz, sim, em):
     words = [f"{check_name(rz)}: {SIMILARITY_NAMES[DECIDES[rz.check]]} decides"]
     if rz.check == "smprt":
         authors = CHECK_DEFAULTS["smprt"]["smooth_samples"]
-        words.append(f"SSIM alongside; every map the mean over {rz.smooth_samples} copies of the input"
+        copies = f"{rz.smooth_samples} cop{'y' if rz.smooth_samples == 1 else 'ies'}"
+        words.append(f"SSIM alongside; every map the mean over {copies} of the input"
                      + (f" (the authors': {authors})" if rz.smooth_samples != authors else "")
                      + f", {rz.smooth_samples - 1} with noise of {rz.smooth_noise:g} x its range and the input itself")
     words.append(f"SSIM of the {sim.maps} maps (data_range {sim.data_range:g})")

@@ -186,18 +186,23 @@ class RandomizationResult(ResultKind):
 
     def figures(self, folders, res):
         """A degradation-curve figure per folder (check and order; [A]'s, MPRT top-down, keeps the
-        name fig3a_randomization), then an eMPRT figure per MPRT folder."""
-        curves, seen = [], set()
+        name fig3a_randomization), then an eMPRT figure per MPRT folder; a second folder of one
+        check (another data set's) gets a numbered key."""
+        seen = set()
+
+        def unique(key):
+            key = key if key not in seen else f"{key}_{len(seen)}"
+            seen.add(key)
+            return key
+
+        curves = []
         for d in folders:
             check = check_of(d)
-            key = "fig3a_randomization" if check == A_CHECK else f"randomization_{slug(check)}"
-            if key in seen:
-                key = f"{key}_{len(seen)}"
-            seen.add(key)
+            key = unique("fig3a_randomization" if check == A_CHECK else f"randomization_{slug(check)}")
             what = "Cascading randomization ([A] Fig 3a)" if check == A_CHECK else f"{check} randomization"
             metric = {"spearman": "Spearman"}.get(_meta(d).get("similarity"), "SSIM")
             curves.append(Figure(key, f"{what}: {metric} with the trained maps per step, error bars: 95% bootstrap "
-                                      f"interval; dotted: degradation thresholds ({d.name})",
+                                      f"interval; dotted: degradation thresholds ({folder_label(d)})",
                                  fig_randomization(d, title=check), sanity=True))
         complexity = []
         for d in folders:
@@ -207,7 +212,13 @@ class RandomizationResult(ResultKind):
             image = fig_complexity(d, title="e" + check)
             if image is not None:
                 words = {"histogram": "entropy of the value histogram", "spatial": "spatial entropy of |map|"}
-                complexity.append(Figure(f"emprt_{slug(check)}", f"e{check}: explanation complexity "
+                complexity.append(Figure(unique(f"emprt_{slug(check)}"), f"e{check}: explanation complexity "
                                          f"({words.get(complexity_of_folder(_meta(d)), 'entropy')}) per step "
-                                         f"({d.name})", image, sanity=True))
+                                         f"({folder_label(d)})", image, sanity=True))
         return curves + complexity
+
+
+def folder_label(d):
+    """A result folder as a caption names it: a study's `D/results/NAME` as D/NAME."""
+    d = Path(d)
+    return f"{d.parent.parent.name}/{d.name}" if d.parent.name == "results" else d.name
