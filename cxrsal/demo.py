@@ -5,8 +5,9 @@ two localization networks (RetinaNets on RSNA's boxes, U-Nets on SIIM's masks, t
 nine map types of the test positives, scored for utility against the average-mask and
 localization-network baselines -> GradCAM / WILDCAT maps of every test image for pointwise
 detection ([B]: negatives ranked too) -> cascading randomization top-down ([A]) and eMPRT, sMPRT
-on RSNA, the data randomization test (a twin trained on permuted labels) -> repeatability / reproducibility (with the localization networks' heatmaps as
-the high baseline) -> statistics -> report, which says which findings of [A] and [B] hold. Every
+on RSNA, the data randomization test (a twin trained on permuted labels) -> repeatability /
+reproducibility (with the localization networks' heatmaps as the high baseline) -> statistics ->
+report, which says which findings of [A] and [B] hold. Every
 job resumes.
 
 `--size` scales the study file with `--set` overrides (`SIZES`); the jobs run side by side in worker
@@ -34,6 +35,7 @@ SIZES = {
                "models.resnet18-wildcat.epochs=2", "models.resnet18-wildcat.settings.model.input_size=32",
                "localization.epochs=1"),
         "experiments.images=3", "datasets.rsna.experiments.smprt=1",
+        "experiments.validation=true",      # mIoU's validation maps: every stage runs
         "settings.saliency.samples=2", "settings.saliency.ig_steps=3", "settings.saliency.xrai_steps=3",
         "settings.pipeline.batch_size=8", "settings.saliency.batch_size=4",
         "datasets.rsna.localization.settings.model.input_size=32",

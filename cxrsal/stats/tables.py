@@ -117,8 +117,7 @@ def table1(runs, pointwise, scores=None):
                      "pointwise AP": pointwise_cell(pointwise, c["run"], native, c["dataset"]),
                      "pointwise AP 95% CI": _pointwise_ci_cell(pointwise, c["run"], native, c["dataset"]),
                      "pointwise AP of": native,
-                     "constant maps": flat.get((c["dataset"], c["run"], native) if len(keys) == 3 else (c["run"], native),
-                                               NO_DATA)})
+                     "constant maps": flat.get((c["dataset"], c["run"], native)[3 - len(keys):], NO_DATA)})
     return pd.DataFrame(rows, columns=["dataset", "backbone", "head", "run", "selected by", "val score", "test AUC",
                                        "test AUC 95% CI", "pointwise AP", "pointwise AP 95% CI", "pointwise AP of",
                                        "constant maps"])

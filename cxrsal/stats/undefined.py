@@ -43,6 +43,7 @@ def constant_table(tables):
         return pd.DataFrame(columns=list(CONSTANT_COLUMNS))
     t = pd.concat(parts, ignore_index=True)
     t = t.groupby(["dataset", "group", "method"], as_index=False)[["maps", "constant"]].sum()
+    t[["maps", "constant"]] = t[["maps", "constant"]].astype(int)      # counts (a part may hold them as floats)
     t["share"] = t.constant / t.maps.where(t.maps > 0)
     mostly = t.share > MOSTLY
     # a dead model: every method of it (two at least) mostly constant
