@@ -41,7 +41,7 @@ def without_data_hash(frame):
         frame = frame.assign(finding=frame.finding.str.replace(r"^[0-9a-f]{12}/", "", regex=True))
     # the tables list the data sets in the order of their hashes, which differ between the two
     # runs: rows in an order of their own content (floats rounded below the comparison's tolerance)
-    key = frame.round(6).astype(str).agg("|".join, axis=1)
+    key = frame.round(6).apply(lambda r: "|".join(map(str, r)), axis=1)
     return frame.iloc[key.argsort(kind="stable")].reset_index(drop=True)
 
 
