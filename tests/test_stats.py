@@ -435,8 +435,10 @@ def test_docstring_examples():
     import doctest
 
     import cxrsal.stats
+    import cxrsal.stats.power
 
     assert doctest.testmod(cxrsal.stats).failed == 0
+    assert doctest.testmod(cxrsal.stats.power).failed == 0
 
 
 def test_stats_import_no_tensorflow():

@@ -9,7 +9,8 @@ import numpy as np
 
 from ..saliency.base import METHODS, ordered
 from ..metrics.defined import UNDEFINED, joined, texts, too_few
-from . import POSTHOC, Rules, decided, detectable_difference, one_sample, undefined_values, vs_threshold
+from . import POSTHOC, Rules, decided, one_sample, undefined_values, vs_threshold
+from .power import detectable_difference
 from .results import kinds
 from .sources import NO_DATA, UNKNOWN, group_model, group_name
 
