@@ -99,7 +99,7 @@ def _meta(rand_dir):
 
 
 def fig_randomization(rand_dir, title=""):
-    from ...experiments.randomization import plot_curves
+    from ...experiments.randomization_figures import plot_curves
 
     thresholds = read_result_table(Path(rand_dir) / "thresholds.csv", ("method", "threshold"),
                                    RandomizationResult.command)
@@ -113,7 +113,7 @@ def complexity_of_folder(meta):
 
 
 def fig_complexity(rand_dir, title=""):
-    from ...experiments.randomization import plot_complexity
+    from ...experiments.randomization_figures import plot_complexity
 
     curves = _curves(rand_dir)
     if not (curves.metric == "complexity").any():
