@@ -57,7 +57,8 @@ def study_a_workload(arch):
         cfg = map_configs(Context(study, out), "rsna", rsna.experiments.mapped)[0]
     mapped = rsna.models[rsna.experiments.mapped]
     params = {m: REGISTRY.get(m).resolve(cfg.method_params(m)) for m in METHODS}
-    return {"per_image": per_image(cfg, ",".join(METHODS), False), "steps": randomization_steps(arch),
+    # per image: every map the study file asks for (its control maps too: one logit each)
+    return {"per_image": per_image(cfg, rsna.experiments.methods, False), "steps": randomization_steps(arch),
             "replicates": mapped.replicates, "total": sum(j.evaluations for j in jobs if j.arch == arch),
             "params": params, "evaluations": {m: REGISTRY.get(m).evaluations(params[m]) for m in METHODS}}
 

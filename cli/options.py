@@ -84,8 +84,9 @@ def keras_verbosity(quiet, progress):
 
 
 class MethodsType(click.ParamType):
-    """--methods: study, all, or a comma list of registered methods, checked when the option is
-    read (before anything is written); whether the model can give them is checked on the model."""
+    """--methods: study, controls, all, or a comma list of registered methods and keywords, checked
+    when the option is read (before anything is written); whether the model can give them is
+    checked on the model."""
 
     name = "methods"
 
@@ -93,18 +94,15 @@ class MethodsType(click.ParamType):
         self.keywords = keywords
 
     def convert(self, value, param, ctx):
-        from cxrsal.saliency import METHODS, ordered
+        from cxrsal.saliency import ordered
         from cxrsal.saliency.base import KEYWORDS
 
-        text = str(value).strip()
-        if text in KEYWORDS and self.keywords:
-            return text
-        names = [t.strip() for t in text.split(",") if t.strip()]
-        unknown = [n for n in names if n not in METHODS]
+        names = [t.strip() for t in str(value).split(",") if t.strip()]
+        valid = (KEYWORDS if self.keywords else ()) + tuple(ordered())
+        unknown = [n for n in names if n not in valid]
         if not names or unknown:
-            valid = (KEYWORDS if self.keywords else ()) + tuple(ordered())
-            self.fail(f"{(unknown or [value])[0]!r}: valid choices: {', '.join(valid)}, or a comma list of methods",
-                      param, ctx)
+            self.fail(f"{(unknown or [value])[0]!r}: valid choices: {', '.join(valid)}, or a comma list of methods "
+                      "and keywords", param, ctx)
         return ",".join(names)
 
 

@@ -29,10 +29,12 @@ def test_batched_equals_one_at_a_time(models, name):
     method = METHODS.get(name)
     model = models["wildcat" if method.needs_wildcat else "plain"]
     x = images(3, size=model.input_shape[1], seed=4)
+    truth = (images(3, size=model.input_shape[1], seed=9) > 0.7).astype(np.float32)   # for the oracle control
+    kw = lambda i=slice(None): {"truth": truth[i]} if method.needs_truth else {}
     adapter = ModelAdapter(model, batch_size=4)
-    raw, processed = compute_maps(adapter, x, name, seed=3, indices=[5, 6, 7])
-    alone = [compute_maps(ModelAdapter(model, batch_size=4), x[i:i + 1], name, seed=3, indices=[5 + i])
-             for i in range(3)]
+    raw, processed = compute_maps(adapter, x, name, seed=3, indices=[5, 6, 7], **kw())
+    alone = [compute_maps(ModelAdapter(model, batch_size=4), x[i:i + 1], name, seed=3, indices=[5 + i],
+                          **kw(slice(i, i + 1))) for i in range(3)]
     np.testing.assert_array_equal(raw, np.concatenate([a[0] for a in alone]))
     np.testing.assert_array_equal(processed, np.concatenate([a[1] for a in alone]))
     assert processed.shape == (3, *x.shape[1:3])
@@ -49,7 +51,10 @@ def test_the_registry_is_the_only_list():
     assert parse_methods("wildcat,grad", has_wildcat=True) == ["grad", "wildcat"]
     with pytest.raises(CxrsalError, match="no WILDCAT head"):
         parse_methods("wildcat", has_wildcat=False)
-    with pytest.raises(CxrsalError, match=r"--methods 'lime': valid choices: study, all, grad, sg"):
+    assert parse_methods("controls", has_wildcat=False) == ["edge", "random", "oracle"]
+    assert parse_methods("study,controls", has_wildcat=False) == STUDY[:-1] + ["edge", "random", "oracle"]
+    assert parse_methods("all", has_wildcat=False) == [m for m in ordered() if m != "wildcat"]
+    with pytest.raises(CxrsalError, match=r"--methods 'lime': valid choices: study, controls, all, grad, sg"):
         parse_methods("grad,lime", has_wildcat=True)
 
 

@@ -152,7 +152,7 @@ def test_cli_bad_input_is_one_line(trained_classifier, tmp_path):
     runner = CliRunner()
     r = runner.invoke(cli, ["saliency", "--model", str(trained_classifier), "--methods", "grad,lime",
                             "--out", str(tmp_path / "m")])
-    assert r.exit_code == 2 and "Invalid value for '--methods': 'lime': valid choices: study, all, grad" in r.output
+    assert r.exit_code == 2 and "Invalid value for '--methods': 'lime': valid choices: study, controls, all, grad" in r.output
     r = runner.invoke(cli, ["saliency", "--model", str(trained_classifier), "--methods", "wildcat",
                             "--out", str(tmp_path / "m")])
     assert r.exit_code == 2 and "no WILDCAT head" in r.output

@@ -168,8 +168,8 @@ def test_plan_of_a_counts_what_the_study_runs(tmp_path):
                           "--throughput", "1000")
     assert rc == 0, err
     # [A]'s settings (configs/a_*_inceptionv3.yaml): grad 1, sg 25, ig 10, sig 25 x 10, gcam 1,
-    # xrai 2 x 100, gbp 1, ggcam 2
-    per = 1 + 25 + 10 + 250 + 1 + 200 + 1 + 2
+    # xrai 2 x 100, gbp 1, ggcam 2; the three control maps 1 each (the image's logit)
+    per = 1 + 25 + 10 + 250 + 1 + 200 + 1 + 2 + 3
     total = int(re.search(r"^  total\s+([\d,]+)$", out, re.M).group(1).replace(",", ""))
     assert total == _slow_count(REPO / "configs" / "study_a.yaml", tmp_path, per)
     hours = float(re.search(r"projected: ([\d.]+) h", out).group(1))
@@ -195,7 +195,7 @@ def test_an_smprt_run_is_the_authors_bottom_up_at_its_copies(tmp_path):
     path.write_text(yaml.safe_dump(study))
     rc, out, err = cxrsal("study", path, "--out", tmp_path / "a", "--plan", "--throughput", "1000")
     assert rc == 0, err
-    per = 1 + 25 + 10 + 250 + 1 + 200 + 1 + 2
+    per = 1 + 25 + 10 + 250 + 1 + 200 + 1 + 2 + 3       # the methods' evaluations and the controls' logits
     total = int(re.search(r"^  total\s+([\d,]+)$", out, re.M).group(1).replace(",", ""))
     rand = sum(min(d["images"]["test_positives"], study["experiments"]["randomization_images"])
                for d in study["datasets"].values())
@@ -221,7 +221,7 @@ def test_workload_counts_what_the_plan_counts():
         sys.path[:] = saved          # the benchmark takes its own folder off sys.path
     plan = workload.study_a_workload("inceptionv3")
     assert plan["steps"] == 11 and plan["replicates"] == 2
-    per = 1 + 25 + 10 + 250 + 1 + 200 + 1 + 2
+    per = 1 + 25 + 10 + 250 + 1 + 200 + 1 + 2 + 3       # the methods' evaluations and the controls' logits
     assert plan["per_image"] == per
     # what runs on InceptionV3: the whole slow count but the DenseNet121's maps of reproducibility
     study = yaml.safe_load((REPO / "configs" / "study_a.yaml").read_text())

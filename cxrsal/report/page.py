@@ -4,9 +4,11 @@ tables fit the page width."""
 import base64
 import html
 
+from ..stats.controls import CONTROLS_CAPTION, split_controls
 from ..stats.results import kinds
 from ..stats.sources import NO_DATA
-from ..stats.text import SANITY_TITLE, SUMMARY_TITLE, later_tables, sanity_meanings, summary, table2_sections, undefined_lines
+from ..stats.text import (SANITY_TITLE, SUMMARY_TITLE, later_tables, sanity_marked, sanity_meanings, summary,
+                          table2_sections, undefined_lines)
 
 STYLE = ("body{font-family:sans-serif;max-width:1100px;margin:2em auto;padding:0 1em}"
          "table.t{border-collapse:collapse}div.wide{max-width:100%;overflow-x:auto}"
@@ -31,7 +33,16 @@ def lines_html(lines):
 
 
 def table_html(df):
-    """A table in a box that scrolls when it is wider than the page."""
+    """A table in a box that scrolls when it is wider than the page; the control maps' rows in a
+    table of their own below the methods'."""
+    methods, controls = split_controls(df)
+    if controls is not None:
+        return "".join([_table_html(methods) if len(methods) else f"<p>{NO_DATA}</p>",
+                        f"<p>{html.escape(CONTROLS_CAPTION)}</p>", _table_html(controls)])
+    return _table_html(df)
+
+
+def _table_html(df):
     return ("<div class='wide'>" + df.to_html(index=False, border=0, classes="t", na_rep="",
                                               float_format=lambda v: f"{v:.3f}") + "</div>")
 
@@ -61,7 +72,7 @@ def report_html(res, figures, prov):
     sanity = res["sanity"]
     parts.append(f"<h2 id='sanity'>{html.escape(SANITY_TITLE)}</h2>")
     if len(sanity):
-        parts += [table_html(sanity), lines_html(sanity_meanings(sanity, res) + undefined_lines(res, None, "sanity"))]
+        parts += [table_html(sanity_marked(sanity, res)), lines_html(sanity_meanings(sanity, res) + undefined_lines(res, None, "sanity"))]
     else:
         hints = " or ".join(k.absent for k in kinds() if k.sanity and k.absent)
         parts.append(f"<p>{NO_DATA}: {html.escape(hints)}</p>")

@@ -25,7 +25,7 @@ __all__ = ["compute_maps", "METHODS", "Method", "ORDER", "ModelAdapter", "noise_
 
 
 def compute_maps(model, images, method, *, target="positive", seed=0, batch_size=32, input_channels=3,
-                 indices=None, return_flags=False, card=None, **params):
+                 indices=None, return_flags=False, card=None, truth=None, **params):
     """Saliency maps of `images` ([N, H, W, 1] in [0, 1]) for one method.
 
     Returns (raw, processed): raw maps as the method gives them (float32, [N, H, W, C] for
@@ -37,6 +37,7 @@ def compute_maps(model, images, method, *, target="positive", seed=0, batch_size
     `model`: a cxrsal model, any Keras classifier, or the path of a saved one (.keras, .h5, a
     SavedModel folder: gradient methods only) (wrapped once by `cxrsal.models.external.wrap` with `card`, a `ModelCard`: logit, GradCAM layer, input,
     preprocessing); keep the returned adapter's model (`ModelAdapter(wrap(...))`) to call again.
+    `truth`: the images' ground-truth masks ([N, H, W, 1]), for a method that needs them (`oracle`).
     """
     import os
 
@@ -62,7 +63,10 @@ def compute_maps(model, images, method, *, target="positive", seed=0, batch_size
     images = adapter.lift(images)
     indices = range(len(images)) if indices is None else indices
     cls = adapter.classes(images, target)
-    raw = m.compute(adapter, images, cls, [noise_rng(seed, i) for i in indices], **params)
+    if m.needs_truth and truth is None:
+        raise CxrsalError(f"method {method}: needs the images' ground truth (truth=masks)")
+    extra = {"truth": np.asarray(truth)} if m.needs_truth else {}
+    raw = m.compute(adapter, images, cls, [noise_rng(seed, i) for i in indices], **params, **extra)
     done = [postprocess(r, channels=m.channels) for r in raw]
     processed = np.stack([d[0] for d in done])
     flags = np.array([d[1] for d in done])

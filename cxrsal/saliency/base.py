@@ -14,7 +14,7 @@ from ..errors import CxrsalError
 from ..registry import Registry
 
 METHODS = Registry("saliency method")
-KEYWORDS = ("study", "all")
+KEYWORDS = ("study", "controls", "all")
 
 
 class Method:
@@ -31,6 +31,8 @@ class Method:
     cells sit at the receptive-field centres of the feature map (pointwise detection).
     `domains`: what each configurable parameter accepts (`cxrsal.domains`), checked wherever
     a config sets it.
+    `control`: a control map (`cxrsal.saliency.controls`): not in `study`, judged apart.
+    `needs_truth`: `compute` takes the images' ground truth as `truth` ([N, H, W, 1] masks).
     `needs_layers`: needs the model's inner layers (the GradCAM layer, its ReLUs), which a
     SavedModel does not expose; the gradient methods do not.
     """
@@ -42,6 +44,8 @@ class Method:
     channels = True
     grid = False
     needs_layers = False
+    control = False
+    needs_truth = False
     defaults = {}
     config = {}
     domains = {}      # parameter -> its `cxrsal.domains` domain (every configurable one declares it)
@@ -94,29 +98,62 @@ def study_methods():
     return [n for n in ordered() if METHODS.get(n).study]
 
 
+def control_methods():
+    """The control maps (`cxrsal.saliency.controls`), in table order."""
+    return [n for n in ordered() if getattr(METHODS.get(n), "control", False)]
+
+
+def is_control(name):
+    return name in METHODS and bool(getattr(METHODS.get(name), "control", False))
+
+
+def keyword_methods(word):
+    """The methods a keyword of --methods names: `study`, `controls` or `all`."""
+    return {"study": study_methods, "controls": control_methods, "all": ordered}[word]()
+
+
+def method_names(text):
+    """--methods as written (keywords and names, comma-separated) -> registered names in table
+    order; an unknown name is one error naming the valid choices."""
+    names = set()
+    for t in (t.strip() for t in str(text).split(",")):
+        if not t:
+            continue
+        if t in KEYWORDS:
+            names.update(keyword_methods(t))
+        elif t in METHODS:
+            names.add(t)
+        else:
+            raise CxrsalError(f"--methods {t!r}: valid choices: {', '.join(KEYWORDS + tuple(ordered()))}")
+    if not names:
+        raise CxrsalError(f"--methods {text!r}: names no method; valid choices: "
+                          f"{', '.join(KEYWORDS + tuple(ordered()))}")
+    return ordered(names)
+
+
 def parse_methods(text, has_wildcat, has_layers=True):
-    """`study` (the audited methods), `all` (every registered method) or a comma list ->
-    names in table order; methods needing a WILDCAT head, or inner layers a SavedModel does
-    not expose, are left out of the keywords when the model lacks them and refused when named."""
+    """`study` (the audited methods), `controls` (the control maps), `all` (every registered
+    method) or a comma list of names and keywords -> names in table order; methods needing a
+    WILDCAT head, or inner layers a SavedModel does not expose, are left out of the keywords when
+    the model lacks them and refused when named."""
     text = "study" if text in ("", None) else str(text)
 
     def possible(n):
         m = METHODS.get(n)
         return (has_wildcat or not m.needs_wildcat) and (has_layers or not m.needs_layers)
 
-    if text in KEYWORDS:
-        names = study_methods() if text == "study" else ordered()
-        return [n for n in names if possible(n)]
-    names = [t.strip() for t in text.split(",") if t.strip()]
+    words = {t.strip() for t in text.split(",")}
+    names = method_names(text)
+    if words & set(KEYWORDS):     # what a keyword names is left out where the model cannot give it
+        named = {t for t in words if t not in KEYWORDS}
+        names = [n for n in names if n in named or possible(n)]
     for n in names:
-        if n not in METHODS:
-            raise CxrsalError(f"--methods {n!r}: valid choices: {', '.join(KEYWORDS + tuple(ordered()))}")
         if METHODS.get(n).needs_wildcat and not has_wildcat:
             raise CxrsalError(f"--methods {n}: the model has no WILDCAT head")
         if METHODS.get(n).needs_layers and not has_layers:
             raise CxrsalError(f"--methods {n}: needs the model's inner layers, which a SavedModel does not expose; "
                               "save the model as .keras, or use grad, sg, ig, sig, xrai")
-    return ordered(set(names))
+    return names
 
 
 def noise_rng(seed, index):

@@ -182,10 +182,13 @@ def fill_store(adapter, store, rows, data, names, cfg, *, num_shards=1, shard_in
             pending = None
             for group in tqdm(todo, desc=f"{label}{name}", unit="group", disable=bar_disabled(progress)):
                 idx = [r["index"] for r in group]
-                images = adapter.lift(load_batch(data, idx, size)[0])
+                images, _, masks = load_batch(data, idx, size)
+                images = adapter.lift(images)
                 logits, predicted = adapter.positive_logits(images)
                 cls = adapter.classes(images, s.target, predicted)
-                finish = method.start(adapter, images, cls, [noise_rng(s.seed, i) for i in idx], executor, **params)
+                truth = {"truth": masks} if method.needs_truth else {}      # the oracle control's ground truth
+                finish = method.start(adapter, images, cls, [noise_rng(s.seed, i) for i in idx], executor, **params,
+                                      **truth)
                 if pending:
                     written[name] += _write(store, name, method, *pending)
                 pending = (group, logits, finish, method.extras(adapter, images))

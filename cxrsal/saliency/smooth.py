@@ -45,10 +45,12 @@ class Smooth(Method):
         return average_over_noise(self.base, adapter, images, cls, rngs, samples, noise, magnitude, base_params)
 
 
-def average_over_noise(base, adapter, images, cls, rngs, samples, noise, magnitude, base_params, clean_last=False):
+def average_over_noise(base, adapter, images, cls, rngs, samples, noise, magnitude, base_params, clean_last=False,
+                       truth=None):
     """The mean of `base`'s maps (squared first when `magnitude`) over `samples` noisy copies of
     each image; the noise of image i comes from rngs[i]; `clean_last`: the last copy is the image
-    itself (no noise). The wrapped method gets, for every copy
+    itself (no noise); `truth`: the images' ground truth, handed to every copy of its image (a
+    method that `needs_truth`). The wrapped method gets, for every copy
     of image i, a copy of rngs[i] as it was before the noise was drawn (so a wrapped SmoothGrad
     draws its own noise as it would unwrapped); methods without noise ignore them."""
     import copy
@@ -64,7 +66,8 @@ def average_over_noise(base, adapter, images, cls, rngs, samples, noise, magnitu
         chunk = noise_draws[start:start + per_piece]                       # [s, N, H, W, C]
         noisy = (images[None] + chunk).reshape(-1, *images.shape[1:])
         copies = None if inner is None else [copy.deepcopy(r) for _ in range(len(chunk)) for r in inner]
-        maps = np.asarray(base.compute(adapter, noisy, np.tile(cls, len(chunk)), copies, **base_params))
+        extra = {} if truth is None else {"truth": np.tile(truth, (len(chunk),) + (1,) * (np.ndim(truth) - 1))}
+        maps = np.asarray(base.compute(adapter, noisy, np.tile(cls, len(chunk)), copies, **base_params, **extra))
         maps = maps.reshape(len(chunk), n, *maps.shape[1:]).astype(np.float64)
         for m in maps:     # sample by sample, in order: the sum does not depend on the pieces
             m = m * m if magnitude else m
@@ -84,7 +87,7 @@ class NoiseAveraged(Method):
     def __init__(self, base, samples, noise):
         self.base, self.samples, self.noise = base, int(samples), float(noise)
         for attr in ("name", "order", "study", "needs_wildcat", "needs_layers", "channels", "grid", "defaults",
-                     "config", "domains"):
+                     "config", "domains", "control", "needs_truth", "expected"):
             setattr(self, attr, getattr(base, attr))
         self.smoothing = {"samples": self.samples, "noise": self.noise, "last_copy": "input"}
 
@@ -94,9 +97,9 @@ class NoiseAveraged(Method):
     def extras(self, adapter, images):
         return self.base.extras(adapter, images)
 
-    def compute(self, adapter, images, cls, rngs, **params):
+    def compute(self, adapter, images, cls, rngs, truth=None, **params):
         return average_over_noise(self.base, adapter, images, cls, rngs, self.samples, self.noise, False, params,
-                                  clean_last=True)
+                                  clean_last=True, truth=truth)
 
 
 register(Smooth(Grad(), "sg", order=20, study=True))

@@ -10,6 +10,7 @@ import numpy as np
 from ..saliency.base import METHODS, ordered
 from ..metrics.defined import UNDEFINED, joined, texts, too_few
 from . import POSTHOC, Rules, decided, one_sample, undefined_values, vs_threshold
+from .controls import without_controls
 from .power import detectable_difference
 from .results import kinds
 from .sources import NO_DATA, UNKNOWN, group_model, group_name
@@ -110,7 +111,7 @@ def run_tests(tables, rules=Rules()):
 
 
 def posthoc_tests(sets, procedure="multcomp", rules=Rules()):
-    """Pairwise comparisons between methods within each (group, question) set, by `procedure`
+    """Pairwise comparisons between methods (controls left out) within each (group, question) set, by `procedure`
     ("multcomp": the mixed model's contrasts, single-step adjusted as R's multcomp; "holm": the
     same contrasts' t-tests, Holm-adjusted; "tukey-hsd-unpaired": Tukey HSD ignoring the images)."""
     import pandas as pd
@@ -118,6 +119,7 @@ def posthoc_tests(sets, procedure="multcomp", rules=Rules()):
     fn = POSTHOC.get(procedure)
     tables = []
     for ids, question, model, d in sets:
+        d = without_controls(d)        # the controls are judged apart, never compared with the methods
         t = fn(d, alpha=rules.alpha, min_images=rules.min_images,
                **({"stat": rules.test} if procedure == "holm" else {}))
         where = dict(dataset=ids.get("dataset", UNKNOWN), group=ids.get("group", UNKNOWN), question=question,

@@ -12,6 +12,7 @@ from pathlib import Path
 from ..files import atomic_path, remove_stale_tmp, write_frame
 from ..metrics.defined import MIN_IMAGES, UNDEFINED
 from . import ALPHA, POSTHOC, Rules
+from .controls import controls_table
 from .findings import findings
 from .questions import (posthoc_tests, run_tests, sanity_renames, sanity_table, table2, table2_columns,
                         undefined_cells)
@@ -23,7 +24,8 @@ from .undefined import constant_cells, constant_table
 
 WRITTEN = (("tests.csv", "tests"), ("posthoc.csv", "posthoc"), ("table2.csv", "table2"), ("table1.csv", "table1"),
            ("table1_utility.csv", "table1_utility"), ("choices.csv", "choices"), ("findings.csv", "findings"),
-           ("sanity.csv", "sanity"), ("constant.csv", "constant"), ("undefined.csv", "undefined"))
+           ("sanity.csv", "sanity"), ("constant.csv", "constant"), ("undefined.csv", "undefined"),
+           ("controls.csv", "controls"))
 
 
 def run_stats(dirs, out, *, alpha=ALPHA, posthoc="multcomp", min_images=MIN_IMAGES, test="satterthwaite", log=print):
@@ -32,7 +34,8 @@ def run_stats(dirs, out, *, alpha=ALPHA, posthoc="multcomp", min_images=MIN_IMAG
     Writes tests.csv, posthoc.csv (column `test` names the procedure), table2.csv (one block per
     data set x model group), table1.csv, table1_utility.csv, choices.csv, findings.csv,
     sanity.csv, constant.csv (constant maps per method), undefined.csv (why each undefined cell
-    of Table 2 and the sanity table is), each kind's own tables (localization.csv) and tables.md.
+    of Table 2 and the sanity table is), controls.csv (the control maps' verdicts, expected and
+    observed: can each check fail?), each kind's own tables (localization.csv) and tables.md.
     `posthoc`: "multcomp" (default; single-step over the mixed model's contrasts, as [A]), "holm"
     or "tukey-hsd-unpaired" (`cxrsal.stats.POSTHOC`).
     `min_images`: below it a question is "undefined" (`stats.min_images`); `test`: "satterthwaite"
@@ -54,6 +57,7 @@ def run_stats(dirs, out, *, alpha=ALPHA, posthoc="multcomp", min_images=MIN_IMAG
            "min_images": min_images, "test": test, "pointwise_table": t["pointwise"], "constant": constant}
     import pandas as pd
 
+    res["controls"] = controls_table(tests)
     res["undefined"] = pd.concat([undefined_cells(tests).assign(table="Table 2"),
                                   undefined_cells(tests, sanity_columns_of(res["sanity"]), sanity_renames())
                                   .assign(table="sanity")], ignore_index=True)

@@ -9,7 +9,7 @@ import numpy as np
 
 from ..experiments.score_baselines import score_baselines
 from ..runs import read_card
-from ..saliency.base import METHODS, ordered, study_methods
+from ..saliency.base import METHODS, is_control, ordered, study_methods
 from .kinds.score import constant_counts, interval_cell, trained
 from .sources import NO_DATA, UNKNOWN
 
@@ -141,7 +141,7 @@ def utility_columns(present=()):
     registered label)."""
     methods = ordered(set(study_methods()) | {m for m in present if m in METHODS})
     baselines = {b.method: b.label for b in score_baselines() if b.method in B_BASELINES or b.method in present}
-    return {**{m: m for m in methods}, **baselines}
+    return {**{m: f"control: {m}" if is_control(m) else m for m in methods}, **baselines}
 
 
 def table1_utility(runs, scores):

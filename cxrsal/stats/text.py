@@ -6,12 +6,16 @@ from pathlib import Path
 import numpy as np
 
 from ..metrics.defined import MIN_IMAGES
+from ..saliency.base import control_methods
 from . import ALPHA, POSTHOC
+from .controls import (CONTROLS_CAPTION, CONTROLS_NOTE, CONTROLS_TITLE, marked, split_controls,
+                       uninformative_checks)
 from .findings import FINDINGS_TITLE
-from .questions import BOOTSTRAP, sanity_meaning
-from .sources import NO_DATA, UNKNOWN
+from .questions import BOOTSTRAP, sanity_meaning, sanity_renames
+from .sources import NO_DATA, UNKNOWN, group_model
 from .undefined import CONSTANT_TITLE, summary_lines
 
+CONTROL_NAMES = frozenset(control_methods())
 POOLING = "Results of different data sets or architectures are never pooled: each Table 2 holds one group."
 TABLE1_TITLE = ("Table 1 ([B]): per backbone x head the run with the best validation score; its test AUC and "
                 "pointwise AP")
@@ -47,7 +51,7 @@ def table2_sections(res):
     sections = []
     for group, g in groups.items():
         rows = t2[(t2.dataset == g["dataset"]) & (t2.model == g["model"])].reset_index(drop=True)
-        rows = with_detectable(rows, res["tests"], group)
+        rows = marked(with_detectable(rows, res["tests"], group), res.get("controls"), g["dataset"], group)
         title = f"Table 2 ([A]): data set {g['dataset']}, model {g['model']}"
         before = [f"Data: {', '.join(g['data']) or UNKNOWN} (manifest sha256 {g['data_hash']}). "
                   f"Results: {', '.join(g['sources'])}. {POOLING}"]
@@ -64,6 +68,8 @@ def table2_sections(res):
         if unrecorded:
             after.append(f"- {unrecorded} result folder(s) of this group record no choices (older results)")
         after += undefined_lines(res, group, "Table 2")
+        after += [f"- {line}" for (d, grp, _), line in uninformative_checks(res.get("controls")).items()
+                  if d == g["dataset"] and grp == group]
         after.append(rules_sentence(res["posthoc_name"], res["alpha"], res.get("min_images", MIN_IMAGES)))
         after.append(DETECTABLE_NOTE)
         sections.append((title, before, rows, after))
@@ -126,7 +132,8 @@ def found_lines(res):
             present = [q for q in questions if q in g.columns and (g[q] != NO_DATA).any()]
             if not present:
                 continue
-            passed = [m for m, r in zip(g.method, g[present].itertuples(index=False)) if set(r) == {"PASS"}]
+            passed = [m for m, r in zip(g.method, g[present].itertuples(index=False))
+                      if set(r) == {"PASS"} and m not in CONTROL_NAMES]
             parts.append(f"{', '.join(passed) or 'none'} ({dataset}/{model})")
         lines.append(f"- {area}, the methods that PASS every question with data: "
                      + ("; ".join(parts) if parts else NO_DATA))
@@ -171,6 +178,10 @@ def later_tables(res):
     constant = res.get("constant")
     if constant is not None and len(constant):
         parts.append((CONSTANT_TITLE, constant.drop(columns=["group"]), CONSTANT_NOTE, False))
+    controls = res.get("controls")
+    if controls is not None and len(controls):
+        said = [f"{d}/{group_model(grp)}: {line}" for (d, grp, _), line in uninformative_checks(controls).items()]
+        parts.append((CONTROLS_TITLE, controls.drop(columns=["group"]), " ".join([CONTROLS_NOTE, *said]), False))
     return parts + [(FINDINGS_TITLE, res["findings"], "", False)]
 
 
@@ -184,7 +195,15 @@ def sanity_meanings(sanity, res=None):
 
 
 def markdown(df):
-    """A DataFrame as a Markdown table, floats to three decimals."""
+    """A DataFrame as a Markdown table, floats to three decimals; the control maps' rows in a
+    table of their own below the methods'."""
+    methods, controls = split_controls(df)
+    if controls is not None:
+        return "\n\n".join([_markdown(methods) if len(methods) else NO_DATA, CONTROLS_CAPTION, _markdown(controls)])
+    return _markdown(df)
+
+
+def _markdown(df):
     cols = list(df.columns)
     fmt = lambda v: f"{v:.3f}" if isinstance(v, (float, np.floating)) and np.isfinite(v) else str(v)
     lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
@@ -209,6 +228,14 @@ def tables_markdown(res, level=2):
             parts += [note, ""] if note and len(table) else []
     sanity = res.get("sanity")
     if sanity is not None and len(sanity):
-        parts += [f"{h} {SANITY_TITLE}", "", markdown(sanity), "", *sanity_meanings(sanity, res),
+        parts += [f"{h} {SANITY_TITLE}", "", markdown(sanity_marked(sanity, res)), "", *sanity_meanings(sanity, res),
                   *undefined_lines(res, None, "sanity"), ""]
     return "\n".join(parts)
+
+
+def sanity_marked(sanity, res):
+    """The sanity table with each check uninformative in some group marked "[uninformative]"
+    (the section's lines say where and why)."""
+    bad = {check for (_, _, check) in uninformative_checks(res.get("controls"))}
+    renames = sanity_renames()
+    return sanity.rename(columns={renames.get(q, q): f"{renames.get(q, q)} [uninformative]" for q in bad})

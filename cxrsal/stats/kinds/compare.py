@@ -8,6 +8,7 @@ import numpy as np
 from ...metrics.similarity import LOW_BASELINE
 from ...metrics.defined import joined, too_few
 from .. import Rules, better_than, finding, mixed_model, one_sample, undefined_values
+from ..controls import apart
 from ..questions import ids_of, keys_of, mean_interval, threshold_of, threshold_test, tests_row
 from ..results import ResultKind, register_result
 from ..sources import UNKNOWN
@@ -70,8 +71,10 @@ def compare_tests(compare, kind, rules=Rules()):
                                   finding(est, p, alpha), n=len(ok), reason=joined(few, gone) if few else "",
                                   left_out=gone, df=len(ok) - 1))
         if LOCALIZATION in set(d.method):
-            for r in mixed_model(d, reference=LOCALIZATION, alpha=alpha, min_images=rules.min_images,
-                                 test=rules.test):
+            fits = (r for part in apart(d, LOCALIZATION)      # the controls, each in a fit of its own
+                    for r in mixed_model(part, reference=LOCALIZATION, alpha=alpha, min_images=rules.min_images,
+                                         test=rules.test))
+            for r in fits:
                 rows.append(tests_row(ids, f"{kind} vs localization network", pair, r["level"], LOCALIZATION,
                                       r["estimate"], r["ci_low"], r["ci_high"], r["p_value"], r["test"],
                                       better_than(r["estimate"], r["p_value"], alpha),

@@ -12,6 +12,7 @@ from ...metrics.utility import utility_metrics
 from ...saliency.base import METHODS, ordered
 from ...metrics.defined import UNDEFINED, joined
 from .. import Rules, better_than, finding, mixed_model
+from ..controls import apart
 from ..plotting import png, pyplot
 from ..questions import BOOTSTRAP, ids_of, keys_of, tests_row
 from ..results import Figure, Output, ResultKind, register_result
@@ -43,8 +44,10 @@ def utility_tests(scores, rules=Rules()):
             if baseline.method not in set(d.method):
                 continue
             question = HIGH_QUESTION if baseline.high else LOW_QUESTION
-            for r in mixed_model(d, reference=baseline.method, alpha=rules.alpha, min_images=rules.min_images,
-                                 test=rules.test):
+            fits = (r for part in apart(d, baseline.method)      # the controls, each in a fit of its own
+                    for r in mixed_model(part, reference=baseline.method, alpha=rules.alpha,
+                                         min_images=rules.min_images, test=rules.test))
+            for r in fits:
                 rows.append(tests_row(ids, question, ids.get("model", ""), r["level"], baseline.method, r["estimate"],
                                       r["ci_low"], r["ci_high"], r["p_value"], r["test"],
                                       better_than(r["estimate"], r["p_value"], rules.alpha),
