@@ -15,9 +15,52 @@ from .config_schema import (  # noqa: F401  (re-exported: `from cxrsal.config im
     DataConfig, PipelineConfig, ModelConfig, TrainConfig, BaselineConfig, METHOD_PACKAGE, DECLARED,
     DECLARED_DOMAINS, METHOD_KEYS, declare, declared, SaliencyConfig, GgcamConfig, SimilarityConfig,
     RandomizationConfig, EmprtConfig, CompareConfig, ScoreConfig, PointwiseConfig, MAP_SETTINGS, NOT_MAP_SETTINGS,
-    CROSS_CHECKS, Config, schema, to_dict)
+    Config, to_dict)
 from .errors import ConfigError
 from .files import atomic_write_text
+
+# limits between keys, checked when a config is built: (keys, test, what must hold)
+CROSS_CHECKS = (
+    # the floor matters only when the rate is cut (train-baseline's own default floor is 1e-6)
+    (("train.min_lr", "train.lr", "train.plateau_patience"),
+     lambda c: c.train.plateau_patience == 0 or c.train.min_lr <= c.train.lr,
+     "train.min_lr must not exceed train.lr when the rate is cut on plateaus"),
+    (("randomization.check", "randomization.smooth_samples"),
+     lambda c: (c.randomization.check == "smprt") == (c.randomization.smooth_samples > 0),
+     "randomization.smooth_samples counts sMPRT's noisy copies: at least 1 with randomization.check smprt, 0 with "
+     "mprt"),
+    (("baseline.min_level", "baseline.max_level"), lambda c: c.baseline.min_level <= c.baseline.max_level,
+     "baseline.min_level must not exceed baseline.max_level"),
+    (("baseline.negative_iou", "baseline.positive_iou"),
+     lambda c: c.baseline.negative_iou <= c.baseline.positive_iou,
+     "baseline.negative_iou must not exceed baseline.positive_iou"),
+    (("model.output_stride", "model.arch"),
+     lambda c: c.model.output_stride == 32 or c.model.arch in DILATED_ARCHS,
+     f"model.output_stride 16 or 8 exists only for {' and '.join(DILATED_ARCHS)} (dilated)"),
+    (("model.width", "model.arch"), lambda c: c.model.width == 1 or c.model.arch in WIDTH_ARCHS,
+     f"model.width other than 1 exists only for {' and '.join(WIDTH_ARCHS)}"),
+    (("model.width", "model.weights"), lambda c: c.model.width == 1 or c.model.weights == "none",
+     "model.width other than 1 needs model.weights none (pretrained weights fit width 1)"),
+)
+
+
+def schema():
+    """{"section.key": (type, default, domain)} of every config key, the saliency methods'
+    declared parameters included: the one declaration behind YAML files, `--set` and the
+    options of the commands."""
+    out = {}
+    for sec in dataclasses.fields(Config):
+        cls = sec.type if isinstance(sec.type, type) else typing.get_type_hints(Config)[sec.name]
+        hints = typing.get_type_hints(cls)
+        for f in dataclasses.fields(cls):
+            if f.name == "params" and hasattr(cls, "extra_keys"):
+                continue
+            out[f"{sec.name}.{f.name}"] = (hints[f.name], f.default, f.metadata["domain"])
+        if hasattr(cls, "extra_keys"):
+            domains = cls.extra_domains()
+            for k, default in cls.extra_keys().items():
+                out[f"{sec.name}.{k}"] = (type(default), default, domains[k])
+    return out
 
 
 def _type_name(tp):
