@@ -1,8 +1,9 @@
-"""`cxrsal score`."""
+"""`cxrsal score` and `cxrsal faithfulness`: what stored maps are worth."""
 
 import click
 
-from .options import RegistryHelpCommand, RegistryHelpOption, bars, config_options, key_type, progress_options
+from .options import (MethodsType, RegistryHelpCommand, RegistryHelpOption, bars, config_options, key_type,
+                      progress_options)
 
 
 def baselines_help():
@@ -58,3 +59,33 @@ def register(cli):
                                                            "score.bootstrap": bootstrap})
         table = score_store(store, out, data_dir=data_dir, cfg=cfg, log=click.echo, progress=bars(quiet, progress))
         click.echo(f"{len(table)} rows: {out}/scores.csv (and .parquet), summary.csv, pointwise.csv, thresholds.csv")
+
+    @cli.command(short_help="Faithfulness of stored maps: ROAD, deletion and insertion curves, with intervals.")
+    @click.option("--maps", "store", type=click.Path(file_okay=False), required=True,
+                  help="Map store of the trained model (`cxrsal saliency`).")
+    @click.option("--methods", type=MethodsType(), default=None,
+                  help="Methods and controls of the store to evaluate [default: every one it holds].")
+    @click.option("--fractions", type=key_type("faithfulness.fractions"), default=None,
+                  help="ROAD: fractions of the pixels removed, most (MoRF) or least (LeRF) relevant first "
+                       "[default: 0.1 ... 0.9]. Config: faithfulness.fractions.")
+    @click.option("--steps", type=key_type("faithfulness.steps"), default=None,
+                  help="Deletion and insertion: 1/steps of the pixels per step [default: 16]. "
+                       "Config: faithfulness.steps.")
+    @click.option("--batch-size", type=key_type("faithfulness.batch_size"), default=None,
+                  help="Images per forward call [default: 32]. Config: faithfulness.batch_size.")
+    @click.option("--out", type=click.Path(file_okay=False), required=True, help="Folder for the tables.")
+    @progress_options
+    @config_options
+    def faithfulness(store, methods, fractions, steps, batch_size, out, quiet, progress, config_path, overrides):
+        """Does each map point at what the model uses? On every positive image of a map store: ROAD
+        (Rong et al., ICML 2022: the class probability as the most or least relevant pixels are
+        removed and filled by noisy linear imputation; the gap LeRF - MoRF, higher is more faithful)
+        and deletion / insertion AUC (Petsiuk et al., BMVC 2018), with bootstrap intervals."""
+        from cxrsal.config import load_config
+        from cxrsal.experiments.faithfulness import run_faithfulness
+
+        cfg = load_config(config_path, overrides, options={
+            "faithfulness.fractions": list(fractions) if fractions is not None else None,
+            "faithfulness.steps": steps, "faithfulness.batch_size": batch_size})
+        table = run_faithfulness(store, out, cfg, methods=methods, log=click.echo, progress=bars(quiet, progress))
+        click.echo(f"{len(table)} rows: {out}/faithfulness.csv (and .parquet), curves.csv, summary.csv")

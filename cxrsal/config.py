@@ -14,7 +14,7 @@ from .config_schema import (  # noqa: F401  (re-exported: `from cxrsal.config im
     SCORE_BASELINE_ARGUMENTS, _Arch, _Baselines, baseline_parts,
     DataConfig, PipelineConfig, ModelConfig, TrainConfig, BaselineConfig, METHOD_PACKAGE, DECLARED,
     DECLARED_DOMAINS, METHOD_KEYS, declare, declared, SaliencyConfig, GgcamConfig, SimilarityConfig,
-    RandomizationConfig, EmprtConfig, CompareConfig, ScoreConfig, PointwiseConfig, MAP_SETTINGS, NOT_MAP_SETTINGS,
+    RandomizationConfig, EmprtConfig, CompareConfig, ScoreConfig, PointwiseConfig, FaithfulnessConfig, MAP_SETTINGS, NOT_MAP_SETTINGS,
     Config, to_dict)
 from .errors import ConfigError
 from .files import atomic_write_text

@@ -383,6 +383,22 @@ class PointwiseConfig:
 
 
 @dataclass(frozen=True)
+class FaithfulnessConfig:
+    """`cxrsal faithfulness`: ROAD (Rong et al., ICML 2022) and deletion / insertion (Petsiuk et
+    al., BMVC 2018) of a map store's positive images: does the map point at what the model uses?"""
+    # ROAD: fractions of the pixels removed, most (MoRF) or least (LeRF) relevant first
+    fractions: tuple[float, ...] = setting((0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9),
+                                           Seq(Number(lo=0, hi=1, lo_open=True, hi_open=True), nonempty=True,
+                                               unique=True))
+    noise: float = setting(0.01, Number(lo=0))       # sd of the noise added to ROAD's imputed pixels ([0, 1] images)
+    steps: int = setting(16, _count(1))              # deletion / insertion: 1/steps of the pixels per step
+    blur: float = setting(1 / 16, Number(lo=0, hi=1, lo_open=True))   # insertion's start: Gaussian sd / image side
+    batch_size: int = setting(32, _count(1))         # images per forward call (every step of every image batched)
+    seed: int = setting(0, SEED)                     # the imputation noise of image i: (seed, i)
+    bootstrap: int = setting(1000, _count(0))        # image-level replicates of the mean curves' intervals
+
+
+@dataclass(frozen=True)
 class StatsConfig:
     """What a question needs to be decided (`cxrsal stats`, and the verdicts `cxrsal randomize` and
     `cxrsal compare` print): below `min_images` images with a defined value the verdict is
@@ -420,6 +436,7 @@ class Config:
     compare: CompareConfig = field(default_factory=CompareConfig)
     score: ScoreConfig = field(default_factory=ScoreConfig)
     pointwise: PointwiseConfig = field(default_factory=PointwiseConfig)
+    faithfulness: FaithfulnessConfig = field(default_factory=FaithfulnessConfig)
     stats: StatsConfig = field(default_factory=StatsConfig)
 
     def lookup(self, key):

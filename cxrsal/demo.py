@@ -37,6 +37,7 @@ SIZES = {
         "experiments.images=3", "datasets.rsna.experiments.smprt=1",
         "experiments.validation=true",      # mIoU's validation maps: every stage runs
         "settings.saliency.samples=2", "settings.saliency.ig_steps=3", "settings.saliency.xrai_steps=3",
+        "settings.faithfulness.fractions=[0.5]", "settings.faithfulness.steps=2",
         "settings.pipeline.batch_size=8", "settings.saliency.batch_size=4",
         "datasets.rsna.localization.settings.model.input_size=32",
         # the tiny RetinaNets as the demo always trained them: demo.yaml's anchors, no plateau
@@ -52,6 +53,8 @@ SIZES = {
         *_each(*(f"models.{m}.settings.model.width=1.0" for m in ("resnet18", "resnet34", "resnet18-wildcat")),
                "models.resnet18-wildcat.settings.model.input_size=96"),
         "settings.saliency.samples=25", "settings.saliency.ig_steps=25", "settings.saliency.xrai_steps=100",
+        "settings.faithfulness.fractions=[0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9]",
+        "settings.faithfulness.steps=16",
         "datasets.rsna.localization.epochs=30", "datasets.rsna.localization.settings.model.input_size=96",
         "datasets.rsna.localization.settings.baseline.anchor_size=2.25"]),
 }

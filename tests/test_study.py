@@ -159,7 +159,10 @@ def _slow_count(study_file, out, methods_per_image):
         maps = (pos + val) * methods_per_image + n["test"] * 1          # + GradCAM of every test image
         randomization = rand * 11 * methods_per_image                 # InceptionV3's cascade: 11 steps
         compares = 3 * pos * methods_per_image          # the replicate's, the permuted twin's, the DenseNet121's maps
-        total += maps + randomization + compares
+        # faithfulness: 8 methods and 3 controls, each 2 x 9 ROAD fractions and 2 x 17 deletion / insertion
+        # steps per image, forward passes counted a third of an evaluation each (rounded up per image)
+        faithfulness = pos * -(-(11 * (2 * 9 + 2 * 17)) // 3) if exp.get("faithfulness", True) else 0
+        total += maps + randomization + compares + faithfulness
     return total
 
 
@@ -268,7 +271,7 @@ def test_an_edited_study_refuses_then_recomputes_what_changed(tmp_path):
     jobs = open_study(load_study(path), out, recompute_changed=True, log=lambda *_: None)
     again = {j.name for j in jobs if not finished(out, j)}
     # it and every job after it run again; the user model's maps and score do not wait for it
-    assert again == {"coco: train small", "coco: maps of small", "coco: score small",
+    assert again == {"coco: train small", "coco: maps of small", "coco: score small", "coco: faithfulness small",
                      "coco: cascading randomization top-down", "coco: reproducibility", "statistics and report"}
     moved = list((out / ".replaced").glob("*/coco/models/small/x.txt"))
     assert len(moved) == 1 and not (out / "coco" / "models" / "small").exists()

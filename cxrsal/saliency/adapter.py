@@ -163,6 +163,7 @@ class ModelAdapter:
         self._guided_grads = fn(self._guided_grads_impl)
         self._margins = fn(self._margins_impl)
         self._class_maps = fn(self._class_maps_impl)
+        self._probabilities = fn(self._probabilities_impl)
         self._replicated = {}
         if batch_size == "auto" and tf.config.list_physical_devices("GPU"):
             self.batch_size = self.probe_batch_size(AUTO_START)
@@ -210,6 +211,16 @@ class ModelAdapter:
         logits = tf.cast(logits, tf.float32)
         # two-way: z1 - z0 > 0 exactly when softmax gives the positive class more than 0.5
         return (logits[:, 1] - logits[:, 0] if self._two_way else logits[:, 0]),
+
+    def _probabilities_impl(self, x, cls):
+        import tensorflow as tf
+
+        _, logits = self._net(self._scale(x), training=False)
+        logits = tf.cast(logits, tf.float32)
+        if self._two_way:       # two or more outputs: the softmax of the explained class
+            return tf.gather(tf.nn.softmax(logits, axis=-1), cls, axis=1, batch_dims=1),
+        z = logits[:, 0]        # one output unit: the sigmoid of the explained class's logit
+        return tf.sigmoid(tf.where(cls == 1, z, -z)),
 
     def _class_maps_impl(self, x, cls):
         import tensorflow as tf
@@ -353,6 +364,12 @@ class ModelAdapter:
         flat, c, _ = self._flat(x, 1)
         margin = self._run(self._margins, flat, c)[0]
         return margin, (margin > 0).astype(np.int32)
+
+    def probabilities(self, x, cls):
+        """The explained class's probability per image (sigmoid of the logit of one output unit,
+        softmax for two or more), forward only: what faithfulness curves record."""
+        flat, c, lead = self._flat(x, cls)
+        return self._run(self._probabilities, flat, c)[0].reshape(lead)
 
     def classes(self, x, target, predicted=None):
         """Class index explained for each image: 1 (positive) or the predicted class

@@ -46,6 +46,7 @@ class Method:
     needs_layers = False
     control = False
     needs_truth = False
+    expected = {}     # a control's verdicts by construction: {check: (verdict, why)}
     defaults = {}
     config = {}
     domains = {}      # parameter -> its `cxrsal.domains` domain (every configurable one declares it)

@@ -38,14 +38,15 @@ def without_controls(frame):
 
 
 def apart(frame, reference):
-    """The frames of a question's mixed-model fits against `reference`: the methods' (controls
-    left out), then one per control present, with the reference alone: a control never moves the
-    methods' estimates."""
-    yield without_controls(frame)
-    present = set(frame.method.astype(str)) if len(frame) else set()
+    """The frames of a question's mixed-model fits against `reference` (a baseline, or a control
+    such as `random`): the methods' (the other controls left out), then one per other control
+    present, with the reference alone: a control never moves the methods' estimates."""
+    names = frame.method.astype(str)
+    yield frame[~names.map(is_control) | (names == reference)]
+    present = set(names) if len(frame) else set()
     for c in control_methods():
-        if c in present:
-            yield frame[frame.method.astype(str).isin([c, reference])]
+        if c in present and c != reference:
+            yield frame[names.isin([c, reference])]
 
 
 def split_controls(frame):

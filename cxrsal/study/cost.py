@@ -28,6 +28,17 @@ def per_image(cfg, methods, has_wildcat):
     return sum(METHODS.get(n).evaluations(METHODS.get(n).resolve(cfg.method_params(n))) for n in names)
 
 
+def faithfulness_per_image(cfg, methods, has_wildcat):
+    """Model evaluations of one image's faithfulness curves, every method of `methods`: ROAD's
+    fractions twice (MoRF, LeRF) and deletion's and insertion's steps + 1, each a forward pass,
+    counted as a third of an evaluation (forward and input gradient), rounded up."""
+    from ..saliency.base import parse_methods
+
+    f = cfg.faithfulness
+    forwards = len(parse_methods(methods, has_wildcat)) * (2 * len(f.fractions) + 2 * (f.steps + 1))
+    return -(-forwards // 3)
+
+
 def randomization_steps(arch, all_blocks=False, blocks=()):
     """The randomized states of one cascade: the logits, then each backbone block it randomizes
     (InceptionV3: logits and mixed10 ... mixed1, 11 steps). A user's model (not a registered

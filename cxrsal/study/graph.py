@@ -78,6 +78,7 @@ SHAPING = {
     "localization": ("pipeline", "model", "train", "baseline"),
     "maps": ("saliency", "ggcam"),
     "score": ("score", "pointwise"),
+    "faithfulness": ("faithfulness",),
     "randomization": ("saliency", "ggcam", "randomization", "similarity"),
     "compare": ("saliency", "ggcam", "compare", "similarity"),
 }
@@ -246,6 +247,13 @@ def _dataset_jobs(ctx, study, d, ds, cost, t):
                                  outputs=tuple(f"{d}/results/{k}-{r}" for r in runs for k in ("score", "pointwise")),
                                  settings={"score": shaping(scfg, "score"), "pointwise": shaping(every, "score"),
                                            "utility": exp.utility, "grid": grid}, dataset=d))
+        if exp.faithfulness:
+            jobs.append(StudyJob(f"{d}: faithfulness {mname}", "faithfulness", t.faithfulness, (ctx, d, mname),
+                                 deps=(name,), outputs=tuple(f"{d}/results/faithfulness-{r}" for r in runs),
+                                 settings={"faithfulness": shaping(scfg, "faithfulness"), "methods": methods},
+                                 evaluations=n_maps * cost.faithfulness_per_image(scfg, methods,
+                                                                                  ds.models[mname].head == "wildcat"),
+                                 arch=arch, size=size, dataset=d))
     scfg = t.map_configs(ctx, d, mapped)[0]
     per = cost.per_image(scfg, methods, mspec.head == "wildcat")
     arch, size = arch_size[mapped]

@@ -36,7 +36,8 @@ LOCALIZATION_KINDS = ("unet", "retinanet")
 # RetinaNet on RSNA's boxes); a folder or COCO set has masks
 DEFAULT_LOCALIZATION = {"rsna": "retinanet", "siim": "unet", "folder": "unet", "coco": "unet"}
 # the kinds of job, each with its own resources on a cluster
-JOB_KINDS = ("prepare", "train", "localization", "choose", "maps", "score", "randomization", "compare", "report")
+JOB_KINDS = ("prepare", "train", "localization", "choose", "maps", "score", "faithfulness", "randomization", "compare",
+             "report")
 
 
 class Mapping(Domain):
@@ -95,6 +96,8 @@ class Experiments:
     images: int = setting(0, _count(0))                              # positive test images mapped; 0 = all
     validation: bool = setting(True, Flag())                         # validation maps (mIoU's threshold)
     utility: bool = setting(True, Flag())
+    # ROAD, deletion and insertion of the mapped models' test positives (`cxrsal faithfulness`)
+    faithfulness: bool = setting(True, Flag())
     pointwise: str = setting("gcam", Text())                         # grid methods mapped on every test image; "" = none
     orders: tuple[str, ...] = setting(("top-down",), Seq(OneOf(*ORDERS), unique=True))
     randomization_images: int = setting(0, _count(0))                # 0: `images`
@@ -143,7 +146,8 @@ class Resources:
 DEFAULT_RESOURCES = {"prepare": Resources(cpus=8, time_min=120), "train": Resources(gpus=1, cpus=8, mem_gb=32, time_min=720),
                      "localization": Resources(gpus=1, cpus=8, mem_gb=32, time_min=720),
                      "choose": Resources(cpus=1, mem_gb=2, time_min=10), "maps": Resources(gpus=1, cpus=8, mem_gb=32),
-                     "score": Resources(cpus=4), "randomization": Resources(gpus=1, cpus=8, mem_gb=32, time_min=720),
+                     "score": Resources(cpus=4), "faithfulness": Resources(gpus=1, cpus=8, mem_gb=32),
+                     "randomization": Resources(gpus=1, cpus=8, mem_gb=32, time_min=720),
                      "compare": Resources(gpus=1, cpus=8, mem_gb=32), "report": Resources(cpus=4, time_min=60)}
 
 

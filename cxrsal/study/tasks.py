@@ -240,6 +240,17 @@ def score(ctx, d, mname):
     return ""
 
 
+def faithfulness(ctx, d, mname):
+    """ROAD, deletion and insertion of every method and control of the test positives' maps."""
+    from ..experiments.faithfulness import run_faithfulness
+
+    scfg = map_configs(ctx, d, mname)[0]
+    name = run_of(ctx, d, mname)
+    run_faithfulness(ctx.folder(d, "maps", name), ctx.folder(d, "results") / f"faithfulness-{name}", scfg,
+                     log=_quiet)
+    return ""
+
+
 def randomization_config(ctx, d, order, smooth):
     ds = ctx.study.datasets[d]
     exp = ds.experiments
