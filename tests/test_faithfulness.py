@@ -3,6 +3,7 @@ and on an analytic model whose faithful map is known by construction."""
 
 import doctest
 import math
+from concurrent.futures import ThreadPoolExecutor
 from fractions import Fraction
 
 import numpy as np
@@ -195,6 +196,19 @@ def test_road_batch_removes_each_fraction():
     np.testing.assert_array_equal(morf[0], fm.impute(image, removed.reshape(7, 5), rng=None, noise_sd=0.0))
     with pytest.raises(CxrsalError, match="35 pixels"):
         fm.road_batch(image, order[:-1], rng=None)
+
+
+def test_road_batch_on_an_executor_gives_the_same_images():
+    rng = np.random.default_rng(19)
+    image = rng.random((20, 17, 3)).astype(np.float32)
+    order = rng.permutation(20 * 17)
+    serial = fm.road_batch(image, order, rng=np.random.default_rng(20))
+    with ThreadPoolExecutor(max_workers=2) as executor:
+        threaded = fm.road_batch(image, order, rng=np.random.default_rng(20), executor=executor)
+    for a, b in zip(serial, threaded):
+        np.testing.assert_array_equal(a, b)
+    empty = fm.road_batch(image, order, rng=None, fractions=())
+    assert empty[0].shape == empty[1].shape == (0, 20, 17, 3)
 
 
 def test_deletion_and_insertion_steps():
