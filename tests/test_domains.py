@@ -185,7 +185,7 @@ COMMAND_OF = {"data": ["prepare", "--root", "R"], "pipeline": ["train", "--data"
               "ggcam": ["saliency", "--model", "M"], "similarity": ["randomize", "--model", "M"],
               "randomization": ["randomize", "--model", "M"], "emprt": ["randomize", "--model", "M"], "compare": ["compare", "--models", "M", "N"],
               "score": ["score", "--maps", "S"], "pointwise": ["score", "--maps", "S"],
-              "stats": ["stats", "--results", "R"]}
+              "faithfulness": ["faithfulness", "--maps", "S"], "stats": ["stats", "--results", "R"]}
 
 
 def refused(args, out, existing=False):
@@ -247,6 +247,7 @@ def test_every_option_declares_a_domain():
 BASE = {"synth": ["--dataset", "rsna", "--n", "2"], "prepare": ["--root", "R"], "train": ["--data", "D"],
         "train-baseline": ["unet", "--data", "D"], "saliency": ["--model", "M"], "randomize": ["--model", "M"],
         "compare": ["--models", "M", "N"], "score": ["--maps", "S"], "overlay": ["--maps", "S"],
+        "faithfulness": ["--maps", "S"],
         "demo": [], "stats": ["--results", "R"], "report": ["--results", "R"], "evaluate": ["--model", "M"],
         "predict-baseline": ["--model", "M"], "adopt": ["--model", "M", "--data", "D"], "merge": ["S"],
         "settings": []}
@@ -312,7 +313,8 @@ def test_settings_lists_every_key_with_a_default_that_reads_back():
     one = CliRunner().invoke(cli, ["settings", "ggcam"])
     assert one.stdout.split() == ["ggcam.order", "processed", "one", "of", "processed,", "raw"]
     assert refused(["settings", "bogus"], Path("/nonexistent/out")).endswith("valid sections: baseline, compare, "
-                                                                          "data, emprt, ggcam, model, pipeline, pointwise, "
+                                                                          "data, emprt, faithfulness, ggcam, model, "
+                                                                          "pipeline, pointwise, "
                                                                           "randomization, saliency, score, "
                                                                           "similarity, stats, train (see --help)")
 
