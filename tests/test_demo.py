@@ -84,11 +84,18 @@ def test_demo_tiny_end_to_end(tmp_path):
     # one Table 2 per data set and model (never pooled): the classifier's with every question, the WILDCAT's
     assert set(t2.model) == {"resnet18", "resnet18-wildcat"} and t2.dataset.nunique() == 2
     for dataset, main in t2[t2.model == "resnet18"].groupby("dataset"):
-        assert set(main.method) == {"grad", "sg", "ig", "sig", "gcam", "xrai", "gbp", "ggcam"}, dataset
+        # the eight methods, and the control maps in rows of their own (controls.csv: can each check fail?)
+        assert set(main.method) == {"grad", "sg", "ig", "sig", "gcam", "xrai", "gbp", "ggcam", "edge", "random",
+                                    "oracle"}, dataset
         for question in table2_columns():
             assert set(main.loc[main.method == "gcam", question]) <= {"PASS", "FAIL", "undefined"}, question
     main = t2[t2.model == "resnet18"]
     assert "wildcat" in set(t2[t2.model == "resnet18-wildcat"].method)
+    # the controls' verdicts beside the ones they must get, and faithfulness against the random control
+    controls = pd.read_csv(tmp_path / "demo" / "report" / "stats" / "controls.csv", keep_default_na=False)
+    assert set(controls.control) == {"edge", "random", "oracle"} and set(controls.behaves) <= {"yes", "no", "not shown"}
+    assert "## Can these checks fail?" in md and "faithfulness vs random" in t2.columns
+    assert sum(f.startswith("faithfulness_curves") for f in figures) == 4      # two models mapped per data set
     # every question has an answer, the localization-network ones from the two RetinaNets (RSNA)
     # and U-Nets (SIIM); an undefined one (tiny constant GradCAM maps, too few images) says why
     undefined = pd.read_csv(tmp_path / "demo" / "report" / "stats" / "undefined.csv", keep_default_na=False)

@@ -234,7 +234,8 @@ def test_a_saved_model_folder_is_audited_where_gradients_allow(audit, tmp_path):
                         "--set", "saliency.xrai_steps=2")
     assert rc == 0, err
     sm = MapStore(tmp_path / "sm")
-    assert sm.methods() == sorted(["grad", "sg", "ig", "sig", "xrai"])
+    # the gradient methods, and the control maps, which need no inner layer either
+    assert sm.methods() == sorted(["grad", "sg", "ig", "sig", "xrai", "edge", "random", "oracle"])
     rc, _, err = cxrsal("saliency", "--model", tmp_path / "user.keras", *run, "--methods", "grad",
                         "--out", tmp_path / "keras")
     assert rc == 0, err
