@@ -9,8 +9,8 @@ import numpy as np
 
 from ..saliency.base import METHODS, ordered
 from ..metrics.defined import UNDEFINED, joined, texts, too_few
-from . import POSTHOC, Rules, decided, one_sample, undefined_values, vs_threshold
-from .controls import without_controls
+from . import POSTHOC, Rules, better_than, decided, finding, mixed_model, one_sample, undefined_values, vs_threshold
+from .controls import apart, without_controls
 from .power import detectable_difference
 from .results import kinds
 from .sources import NO_DATA, UNKNOWN, group_model, group_name
@@ -78,6 +78,35 @@ def threshold_of(thresholds, method, ids):
         return float("nan"), joined(*sorted(set(texts(th, "reason")))) or "no threshold"
     why = sorted(set(texts(th, "reason")))
     return float(th.threshold.mean()), joined(*why)
+
+
+def versus_rows(ids, question, model, frame, reference, rules):
+    """tests.csv rows of every method of `frame` against `reference` (a baseline or a control) by
+    the mixed model, paired by image (`mixed_model`): the methods in one fit, each other control in
+    a fit of its own (`controls.apart`); PASS = significantly better, with the three-way finding."""
+    rows = []
+    for part in apart(frame, reference):
+        for r in mixed_model(part, reference=reference, alpha=rules.alpha, min_images=rules.min_images,
+                             test=rules.test):
+            rows.append(tests_row(ids, question, model, r["level"], reference, r["estimate"], r["ci_low"],
+                                  r["ci_high"], r["p_value"], r["test"],
+                                  better_than(r["estimate"], r["p_value"], rules.alpha),
+                                  finding(r["estimate"], r["p_value"], rules.alpha), n=r["n"],
+                                  reason=joined(r["reason"], r["left_out"]) if r["reason"] else "",
+                                  left_out=r["left_out"], df=r["df"]))
+    return rows
+
+
+def sets_per_model(frame, question):
+    """Post-hoc sets (ids, question, model, rows) of a per-image table, one per scored model."""
+    sets = []
+    if frame.empty:
+        return sets
+    keys = keys_of(frame, "model")
+    for values, d in frame.groupby(keys, sort=True):
+        ids = ids_of(keys, values)
+        sets.append(({k: v for k, v in ids.items() if k != "model"}, question, ids.get("model", ""), d))
+    return sets
 
 
 def threshold_test(ids, question, model, method, d, threshold, rules):

@@ -183,3 +183,10 @@ def load_results(infos):
             if len(frame):
                 out[name].append(kind.prepare(info, _tagged(info, frame, kind.group_of_rows(info, first))))
     return {k: pd.concat(v, ignore_index=True) if v else pd.DataFrame() for k, v in out.items()}
+
+
+def store_model_refs(meta):
+    """The model of a result made from a map store (score.json, faithfulness.json name the model
+    by its directory's name; the store's store.json holds its path)."""
+    store = Path(meta.get("maps", "")) / "store.json"
+    return [(read_result_json(store).get("model") if store.is_file() else None) or meta.get("model")]

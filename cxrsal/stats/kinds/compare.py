@@ -7,9 +7,8 @@ import numpy as np
 
 from ...metrics.similarity import LOW_BASELINE
 from ...metrics.defined import joined, too_few
-from .. import Rules, better_than, finding, mixed_model, one_sample, undefined_values
-from ..controls import apart
-from ..questions import ids_of, keys_of, mean_interval, threshold_of, threshold_test, tests_row
+from .. import Rules, better_than, finding, one_sample, undefined_values
+from ..questions import ids_of, keys_of, mean_interval, threshold_of, threshold_test, tests_row, versus_rows
 from ..results import ResultKind, register_result
 from ..sources import UNKNOWN
 
@@ -71,16 +70,7 @@ def compare_tests(compare, kind, rules=Rules()):
                                   finding(est, p, alpha), n=len(ok), reason=joined(few, gone) if few else "",
                                   left_out=gone, df=len(ok) - 1))
         if LOCALIZATION in set(d.method):
-            fits = (r for part in apart(d, LOCALIZATION)      # the controls, each in a fit of its own
-                    for r in mixed_model(part, reference=LOCALIZATION, alpha=alpha, min_images=rules.min_images,
-                                         test=rules.test))
-            for r in fits:
-                rows.append(tests_row(ids, f"{kind} vs localization network", pair, r["level"], LOCALIZATION,
-                                      r["estimate"], r["ci_low"], r["ci_high"], r["p_value"], r["test"],
-                                      better_than(r["estimate"], r["p_value"], alpha),
-                                      finding(r["estimate"], r["p_value"], alpha), n=r["n"],
-                                      reason=joined(r["reason"], r["left_out"]) if r["reason"] else "",
-                                      left_out=r["left_out"], df=r["df"]))
+            rows += versus_rows(ids, f"{kind} vs localization network", pair, d, LOCALIZATION, rules)
     return rows
 
 

@@ -6,13 +6,11 @@ from pathlib import Path
 
 import numpy as np
 
-from ...metrics.defined import joined
-from .. import Rules, better_than, finding, mixed_model
-from ..controls import apart
+from .. import Rules
 from ..plotting import png, pyplot
-from ..questions import BOOTSTRAP, ids_of, keys_of, tests_row
+from ..questions import BOOTSTRAP, ids_of, keys_of, sets_per_model, versus_rows
 from ..results import Figure, Output, ResultKind, register_result
-from ..sources import read_result_json, read_result_table
+from ..sources import read_result_table, store_model_refs
 
 QUESTION = "faithfulness vs random"
 REFERENCE = "random"
@@ -37,17 +35,8 @@ def faithfulness_tests(table, rules=Rules()):
     keys = keys_of(gap, "model")
     for values, d in gap.groupby(keys, sort=True):
         ids = ids_of(keys, values)
-        if REFERENCE not in set(d.method):
-            continue
-        for part in apart(d, REFERENCE):
-            for r in mixed_model(part, reference=REFERENCE, alpha=rules.alpha, min_images=rules.min_images,
-                                 test=rules.test):
-                rows.append(tests_row(ids, QUESTION, ids.get("model", ""), r["level"], REFERENCE, r["estimate"],
-                                      r["ci_low"], r["ci_high"], r["p_value"], r["test"],
-                                      better_than(r["estimate"], r["p_value"], rules.alpha),
-                                      finding(r["estimate"], r["p_value"], rules.alpha), n=r["n"],
-                                      reason=joined(r["reason"], r["left_out"]) if r["reason"] else "",
-                                      left_out=r["left_out"], df=r["df"]))
+        if REFERENCE in set(d.method):
+            rows += versus_rows(ids, QUESTION, ids.get("model", ""), d, REFERENCE, rules)
     return rows
 
 
@@ -133,22 +122,14 @@ class FaithfulnessResult(ResultKind):
     absent = "run `cxrsal faithfulness` on a map store holding the random control (`--methods study,controls`)"
 
     def model_refs(self, meta):
-        store = Path(meta.get("maps", "")) / "store.json"
-        return [(read_result_json(store).get("model") if store.is_file() else None) or meta.get("model")]
+        return store_model_refs(meta)
 
     def tests(self, tables, rules):
         return faithfulness_tests(tables["faithfulness"], rules)
 
     def posthoc_sets(self, tables):
-        sets, t = [], tables["faithfulness"]
-        if not t.empty:
-            gap = t[t.metric == "road_gap"]
-            keys = keys_of(gap, "model")
-            for values, d in gap.groupby(keys, sort=True):
-                ids = ids_of(keys, values)
-                sets.append(({k: v for k, v in ids.items() if k != "model"}, "faithfulness", ids.get("model", ""),
-                             d))
-        return sets
+        t = tables["faithfulness"]
+        return sets_per_model(t[t.metric == "road_gap"], "faithfulness") if not t.empty else []
 
     def outputs(self, tables, res):
         return [Output("faithfulness", TITLE, faithfulness_table(tables["faithfulness"]), NOTE)]

@@ -10,13 +10,12 @@ import numpy as np
 from ...experiments.score_baselines import score_baselines
 from ...metrics.utility import utility_metrics
 from ...saliency.base import METHODS, ordered
-from ...metrics.defined import UNDEFINED, joined
-from .. import Rules, better_than, finding, mixed_model
-from ..controls import apart
+from ...metrics.defined import UNDEFINED
+from .. import Rules
 from ..plotting import png, pyplot
-from ..questions import BOOTSTRAP, ids_of, keys_of, tests_row
+from ..questions import BOOTSTRAP, ids_of, keys_of, sets_per_model, versus_rows
 from ..results import Figure, Output, ResultKind, register_result
-from ..sources import NO_DATA, read_result_json, read_result_table
+from ..sources import NO_DATA, read_result_json, read_result_table, store_model_refs
 
 # each registered baseline's question: the average mask is [A]'s low baseline, the localization
 # networks (U-Net for SIIM, RetinaNet for RSNA) its high one
@@ -41,19 +40,9 @@ def utility_tests(scores, rules=Rules()):
     for values, d in auprc.groupby(keys, sort=True):
         ids = ids_of(keys, values)
         for baseline in score_baselines():
-            if baseline.method not in set(d.method):
-                continue
-            question = HIGH_QUESTION if baseline.high else LOW_QUESTION
-            fits = (r for part in apart(d, baseline.method)      # the controls, each in a fit of its own
-                    for r in mixed_model(part, reference=baseline.method, alpha=rules.alpha,
-                                         min_images=rules.min_images, test=rules.test))
-            for r in fits:
-                rows.append(tests_row(ids, question, ids.get("model", ""), r["level"], baseline.method, r["estimate"],
-                                      r["ci_low"], r["ci_high"], r["p_value"], r["test"],
-                                      better_than(r["estimate"], r["p_value"], rules.alpha),
-                                      finding(r["estimate"], r["p_value"], rules.alpha), n=r["n"],
-                                      reason=joined(r["reason"], r["left_out"]) if r["reason"] else "",
-                                      left_out=r["left_out"], df=r["df"]))
+            if baseline.method in set(d.method):
+                question = HIGH_QUESTION if baseline.high else LOW_QUESTION
+                rows += versus_rows(ids, question, ids.get("model", ""), d, baseline.method, rules)
     return rows
 
 
@@ -254,22 +243,14 @@ class ScoreResult(ResultKind):
     questions = (LOW_QUESTION, HIGH_QUESTION)
 
     def model_refs(self, meta):
-        # score.json names the model by its directory's name; its map store holds the path
-        store = Path(meta.get("maps", "")) / "store.json"
-        return [(read_result_json(store).get("model") if store.is_file() else None) or meta.get("model")]
+        return store_model_refs(meta)
 
     def tests(self, tables, rules):
         return utility_tests(tables["scores"], rules)
 
     def posthoc_sets(self, tables):
-        sets, scores = [], tables["scores"]
-        if not scores.empty:
-            auprc = scores[scores.metric == "auprc"]
-            keys = keys_of(auprc, "model")
-            for values, d in auprc.groupby(keys, sort=True):
-                ids = ids_of(keys, values)
-                sets.append(({k: v for k, v in ids.items() if k != "model"}, "utility", ids.get("model", ""), d))
-        return sets
+        scores = tables["scores"]
+        return sets_per_model(scores[scores.metric == "auprc"], "utility") if not scores.empty else []
 
     def constant_maps(self, tables):
         """The trained model's maps scored (every image a map once per method), constant ones flagged."""
