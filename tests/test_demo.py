@@ -116,7 +116,11 @@ def test_demo_tiny_end_to_end(tmp_path):
             tables_md
     # every question of the classifier ran (none says "no data"): decided, or undefined for one of
     # the rule's reasons (the tiny demo has few positive images, its RetinaNets' heatmaps may be flat)
-    assert set(main[list(table2_columns())].to_numpy().ravel()) <= {"PASS", "FAIL", "undefined"}
+    # (the random control's faithfulness cell says "reference": every method is compared with it)
+    asked = main[list(table2_columns())]
+    assert set(asked.to_numpy().ravel()) - {"reference"} <= {"PASS", "FAIL", "undefined"}
+    assert set(main[asked.eq("reference").any(axis=1)].method) == {"random"}
+    assert set(main.loc[main.method == "random", "faithfulness vs random"]) == {"reference"}
     assert all(re.search(r"n = \d+ < 5 images|constant|all zero", r) for r in undefined.reason), set(undefined.reason)
     assert (tmp_path / "demo" / "rsna" / "baselines" / "retinanet-seed1" / "predictions" / "test" / "detections.csv").exists()
     t1 = pd.read_csv(tmp_path / "demo" / "report" / "stats" / "table1.csv", dtype={"dataset": str})

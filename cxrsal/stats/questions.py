@@ -18,6 +18,7 @@ from .sources import NO_DATA, UNKNOWN, group_model, group_name
 TESTS_COLUMNS = ("dataset", "group", "question", "model", "method", "comparison", "estimate", "ci_low", "ci_high",
                  "p_value", "df", "test", "n", "finding", "decision", "detectable", "reason", "left_out", "source")
 BOOTSTRAP = 1000    # image-level replicates of every interval of a mean
+REFERENCE = "reference"     # Table 2's cell of the method a question compares the others with (the random control)
 
 
 def table2_columns():
@@ -186,8 +187,9 @@ def table2(tests, columns=None):
             row = {"dataset": dataset, "model": group_model(group), "method": m}
             for q in criteria:
                 d = g[(g.method == m) & (g.question == q)]
-                if d.empty:
-                    row[q] = NO_DATA
+                if d.empty:      # the control every method of the question is compared with, or no result
+                    asked = g[g.question == q]
+                    row[q] = REFERENCE if "comparison" in g.columns and m in set(asked.comparison) else NO_DATA
                 else:
                     decisions = set(d.decision)
                     row[q] = "PASS" if decisions == {"PASS"} else ("FAIL" if "FAIL" in decisions else UNDEFINED)
