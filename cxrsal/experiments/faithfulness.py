@@ -133,9 +133,10 @@ def _group_records(adapter, store, data, rows, method, group, size, f, model_nam
     idx = [rows[i]["index"] for i in group]
     images = load_batch(data, idx, size)[0]
     # the class the maps explain: the positive one, or the predicted one (saliency.target)
-    cls = np.array([1 if store.params(method).get("target", "positive") == "positive" else int(d["logit"] > 0)
-                    for d in loaded], np.int32)
-    channels = getattr(METHODS.get(method), "channels", True) if method in METHODS else np.ndim(loaded[0]["raw"]) == 3
+    positive = store.params(method).get("target", "positive") == "positive"      # params.json, read once
+    cls = np.array([1 if positive else int(d["logit"] > 0) for d in loaded], np.int32)
+    # the method's own flag; a map of an unregistered method by its shape ([H, W, C]: channel maps)
+    channels = METHODS.get(method).channels if method in METHODS else np.ndim(loaded[0]["raw"]) == 3
     records = []
     for c in np.unique(cls):            # one class per call of the model
         pick = np.flatnonzero(cls == c)

@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 
 from ..metrics.defined import MIN_IMAGES
-from ..saliency.base import control_methods
+from ..saliency.base import is_control
 from . import ALPHA, POSTHOC
 from .controls import (CONTROLS_CAPTION, CONTROLS_NOTE, CONTROLS_TITLE, marked, split_controls,
                        uninformative_checks)
@@ -15,7 +15,6 @@ from .questions import BOOTSTRAP, sanity_meaning, sanity_renames
 from .sources import NO_DATA, UNKNOWN, group_model
 from .undefined import CONSTANT_TITLE, summary_lines
 
-CONTROL_NAMES = frozenset(control_methods())
 POOLING = "Results of different data sets or architectures are never pooled: each Table 2 holds one group."
 TABLE1_TITLE = ("Table 1 ([B]): per backbone x head the run with the best validation score; its test AUC and "
                 "pointwise AP")
@@ -133,7 +132,7 @@ def found_lines(res):
             if not present:
                 continue
             passed = [m for m, r in zip(g.method, g[present].itertuples(index=False))
-                      if set(r) == {"PASS"} and m not in CONTROL_NAMES]
+                      if set(r) == {"PASS"} and not is_control(m)]
             parts.append(f"{', '.join(passed) or 'none'} ({dataset}/{model})")
         lines.append(f"- {area}, the methods that PASS every question with data: "
                      + ("; ".join(parts) if parts else NO_DATA))
